@@ -1,0 +1,146 @@
+"""The run store's tables: the one place their columns and units are written down.
+
+A run is a folder:
+
+    <run_dir>/
+      run.json                 environment, suite, configs, implementations, status, command line
+      tables/<table>/part-*.parquet   one file per finished case (atomic: written to a temp name, then renamed)
+      profile.ncu-rep          the Nsight Compute report (when ncu ran); open it in the Nsight Compute GUI
+      ncu/                     the raw and details CSV exports the parser read
+
+Every row of every table carries `run_id` and, where it is about a case, the implementation name (`impl`:
+a stage name such as `stage0_baseline`, or a peer such as `sdpa_cudnn`) and the config (`config_id` plus its
+`B, H, S, D, causal, dtype` columns), so that tables from different runs can be concatenated and filtered
+without joins. Units are in the column names. A value that could not be measured is null (NaN / None) and the
+row's `status` says why; nothing is ever filled in with a guess.
+
+`status` values: `ok`; `failed` (the implementation raised; `error` holds the one-line reason); `wrong`
+(ran, but failed the correctness check, so it was not timed); `unavailable` (the peer does not exist in this
+environment, e.g. FlashAttention-3 not installed); `not_measured` (this run could not measure it, e.g. timings
+under `--interpret`, counters with `--no-ncu`).
+"""
+
+from __future__ import annotations
+
+CONFIG_COLUMNS = ["config_id", "B", "H", "S", "D", "causal", "dtype"]
+CASE_KEY = ["run_id", "impl", *CONFIG_COLUMNS]
+
+# table name -> {column: description with unit}. Columns listed in CASE_KEY are implied where `case` is True.
+TABLES: dict[str, dict] = {
+    "correctness": {
+        "case": True,
+        "doc": "Output of each implementation against the float64 reference (kernels/reference.py).",
+        "columns": {
+            "status": "ok | failed | wrong | unavailable",
+            "max_abs_err": "max |out - ref| over all elements (same units as O)",
+            "max_rel_err": "max |out - ref| / max |ref|",
+            "rel_l2_err": "||out - ref||_2 / ||ref||_2",
+            "budget_abs_err": "error budget: 2x the max abs error of PyTorch's own math in the same dtype",
+            "within_budget": "max_abs_err <= budget_abs_err (bool)",
+            "doc_allclose": "the document's check: torch.allclose(out, ref, rtol=1e-3, atol=2e-3) (bool)",
+            "doc_max_err_ok": "the document's gate: max_abs_err <= 0.06 (bool)",
+            "error": "one-line reason when status != ok",
+        },
+    },
+    "timings": {
+        "case": True,
+        "doc": "Kernel time by triton.testing.do_bench over rotated inputs (not served from L2).",
+        "columns": {
+            "status": "ok | failed | wrong | unavailable | not_measured",
+            "time_ms": "median time of one call (ms)",
+            "time_ms_p20": "20th percentile (ms)",
+            "time_ms_p80": "80th percentile (ms)",
+            "spread_pct": "(p80 - p20) / median x 100",
+            "stable": "spread_pct < 2 (bool)",
+            "n_reps": "timed repetitions",
+            "tflops": "flops / time (TFLOP/s), FLOPs by kernels.workload (causal halved)",
+            "bare_time_ms": "median of a bare do_bench of the same call in the same process (ms), when measured",
+            "tuned_config": "the config the autotuner chose (stage 5), else empty",
+            "error": "one-line reason when status != ok",
+        },
+    },
+    "batching": {
+        "case": True,
+        "doc": "Per-sequence latency across batch sizes at one (H, S, D, causal, dtype).",
+        "columns": {
+            "time_ms": "median kernel time at this B (ms)",
+            "per_seq_ms": "time_ms / B (ms)",
+            "speedup_vs_b1": "per_seq_ms at B=1 / per_seq_ms at this B (the document's batching efficiency)",
+        },
+    },
+    "launch": {
+        "case": True,
+        "doc": "Host-side cost of launching the implementation once, and its share of the kernel time.",
+        "columns": {
+            "host_launch_us": "median wall time of the Python call with the GPU busy elsewhere (us)",
+            "time_ms": "median kernel time (ms)",
+            "launch_share": "host_launch_us / (time_ms x 1000)",
+        },
+    },
+    "determinism": {
+        "case": True,
+        "doc": "N repeated runs on the same inputs compared bitwise with the first.",
+        "columns": {
+            "n_runs": "repetitions compared",
+            "n_identical": "repetitions bitwise identical to the first",
+            "bitwise_identical": "n_identical == n_runs (bool)",
+        },
+    },
+    "census": {
+        "case": True,
+        "doc": "Static counts of the compiled sm_90 code of each stage (collectors/census.py).",
+        "columns": {
+            "wgmma": "wgmma.mma_async instructions in the PTX",
+            "bar_sync": "bar.sync / barrier.sync instructions in the PTX",
+            "mbarrier": "mbarrier.* instructions in the PTX",
+            "tma": "cp.async.bulk.tensor instructions in the PTX",
+            "ex2": "ex2.approx instructions in the PTX",
+            "num_warps": "warps per program as compiled (warp specialization adds some)",
+            "registers": "registers per thread",
+            "spills_bytes": "spill stores bytes",
+            "shared_bytes": "static + dynamic shared memory per program (bytes)",
+            "grid_programs": "programs the launcher would start for this config",
+        },
+    },
+    "ceilings": {
+        "case": False,
+        "doc": "This GPU's ceilings measured in the same run; the models prefer them to datasheet figures.",
+        "columns": {
+            "run_id": "run",
+            "name": "fp16_mma_tflops | bf16_mma_tflops | hbm_tbps | exp2_tops | launch_us",
+            "value": "measured value",
+            "unit": "unit of value",
+            "how": "what was run to measure it",
+        },
+    },
+    "ncu_metrics": {
+        "case": True,
+        "doc": "Every Nsight Compute metric of every profiled kernel, tidy.",
+        "columns": {
+            "kernel": "kernel (function) name as ncu reports it",
+            "kernel_index": "order of the kernel within the case's NVTX range",
+            "metric": "short name (collectors/metrics.py) or the raw name when it has none",
+            "raw_metric": "ncu metric name",
+            "value": "numeric value (float)",
+            "unit": "ncu unit string",
+        },
+    },
+    "stalls": {
+        "case": True,
+        "doc": "Warp stall reasons per profiled kernel (WarpStateStats).",
+        "columns": {
+            "kernel": "kernel name",
+            "kernel_index": "order of the kernel within the case's NVTX range",
+            "reason": "stall reason (long_scoreboard, barrier, ...)",
+            "cycles_per_issue": "average warp cycles stalled for this reason per issued instruction",
+            "fraction": "cycles_per_issue / sum over reasons (0..1)",
+        },
+    },
+}
+
+
+def columns(table: str) -> list[str]:
+    """All columns of `table` in order, key columns first."""
+    spec = TABLES[table]
+    key = CASE_KEY if spec["case"] else []
+    return key + [c for c in spec["columns"] if c not in key]

@@ -1,0 +1,51 @@
+"""Named config suites shipped with the toolkit.
+
+- `seed`: the design document's own configuration (H100, fp16, S=2048; B=16 for the FA3 figure it quotes,
+  head dim 64 and causal as in its validation script).
+- `batching`: the document's batching gate (B = 1, 8, 32 at the seed's other values).
+- `fa3-grid`: the FlashAttention-3 paper's forward grid (Shah et al. 2024, Fig. 5): batch·seqlen = 16k,
+  S in 512 … 16k, head dim 64 and 128 with hidden size 2048 (so 2048/D heads), causal and not: 24 configs.
+- `tiny`: small shapes for `--interpret` runs on the CPU (tails, both head dims, causal both ways).
+"""
+
+from __future__ import annotations
+
+from .workload import AttentionConfig
+
+SEED = AttentionConfig(B=16, H=16, S=2048, D=64, causal=True, dtype="fp16")
+
+
+def _fa3_grid(dtype: str = "fp16") -> list[AttentionConfig]:
+    configs = []
+    for D in (64, 128):
+        for causal in (False, True):
+            for S in (512, 1024, 2048, 4096, 8192, 16384):
+                configs.append(AttentionConfig(B=16384 // S, H=2048 // D, S=S, D=D, causal=causal, dtype=dtype))
+    return configs
+
+
+SUITES: dict[str, list[AttentionConfig]] = {
+    "seed": [SEED],
+    "batching": [SEED.with_(B=b) for b in (1, 8, 32)],
+    "fa3-grid": _fa3_grid(),
+    "tiny": [
+        AttentionConfig(B=1, H=2, S=17, D=64, causal=True),
+        AttentionConfig(B=2, H=1, S=100, D=64, causal=False),
+        AttentionConfig(B=1, H=1, S=130, D=128, causal=True),
+    ],
+}
+
+SUITE_HELP = {
+    "seed": "the document's config: B16 H16 S2048 D64 causal fp16",
+    "batching": "B = 1, 8, 32 at the seed's other values (the document's batching gate)",
+    "fa3-grid": "FlashAttention-3 paper grid: B·S = 16k, S 512..16k, D 64/128, H = 2048/D, causal and not (24)",
+    "tiny": "three small shapes for CPU interpreter runs (tails, D 64/128, causal both ways)",
+}
+
+
+def get_suite(name: str, dtype: str | None = None) -> list[AttentionConfig]:
+    """The configs of suite `name`, optionally with every dtype replaced (e.g. bf16)."""
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}.")
+    configs = SUITES[name]
+    return [c.with_(dtype=dtype) for c in configs] if dtype else list(configs)

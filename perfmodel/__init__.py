@@ -1,0 +1,14 @@
+"""perfmodel: measure Triton flash-attention kernels on an H100 and hold the "Einstein inversion" plan to the data.
+
+Subpackages by data flow: `kernels` (the Triton stages and their peers) -> `collectors` (timing, Nsight Compute,
+the run store) -> `perfmodel` (predictions, comparisons, reports, the CLI) -> `app` (the dashboard).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("perfmodel")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
