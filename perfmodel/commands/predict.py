@@ -1,14 +1,133 @@
-"""`perfmodel predict` (being built)."""
+"""`perfmodel predict`: what the Einstein plan and our first-principles model expect per stage (no GPU needed)."""
 
-from perfmodel.errors import UserError
+from __future__ import annotations
 
-HELP = "predict (being built)"
-EXAMPLES = ["perfmodel predict --help"]
+import argparse
+import math
+
+HELP = "predict each stage's TFLOP/s: the Einstein plan (absolute, relative) and our first-principles model"
+EXAMPLES = [
+    "perfmodel predict --config B=16,H=16,S=2048,D=64,causal",
+    "perfmodel predict --config B=16,H=16,S=2048,D=64,causal --gpu h100-sxm --baseline-tflops 320",
+    "perfmodel predict --suite batching --format csv > batching.csv",
+    "perfmodel predict --config B=4,H=16,S=8192,D=128 --gpu 'NVIDIA H200' --format json",
+]
+
+SEED_TEXT = "B=16,H=16,S=2048,D=64,causal"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--config", metavar="SPEC",
+                       help=f"one workload, e.g. {SEED_TEXT} (add ,dtype=bf16 for bf16; default: the seed config)")
+    which.add_argument("--suite", metavar="NAME", help="a named suite of configs (seed, batching, fa3-grid, tiny)")
+    parser.add_argument("--gpu", default="h100-sxm", metavar="GPU",
+                        help="h100-sxm (default), h100-pcie, h200-sxm, a100-sxm-80gb, or a torch device name")
+    parser.add_argument("--baseline-tflops", metavar="X",
+                        help="a measured stage-0 TFLOP/s: enables the Einstein relative predictions")
+    parser.add_argument("--model", metavar="FILE", help="an Einstein model TOML (default: the shipped one)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
 
 
-def run(args):
-    raise UserError("perfmodel predict is being built.")
+def _positive_float(text: str, what: str) -> float:
+    from perfmodel.errors import UserError
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{what} must be a number, got {text!r}.") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UserError(f"{what} must be a positive number, got {text!r}.")
+    return value
+
+
+def _fmt(x: float, digits: int) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _band(lo: float, hi: float) -> str:
+    if math.isnan(lo):
+        return "-"
+    return f"{lo:.0f}" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}"
+
+
+def render_table(rows: list[list[str]], header: list[str], right: set[int]) -> str:
+    """Plain aligned text: columns two spaces apart, numbers right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r):
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _table(frame, config, gpu, baseline) -> str:
+    header = ["stage", "impl", "removes", "ein_abs", "ein_rel", "model", "time_ms", "tensor_ms", "exp_ms",
+              "hbm_ms", "launch_ms", "wave_ms"]
+    rows = []
+    for r in frame.itertuples(index=False):
+        rows.append([r.stage, r.impl, r.removes or "-", _band(r.einstein_abs_low_tflops, r.einstein_abs_high_tflops),
+                     _band(r.einstein_rel_low_tflops, r.einstein_rel_high_tflops), _fmt(r.analytic_tflops, 0),
+                     _fmt(r.analytic_time_ms, 4), _fmt(r.tensor_ms, 4), _fmt(r.exp_ms, 4), _fmt(r.hbm_ms, 4),
+                     _fmt(r.launch_ms, 4), _fmt(r.wave_ms, 4)])
+    measured = f" (measured: {', '.join(sorted(gpu.measured))})" if gpu.measured else " (datasheet ceilings)"
+    head = [
+        f"{config.id} on {gpu.name}{measured}",
+        f"  {config.flops / 1e9:,.1f} GFLOP, {config.min_hbm_bytes / 1e6:,.1f} MB minimum HBM traffic, "
+        f"{config.arithmetic_intensity:.0f} FLOP/B (ridge {gpu.ridge_flop_per_byte:.0f}); "
+        f"physical bound {frame['bound_tflops'].iloc[0]:.0f} TFLOP/s",
+        "",
+    ]
+    rel = (f"baseline {baseline:g} x the claimed gains removed so far" if baseline else "needs --baseline-tflops X")
+    notes = [
+        "",
+        "TFLOP/s: ein_abs = the plan's target as written (its setting: H100 SXM, fp16, S=2048);",
+        f"         ein_rel = {rel};",
+        "         model = our first-principles model (perfmodel/analytic.py).",
+        "*_ms: the model's terms; they overlap per stage, time_ms = overlapped compute + wave + launch.",
+    ]
+    table = render_table(rows, header, right=set(range(3, len(header))))
+    return "\n".join([*head, table, *notes])
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from kernels.suites import get_suite
+    from kernels.workload import parse_config
+    from perfmodel.einstein import load_model
+    from perfmodel.errors import UserError
+    from perfmodel.hardware import get_gpu
+    from perfmodel.predictions import predict
+
+    if args.suite:
+        try:
+            configs = get_suite(args.suite)
+        except KeyError as e:
+            raise UserError(str(e.args[0])) from None
+    else:
+        configs = [parse_config(args.config or SEED_TEXT)]
+    gpu = get_gpu(args.gpu)
+    baseline = _positive_float(args.baseline_tflops, "--baseline-tflops") if args.baseline_tflops is not None else None
+    model = load_model(args.model)
+
+    frames = []
+    for config in configs:
+        frame = predict(config, gpu, model=model, baseline_tflops=baseline)
+        if args.format == "table":
+            print(_table(frame, config, gpu, baseline))
+            if config is not configs[-1]:
+                print()
+        frames.append(frame.assign(config_id=config.id, gpu=gpu.key))
+    if args.format != "table":
+        out = pd.concat(frames, ignore_index=True)
+        out = out[["config_id", "gpu", *[c for c in out.columns if c not in ("config_id", "gpu")]]]
+        if args.format == "csv":
+            print(out.to_csv(index=False), end="")
+        else:
+            records = json.loads(out.to_json(orient="records"))
+            print(json.dumps(records, indent=2))
+    return 0

@@ -1,0 +1,378 @@
+"""The Einstein plan as a model: load it from TOML into frozen dataclasses, and turn it into predictions.
+
+The shipped file, `perfmodel/data/einstein.toml`, encodes ../shared/seed/einstein-triton-integration.md and
+documents its schema at the top. A user's file (`--model FILE`) is validated here; every problem ends in one
+sentence (`ModelError`, a `UserError`) naming the entry and the key.
+
+Two predictions per stage:
+- absolute: the document's TFLOP/s target for the stage, as written (None where it gives none, e.g. "Any");
+- relative: a measured baseline TFLOP/s multiplied, for every constraint removed at stages 1..k, by
+  (1 + the constraint's claimed gain), as a low..high band. A constraint counts once, at the first stage whose
+  `removes` lists it.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from perfmodel.errors import UserError
+
+COMPARISONS = (">=", "<=", ">", "<", "==", "approx", "between", "report")
+GATE_KINDS = ("required", "stretch")
+EVIDENCE_SOURCES = ("ncu", "run")
+
+
+class ModelError(UserError):
+    """A model file that cannot be used; the message is one sentence naming the entry and key."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    signal: str
+    source: str  # "ncu" | "run"
+    metric: str
+    supports_claim_if: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    value: float
+    unit: str
+    quote: str
+
+
+@dataclass(frozen=True)
+class Constraint:
+    id: int
+    key: str
+    name: str
+    fa3_claim: str
+    removal: str
+    gain_low: float
+    gain_high: float
+    gain_quote: str
+    status: str
+    removed_by_stage: int
+    removed_by_note: str
+    evidence: tuple[Evidence, ...]
+    claims: tuple[Claim, ...]
+
+    def claim(self, name: str) -> float | None:
+        for c in self.claims:
+            if c.name == name:
+                return c.value
+        return None
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    impl: str
+    label: str
+    target_low_tflops: float | None
+    target_high_tflops: float | None
+    target_quote: str
+    vs_fa3_low: float | None
+    vs_fa3_high: float | None
+    vs_fa3_quote: str
+    removes: tuple[int, ...]
+    removes_quote: str
+    expected_gain: str
+    success_criteria: tuple[str, ...]
+
+    @property
+    def removes_text(self) -> str:
+        return ",".join(str(i) for i in self.removes)
+
+
+@dataclass(frozen=True)
+class Gate:
+    id: str
+    stage: int
+    kind: str
+    quote: str
+    metric: str
+    comparison: str
+    threshold: float | None
+    threshold_high: float | None
+    rel_tol: float | None
+    configs: str
+    measurable: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    tflops: float
+    quote: str
+    config: str
+    gpu: str
+    config_note: str
+
+
+@dataclass(frozen=True)
+class EinsteinModel:
+    title: str
+    date: str
+    source: str
+    path: str
+    reference: Reference
+    constraints: tuple[Constraint, ...]
+    stages: tuple[Stage, ...]
+    gates: tuple[Gate, ...]
+
+    def constraint(self, cid: int) -> Constraint:
+        for c in self.constraints:
+            if c.id == cid:
+                return c
+        raise ModelError(f"the model has no constraint #{cid}.")
+
+    def stage(self, index: int) -> Stage:
+        if not 0 <= index < len(self.stages):
+            raise ModelError(f"the model has no stage {index}; its stages are 0..{len(self.stages) - 1}.")
+        return self.stages[index]
+
+    def removed_through(self, index: int) -> tuple[int, ...]:
+        """Constraint ids removed at stages 1..index, each once, in the order they are first removed."""
+        seen: list[int] = []
+        for stage in self.stages[1 : index + 1]:
+            for cid in stage.removes:
+                if cid not in seen:
+                    seen.append(cid)
+        return tuple(seen)
+
+
+# ---- validation helpers ----------------------------------------------------------------------------------------
+
+
+def _get(table: dict, key: str, where: str, kind: type | tuple, required: bool = True, default=None):
+    if key not in table:
+        if required:
+            raise ModelError(f"{where} is missing the key {key!r}.")
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        words = {float: "a number", int: "a whole number", str: "a string", bool: "true or false",
+                 list: "a list", dict: "a table"}
+        names = " or ".join(words[k] for k in kinds)
+        raise ModelError(f"{where}.{key} must be {names}, got {value!r}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ModelError(f"{where}.{key} must be a finite number, got {value!r}.")
+    return value
+
+
+def _band(table: dict, low_key: str, high_key: str, where: str, required: bool) -> tuple[float | None, float | None]:
+    low = _get(table, low_key, where, float, required=required)
+    high = _get(table, high_key, where, float, required=required)
+    if (low is None) != (high is None):
+        raise ModelError(f"{where} gives {low_key if low is not None else high_key} without its partner; give both or neither.")
+    if low is not None and low > high:
+        raise ModelError(f"{where}.{low_key} ({low:g}) is larger than {high_key} ({high:g}).")
+    return low, high
+
+
+def _list_of_tables(doc: dict, key: str, where: str) -> list[dict]:
+    items = _get(doc, key, where, list)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ModelError(f"{where}{key}[{i}] must be a table ([[{key}]]), got {item!r}.")
+    return items
+
+
+def _parse(doc: dict, path: str) -> EinsteinModel:
+    version = _get(doc, "schema_version", "the model file", int)
+    if version != 1:
+        raise ModelError(f"the model file has schema_version {version}; this perfmodel reads version 1.")
+    document = _get(doc, "document", "the model file", dict)
+    ref = _get(doc, "reference", "the model file", dict)
+    reference = Reference(
+        name=_get(ref, "name", "[reference]", str),
+        tflops=_get(ref, "tflops", "[reference]", float),
+        quote=_get(ref, "quote", "[reference]", str),
+        config=_get(ref, "config", "[reference]", str),
+        gpu=_get(ref, "gpu", "[reference]", str),
+        config_note=_get(ref, "config_note", "[reference]", str, required=False, default=""),
+    )
+    if reference.tflops <= 0:
+        raise ModelError(f"[reference].tflops must be positive, got {reference.tflops:g}.")
+
+    constraints: list[Constraint] = []
+    for i, c in enumerate(_list_of_tables(doc, "constraints", "")):
+        where = f"constraints[{i}]"
+        evidence = []
+        for j, e in enumerate(_list_of_tables(c, "evidence", f"{where}.") if "evidence" in c else []):
+            ew = f"{where}.evidence[{j}]"
+            source = _get(e, "source", ew, str)
+            if source not in EVIDENCE_SOURCES:
+                raise ModelError(f"{ew}.source must be one of {', '.join(EVIDENCE_SOURCES)}, got {source!r}.")
+            evidence.append(Evidence(_get(e, "signal", ew, str), source, _get(e, "metric", ew, str),
+                                     _get(e, "supports_claim_if", ew, str, required=False, default="")))
+        claims = []
+        for j, cl in enumerate(_list_of_tables(c, "claims", f"{where}.") if "claims" in c else []):
+            cw = f"{where}.claims[{j}]"
+            claims.append(Claim(_get(cl, "name", cw, str), _get(cl, "value", cw, float),
+                                _get(cl, "unit", cw, str, required=False, default=""),
+                                _get(cl, "quote", cw, str, required=False, default="")))
+        names = [cl.name for cl in claims]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise ModelError(f"{where} has two claims named {dup!r}.")
+        gain_low, gain_high = _band(c, "gain_low", "gain_high", where, required=True)
+        if gain_low < 0:
+            raise ModelError(f"{where}.gain_low must be a fraction of at least 0 (0.05 = +5%), got {gain_low:g}.")
+        constraints.append(Constraint(
+            id=_get(c, "id", where, int), key=_get(c, "key", where, str), name=_get(c, "name", where, str),
+            fa3_claim=_get(c, "fa3_claim", where, str), removal=_get(c, "removal", where, str),
+            gain_low=gain_low, gain_high=gain_high, gain_quote=_get(c, "gain_quote", where, str),
+            status=_get(c, "status", where, str), removed_by_stage=_get(c, "removed_by_stage", where, int),
+            removed_by_note=_get(c, "removed_by_note", where, str, required=False, default=""),
+            evidence=tuple(evidence), claims=tuple(claims),
+        ))
+    for attr in ("id", "key"):
+        values = [getattr(c, attr) for c in constraints]
+        dup = next((v for v in values if values.count(v) > 1), None)
+        if dup is not None:
+            raise ModelError(f"two constraints have the {attr} {dup!r}; constraint {attr}s must be unique.")
+    ids = {c.id for c in constraints}
+
+    stages: list[Stage] = []
+    for i, s in enumerate(_list_of_tables(doc, "stages", "")):
+        where = f"stages[{i}]"
+        target_low, target_high = _band(s, "target_low_tflops", "target_high_tflops", where, required=False)
+        vs_low, vs_high = _band(s, "vs_fa3_low", "vs_fa3_high", where, required=False)
+        for name, value in (("target_low_tflops", target_low), ("vs_fa3_low", vs_low)):
+            if value is not None and value <= 0:
+                raise ModelError(f"{where}.{name} must be positive, got {value:g}.")
+        removes = _get(s, "removes", where, list)
+        for cid in removes:
+            if isinstance(cid, bool) or not isinstance(cid, int):
+                raise ModelError(f"{where}.removes must list constraint ids (whole numbers), got {cid!r}.")
+            if cid not in ids:
+                raise ModelError(f"{where}.removes names constraint #{cid}, which the model does not define.")
+        criteria = _get(s, "success_criteria", where, list, required=False, default=[])
+        if not all(isinstance(x, str) for x in criteria):
+            raise ModelError(f"{where}.success_criteria must be a list of strings.")
+        stages.append(Stage(
+            index=_get(s, "index", where, int), impl=_get(s, "impl", where, str), label=_get(s, "label", where, str),
+            target_low_tflops=target_low, target_high_tflops=target_high,
+            target_quote=_get(s, "target_quote", where, str, required=False, default=""),
+            vs_fa3_low=vs_low, vs_fa3_high=vs_high,
+            vs_fa3_quote=_get(s, "vs_fa3_quote", where, str, required=False, default=""),
+            removes=tuple(removes), removes_quote=_get(s, "removes_quote", where, str, required=False, default=""),
+            expected_gain=_get(s, "expected_gain", where, str, required=False, default=""),
+            success_criteria=tuple(criteria),
+        ))
+    if not stages:
+        raise ModelError("the model file defines no [[stages]].")
+    indices = [s.index for s in stages]
+    if sorted(indices) != list(range(len(stages))):
+        raise ModelError(f"stage indices must be 0..{len(stages) - 1} with none missing or repeated, got {indices}.")
+    stages.sort(key=lambda s: s.index)
+    impls = [s.impl for s in stages]
+    dup = next((v for v in impls if impls.count(v) > 1), None)
+    if dup:
+        raise ModelError(f"two stages have the impl {dup!r}; stage impls must be unique.")
+    for c in constraints:
+        if not 0 <= c.removed_by_stage < len(stages):
+            raise ModelError(f"constraint #{c.id}.removed_by_stage is {c.removed_by_stage}, which is not a stage index.")
+        if c.id not in stages[c.removed_by_stage].removes:
+            raise ModelError(f"constraint #{c.id} says stage {c.removed_by_stage} removes it, "
+                             f"but that stage's removes list does not name it.")
+
+    gates: list[Gate] = []
+    for i, g in enumerate(_list_of_tables(doc, "gates", "") if "gates" in doc else []):
+        where = f"gates[{i}]"
+        comparison = _get(g, "comparison", where, str)
+        if comparison not in COMPARISONS:
+            raise ModelError(f"{where}.comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}.")
+        kind = _get(g, "kind", where, str)
+        if kind not in GATE_KINDS:
+            raise ModelError(f"{where}.kind must be one of {', '.join(GATE_KINDS)}, got {kind!r}.")
+        stage = _get(g, "stage", where, int)
+        if not 0 <= stage < len(stages):
+            raise ModelError(f"{where}.stage is {stage}, which is not a stage index.")
+        threshold = _get(g, "threshold", where, float, required=comparison != "report")
+        threshold_high = _get(g, "threshold_high", where, float, required=comparison == "between")
+        if threshold_high is not None and threshold is not None and threshold > threshold_high:
+            raise ModelError(f"{where}.threshold ({threshold:g}) is larger than threshold_high ({threshold_high:g}).")
+        rel_tol = _get(g, "rel_tol", where, float, required=comparison == "approx")
+        gates.append(Gate(
+            id=_get(g, "id", where, str), stage=stage, kind=kind, quote=_get(g, "quote", where, str),
+            metric=_get(g, "metric", where, str), comparison=comparison, threshold=threshold,
+            threshold_high=threshold_high, rel_tol=rel_tol,
+            configs=_get(g, "configs", where, str, required=False, default=""),
+            measurable=_get(g, "measurable", where, bool), note=_get(g, "note", where, str, required=False, default=""),
+        ))
+    gids = [g.id for g in gates]
+    dup = next((v for v in gids if gids.count(v) > 1), None)
+    if dup:
+        raise ModelError(f"two gates have the id {dup!r}; gate ids must be unique.")
+
+    return EinsteinModel(
+        title=_get(document, "title", "[document]", str, required=False, default=""),
+        date=_get(document, "date", "[document]", str, required=False, default=""),
+        source=_get(document, "source", "[document]", str, required=False, default=""),
+        path=path, reference=reference, constraints=tuple(sorted(constraints, key=lambda c: c.id)),
+        stages=tuple(stages), gates=tuple(gates),
+    )
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("perfmodel") / "data" / "einstein.toml"))
+
+
+def load_model(path: str | Path | None = None) -> EinsteinModel:
+    """Load and validate a model file (the shipped one when `path` is None)."""
+    p = Path(path) if path is not None else default_model_path()
+    if not p.exists():
+        raise ModelError(f"model file {str(p)!r} does not exist.")
+    if not p.is_file():
+        raise ModelError(f"model file {str(p)!r} is not a file.")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelError(f"model file {str(p)!r} is not UTF-8 text.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ModelError(f"model file {str(p)!r} is not valid TOML ({e}).") from None
+    return _parse(doc, str(p))
+
+
+# ---- predictions -----------------------------------------------------------------------------------------------
+
+
+def absolute_band(model: EinsteinModel, stage_index: int) -> tuple[float | None, float | None]:
+    """The document's TFLOP/s target for the stage, as written; (None, None) where it gives none."""
+    stage = model.stage(stage_index)
+    return stage.target_low_tflops, stage.target_high_tflops
+
+
+def gain_factors(model: EinsteinModel, stage_index: int) -> tuple[float, float]:
+    """Product of (1 + gain) over the constraints removed at stages 1..stage_index, low and high."""
+    low = high = 1.0
+    for cid in model.removed_through(stage_index):
+        c = model.constraint(cid)
+        low *= 1.0 + c.gain_low
+        high *= 1.0 + c.gain_high
+    return low, high
+
+
+def relative_band(model: EinsteinModel, stage_index: int, baseline_tflops: float) -> tuple[float, float]:
+    """A measured baseline TFLOP/s carried through the claimed gains of the constraints removed so far."""
+    if isinstance(baseline_tflops, bool) or not isinstance(baseline_tflops, (int, float)) \
+            or not math.isfinite(baseline_tflops) or baseline_tflops <= 0:
+        raise UserError(f"the baseline TFLOP/s must be a positive number, got {baseline_tflops!r}.")
+    low, high = gain_factors(model, stage_index)
+    return baseline_tflops * low, baseline_tflops * high

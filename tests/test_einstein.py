@@ -1,0 +1,158 @@
+"""The Einstein model file: the shipped one encodes the document; bad files fail in one sentence."""
+
+import math
+
+import pytest
+
+from perfmodel import analytic
+from perfmodel.einstein import (ModelError, absolute_band, default_model_path, gain_factors, load_model,
+                                relative_band)
+from perfmodel.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def test_shipped_model_encodes_the_document(model):
+    assert [c.key for c in model.constraints] == ["branching", "launch", "sync", "memory"]
+    assert [s.impl for s in model.stages] == list(analytic.STAGE_IMPLS)
+    assert model.reference.tflops == 190.0
+    gains = {c.id: (c.gain_low, c.gain_high) for c in model.constraints}
+    assert gains == {1: (0.05, 0.10), 2: (0.30, 0.40), 3: (0.02, 0.03), 4: (0.20, 0.30)}
+    assert {c.id: c.removed_by_stage for c in model.constraints} == {1: 5, 2: 3, 3: 2, 4: 4}
+    assert [s.removes for s in model.stages] == [(), (), (3,), (2,), (4,), (1, 2, 3, 4)]
+    launch = model.constraint(2)
+    assert (launch.claim("per_seq_speedup_total"), launch.claim("launch_us_b32"), launch.claim("total_us_b32")) \
+        == (6.0, 320.0, 800.0)
+    assert all(c.evidence for c in model.constraints)
+    assert "Already implemented" in model.constraint(1).status
+
+
+def test_every_gate_of_the_document(model):
+    gates = {g.id: g for g in model.gates}
+    expect = {
+        "stage1_allclose": ("==", 1.0), "stage1_max_err": ("<=", 0.06), "stage3_batching": (">=", 5.0),
+        "stage3_tflops_b32": ("approx", 140.0), "stage4_memory_stalls": ("<", 0.40), "stage2_tflops": ("approx", 110.0),
+        "stage4_tflops": ("approx", 180.0), "stage5_median_vs_fa3": (">=", 1.05),
+        "stage5_correctness_20_configs": ("==", 1.0), "stage5_bitwise_1000": ("==", 1.0),
+        "stretch_median_vs_fa3": (">=", 1.15),
+    }
+    for gid, (comparison, threshold) in expect.items():
+        assert (gates[gid].comparison, gates[gid].threshold) == (comparison, threshold), gid
+    assert gates["stretch_fp8"].measurable is False and gates["stretch_fp8"].kind == "stretch"
+    assert "rtol=1e-3, atol=2e-3" in gates["stage1_allclose"].quote
+
+
+def test_absolute_band(model):
+    assert absolute_band(model, 0) == (40.0, 60.0)
+    assert absolute_band(model, 1) == (None, None)  # "Any"
+    assert absolute_band(model, 5) == (210.0, 260.0)
+
+
+def test_relative_band_multiplies_gains_cumulatively(model):
+    assert relative_band(model, 0, 100.0) == (100.0, 100.0)
+    assert relative_band(model, 1, 100.0) == (100.0, 100.0)  # "Architecture only"
+    assert relative_band(model, 2, 100.0) == pytest.approx((102.0, 103.0))
+    assert relative_band(model, 3, 100.0) == pytest.approx((102 * 1.3, 103 * 1.4))
+    # stage 5 removes "All 4": each constraint counts once
+    lo, hi = gain_factors(model, 5)
+    assert lo == pytest.approx(1.05 * 1.02 * 1.30 * 1.20)
+    assert hi == pytest.approx(1.10 * 1.03 * 1.40 * 1.30)
+    with pytest.raises(UserError):
+        relative_band(model, 2, -1.0)
+    with pytest.raises(ModelError):
+        absolute_band(model, 6)
+
+
+SHIPPED = default_model_path().read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ('key = "sync"\n', "", "missing the key 'key'"),
+        ("tflops = 190.0", 'tflops = "fast"', "must be a number"),
+        ("gain_high = 0.03", "gain_high = 0.01", "larger than gain_high"),
+        ("target_low_tflops = 210.0", "target_low_tflops = 300.0", "larger than target_high_tflops"),
+        ("removes = [3]", "removes = [7]", "constraint #7"),
+        ("removes = [3]", 'removes = ["sync"]', "constraint ids"),
+        ('id = 4\nkey = "memory"', 'id = 3\nkey = "memory"', "unique"),
+        ("index = 5", "index = 6", "stage indices"),
+        ("index = 2", "index = 1", "stage indices"),
+        ("removed_by_stage = 3", "removed_by_stage = 4", "does not name it"),
+        ('comparison = "<="', 'comparison = "=<"', "comparison must be one of"),
+        ("\nschema_version = 1\n", "\nschema_version = 2\n", "version"),
+        ("target_high_tflops = 110.0", "", "without its partner"),
+        ("measurable = true", "measurable = 1", "true or false"),
+    ],
+)
+def test_bad_model_files_fail_in_one_sentence(tmp_path, old, new, words):
+    assert old in SHIPPED
+    path = tmp_path / "model.toml"
+    path.write_text(SHIPPED.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ModelError) as e:
+        load_model(path)
+    message = str(e.value)
+    assert words in message
+    assert message.endswith(".") and "\n" not in message
+
+
+def test_missing_and_non_toml_files(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "nope.toml")
+    with pytest.raises(ModelError, match="not a file"):
+        load_model(tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[stages]\nindex = 0\n", encoding="utf-8")
+    with pytest.raises(ModelError, match="not valid TOML"):
+        load_model(bad)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ModelError, match="UTF-8"):
+        load_model(binary)
+
+
+def test_a_smaller_user_model_loads(tmp_path):
+    text = """
+schema_version = 1
+[document]
+title = "mine"
+[reference]
+name = "FA3"
+tflops = 371.0
+quote = "paper"
+config = "B=8,H=32,S=2048,D=64,causal"
+gpu = "h100-sxm"
+[[constraints]]
+id = 1
+key = "overlap"
+name = "softmax/MMA overlap"
+fa3_claim = "-"
+removal = "ping-pong"
+gain_low = 0.1
+gain_high = 0.2
+gain_quote = "+10-20%"
+status = "planned"
+removed_by_stage = 1
+[[stages]]
+index = 0
+impl = "stage0_baseline"
+label = "base"
+target_low_tflops = 300.0
+target_high_tflops = 330.0
+removes = []
+[[stages]]
+index = 1
+impl = "stage4_overlap"
+label = "overlap"
+removes = [1]
+"""
+    path = tmp_path / "mine.toml"
+    path.write_text(text, encoding="utf-8")
+    m = load_model(path)
+    assert len(m.stages) == 2 and m.gates == ()
+    assert relative_band(m, 1, 300.0) == pytest.approx((330.0, 360.0))
+    assert absolute_band(m, 1) == (None, None)
+    assert not math.isnan(m.reference.tflops)
