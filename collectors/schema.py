@@ -4,7 +4,8 @@ A run is a folder:
 
     <run_dir>/
       run.json                 environment, suite, configs, implementations, status, command line
-      tables/<table>/part-*.parquet   one file per finished case (atomic: written to a temp name, then renamed)
+      tables/<table>/part-*.parquet   one file per write (atomic: written to a temp name, then renamed);
+                               a case written twice (after --resume) keeps its newest rows (collectors/store.py)
       profile.ncu-rep          the Nsight Compute report (when ncu ran); open it in the Nsight Compute GUI
       ncu/                     the raw and details CSV exports the parser read
 
@@ -55,6 +56,10 @@ TABLES: dict[str, dict] = {
             "n_reps": "timed repetitions",
             "tflops": "flops / time (TFLOP/s), FLOPs by kernels.workload (causal halved)",
             "bare_time_ms": "median of a bare do_bench of the same call in the same process (ms), when measured",
+            "overhead_pct": "(time_ms - bare_time_ms) / bare_time_ms x 100: the collector's own overhead",
+            "n_inputs": "distinct input sets the timed repetitions rotated over (so none is served from L2)",
+            "sm_clock_mhz": "median SM clock sampled while this case was timed (MHz; NVML or nvidia-smi)",
+            "mem_clock_mhz": "median memory clock sampled while this case was timed (MHz)",
             "tuned_config": "the config the autotuner chose (stage 5), else empty",
             "error": "one-line reason when status != ok",
         },
@@ -63,6 +68,7 @@ TABLES: dict[str, dict] = {
         "case": True,
         "doc": "Per-sequence latency across batch sizes at one (H, S, D, causal, dtype).",
         "columns": {
+            "status": "ok | not_measured (no ok timing at this B or at B=1)",
             "time_ms": "median kernel time at this B (ms)",
             "per_seq_ms": "time_ms / B (ms)",
             "speedup_vs_b1": "per_seq_ms at B=1 / per_seq_ms at this B (the document's batching efficiency)",
@@ -72,24 +78,30 @@ TABLES: dict[str, dict] = {
         "case": True,
         "doc": "Host-side cost of launching the implementation once, and its share of the kernel time.",
         "columns": {
+            "status": "ok | failed | wrong | unavailable | not_measured",
             "host_launch_us": "median wall time of the Python call with the GPU busy elsewhere (us)",
             "time_ms": "median kernel time (ms)",
             "launch_share": "host_launch_us / (time_ms x 1000)",
+            "error": "one-line reason when status != ok",
         },
     },
     "determinism": {
         "case": True,
         "doc": "N repeated runs on the same inputs compared bitwise with the first.",
         "columns": {
+            "status": "ok | failed | wrong | unavailable | not_measured",
             "n_runs": "repetitions compared",
             "n_identical": "repetitions bitwise identical to the first",
             "bitwise_identical": "n_identical == n_runs (bool)",
+            "error": "one-line reason when status != ok",
         },
     },
     "census": {
         "case": True,
         "doc": "Static counts of the compiled sm_90 code of each stage (collectors/census.py).",
         "columns": {
+            "status": "ok | failed (Triton refused to compile this stage at this config)",
+            "error": "one-line reason when status != ok",
             "wgmma": "wgmma.mma_async instructions in the PTX",
             "bar_sync": "bar.sync / barrier.sync instructions in the PTX",
             "mbarrier": "mbarrier.* instructions in the PTX",
@@ -102,6 +114,16 @@ TABLES: dict[str, dict] = {
             "grid_programs": "programs the launcher would start for this config",
         },
     },
+    "cases": {
+        "case": True,
+        "doc": "The sweep's log: one row per case once all its measurements are stored (what --resume skips).",
+        "columns": {
+            "status": "ok | failed | wrong | unavailable (the case's correctness status)",
+            "error": "one-line reason when status != ok",
+            "wall_s": "seconds this run spent on the case (s)",
+            "finished": "when the case was stored (ISO 8601, local time)",
+        },
+    },
     "ceilings": {
         "case": False,
         "doc": "This GPU's ceilings measured in the same run; the models prefer them to datasheet figures.",
@@ -111,6 +133,8 @@ TABLES: dict[str, dict] = {
             "value": "measured value",
             "unit": "unit of value",
             "how": "what was run to measure it",
+            "status": "ok | failed | not_measured",
+            "error": "one-line reason when status != ok",
         },
     },
     "ncu_metrics": {
@@ -120,7 +144,8 @@ TABLES: dict[str, dict] = {
             "kernel": "kernel (function) name as ncu reports it",
             "kernel_index": "order of the kernel within the case's NVTX range",
             "metric": "short name (collectors/metrics.py) or the raw name when it has none",
-            "raw_metric": "ncu metric name",
+            "raw_metric": "ncu metric name (details page: '<Section>: <Metric Name>')",
+            "source": "raw (the --page raw export) | details (the --page details export)",
             "value": "numeric value (float)",
             "unit": "ncu unit string",
         },

@@ -1,14 +1,97 @@
-"""`perfmodel bench` (being built)."""
+"""`perfmodel bench`: time the stages and the peers on a suite, each checked against the reference first.
 
+The measuring is collectors.bench (shared with `perfmodel collect`); this module only turns arguments into
+configs and implementations, drives the loop with a progress line, and prints or writes the table.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from kernels.suites import SUITE_HELP, SUITES
 from perfmodel.errors import UserError
 
-HELP = "bench (being built)"
-EXAMPLES = ["perfmodel bench --help"]
+HELP = "time stages and peers on a suite (TFLOP/s, spread, ratio to cuDNN); needs an NVIDIA GPU"
+EXAMPLES = [
+    "perfmodel bench                                   # the seed config, all stages and peers",
+    "perfmodel bench --suite fa3-grid --refs sdpa_cudnn,sdpa_flash --csv benchmarks/fa3-grid.csv",
+    "perfmodel bench --config B=4,H=16,S=8192,D=128 --stages stage0_baseline,stage5_full --dtype bf16",
+    "perfmodel bench --suite batching --refs none",
+]
+
+NO_GPU = ("perfmodel bench needs an NVIDIA GPU with CUDA and none is visible here; on a CPU, "
+          "`perfmodel collect --interpret` checks every stage under Triton's interpreter instead.")
+
+# Columns printed on the terminal (the CSV has them all).
+SHOWN = ["impl", "config_id", "status", "time_ms", "spread_pct", "tflops", "vs_cudnn", "max_abs_err", "error"]
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser) -> None:
+    parser.add_argument("--suite", default="seed", choices=list(SUITES),
+                        help="named configs: " + "; ".join(f"{k}: {v}" for k, v in SUITE_HELP.items()))
+    parser.add_argument("--config", action="append", metavar="B=..,H=..,S=..,D=..[,causal]",
+                        help="a config instead of the suite (repeatable), e.g. B=16,H=16,S=2048,D=64,causal")
+    parser.add_argument("--stages", default="all", metavar="all|none|NAME,...",
+                        help="stages to time, in registry order (default: all)")
+    parser.add_argument("--refs", default="all", metavar="all|none|NAME,...",
+                        help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, fa3 (default: all; "
+                             "ratios are to sdpa_cudnn)")
+    parser.add_argument("--dtype", choices=["fp16", "bf16"], help="override every config's dtype")
+    parser.add_argument("--csv", metavar="FILE", help="also write the full table (with GPU, versions, date) here")
+    parser.add_argument("--rep-ms", type=float, default=100.0, help="timed milliseconds per case (default 100)")
+    parser.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up milliseconds per case (default 25)")
 
 
-def run(args):
-    raise UserError("perfmodel bench is being built.")
+def _configs(args):
+    from kernels.suites import get_suite
+    from kernels.workload import parse_config
+
+    if args.config:
+        configs = [parse_config(text) for text in args.config]
+        return [c.with_(dtype=args.dtype) for c in configs] if args.dtype else configs
+    return get_suite(args.suite, dtype=args.dtype)
+
+
+def run(args) -> int:
+    from collectors import bench
+    from collectors.timing import cuda_available
+
+    configs = _configs(args)
+    if any(c.dtype not in ("fp16", "bf16") for c in configs):
+        raise UserError("perfmodel bench times fp16 and bf16 configs only; use dtype=fp16 or dtype=bf16.")
+    try:
+        impls = bench.resolve(args.stages, args.refs)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not impls:
+        raise UserError("nothing to benchmark: --stages and --refs are both empty.")
+    if args.rep_ms <= 0 or args.warmup_ms < 0:
+        raise UserError("--rep-ms must be positive and --warmup-ms not negative.")
+    csv_path = Path(args.csv) if args.csv else None
+    if csv_path is not None and not csv_path.parent.exists():
+        raise UserError(f"the folder for --csv ({csv_path.parent}) does not exist.")
+    if not cuda_available():
+        raise UserError(NO_GPU)
+
+    env = bench.environment()
+    progress = bench.Progress(len(configs) * len(impls))
+    results = []
+    for config in configs:
+        for impl in impls:
+            progress.step(f"{impl.name} {config.id}")
+            results.append(bench.bench_case(impl, config, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms))
+    progress.close()
+
+    table = bench.bench_table(results, env, kinds={i.name: i.kind for i in impls})
+    print(f"{env['gpu']} | torch {env['torch']} | triton {env['triton']} | cuDNN {env['cudnn'] or '-'} | "
+          f"{env['date']}")
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+        print(table[SHOWN].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if csv_path is not None:
+        table.to_csv(csv_path, index=False)
+        print(f"wrote {csv_path}", file=sys.stderr)
+    bad = table[(table["kind"] == "stage") & table["status"].isin(["wrong", "failed"])]
+    return 1 if len(bad) else 0

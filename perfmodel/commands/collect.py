@@ -1,14 +1,73 @@
-"""`perfmodel collect` (being built)."""
+"""`perfmodel collect`: measure every stage and peer on a suite into a run folder (collectors/collect.py).
 
+This module only turns the arguments into a frozen `CollectOptions`, runs the collection, maps the collectors'
+own errors (they cannot import perfmodel) to `UserError`, and prints where the run is and what it holds.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from kernels.suites import SUITE_HELP
 from perfmodel.errors import UserError
 
-HELP = "collect (being built)"
-EXAMPLES = ["perfmodel collect --help"]
+HELP = "measure every stage and peer on a suite into a run folder (H100; timings, ncu counters, census)"
+EXAMPLES = [
+    "perfmodel collect --suite seed                         # the document's config, with Nsight Compute",
+    "perfmodel collect --suite fa3-grid --refs sdpa_cudnn,sdpa_flash --out runs/",
+    "perfmodel collect --config B=8,H=16,S=4096,D=128,causal --stages stage0_baseline,stage5_full --no-ncu",
+    "perfmodel collect --resume runs/20261124-163012-seed-nvidia-h100-80gb-hbm3",
+    "perfmodel collect --interpret --stages stage0_baseline,stage1_warpspec   # no GPU: correctness + census",
+]
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser) -> None:
+    parser.add_argument("--suite", default=None, metavar="NAME",
+                        help="named configs (default: seed, or tiny with --interpret): "
+                             + "; ".join(f"{k}: {v}" for k, v in SUITE_HELP.items()))
+    parser.add_argument("--config", action="append", metavar="B=..,H=..,S=..,D=..[,causal]",
+                        help="a config instead of the suite's (repeatable), e.g. B=16,H=16,S=2048,D=64,causal")
+    parser.add_argument("--stages", default="all", metavar="all|none|NAME,...",
+                        help="stages to measure, in registry order (default: all)")
+    parser.add_argument("--refs", default="all", metavar="all|none|NAME,...",
+                        help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, fa3 (default: all)")
+    parser.add_argument("--out", default="runs", metavar="DIR",
+                        help="folder the run folder is created in (default: runs/)")
+    parser.add_argument("--no-ncu", action="store_true",
+                        help="skip the Nsight Compute session (counters are recorded as not measured)")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue an interrupted run: finished cases are kept, the rest are measured")
+    parser.add_argument("--interpret", action="store_true",
+                        help="no GPU: run the kernels under Triton's CPU interpreter on small configs and record "
+                             "correctness and census only (timings and counters: not measured)")
+    parser.add_argument("--determinism", type=int, default=100, metavar="N",
+                        help="repeated runs compared bitwise per case (default 100; the document asks 1000)")
 
 
-def run(args):
-    raise UserError("perfmodel collect is being built.")
+def run(args) -> int:
+    from collectors.collect import CollectError, CollectOptions, collect
+    from collectors.ncu import NcuError
+    from collectors.store import RunStoreError, load_run
+    from kernels.workload import parse_config
+
+    configs = tuple(parse_config(text) for text in (args.config or []))
+    suite = args.suite or ("tiny" if args.interpret else "seed")
+    try:
+        opts = CollectOptions(
+            suite=suite, configs=configs, stages=args.stages, refs=args.refs,
+            out_dir=args.resume or args.out, ncu=not args.no_ncu, resume=bool(args.resume),
+            interpret=args.interpret, determinism_runs=args.determinism,
+            command_line=tuple(sys.argv),
+        )
+        path = collect(opts)
+        run = load_run(path)
+    except (CollectError, RunStoreError, NcuError) as exc:
+        raise UserError(str(exc)) from None
+    cases = run.table("cases")
+    counts = cases["status"].value_counts().to_dict() if not cases.empty else {}
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cases"
+    print(f"run {run.run_id}: {run.status} ({summary})")
+    print(f"folder: {path}")
+    for problem in run.meta.get("problems") or []:
+        print(f"perfmodel: warning: {problem}", file=sys.stderr)
+    return 0 if run.status == "complete" else 1

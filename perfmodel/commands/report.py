@@ -1,14 +1,54 @@
-"""`perfmodel report` (being built)."""
+"""`perfmodel report RUN [--baseline RUN] [--format html|md] [--out FILE]`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
 
 from perfmodel.errors import UserError
 
-HELP = "report (being built)"
-EXAMPLES = ["perfmodel report --help"]
+HELP = "predicted vs measured for one run, as a self-contained HTML file or Markdown"
+EXAMPLES = [
+    "perfmodel report                                   # the bundled H100 run -> report-<run_id>.html",
+    "perfmodel report runs/20261124-seed --format md --out report.md",
+    "perfmodel report runs/new --baseline runs/old      # adds the run-to-run comparison",
+]
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("run", nargs="?", help="run folder (default: the run bundled with the package)")
+    parser.add_argument("--baseline", metavar="RUN", help="a second run folder to compare against")
+    parser.add_argument("--format", choices=("html", "md"), default=None,
+                        help="html (default; opens offline) or md; inferred from --out's suffix when not given")
+    parser.add_argument("--out", metavar="FILE", help="where to write (default: report-<run_id>.<format>; "
+                        "'-' prints to standard output)")
+    parser.add_argument("--model", metavar="FILE", help="an Einstein model file instead of the shipped one")
 
 
-def run(args):
-    raise UserError("perfmodel report is being built.")
+def run(args) -> int:
+    from perfmodel import runs
+    from perfmodel.einstein import load_model
+    from perfmodel.report import build_report
+
+    start = time.perf_counter()
+    fmt = args.format
+    if fmt is None:
+        fmt = "md" if args.out and args.out.lower().endswith((".md", ".markdown")) else "html"
+    run_dir = runs.resolve_run_dirs([args.run] if args.run else None)[0]
+    run_ = runs.load_run(run_dir)
+    baseline = runs.load_run(args.baseline) if args.baseline else None
+    model = load_model(args.model) if args.model else None
+    text = build_report(run_, baseline, fmt=fmt, model=model)
+    if args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out) if args.out else Path(f"report-{run_.run_id}.{fmt}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}.") from None
+    print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s) for run "
+          f"{run_.run_id} on {runs.gpu_name(run_) or 'no GPU'}")
+    return 0

@@ -1,14 +1,33 @@
-"""`perfmodel runs` (being built)."""
+"""`perfmodel runs [DIR]`: the run folders under DIR with their GPU, date, status and size."""
 
-from perfmodel.errors import UserError
+from __future__ import annotations
 
-HELP = "runs (being built)"
-EXAMPLES = ["perfmodel runs --help"]
+HELP = "list run folders with their GPU, date, status and size"
+EXAMPLES = [
+    "perfmodel runs                 # the runs under runs/",
+    "perfmodel runs /data/h100-runs",
+]
+
+SHOWN = ["run_id", "gpu", "created", "status", "n_cases", "size_mb"]
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser) -> None:
+    parser.add_argument("dir", nargs="?", default="runs", metavar="DIR",
+                        help="a folder of run folders, or one run folder (default: runs/)")
 
 
-def run(args):
-    raise UserError("perfmodel runs is being built.")
+def run(args) -> int:
+    from perfmodel.runs import list_runs
+
+    df = list_runs(args.dir)
+    if df.empty:
+        print(f"no runs under {args.dir}")
+        return 0
+    shown = df[SHOWN].copy()
+    shown["gpu"] = shown["gpu"].fillna("-")
+    shown["created"] = shown["created"].fillna("-").astype(str).str.slice(0, 19).str.replace("T", " ")
+    shown["n_cases"] = shown["n_cases"].map(lambda n: "-" if n is None or n != n else str(int(n)))
+    print(shown.to_string(index=False))
+    for _, r in df[df["error"].notna()].iterrows():
+        print(f"{r['path']}: {r['error']}")
+    return 0
