@@ -1,0 +1,361 @@
+"""Benchmark one (implementation, config) case: check it against the reference, then time it.
+
+Shared by `perfmodel bench` (which prints a table) and `perfmodel collect` (which writes the run store). The
+order is fixed: an output is compared with the float64 reference first, and only a correct implementation is
+timed; a wrong one is recorded as `wrong` with its errors and no time, a raising one as `failed` with the reason,
+a peer that does not exist here as `unavailable`.
+
+The reference at large shapes: the float64 scores of one (batch, head) at S = 16k are 2 GiB, so the whole
+problem's (B·H of them) would not fit. `check_output` therefore walks the heads in chunks whose float64 score
+matrix stays under `chunk_bytes`, computes kernels.reference's float64 reference and PyTorch's low-precision
+math on each chunk, and combines the per-chunk maxima and squared norms into the same ErrorReport that
+kernels.reference.compare returns for the whole tensor.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from kernels.workload import AttentionConfig
+
+from .schema import columns
+from .timing import Timing, inputs_for_rotation, l2_bytes, time_call
+
+# The design document's own correctness gates (seed/einstein-triton-integration.md, "Correctness"):
+# torch.allclose(out, ref, rtol=1e-3, atol=2e-3) and max_err <= 0.06.
+DOC_RTOL, DOC_ATOL, DOC_MAX_ERR = 1e-3, 2e-3, 0.06
+# Largest float64 score block the chunked reference materializes at once (one head at S=16k is 2 GiB and is
+# always allowed: a chunk holds at least one head).
+REFERENCE_CHUNK_BYTES = 1 << 30
+
+
+# ---- implementations ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Implementation:
+    """A stage or a peer, as the benchmark sees it."""
+
+    name: str
+    kind: str  # "stage" | "peer"
+    launcher: Callable
+    description: str
+    availability: Callable[[], tuple[bool, str]] = lambda: (True, "")
+
+    def available(self) -> tuple[bool, str]:
+        return self.availability()
+
+
+def stage_names() -> list[str]:
+    from kernels import STAGES
+
+    return [s.name for s in STAGES]
+
+
+def peer_names() -> list[str]:
+    from kernels.peers import PEERS
+
+    return list(PEERS)
+
+
+def resolve(stages: str = "all", refs: str = "all") -> list[Implementation]:
+    """Implementations named by comma lists (`all`, `none`, or names); unknown names raise ValueError."""
+    from kernels import STAGES
+    from kernels.peers import PEERS
+
+    def pick(text: str, known: list[str], what: str) -> list[str]:
+        text = (text or "").strip()
+        if text in ("all", ""):
+            return list(known)
+        if text == "none":
+            return []
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}, all, none.")
+        return [n for n in known if n in names]  # registry order, no duplicates
+
+    by_stage = {s.name: s for s in STAGES}
+    impls = [Implementation(n, "stage", by_stage[n].launcher, by_stage[n].description)
+             for n in pick(stages, list(by_stage), "stage")]
+    impls += [Implementation(n, "peer", PEERS[n].launcher, PEERS[n].description, PEERS[n].available)
+              for n in pick(refs, list(PEERS), "peer")]
+    return impls
+
+
+# ---- inputs and the reference ---------------------------------------------------------------------------------
+def torch_dtype(name: str):
+    import torch
+
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def make_input_sets(config: AttentionConfig, n_sets: int, device: str = "cuda", seed: int = 0) -> list[tuple]:
+    """`n_sets` independent (q, k, v) sets, standard normal, [B, H, S, D] contiguous, generated on `device`."""
+    import torch
+
+    if config.dtype == "fp8":
+        raise ValueError("fp8 inputs are not benchmarked (no peer and no reference budget for them).")
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    shape = (config.B, config.H, config.S, config.D)
+    dtype = torch_dtype(config.dtype)
+    return [tuple(torch.randn(shape, generator=gen, device=device, dtype=torch.float32).to(dtype)
+                  for _ in range(3)) for _ in range(n_sets)]
+
+
+@dataclass(frozen=True)
+class Correctness:
+    """An output against the float64 reference (kernels.reference) and the design document's gates."""
+
+    max_abs_err: float
+    max_rel_err: float
+    rel_l2_err: float
+    budget_abs_err: float
+    finite: bool
+    doc_allclose: bool
+
+    @property
+    def within_budget(self) -> bool:
+        return self.finite and self.max_abs_err <= self.budget_abs_err
+
+    @property
+    def doc_max_err_ok(self) -> bool:
+        return self.finite and self.max_abs_err <= DOC_MAX_ERR
+
+
+def check_output(out, q, k, v, causal: bool, sm_scale: float | None = None,
+                 chunk_bytes: int = REFERENCE_CHUNK_BYTES) -> Correctness:
+    """Compare `out` with the float64 reference head-chunk by head-chunk (see the module docstring)."""
+    import torch
+
+    from kernels.reference import BUDGET_FACTOR, attention_lowp_math, attention_reference
+
+    B, H, S, _ = q.shape
+    heads_per_chunk = max(1, min(H, chunk_bytes // max(1, S * S * 8)))
+    max_abs = ref_max = torch_err = 0.0
+    sq_diff = sq_ref = 0.0
+    finite, allclose = True, True
+    for b in range(B):
+        for h0 in range(0, H, heads_per_chunk):
+            sl = (slice(b, b + 1), slice(h0, min(H, h0 + heads_per_chunk)))
+            qc, kc, vc, oc = q[sl], k[sl], v[sl], out[sl]
+            ref = attention_reference(qc, kc, vc, causal, sm_scale)
+            lowp = attention_lowp_math(qc, kc, vc, causal, sm_scale)
+            torch_err = max(torch_err, (lowp.to(torch.float64) - ref).abs().max().item())
+            del lowp
+            if not bool(torch.isfinite(oc).all().item()):
+                finite = False
+                continue
+            diff = oc.to(torch.float64) - ref
+            max_abs = max(max_abs, diff.abs().max().item())
+            ref_max = max(ref_max, ref.abs().max().item())
+            sq_diff += diff.square().sum().item()
+            sq_ref += ref.square().sum().item()
+            allclose = allclose and bool(torch.allclose(oc.to(torch.float64), ref, rtol=DOC_RTOL, atol=DOC_ATOL))
+            del ref, diff
+    budget = BUDGET_FACTOR * max(torch_err, torch.finfo(q.dtype).eps)
+    if not finite:
+        return Correctness(math.inf, math.inf, math.inf, budget, False, False)
+    return Correctness(
+        max_abs_err=max_abs, max_rel_err=max_abs / (ref_max or 1.0),
+        rel_l2_err=math.sqrt(sq_diff) / (math.sqrt(sq_ref) or 1.0),
+        budget_abs_err=budget, finite=True, doc_allclose=allclose,
+    )
+
+
+# ---- one case -------------------------------------------------------------------------------------------------
+@dataclass
+class CaseResult:
+    """Everything measured for one (implementation, config)."""
+
+    impl: str
+    config: AttentionConfig
+    status: str  # ok | failed | wrong | unavailable
+    error: str = ""
+    correctness: Correctness | None = None
+    timing: Timing | None = None
+    tuned_config: str = ""
+    n_inputs: int = 0  # input sets the timing rotated over
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tflops(self) -> float:
+        return self.config.tflops_at(self.timing.median_ms) if self.timing else math.nan
+
+    def _key(self, run_id: str) -> dict:
+        return {"run_id": run_id, "impl": self.impl, "config_id": self.config.id, **self.config.as_dict()}
+
+    def correctness_row(self, run_id: str = "") -> dict:
+        """A row of the `correctness` table."""
+        c = self.correctness
+        row = self._key(run_id)
+        row.update(status=self.status, error=self.error)
+        nan = math.nan
+        row.update(
+            max_abs_err=c.max_abs_err if c else nan, max_rel_err=c.max_rel_err if c else nan,
+            rel_l2_err=c.rel_l2_err if c else nan, budget_abs_err=c.budget_abs_err if c else nan,
+            within_budget=c.within_budget if c else None, doc_allclose=c.doc_allclose if c else None,
+            doc_max_err_ok=c.doc_max_err_ok if c else None,
+        )
+        return {k: row.get(k) for k in columns("correctness")}
+
+    def timing_row(self, run_id: str = "", bare_time_ms: float = math.nan) -> dict:
+        """A row of the `timings` table."""
+        row = self._key(run_id)
+        row.update(status=self.status, error=self.error, tuned_config=self.tuned_config, bare_time_ms=bare_time_ms,
+                   n_inputs=self.n_inputs or None)
+        if self.timing and bare_time_ms == bare_time_ms and bare_time_ms > 0:  # NaN-safe
+            row["overhead_pct"] = (self.timing.median_ms - bare_time_ms) / bare_time_ms * 100.0
+        if self.timing:
+            row.update(self.timing.as_dict(), tflops=self.tflops)
+        else:
+            row.update(time_ms=math.nan, time_ms_p20=math.nan, time_ms_p80=math.nan, spread_pct=math.nan,
+                       stable=None, n_reps=0, tflops=math.nan)
+        return {k: row.get(k) for k in columns("timings")}
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+def tuned_config_of(impl: Implementation) -> str:
+    """The config an autotuning stage chose for its last call, when its module reports one (`chosen_config()`)."""
+    import importlib
+
+    module = importlib.import_module(impl.launcher.__module__)
+    report = getattr(module, "chosen_config", None)
+    if not callable(report):
+        return ""
+    chosen = report()
+    return "" if chosen is None else str(chosen)
+
+
+def bench_case(impl: Implementation, config: AttentionConfig, *, warmup_ms: float = 25, rep_ms: float = 100,
+               time_it: bool = True, seed: int = 0, keep_inputs: bool = False) -> CaseResult:
+    """Check `impl` at `config` against the reference, then (if correct and `time_it`) time it on rotated inputs.
+
+    Never raises for a problem of the implementation: it becomes the result's status and error.
+    With `keep_inputs`, the input sets and the first output are left in `result.extra` for further measurements
+    (launch cost, determinism) by the caller.
+    """
+    import torch
+
+    ok, reason = impl.available()
+    if not ok:
+        return CaseResult(impl.name, config, "unavailable", reason)
+    n_sets = inputs_for_rotation(config, l2_bytes()) if time_it else 1
+    sets = make_input_sets(config, n_sets, seed=seed)
+    q, k, v = sets[0]
+    try:
+        out = impl.launcher(q, k, v, causal=config.causal)
+        torch.cuda.synchronize()
+    except Exception as exc:  # the implementation failed: record why, go on with the sweep
+        return CaseResult(impl.name, config, "failed", one_line(exc))
+    if tuple(out.shape) != tuple(q.shape):
+        return CaseResult(impl.name, config, "failed", f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
+    correctness = check_output(out, q, k, v, config.causal)
+    result = CaseResult(impl.name, config, "ok", correctness=correctness, tuned_config=tuned_config_of(impl))
+    if not correctness.within_budget:
+        result.status = "wrong"
+        result.error = (f"max abs error {correctness.max_abs_err:.3g} exceeds the budget "
+                        f"{correctness.budget_abs_err:.3g}; not timed")
+        return result
+    if keep_inputs:
+        result.extra.update(sets=sets, out=out)
+    if time_it:
+        causal = config.causal
+        result.n_inputs = n_sets
+        try:
+            result.timing = time_call(lambda i: impl.launcher(*sets[i], causal=causal), n_sets, warmup_ms, rep_ms)
+        except Exception as exc:
+            result.status, result.error = "failed", f"timing failed: {one_line(exc)}"
+        result.tuned_config = tuned_config_of(impl) or result.tuned_config
+    return result
+
+
+# ---- progress -------------------------------------------------------------------------------------------------
+class Progress:
+    """`[i/n] label  elapsed  ETA` on stderr (rewritten in place on a terminal, one line per step otherwise)."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.done = max(1, total), 0
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def step(self, label: str) -> None:
+        """Announce that work on `label` starts (the ETA comes from the finished steps' average)."""
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done) if self.done else math.nan
+        eta_text = "--:--" if math.isnan(eta) else _mmss(eta)
+        line = f"[{self.done + 1}/{self.total}] {label}  elapsed {_mmss(elapsed)}  ETA {eta_text}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.done += 1
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.stream.write(f"done: {self.done} cases in {_mmss(time.monotonic() - self.start)}\n")
+        self.stream.flush()
+
+
+def _mmss(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+def environment() -> dict:
+    """GPU name and library versions, for every row of a benchmark table."""
+    import datetime
+
+    import torch
+    import triton
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "gpu": gpu, "torch": torch.__version__, "triton": triton.__version__,
+        "cudnn": str(cudnn) if cudnn else "", "cuda": torch.version.cuda or "",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---- the bench table ------------------------------------------------------------------------------------------
+BENCH_COLUMNS = [
+    "gpu", "torch", "triton", "cudnn", "cuda", "date",
+    "impl", "kind", "config_id", "B", "H", "S", "D", "causal", "dtype", "status",
+    "time_ms", "time_ms_p20", "time_ms_p80", "spread_pct", "stable", "n_reps", "tflops", "vs_cudnn",
+    "max_abs_err", "budget_abs_err", "doc_allclose", "tuned_config", "error",
+]
+BASELINE = "sdpa_cudnn"  # the FA3-class peer every ratio is taken against (ANCHORS.md: FA3 is not installable)
+
+
+def bench_table(results: list[CaseResult], env: dict, kinds: dict[str, str] | None = None):
+    """One row per case with the environment on every row (Liger-Kernel style) and `vs_cudnn`, the case's
+    TFLOP/s over SDPA cuDNN's at the same config measured in the same process (NaN when cuDNN was not timed)."""
+    import pandas as pd
+
+    kinds = kinds or {}
+    rows = []
+    for r in results:
+        row = {k: env.get(k, "") for k in ("gpu", "torch", "triton", "cudnn", "cuda", "date")}
+        row.update(r.timing_row())
+        row.pop("run_id", None)
+        row["kind"] = kinds.get(r.impl, "")
+        c = r.correctness
+        row.update(max_abs_err=c.max_abs_err if c else math.nan, budget_abs_err=c.budget_abs_err if c else math.nan,
+                   doc_allclose=c.doc_allclose if c else None)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=[c for c in BENCH_COLUMNS if c != "vs_cudnn"])
+    base = frame[(frame["impl"] == BASELINE) & (frame["status"] == "ok")].set_index("config_id")["tflops"]
+    frame["vs_cudnn"] = frame["tflops"] / frame["config_id"].map(base)
+    return frame[BENCH_COLUMNS]

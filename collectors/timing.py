@@ -1,0 +1,199 @@
+"""Kernel timing shared by `perfmodel bench` and `perfmodel collect`.
+
+One timed repetition is one call of the implementation, timed with CUDA events by `triton.testing.do_bench`.
+Three things keep the figure honest:
+
+- **Warm-up outside the timing**: every input set is run once (untimed, then synchronized) before do_bench
+  starts, so JIT compilation, autotuning and torch.compile's tracing never land in a timed repetition; do_bench
+  then runs its own warm-up of `warmup_ms`.
+- **Inputs not served from L2**: do_bench already zeroes a 256 MB buffer before each repetition (Triton 3.6,
+  `get_empty_cache_for_benchmark`), and on top of that the repetitions rotate over `n_inputs` distinct input
+  sets whose combined size exceeds the L2 (`inputs_for_rotation`), so a repetition never finds its own Q/K/V
+  left behind by the previous one.
+- **Spread, not just a centre**: we ask do_bench for every sample (`return_mode="all"`) and report the median
+  with the 20th and 80th percentiles; a timing whose (p80 - p20) / median exceeds 2% is flagged unstable.
+
+Everything here needs a CUDA GPU; without one the functions raise `TimingUnavailable` with one sentence, and
+callers record timings as not measured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from kernels.workload import AttentionConfig
+
+# A timing is "stable" when its inter-quantile spread is below this (percent of the median): the collect issue's
+# stability flag (relative spread < 2%).
+STABLE_SPREAD_PCT = 2.0
+
+# H100 SXM5 L2 cache: 50 MB (NVIDIA H100 Tensor Core GPU datasheet and the Hopper architecture whitepaper,
+# "50 MB L2 cache"). Used only when no GPU is present to ask (torch.cuda.get_device_properties().L2_cache_size).
+H100_L2_BYTES = 50 * 1024 * 1024
+
+# Rotation size: the sets together should exceed the L2 at least this many times over, so that LRU-like
+# replacement has evicted a set by the time it comes round again.
+L2_OVERSUBSCRIPTION = 2.0
+# ...but never allocate more than this many sets (tiny configs would otherwise need thousands); do_bench's own
+# 256 MB cache flush before each repetition covers those.
+MAX_ROTATION_SETS = 64
+
+
+class TimingUnavailable(RuntimeError):
+    """Timing was asked for where it cannot be done (no CUDA GPU); the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of repeated timings of one call, in milliseconds."""
+
+    median_ms: float
+    p20_ms: float
+    p80_ms: float
+    n_reps: int
+    spread_pct: float  # (p80 - p20) / median x 100
+    stable: bool  # spread_pct < STABLE_SPREAD_PCT
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float]) -> "Timing":
+        """Summarize raw per-repetition times (ms)."""
+        times = [float(t) for t in samples_ms]
+        if not times:
+            raise ValueError("no timing samples to summarize.")
+        median, p20, p80 = _quantiles(times, (0.5, 0.2, 0.8))
+        spread = (p80 - p20) / median * 100.0 if median > 0 else math.inf
+        return cls(
+            median_ms=median, p20_ms=p20, p80_ms=p80, n_reps=len(times),
+            spread_pct=spread, stable=spread < STABLE_SPREAD_PCT,
+        )
+
+    def as_dict(self) -> dict:
+        """The timings-table columns this summary fills (collectors/schema.py)."""
+        return {
+            "time_ms": self.median_ms, "time_ms_p20": self.p20_ms, "time_ms_p80": self.p80_ms,
+            "spread_pct": self.spread_pct, "stable": self.stable, "n_reps": self.n_reps,
+        }
+
+
+def _quantiles(values: list[float], qs: tuple[float, ...]) -> list[float]:
+    """Linear-interpolation quantiles, the same definition do_bench uses for its `quantiles=` argument."""
+    a = sorted(values)
+    n = len(a)
+    out = []
+    for q in qs:
+        point = q * (n - 1)
+        lo, hi = math.floor(point), math.ceil(point)
+        t = point - lo
+        out.append((1 - t) * a[lo] + t * a[hi])
+    return out
+
+
+# ---- environment ----------------------------------------------------------------------------------------------
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def require_cuda(what: str = "timing") -> None:
+    """Raise TimingUnavailable unless a CUDA GPU is usable."""
+    if not cuda_available():
+        raise TimingUnavailable(
+            f"{what} needs an NVIDIA GPU with CUDA, and none is available here; "
+            "timings are recorded as not measured."
+        )
+
+
+def l2_bytes() -> int:
+    """L2 size of the current GPU, or the H100's when there is no GPU to ask."""
+    if cuda_available():
+        import torch
+
+        size = int(getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 0))
+        if size > 0:
+            return size
+    return H100_L2_BYTES
+
+
+def inputs_for_rotation(config: AttentionConfig, l2_size: int | None = None) -> int:
+    """How many distinct input sets (Q, K, V and the output O) to rotate so that together they exceed the L2.
+
+    One set moves `config.min_hbm_bytes` (Q, K, V read and O written once). We take the fewest sets whose sum is
+    at least L2_OVERSUBSCRIPTION x L2, at least 2 (so consecutive repetitions never share inputs) and at most
+    MAX_ROTATION_SETS.
+    """
+    l2 = H100_L2_BYTES if l2_size is None else int(l2_size)
+    if l2 <= 0:
+        raise ValueError(f"L2 size must be positive, got {l2}.")
+    set_bytes = config.min_hbm_bytes
+    need = math.ceil(L2_OVERSUBSCRIPTION * l2 / set_bytes)
+    return max(2, min(MAX_ROTATION_SETS, need))
+
+
+# ---- timing ---------------------------------------------------------------------------------------------------
+def time_call(fn: Callable[[int], object], n_inputs: int, warmup_ms: float = 25, rep_ms: float = 100) -> Timing:
+    """Time `fn(i)` (run the implementation on input set i) rotating i over range(n_inputs).
+
+    Each input set is run once untimed first; then do_bench warms up for `warmup_ms` and times repetitions for
+    about `rep_ms`, each repetition on the next input set.
+    """
+    require_cuda("timing")
+    if n_inputs < 1:
+        raise ValueError(f"n_inputs must be at least 1, got {n_inputs}.")
+    import torch
+    from triton.testing import do_bench
+
+    for i in range(n_inputs):
+        fn(i)
+    torch.cuda.synchronize()
+    counter = itertools.count()
+
+    def step() -> None:
+        fn(next(counter) % n_inputs)
+
+    samples = do_bench(step, warmup=warmup_ms, rep=rep_ms, return_mode="all")
+    return Timing.from_samples(samples)
+
+
+def bare_do_bench(fn0: Callable[[], object], warmup_ms: float = 25, rep_ms: float = 100) -> float:
+    """Median ms of a plain `do_bench(fn0)` on one input set: the reference for the collector's overhead."""
+    require_cuda("timing")
+    from triton.testing import do_bench
+
+    return float(do_bench(fn0, warmup=warmup_ms, rep=rep_ms, return_mode="median"))
+
+
+# Cycles of the dummy kernel per measured call: 1 ms at the H100's 1.98 GHz boost clock (H100 SXM5 datasheet),
+# far above the ~10-20 us a launch costs on the host (ANCHORS.md), so the GPU stays busy for the whole loop.
+_BUSY_CYCLES_PER_CALL = 2_000_000
+
+
+def host_launch_us(fn: Callable[[], object], n: int = 50) -> float:
+    """Median host wall time (us) of one Python call of `fn` while the GPU is kept busy.
+
+    A long `torch.cuda._sleep` kernel is enqueued first, so every call only queues its kernel(s) behind it: the
+    wall time measured is the launch path (Python, argument handling, driver enqueue), not the kernel. `fn` is
+    called once untimed (and synchronized) first so compilation and autotuning are not counted.
+    """
+    require_cuda("launch timing")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}.")
+    import torch
+
+    fn()
+    torch.cuda.synchronize()
+    torch.cuda._sleep(_BUSY_CYCLES_PER_CALL * n)
+    walls = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        walls.append((time.perf_counter_ns() - t0) / 1e3)
+    torch.cuda.synchronize()
+    return float(statistics.median(walls))
