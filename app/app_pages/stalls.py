@@ -1,0 +1,13 @@
+"""Stalls: Nsight Compute warp stall reasons stacked per implementation."""
+
+import streamlit as st
+
+from app import charts, widgets
+from perfmodel.report import SECTION_INTRO, stalls_display
+
+sel = widgets.selection()
+st.title("Stall reasons")
+st.caption(SECTION_INTRO["stalls"] + " Reasons attributed to a constraint carry its number.")
+s = sel.for_config("stalls")
+st.plotly_chart(charts.stalls_figure(s), key="stalls")
+st.dataframe(stalls_display(s), hide_index=True, width="stretch")

@@ -1,0 +1,364 @@
+"""`perfmodel report`: one run's predicted-vs-measured report as a self-contained HTML file or as Markdown.
+
+Order: gates first, then headline verdicts, stages, constraints (with the stall-to-constraint mapping), stalls,
+roofline, batching, and with a baseline run the comparison. Each section opens with one sentence saying what it
+shows. The HTML inlines plotly.js once and stores every figure as JSON in a `<script type="application/json">`
+block, so it opens offline and a program can read the figures back; the Markdown carries the tables only.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from perfmodel import analysis, compare, figures
+from perfmodel.constraint_map import mapping_rows
+from perfmodel.gates import evaluate_gates
+from perfmodel.runs import Run, gpu_name
+
+SECTION_INTRO = {
+    "gates": "The plan's success gates checked against this run: pass, fail, not measured (with the reason), "
+             "or report (no number to check).",
+    "headlines": "The verdicts in one line each: best stage against the best peer, and each constraint's "
+                 "measured gain against its claim.",
+    "stages": "Measured TFLOP/s of each stage beside the plan's target band, the plan's gains applied to the "
+              "measured baseline, our analytic model and the physical bound, with each prediction's error.",
+    "constraints": "For each of the plan's four constraints: the gain it claims, the gain measured when the stage "
+                   "that removes it lands, and the most the counters say removing it could buy (Amdahl).",
+    "stalls": "Where the warps' cycles go: Nsight Compute's stall reasons as shares of all stall cycles, per "
+              "implementation.",
+    "roofline": "How close each kernel runs to the nearest ceiling: tensor cores, the exponential unit "
+                "(as FLOP-equivalent) or memory bandwidth at its arithmetic intensity.",
+    "batching": "Per-sequence latency as the batch grows, against the plan's gate of a 5× speed-up from B=1 "
+                "to B=32.",
+    "comparison": "This run against the baseline run, case by case: change in kernel time, flagged only when the "
+                  "two runs' p20–p80 intervals do not overlap.",
+}
+
+
+@dataclass
+class ReportData:
+    """Every table the report (and the dashboard's overview) shows, computed once."""
+
+    run: Run
+    gates: pd.DataFrame
+    stages: pd.DataFrame
+    peers: pd.DataFrame
+    constraints: pd.DataFrame
+    stalls: pd.DataFrame
+    roofline: pd.DataFrame
+    batching: pd.DataFrame
+    batching_summary: pd.DataFrame
+    headlines: list[str]
+    baseline: Run | None = None
+    comparison: pd.DataFrame | None = None
+    mapping: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(mapping_rows()))
+
+
+def collect(run: Run, baseline: Run | None = None, model=None) -> ReportData:
+    model = analysis._model(model)
+    stages = analysis.stage_table(run, model)
+    peers = analysis.peer_table(run, model)
+    constraints = analysis.constraint_table(run, model)
+    return ReportData(
+        run=run, gates=evaluate_gates(run, model), stages=stages, peers=peers, constraints=constraints,
+        stalls=analysis.stall_table(run, model), roofline=analysis.roofline_table(run, model),
+        batching=analysis.batching_table(run), batching_summary=analysis.batching_summary(run),
+        headlines=analysis.headlines(stages, peers, constraints), baseline=baseline,
+        comparison=compare.compare_runs(run, baseline) if baseline is not None else None,
+    )
+
+
+# ---- display tables (shared with the dashboard) -------------------------------------------------------------
+def _num(x, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "" if x is None else str(x)
+    if not math.isfinite(v):
+        return "—"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}"
+
+
+def _pct(x) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "—"
+    return f"{v:+.1%}" if math.isfinite(v) else "—"
+
+
+def _band(lo, hi) -> str:
+    lo, hi = _num(lo), _num(hi)
+    if lo == "—":
+        return "—"
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def gates_display(gates: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "gate": gates["gate"], "stage": gates["stage"], "kind": gates["kind"], "status": gates["status"],
+        "measured": [_num(v) for v in gates["measured"]], "threshold": gates["threshold"],
+        "detail": gates["detail"], "plan says": gates["quote"],
+    })
+
+
+def stages_display(stages: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "config": stages["config_id"], "stage": stages["label"], "impl": stages["impl"],
+        "status": stages["status"], "measured TFLOP/s": [_num(v) for v in stages["measured_tflops"]],
+        "plan target": [_band(a, b) for a, b in zip(stages["einstein_abs_low_tflops"],
+                                                    stages["einstein_abs_high_tflops"])],
+        "err vs target": [_pct(v) for v in stages["einstein_abs_err"]],
+        "plan gains on stage 0": [_band(a, b) for a, b in zip(stages["einstein_rel_low_tflops"],
+                                                              stages["einstein_rel_high_tflops"])],
+        "err vs gains": [_pct(v) for v in stages["einstein_rel_err"]],
+        "analytic": [_num(v) for v in stages["analytic_tflops"]],
+        "err vs analytic": [_pct(v) for v in stages["analytic_err"]],
+        "bound": [_num(v) for v in stages["bound_tflops"]],
+        "of bound": [_pct(v - 1) if pd.notna(v) else "—" for v in stages["bound_frac"]],
+    })
+
+
+def constraints_display(constraints: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "config": constraints["config_id"], "constraint": [f"#{c} {n}" for c, n in
+                                                           zip(constraints["constraint"], constraints["name"])],
+        "removed by": constraints["removed_by"], "vs": constraints["before"],
+        "claimed": [f"{_pct(a)}…{_pct(b)}" for a, b in zip(constraints["claimed_gain_low"],
+                                                          constraints["claimed_gain_high"])],
+        "measured": [_pct(v) for v in constraints["measured_gain"]],
+        "share f": [f"{v:.1%}" if pd.notna(v) else "—" for v in constraints["attributable_fraction"]],
+        "Amdahl max": [_pct(v) for v in constraints["amdahl_max_gain"]],
+        "evidence": constraints["evidence"], "verdict": constraints["verdict"],
+    })
+
+
+def stalls_display(stalls: pd.DataFrame) -> pd.DataFrame:
+    if stalls.empty:
+        return pd.DataFrame()
+    wide = stalls.pivot_table(index=["config_id", "stage_order", "impl"], columns="reason", values="fraction",
+                              aggfunc="sum").reset_index().sort_values(["config_id", "stage_order"])
+    reasons = [c for c in wide.columns if c not in ("config_id", "stage_order", "impl")]
+    reasons.sort(key=lambda r: -wide[r].fillna(0).sum())
+    out = wide[["config_id", "impl"]].rename(columns={"config_id": "config"})
+    for r in reasons:
+        out[r] = [f"{v:.0%}" if pd.notna(v) else "" for v in wide[r]]
+    return out.reset_index(drop=True)
+
+
+def roofline_display(roof: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "config": roof["config_id"], "impl": roof["impl"], "AI FLOP/B": [_num(v) for v in roof["arithmetic_intensity"]],
+        "measured AI": [_num(v) for v in roof["measured_ai"]],
+        "TFLOP/s": [_num(v) for v in roof["measured_tflops"]],
+        "tensor": [_num(v) for v in roof["tensor_tflops"]], "exp unit": [_num(v) for v in roof["exp_ceiling_tflops"]],
+        "memory": [_num(v) for v in roof["memory_ceiling_tflops"]], "limiter": roof["limiter"],
+        "of roof": [f"{v:.0%}" if pd.notna(v) else "—" for v in roof["attainment"]],
+    })
+
+
+def batching_display(summary: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "impl": summary["impl"], "shape": [f"H{h} S{s} D{d} {'causal' if c else 'full'} {t}" for h, s, d, c, t in
+                                           zip(summary["H"], summary["S"], summary["D"], summary["causal"],
+                                               summary["dtype"])],
+        "B": [f"{a} → {b}" for a, b in zip(summary["B_from"], summary["B_to"])],
+        "speed-up per sequence": [f"{v:.2f}×" if pd.notna(v) else "—" for v in summary["speedup"]],
+        "gate": [f"≥ {v:g}×" for v in summary["threshold"]],
+        "meets": ["yes" if m is True else "no" if m is False else "—" for m in summary["meets"]],
+    })
+
+
+def comparison_display(cmp: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "config": cmp["config_id"], "impl": cmp["impl"], "baseline ms": [_num(v) for v in cmp["time_ms_base"]],
+        "this run ms": [_num(v) for v in cmp["time_ms_new"]], "change": [
+            f"{v:+.1f}%" if pd.notna(v) else "—" for v in cmp["time_change_pct"]],
+        "noise": [f"±{v:.1f}%" if pd.notna(v) else "—" for v in cmp["noise_pct"]], "verdict": cmp["verdict"],
+    })
+
+
+# ---- figures per section ------------------------------------------------------------------------------------
+def section_figures(data: ReportData) -> dict[str, list]:
+    figs: dict[str, list] = {k: [] for k in SECTION_INTRO}
+    for cid in data.stages["config_id"].unique():
+        s = data.stages[data.stages["config_id"] == cid]
+        p = data.peers[data.peers["config_id"] == cid]
+        f1 = figures.stages_figure(s, p)
+        f1.update_layout(title=f"{f1.layout.title.text} — {cid}")
+        f2 = figures.terms_figure(s)
+        f2.update_layout(title=f"{f2.layout.title.text} — {cid}")
+        figs["stages"] += [f1, f2]
+    for cid in data.constraints["config_id"].unique():
+        f = figures.constraints_figure(data.constraints[data.constraints["config_id"] == cid])
+        f.update_layout(title=f"{f.layout.title.text} — {cid}")
+        figs["constraints"].append(f)
+    for cid in data.stalls["config_id"].unique():
+        f = figures.stalls_figure(data.stalls[data.stalls["config_id"] == cid])
+        f.update_layout(title=f"{f.layout.title.text} — {cid}")
+        figs["stalls"].append(f)
+    figs["roofline"].append(figures.roofline_figure(data.roofline))
+    if not data.batching.empty:
+        figs["batching"].append(figures.batching_figure(data.batching))
+    if data.comparison is not None:
+        figs["comparison"].append(figures.compare_figure(data.comparison))
+    return figs
+
+
+def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]]:
+    t = {
+        "gates": [("", gates_display(data.gates))],
+        "stages": [("", stages_display(data.stages))],
+        "constraints": [("How each constraint is measured", data.mapping),
+                        ("", constraints_display(data.constraints))],
+        "stalls": [("", stalls_display(data.stalls))],
+        "roofline": [("", roofline_display(data.roofline))],
+        "batching": [("", batching_display(data.batching_summary))],
+    }
+    if data.comparison is not None:
+        t["comparison"] = [("", comparison_display(data.comparison))]
+    return t
+
+
+def _meta_lines(run: Run) -> list[tuple[str, str]]:
+    env = run.environment
+    lines = [("run", run.run_id), ("GPU", gpu_name(run) or "none (no GPU in this run)"),
+             ("status", run.status), ("created", str(run.meta.get("created", "—"))),
+             ("suite", str(run.meta.get("suite", "—")))]
+    for key in ("driver", "cuda", "torch", "triton", "git_commit"):
+        if env.get(key):
+            lines.append((key, str(env[key])))
+    if run.meta.get("note"):
+        lines.append(("note", str(run.meta["note"])))
+    return lines
+
+
+# ---- Markdown -----------------------------------------------------------------------------------------------
+def _md_cell(v) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(no rows)_"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+TITLES = {"gates": "Gates", "headlines": "Headlines", "stages": "Stages: predicted vs measured",
+          "constraints": "Constraints", "stalls": "Stall reasons", "roofline": "Roofline", "batching": "Batching",
+          "comparison": "Comparison with the baseline run"}
+
+
+def to_markdown(data: ReportData) -> str:
+    out = [f"# Predicted vs measured: {data.run.run_id}", ""]
+    out += [f"- **{k}**: {_md_cell(v)}" for k, v in _meta_lines(data.run)]
+    if data.baseline is not None:
+        out.append(f"- **baseline**: {data.baseline.run_id}")
+    out += ["", "Figures are in the HTML version (`perfmodel report --format html`).", ""]
+    tables = section_tables(data)
+    for key in SECTION_INTRO:
+        if key == "comparison" and data.comparison is None:
+            continue
+        out += [f"## {TITLES[key]}", "", SECTION_INTRO[key], ""]
+        if key == "headlines":
+            out += [f"- {h}" for h in data.headlines] + [""]
+            continue
+        for caption, df in tables.get(key, []):
+            if caption:
+                out += [f"**{caption}**", ""]
+            out += [markdown_table(df), ""]
+    return "\n".join(out)
+
+
+# ---- HTML ---------------------------------------------------------------------------------------------------
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1400px;color:#222}
+h1{font-size:1.6rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
+p.intro{color:#555;margin:.3rem 0 1rem} dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
+dl.meta dt{font-weight:600} table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top} th{background:#f5f5f5}
+td.pass{background:#e6f4ea} td.fail{background:#fde7e9} td.not_measured{background:#f1f3f4}
+td.report{background:#fef7e0} .fig{margin:1rem 0}
+"""
+
+_RENDER_JS = """
+document.querySelectorAll('script.plotly-figure').forEach(function (s) {
+  var spec = JSON.parse(s.textContent);
+  Plotly.newPlot(s.dataset.target, spec.data, spec.layout, {responsive: true, displaylogo: false});
+});
+"""
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p><em>(no rows)</em></p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for col, v in zip(df.columns, row):
+            cls = f' class="{v}"' if col == "status" and v in ("pass", "fail", "not_measured", "report") else ""
+            cells.append(f"<td{cls}>{html.escape(str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def to_html(data: ReportData) -> str:
+    from plotly.offline import get_plotlyjs
+
+    figs = section_figures(data)
+    tables = section_tables(data)
+    parts = [f"<h1>Predicted vs measured: {html.escape(data.run.run_id)}</h1>", '<dl class="meta">']
+    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _meta_lines(data.run)]
+    if data.baseline is not None:
+        parts.append(f"<dt>baseline</dt><dd>{html.escape(data.baseline.run_id)}</dd>")
+    parts.append("</dl>")
+    n = 0
+    for key in SECTION_INTRO:
+        if key == "comparison" and data.comparison is None:
+            continue
+        parts += [f'<section id="{key}"><h2>{html.escape(TITLES[key])}</h2>',
+                  f'<p class="intro">{html.escape(SECTION_INTRO[key])}</p>']
+        if key == "headlines":
+            parts.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in data.headlines) + "</ul>")
+        for fig in figs.get(key, []):
+            n += 1
+            spec = fig.to_json().replace("</", "<\\/")
+            parts.append(f'<div class="fig" id="fig-{n}"></div>'
+                         f'<script type="application/json" class="plotly-figure" data-target="fig-{n}">{spec}</script>')
+        for caption, df in tables.get(key, []):
+            if caption:
+                parts.append(f"<h3>{html.escape(caption)}</h3>")
+            parts.append(_html_table(df))
+        parts.append("</section>")
+    title = html.escape(f"perfmodel report: {data.run.run_id}")
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title><style>{_CSS}</style>"
+            f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
+            + "\n".join(parts) + f"<script>{_RENDER_JS}</script></body></html>")
+
+
+def build_report(run: Run, baseline: Run | None = None, fmt: str = "html", model=None) -> str:
+    """The report text in `fmt` ("html" or "md")."""
+    data = collect(run, baseline, model)
+    return to_html(data) if fmt == "html" else to_markdown(data)
+
+
+def figure_specs(html_text: str) -> list[dict]:
+    """The plotly figures embedded in a report, parsed back (for tests and tools)."""
+    import re
+
+    blocks = re.findall(r'<script type="application/json" class="plotly-figure"[^>]*>(.*?)</script>', html_text,
+                        flags=re.S)
+    return [json.loads(b.replace("<\\/", "</")) for b in blocks]

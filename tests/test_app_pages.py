@@ -1,0 +1,79 @@
+"""Each dashboard page through Streamlit's AppTest: no exception, the expected title, charts and tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from synthetic_run import GPU, make_run, synthetic_run_dir  # noqa: F401 (fixture)
+
+APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
+# page file -> (title, at least this many plotly charts)
+PAGES = {
+    "overview": ("Predicted vs measured", 1),
+    "stages": ("Stages", 2),
+    "constraints": ("Constraints", 1),
+    "stalls": ("Stall reasons", 1),
+    "roofline": ("Roofline", 1),
+    "batching": ("Batching", 1),
+    "runs": ("Runs", 1),
+}
+
+
+@pytest.fixture(scope="module")
+def app(synthetic_run_dir, tmp_path_factory):
+    second = make_run(tmp_path_factory.mktemp("second"), name="slower-run", scale=1.1)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PERFMODEL_RUN_DIRS", f"{synthetic_run_dir}:{second}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    yield at
+    mp.undo()
+
+
+def _sidebar_text(at) -> str:
+    return " ".join(m.value for m in at.sidebar.markdown)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_renders(app, page):
+    title, n_charts = PAGES[page]
+    app.switch_page(f"app_pages/{page}.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [t.value for t in app.title] == [title]
+    assert len(app.get("plotly_chart")) >= n_charts
+    assert len(app.dataframe) >= 1
+    assert GPU in _sidebar_text(app)  # the run's GPU is named on every page
+
+
+def test_overview_shows_gate_counts_and_headlines(app):
+    app.switch_page("app_pages/overview.py").run()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {"pass": "11", "fail": "1", "not measured": "7", "to judge": "1"}
+    assert any("stage5_full" in m.value for m in app.markdown)
+
+
+def test_filters_switch_config(app):
+    app.switch_page("app_pages/stages.py").run()
+    box = app.sidebar.selectbox(key="config_id")
+    assert box.options == ["B16-H16-S2048-D64-causal-fp16", "B8-H16-S1024-D128-full-fp16"]
+    box.select("B8-H16-S1024-D128-full-fp16").run()
+    assert not app.exception
+    df = app.dataframe[0].value
+    assert set(df["config"]) == {"B8-H16-S1024-D128-full-fp16"}
+
+
+def test_runs_page_compares_two_runs(app):
+    app.switch_page("app_pages/runs.py").run()
+    assert not app.exception
+    assert len(app.dataframe[0].value) == 2  # both runs listed
+    cmp = app.dataframe[-1].value
+    assert set(cmp["verdict"]) == {"regression"}  # the second run is 10% slower everywhere
+
+
+def test_unreadable_run_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERFMODEL_RUN_DIRS", str(tmp_path / "missing"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.sidebar.error)
