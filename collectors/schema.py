@@ -7,7 +7,10 @@ A run is a folder:
       tables/<table>/part-*.parquet   one file per write (atomic: written to a temp name, then renamed);
                                a case written twice (after --resume) keeps its newest rows (collectors/store.py)
       profile.ncu-rep          the Nsight Compute report (when ncu ran); open it in the Nsight Compute GUI
-      ncu/                     the raw and details CSV exports the parser read
+      ncu/                     raw.csv and details.csv (the exports the parser read), cases-1.json (what the
+                               worker ran), profile.log (ncu's output), worker.jsonl (per-case worker status);
+                               a resumed run's later sessions add profile-2.ncu-rep, raw-2.csv, ...
+      interpret/               with --interpret: the CPU worker's cases, per-case results and log
 
 Every row of every table carries `run_id` and, where it is about a case, the implementation name (`impl`:
 a stage name such as `stage0_baseline`, or a peer such as `sdpa_cudnn`) and the config (`config_id` plus its

@@ -1,0 +1,561 @@
+"""`perfmodel collect`: measure every (implementation, config) of a suite into a run folder.
+
+Per case, in this order (collectors/bench.py does the first two for `perfmodel bench` too):
+
+1. correctness against the float64 reference, with the error budget and the design document's own verdicts
+   (allclose rtol 1e-3 atol 2e-3; max error <= 0.06); a wrong or failing case is recorded and not timed;
+2. timings over rotated inputs (collectors.timing.time_call), plus a bare `do_bench` of the same call on one
+   input set in the same process, whose ratio is the collector's own overhead (`overhead_pct`);
+3. host launch cost (collectors.timing.host_launch_us) and its share of the kernel time;
+4. determinism: N more calls on the same inputs compared bitwise with the first output;
+
+each case's rows are stored as soon as it is done (collectors.store), ending with its row in the `cases` log,
+which is what `--resume` skips. Then, once per run: the census of each (stage, config) (compiled for sm_90 on
+the CPU, collectors.census), the batching table derived from the timings, this GPU's ceilings
+(collectors.ceilings), and ONE Nsight Compute session over all correct cases (collectors.ncu, the worker
+process collectors.worker) parsed into `ncu_metrics` and `stalls`.
+
+`interpret=True` needs no GPU: a child process started with TRITON_INTERPRET=1 (Triton reads it when a kernel
+module is imported) checks correctness on the CPU, the census runs as usual, and every GPU measurement is
+stored as `not_measured`. Problems the user can fix raise `CollectError` (or the store's / ncu's errors) with
+one sentence; a kernel that fails for one config is recorded and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from collectors import ncu as ncu_mod
+from collectors.schema import CONFIG_COLUMNS, columns
+from collectors.store import RunStoreError, RunWriter, load_run, new_run_id
+from kernels.suites import SUITES, get_suite
+from kernels.workload import AttentionConfig
+
+# Largest problem run under the CPU interpreter: B·H·S² score elements. The tiny suite's biggest is 1·1·130²;
+# the seed config (16·16·2048²) would take hours on a CPU.
+INTERPRET_MAX_SCORES = 1 << 20
+
+
+class CollectError(Exception):
+    """A collect request that cannot run as asked; the message is one sentence."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    """What to collect. `out_dir` is the folder new runs go under, or with `resume=True` the run to continue."""
+
+    suite: str = "seed"
+    configs: tuple[AttentionConfig, ...] = ()  # when given, these replace the suite's configs
+    stages: str = "all"  # comma list of stage names, "all" or "none"
+    refs: str = "all"  # comma list of peer names, "all" or "none"
+    out_dir: Path = Path("runs")
+    ncu: bool = True
+    resume: bool = False
+    interpret: bool = False
+    determinism_runs: int = 100
+    warmup_ms: float = 25.0
+    rep_ms: float = 100.0
+    seed: int = 0
+    ncu_timeout_s: float | None = 3600.0
+    command_line: tuple[str, ...] | None = None
+    # progress(done, total, label): called before each step; None prints a progress line with ETA on stderr.
+    progress: Callable[[int, int, str], None] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise CollectError(f"unknown suite {self.suite!r}; known suites: {', '.join(SUITES)}.")
+        if isinstance(self.determinism_runs, bool) or not isinstance(self.determinism_runs, int) \
+                or self.determinism_runs < 1:
+            raise CollectError(f"--determinism must be a whole number of at least 1, got {self.determinism_runs!r}.")
+        if self.warmup_ms <= 0 or self.rep_ms <= 0:
+            raise CollectError("warm-up and repetition times must be positive.")
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        object.__setattr__(self, "configs", tuple(self.configs))
+
+    def config_list(self) -> list[AttentionConfig]:
+        return list(self.configs) if self.configs else get_suite(self.suite)
+
+    def as_meta(self) -> dict:
+        """The options as run.json records them (and --resume reads them back)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("progress",)}
+        d["configs"] = [c.as_dict() for c in self.configs]
+        d["out_dir"] = str(self.out_dir)
+        d["command_line"] = list(self.command_line) if self.command_line else None
+        return d
+
+
+# ---- progress ---------------------------------------------------------------------------------------------------
+class _Steps:
+    def __init__(self, total: int, callback):
+        self.total, self.done, self.callback = total, 0, callback
+        self._bar = None
+        if callback is None:
+            from collectors.bench import Progress
+
+            self._bar = Progress(total)
+
+    def step(self, label: str) -> None:
+        if self.done >= self.total:
+            self.total = self.done + 1
+            if self._bar is not None:
+                self._bar.total = self.total
+        if self._bar is not None:
+            self._bar.step(label)
+        else:
+            self.callback(self.done, self.total, label)
+        self.done += 1
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# ---- rows -------------------------------------------------------------------------------------------------------
+def _key(impl: str, config: AttentionConfig) -> dict:
+    return {"impl": impl, "config_id": config.id, **config.as_dict()}
+
+
+def _status_row(table: str, impl: str, config: AttentionConfig, status: str, error: str | None) -> dict:
+    """A row of `table` with every value null: `status` says why (not_measured, failed, wrong, unavailable)."""
+    row = {c: None for c in columns(table) if c != "run_id"}
+    row.update(_key(impl, config))
+    row["status"] = status
+    if "error" in row:
+        row["error"] = error
+    return row
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# ---- the run ----------------------------------------------------------------------------------------------------
+class _Collector:
+    def __init__(self, opts: CollectOptions):
+        self.opts = opts
+        self.ncu_path: Path | None = None
+        self.ncu_version: str | None = None
+
+    # -- set-up
+    def _check_environment(self) -> None:
+        from collectors.timing import cuda_available
+
+        if self.opts.interpret:
+            for cfg in self.configs:
+                if cfg.B * cfg.H * cfg.S * cfg.S > INTERPRET_MAX_SCORES:
+                    raise CollectError(
+                        f"config {cfg.id} is too large for the CPU interpreter; use small configs with --interpret "
+                        "(e.g. --suite tiny).")
+            return
+        if not cuda_available():
+            raise CollectError(
+                "no CUDA GPU is visible here: run `perfmodel collect` on an NVIDIA GPU (H100), or add --interpret "
+                "to check correctness and census on the CPU.")
+        if self.opts.ncu:
+            self.ncu_path = ncu_mod.require_ncu()
+            self.ncu_version = ncu_mod.ncu_version(self.ncu_path)
+
+    def _resolve(self) -> None:
+        from collectors.bench import resolve
+
+        try:
+            self.impls = resolve(self.opts.stages, self.opts.refs)
+        except ValueError as e:
+            raise CollectError(str(e)) from None
+        if not self.impls:
+            raise CollectError("no implementation selected; pass --stages and/or --refs with at least one name.")
+
+    def _open_run(self) -> RunWriter:
+        from collectors.env import collect_environment
+
+        env = collect_environment(
+            list(self.opts.command_line) if self.opts.command_line else None, self.ncu_path, self.ncu_version,
+            None if self.opts.ncu and not self.opts.interpret else "ncu was not used (--no-ncu or --interpret)")
+        impls = [{"name": i.name, "kind": i.kind, "description": i.description,
+                  "available": i.available()[0], "reason": i.available()[1] or None} for i in self.impls]
+        meta = {
+            "suite": self.opts.suite if not self.opts.configs else "custom",
+            "mode": "interpret" if self.opts.interpret else "gpu",
+            "configs": [{"config_id": c.id, **c.as_dict()} for c in self.configs],
+            "impls": impls,
+            "command_line": env["command_line"],
+            "options": self.opts.as_meta(),
+        }
+        if self.opts.resume:
+            first_gpu = (load_run(self.opts.out_dir).environment or {}).get("gpu_name")
+            if first_gpu and env.get("gpu_name") and first_gpu != env.get("gpu_name"):
+                raise CollectError(f"this run was measured on {first_gpu}; resume it on the same GPU, "
+                                   f"not on {env.get('gpu_name')}.")
+            return RunWriter(self.opts.out_dir, {"command_line": env["command_line"], "environment": env},
+                             resume=True)
+        meta["environment"] = env
+        base = new_run_id(meta["suite"], env.get("gpu_name") or ("interpret" if self.opts.interpret else None))
+        run_dir, n = self.opts.out_dir / base, 1
+        while run_dir.exists():
+            n += 1
+            run_dir = self.opts.out_dir / f"{base}-{n}"
+        return RunWriter(run_dir, meta, run_id=run_dir.name)
+
+    def _apply_resume_options(self) -> None:
+        """With --resume, the suite, configs and implementations are those the run was started with."""
+        if not self.opts.resume:
+            return
+        run = load_run(self.opts.out_dir)
+        old = run.meta.get("options") or {}
+        configs = tuple(AttentionConfig(**{k: c[k] for k in ("B", "H", "S", "D", "causal", "dtype")})
+                        for c in run.meta.get("configs", []))
+        if not configs:
+            raise RunStoreError(f"{run.path}/run.json lists no configs, so there is nothing to resume.")
+        self.opts = dataclasses.replace(
+            self.opts, suite=old.get("suite", self.opts.suite), configs=configs,
+            stages=old.get("stages", self.opts.stages), refs=old.get("refs", self.opts.refs),
+            interpret=bool(old.get("interpret", self.opts.interpret)),
+            determinism_runs=int(old.get("determinism_runs", self.opts.determinism_runs)),
+            ncu=bool(old.get("ncu", True)) and self.opts.ncu)
+
+    # -- the sweep
+    def run(self) -> Path:
+        self._apply_resume_options()
+        self.configs = self.opts.config_list()
+        self._resolve()
+        self._check_environment()
+        writer = self._open_run()
+        self.writer = writer
+        try:
+            status = self._sweep(writer)
+        except KeyboardInterrupt:
+            writer.finish("interrupted")
+            raise
+        except BaseException as exc:
+            writer.finish("failed", error=_one_line(exc))
+            raise
+        writer.finish(status)
+        return writer.path
+
+    def _sweep(self, writer: RunWriter) -> str:
+        done = writer.done_cases()
+        todo = [(impl, cfg) for cfg in self.configs for impl in self.impls if (impl.name, cfg.id) not in done]
+        stage_names = [i.name for i in self.impls if i.kind == "stage"]
+        census_done = self._census_done(writer)
+        census_todo = [(s, c) for c in self.configs for s in stage_names if (s, c.id) not in census_done]
+        gpu = not self.opts.interpret
+        ceilings_todo = gpu and "ceilings" not in load_run(writer.path).tables()
+        steps = _Steps(len(todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu),
+                       self.opts.progress)
+        problems: list[str] = []
+        if gpu:
+            from collectors.env import ClockSampler
+
+            sampler = ClockSampler()
+            with sampler:
+                for impl, cfg in todo:
+                    steps.step(f"{impl.name} {cfg.id}")
+                    self._gpu_case(writer, impl, cfg, sampler)
+            self._record_clocks(writer, sampler)
+        else:
+            self._interpret_cases(writer, todo, steps)
+        for impl, cfg in census_todo:
+            steps.step(f"census {impl} {cfg.id}")
+            self._census(writer, impl, cfg)
+        self._batching(writer)
+        if ceilings_todo:
+            from collectors.ceilings import measure_ceilings
+
+            steps.step("ceilings")
+            rows = measure_ceilings()
+            writer.append("ceilings", rows)
+            problems += [f"ceiling {r['name']} {r['status']}: {r['error']}" for r in rows if r["status"] != "ok"]
+        elif not gpu and "ceilings" not in load_run(writer.path).tables():
+            from collectors.ceilings import not_measured
+
+            writer.append("ceilings", not_measured("--interpret runs on the CPU; no GPU to measure"))
+        if gpu and self.opts.ncu:
+            steps.step("Nsight Compute session over all correct cases")
+            ncu_problem = self._ncu(writer)
+            if ncu_problem:
+                problems.append(ncu_problem)
+        elif not writer.meta.get("ncu"):
+            reason = "--interpret runs on the CPU" if self.opts.interpret else "--no-ncu"
+            writer.update_meta(ncu={"status": "not_measured", "reason": reason})
+        steps.close()
+        writer.update_meta(problems=problems)
+        missing = set((i.name, c.id) for c in self.configs for i in self.impls) - writer.done_cases()
+        ncu_failed = (writer.meta.get("ncu") or {}).get("status") in ("failed", "partial")
+        return "partial" if (missing or ncu_failed) else "complete"
+
+    # -- one case on the GPU
+    def _gpu_case(self, writer: RunWriter, impl, cfg: AttentionConfig, sampler) -> None:
+        import torch
+
+        from collectors.bench import bench_case
+        from collectors.timing import bare_do_bench, host_launch_us
+
+        t0 = time.monotonic()
+        res = bench_case(impl, cfg, warmup_ms=self.opts.warmup_ms, rep_ms=self.opts.rep_ms, time_it=True,
+                         seed=self.opts.seed, keep_inputs=True)
+        sets = res.extra.pop("sets", None)
+        out0 = res.extra.pop("out", None)
+        bare_ms = math.nan
+        launch_row = _status_row("launch", impl.name, cfg, res.status, res.error or None)
+        det_row = _status_row("determinism", impl.name, cfg, res.status, res.error or None)
+        if res.status == "ok" and sets is not None:
+            q, k, v = sets[0]
+            call = (lambda: impl.launcher(q, k, v, causal=cfg.causal))
+            try:
+                bare_ms = bare_do_bench(call, self.opts.warmup_ms, self.opts.rep_ms)
+            except Exception as exc:
+                res.error = f"bare do_bench failed: {_one_line(exc)}"
+            t1 = time.monotonic()
+            try:
+                launch_us = host_launch_us(call)
+                time_ms = res.timing.median_ms
+                launch_row.update(status="ok", error=None, host_launch_us=launch_us, time_ms=time_ms,
+                                  launch_share=launch_us / (time_ms * 1000.0))
+            except Exception as exc:
+                launch_row.update(status="failed", error=_one_line(exc))
+            try:
+                same = 0
+                for _ in range(self.opts.determinism_runs):
+                    o = call()
+                    same += int(torch.equal(o, out0))
+                    del o
+                det_row.update(status="ok", error=None, n_runs=self.opts.determinism_runs, n_identical=same,
+                               bitwise_identical=same == self.opts.determinism_runs)
+            except Exception as exc:
+                det_row.update(status="failed", error=_one_line(exc))
+        else:
+            t1 = time.monotonic()
+        timing = res.timing_row(writer.run_id, bare_ms)
+        timing.pop("run_id", None)
+        sm_mhz, mem_mhz = sampler.median_mhz(t0, t1)
+        timing.update(
+            n_inputs=len(sets) if sets is not None and res.timing else None,
+            overhead_pct=((timing["time_ms"] - bare_ms) / bare_ms * 100.0) if res.timing and bare_ms > 0 else None,
+            sm_clock_mhz=sm_mhz, mem_clock_mhz=mem_mhz,
+        )
+        if res.status == "ok" and not res.timing:
+            timing["status"] = "failed"
+        correctness = res.correctness_row(writer.run_id)
+        correctness.pop("run_id", None)
+        del sets, out0, res.extra
+        writer.append("correctness", [correctness])
+        writer.append("timings", [timing])
+        writer.append("launch", [launch_row])
+        writer.append("determinism", [det_row])
+        writer.append("cases", [{**_key(impl.name, cfg), "status": correctness["status"],
+                                 "error": correctness.get("error") or None,
+                                 "wall_s": round(time.monotonic() - t0, 3), "finished": _now()}])
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _record_clocks(self, writer: RunWriter, sampler) -> None:
+        summary = sampler.summary()
+        env = dict(writer.meta.get("environment") or {})
+        if writer.meta.get("resumes"):
+            writer.meta["resumes"][-1]["clocks_during_timing"] = summary
+            writer.update_meta()
+            return
+        env["clocks_during_timing"] = summary
+        writer.update_meta(environment=env)
+
+    # -- cases under the interpreter (child process)
+    def _interpret_cases(self, writer: RunWriter, todo, steps: _Steps) -> None:
+        if not todo:
+            return
+        cases = [{"impl": impl.name, "config": cfg.as_dict(), "range": ncu_mod.range_name(impl.name, cfg.id)}
+                 for impl, cfg in todo]
+        work = writer.path / "interpret"
+        cases_file = ncu_mod.write_cases_file(work / "cases.json", cases, self.opts.seed)
+        report = work / "report.jsonl"
+        report.write_text("")
+        env = dict(os.environ)
+        env["TRITON_INTERPRET"] = "1"
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        by_key = {(impl.name, cfg.id): (impl, cfg) for impl, cfg in todo}
+        log = open(work / "worker.log", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "collectors.worker", "--check", "--cases", str(cases_file),
+                                 "--report", str(report)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        seen = 0
+        t_case = time.monotonic()
+        if todo:
+            steps.step(f"{todo[0][0].name} {todo[0][1].id} (interpreter)")
+        try:
+            while True:
+                finished = proc.poll() is not None
+                text = report.read_text()
+                # a line is complete once its newline is written (the child flushes after each case)
+                complete = text.split("\n")[:-1]
+                for line in complete[seen:]:
+                    seen += 1
+                    row = json.loads(line)
+                    impl, cfg = by_key[(row["impl"], row["config_id"])]
+                    self._store_interpreted(writer, impl, cfg, row, time.monotonic() - t_case)
+                    t_case = time.monotonic()
+                    if seen < len(todo):
+                        nxt = todo[seen]
+                        steps.step(f"{nxt[0].name} {nxt[1].id} (interpreter)")
+                if finished:
+                    break
+                time.sleep(0.2)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            log.close()
+        if seen < len(todo):
+            tail = (work / "worker.log").read_text(errors="replace").strip().splitlines()[-1:]
+            raise CollectError(f"the interpreter process stopped after {seen} of {len(todo)} cases "
+                               f"(exit status {proc.returncode}: {tail[0][:200] if tail else 'no output'}).")
+
+    def _store_interpreted(self, writer: RunWriter, impl, cfg: AttentionConfig, row: dict, wall_s: float) -> None:
+        correctness = {c: row.get(c) for c in columns("correctness") if c != "run_id"}
+        correctness.update(_key(impl.name, cfg))
+        status = correctness["status"]
+        reason = "--interpret runs on the CPU; there is no GPU to time" if status == "ok" else correctness["error"]
+        gpu_status = "not_measured" if status == "ok" else status
+        writer.append("correctness", [correctness])
+        for table in ("timings", "launch", "determinism"):
+            writer.append(table, [_status_row(table, impl.name, cfg, gpu_status, reason)])
+        writer.append("cases", [{**_key(impl.name, cfg), "status": status, "error": correctness.get("error") or None,
+                                 "wall_s": round(wall_s, 3), "finished": _now()}])
+
+    # -- census
+    @staticmethod
+    def _census_done(writer: RunWriter) -> set[tuple[str, str]]:
+        df = load_run(writer.path).table("census")
+        return set(zip(df["impl"].astype(str), df["config_id"].astype(str))) if not df.empty else set()
+
+    def _census(self, writer: RunWriter, impl: str, cfg: AttentionConfig) -> None:
+        from collectors.census import H100_SM_COUNT, census
+
+        sm_count = (writer.meta.get("environment") or {}).get("sm_count") or H100_SM_COUNT
+        try:
+            row = census(impl, cfg, int(sm_count)).row(writer.run_id)
+        except Exception as exc:  # census() records refusals itself; anything else is recorded here
+            row = _status_row("census", impl, cfg, "failed", _one_line(exc))
+        row.pop("run_id", None)
+        writer.append("census", [row])
+
+    # -- batching
+    def _batching(self, writer: RunWriter) -> None:
+        """Per-sequence latency and speedup over B=1 for every (impl, H, S, D, causal, dtype) timed at several B."""
+        timings = load_run(writer.path).table("timings")
+        if timings.empty:
+            return
+        group_cols = ["impl", "H", "S", "D", "causal", "dtype"]
+        rows = []
+        for _, g in timings.groupby(group_cols, dropna=False):
+            if g["B"].nunique() < 2 or 1 not in set(g["B"].astype(int)):
+                continue
+            b1 = g[(g["B"].astype(int) == 1) & (g["status"] == "ok")]["time_ms"]
+            per_seq_b1 = float(b1.iloc[0]) if len(b1) else math.nan
+            for _, r in g.sort_values("B").iterrows():
+                row = {c: r[c] for c in ["impl", *CONFIG_COLUMNS]}
+                ok = r["status"] == "ok" and pd.notna(r["time_ms"])
+                t = float(r["time_ms"]) if ok else math.nan
+                per_seq = t / int(r["B"]) if ok else math.nan
+                speedup = per_seq_b1 / per_seq if ok and not math.isnan(per_seq_b1) else math.nan
+                row.update(status="ok" if not math.isnan(speedup) else "not_measured", time_ms=t,
+                           per_seq_ms=per_seq, speedup_vs_b1=speedup)
+                rows.append(row)
+        if rows:
+            writer.append("batching", rows)
+
+    # -- Nsight Compute
+    def _ncu(self, writer: RunWriter) -> str | None:
+        """One ncu session over every correct case not yet profiled; returns a problem sentence or None."""
+        run = load_run(writer.path)
+        correctness = run.table("correctness")
+        profiled = run.table("ncu_metrics")
+        have = set(zip(profiled["impl"].astype(str), profiled["config_id"].astype(str))) if not profiled.empty \
+            else set()
+        by_id = {c.id: c for c in self.configs}
+        cases, mapping = [], {}
+        for _, r in correctness[correctness["status"] == "ok"].iterrows():
+            key = (str(r["impl"]), str(r["config_id"]))
+            if key in have or key[1] not in by_id:
+                continue
+            cfg = by_id[key[1]]
+            name = ncu_mod.range_name(key[0], key[1])
+            cases.append({"impl": key[0], "config": cfg.as_dict(), "range": name})
+            mapping[name] = _key(key[0], cfg)
+        info = dict(writer.meta.get("ncu") or {})
+        info.update(path=str(self.ncu_path), version=self.ncu_version)
+        if not cases:
+            info.setdefault("status", "ok" if have else "not_measured")
+            if not have:
+                info["reason"] = "no correct case to profile"
+            writer.update_meta(ncu=info)
+            return None
+        n = len(info.get("sessions", [])) + 1
+        report_name = ncu_mod.REPORT_NAME if n == 1 else f"{ncu_mod.REPORT_NAME}-{n}"
+        ncu_dir = writer.path / ncu_mod.NCU_DIR
+        cases_file = ncu_mod.write_cases_file(ncu_dir / f"cases-{n}.json", cases, self.opts.seed)
+        from collectors import metrics as M
+
+        available = ncu_mod.query_metrics(self.ncu_path)
+        kept, dropped = ncu_mod.filter_available(M.extra_metrics(), available)
+        session_info = {"report": f"{report_name}.ncu-rep", "cases": len(cases), "metrics_dropped": dropped,
+                        "metrics_checked": available is not None}
+        try:
+            session = ncu_mod.run_session(self.ncu_path, writer.path, cases_file, list(mapping), metrics=kept,
+                                          timeout_s=self.opts.ncu_timeout_s, report_name=report_name)
+            suffix = "" if n == 1 else f"-{n}"
+            raw_path, details_path = ncu_mod.export_csv(self.ncu_path, session.report, ncu_dir, suffix=suffix)
+            raw = ncu_mod.parse_raw_csv(raw_path.read_text())
+            details = ncu_mod.parse_details_csv(details_path.read_text())
+            tidy = ncu_mod.tidy_metrics(raw, details, mapping)
+            stalls = ncu_mod.stalls_table(tidy)
+        except ncu_mod.NcuError as exc:
+            session_info.update(status="failed", error=str(exc))
+            info.update(status="failed", error=str(exc), sessions=[*info.get("sessions", []), session_info])
+            writer.update_meta(ncu=info)
+            return str(exc)
+        writer.append("ncu_metrics", tidy)
+        writer.append("stalls", stalls)
+        got = set(zip(tidy["impl"], tidy["config_id"])) if not tidy.empty else set()
+        missing = sorted(name for name, c in mapping.items() if (c["impl"], c["config_id"]) not in got)
+        worker_log = ncu_dir / "worker.jsonl"
+        failed = []
+        if worker_log.is_file():
+            for line in worker_log.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if rec.get("status") != "ok":
+                    failed.append(f"{rec.get('range')}: {rec.get('error')}")
+        session_info.update(status="ok", wall_s=round(session.wall_s, 1), returncode=session.returncode,
+                            kernels=int(len(tidy[["impl", "config_id", "kernel_index"]].drop_duplicates()))
+                            if not tidy.empty else 0,
+                            cases_without_kernels=missing, worker_failures=failed,
+                            command=" ".join(session.command))
+        info.update(status="ok" if not missing else "partial", sessions=[*info.get("sessions", []), session_info])
+        info.pop("error", None)
+        writer.update_meta(ncu=info)
+        if missing:
+            return f"ncu recorded no kernels for {len(missing)} case(s): {', '.join(missing[:5])}."
+        return None
+
+
+def collect(opts: CollectOptions) -> Path:
+    """Run the collection described by `opts`; returns the run folder."""
+    return _Collector(opts).run()

@@ -1,0 +1,273 @@
+"""The environment a run was measured in, for run.json.
+
+Every field is read from the machine (torch, triton, nvidia-smi or NVML, git, ncu); a field that cannot be read is
+None and `missing[field]` says why. Nothing is filled in from a datasheet or a guess.
+
+`ClockSampler` records the SM and memory clocks while the timings run (NVML through `pynvml` when it is
+installed, else `nvidia-smi --query-gpu=clocks.sm,clocks.mem`), so a run says what clocks its figures were
+taken at; `summary(t0, t1)` gives the median over any time window, e.g. one case's timing.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(cmd: list[str], timeout: float = 20, cwd: str | os.PathLike | None = None) -> tuple[int, str]:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    except (OSError, subprocess.SubprocessError) as e:
+        return -1, str(e)
+    return out.returncode, out.stdout.strip() or out.stderr.strip()
+
+
+def git_state(root: str | os.PathLike = PROJECT_ROOT) -> tuple[dict, dict]:
+    """({git_commit, git_dirty}, missing reasons)."""
+    values = {"git_commit": None, "git_dirty": None}
+    missing = {}
+    if shutil.which("git") is None:
+        missing["git_commit"] = missing["git_dirty"] = "git is not installed"
+        return values, missing
+    rc, out = _run(["git", "rev-parse", "HEAD"], cwd=root)
+    if rc != 0:
+        missing["git_commit"] = missing["git_dirty"] = "the project folder is not a git checkout"
+        return values, missing
+    values["git_commit"] = out
+    rc, out = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root)
+    if rc == 0:
+        values["git_dirty"] = bool(out.strip())
+    else:
+        missing["git_dirty"] = f"git status failed: {out[:200]}"
+    return values, missing
+
+
+def _nvidia_smi_query(fields: str, device: str | None) -> tuple[list[str] | None, str]:
+    if shutil.which("nvidia-smi") is None:
+        return None, "nvidia-smi is not installed"
+    cmd = ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"]
+    if device is not None:
+        cmd += ["-i", device]
+    rc, out = _run(cmd)
+    if rc != 0 or not out:
+        return None, f"nvidia-smi failed: {out[:200]}"
+    return [x.strip() for x in out.splitlines()[0].split(",")], ""
+
+
+def _smi_device() -> str | None:
+    """nvidia-smi's id for torch's current device: its UUID when torch tells it, else None (first GPU)."""
+    try:
+        import torch
+
+        uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+        return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+    except Exception:
+        return None
+
+
+def gpu_info() -> tuple[dict, dict]:
+    values: dict = {k: None for k in ("gpu_name", "sm_count", "compute_capability", "gpu_memory_gb", "l2_bytes",
+                                      "driver_version", "cuda_version")}
+    missing: dict = {}
+    try:
+        import torch
+    except ImportError:
+        for k in values:
+            missing[k] = "torch is not installed"
+        return values, missing
+    values["cuda_version"] = torch.version.cuda
+    if torch.version.cuda is None:
+        missing["cuda_version"] = "this torch build has no CUDA"
+    if not torch.cuda.is_available():
+        for k in ("gpu_name", "sm_count", "compute_capability", "gpu_memory_gb", "l2_bytes", "driver_version"):
+            missing[k] = "no CUDA GPU is visible to torch"
+        return values, missing
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    values["gpu_name"] = props.name
+    values["sm_count"] = props.multi_processor_count
+    values["compute_capability"] = f"{props.major}.{props.minor}"
+    values["gpu_memory_gb"] = round(props.total_memory / 1e9, 2)
+    l2 = getattr(props, "L2_cache_size", None)
+    values["l2_bytes"] = int(l2) if l2 else None
+    if not l2:
+        missing["l2_bytes"] = "torch does not report the L2 size"
+    row, why = _nvidia_smi_query("driver_version", _smi_device())
+    if row is None:
+        row, why = _nvidia_smi_query("driver_version", None)
+    if row:
+        values["driver_version"] = row[0]
+    else:
+        missing["driver_version"] = why
+    return values, missing
+
+
+def software_versions() -> tuple[dict, dict]:
+    values: dict = {"python_version": platform.python_version()}
+    missing: dict = {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name, key in (("torch", "torch_version"), ("triton", "triton_version"), ("numpy", "numpy_version"),
+                      ("pandas", "pandas_version"), ("pyarrow", "pyarrow_version"), ("nvtx", "nvtx_version")):
+        try:
+            values[key] = version(name)
+        except PackageNotFoundError:
+            values[key] = None
+            missing[key] = f"{name} is not installed"
+    values["cudnn_version"] = None
+    try:
+        import torch
+
+        if torch.backends.cudnn.is_available():
+            values["cudnn_version"] = torch.backends.cudnn.version()
+        else:
+            missing["cudnn_version"] = "cuDNN is not available in this torch build"
+    except ImportError:
+        missing["cudnn_version"] = "torch is not installed"
+    return values, missing
+
+
+def collect_environment(command_line: list[str] | None = None, ncu_path: str | os.PathLike | None = None,
+                        ncu_version: str | None = None, ncu_reason: str | None = None) -> dict:
+    """Everything run.json's `environment` holds; `missing` maps each None field to its reason."""
+    env: dict = {}
+    missing: dict = {}
+    for part in (gpu_info(), software_versions(), git_state()):
+        env.update(part[0])
+        missing.update(part[1])
+    env["ncu_path"] = str(ncu_path) if ncu_path else None
+    env["ncu_version"] = ncu_version
+    if ncu_version is None:
+        missing["ncu_version"] = ncu_reason or ("ncu --version gave no version" if ncu_path else "ncu not found")
+    if not ncu_path:
+        missing["ncu_path"] = ncu_reason or "ncu not found"
+    env["host"] = socket.gethostname()
+    env["platform"] = platform.platform()
+    env["time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    argv = list(sys.argv if command_line is None else command_line)
+    env["command_line"] = " ".join(shlex.quote(a) for a in argv)
+    env["triton_interpret"] = os.environ.get("TRITON_INTERPRET")
+    env["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    env["missing"] = missing
+    return env
+
+
+# ---- clocks during timing ----------------------------------------------------------------------------------------
+class ClockSampler:
+    """Samples (time, sm_clock_mhz, mem_clock_mhz) in a background thread every `interval_s` seconds.
+
+    Use as a context manager around the timed part of a run. `available` is False (and `reason` says why) when
+    neither NVML nor nvidia-smi can be read; then no samples are taken.
+    """
+
+    def __init__(self, interval_s: float = 0.5):
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float, float]] = []
+        self.source: str | None = None
+        self.reason: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._read = self._pick_reader()
+
+    @property
+    def available(self) -> bool:
+        return self._read is not None
+
+    def _pick_reader(self):
+        try:
+            import pynvml  # type: ignore[import-not-found]
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            uuid = _smi_device()
+            if uuid:
+                try:
+                    handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
+                except Exception:
+                    pass
+
+            def read() -> tuple[float, float]:
+                return (float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
+                        float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)))
+
+            read()
+            self.source = "nvml"
+            return read
+        except Exception:
+            pass
+        device = _smi_device()
+        row, why = _nvidia_smi_query("clocks.sm,clocks.mem", device)
+        if row is None and device is not None:
+            device = None
+            row, why = _nvidia_smi_query("clocks.sm,clocks.mem", None)
+        if row is None:
+            self.reason = f"no clock source: pynvml is not installed and {why}"
+            return None
+
+        def read_smi() -> tuple[float, float]:
+            values, _ = _nvidia_smi_query("clocks.sm,clocks.mem", device)
+            if values is None:
+                raise RuntimeError("nvidia-smi failed")
+            return float(values[0]), float(values[1])
+
+        self.source = "nvidia-smi --query-gpu=clocks.sm,clocks.mem"
+        return read_smi
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sm, mem = self._read()
+                self.samples.append((time.monotonic(), sm, mem))
+            except Exception:
+                pass
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> "ClockSampler":
+        if self._read is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="clock-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "ClockSampler":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def window(self, t0: float | None = None, t1: float | None = None) -> list[tuple[float, float, float]]:
+        return [s for s in self.samples if (t0 is None or s[0] >= t0) and (t1 is None or s[0] <= t1)]
+
+    def median_mhz(self, t0: float | None = None, t1: float | None = None) -> tuple[float | None, float | None]:
+        """Median (sm_clock_mhz, mem_clock_mhz) of the samples in [t0, t1] (monotonic seconds), None if none."""
+        w = self.window(t0, t1)
+        if not w:
+            return None, None
+        return statistics.median(s[1] for s in w), statistics.median(s[2] for s in w)
+
+    def summary(self) -> dict:
+        """For run.json: source, sample count, min / median / max of both clocks (MHz), or the reason for none."""
+        if not self.samples:
+            return {"source": self.source, "n_samples": 0,
+                    "reason": self.reason or "no samples were taken (nothing was timed)"}
+        sm = [s[1] for s in self.samples]
+        mem = [s[2] for s in self.samples]
+        return {
+            "source": self.source, "n_samples": len(self.samples), "interval_s": self.interval_s,
+            "sm_clock_mhz": {"min": min(sm), "median": statistics.median(sm), "max": max(sm)},
+            "mem_clock_mhz": {"min": min(mem), "median": statistics.median(mem), "max": max(mem)},
+        }

@@ -1,0 +1,374 @@
+"""The run store: one folder per run, written so that a crash or Ctrl-C loses nothing already measured.
+
+Layout (collectors/schema.py documents every table's columns):
+
+    <run_dir>/run.json                        run_id, created, status, environment, suite, configs, impls, ...
+    <run_dir>/tables/<table>/part-<seq>.parquet
+
+Every write is atomic: the bytes go to a hidden temporary file in the same folder, are flushed to disk, and are
+then renamed over the final name with `os.replace`, so a reader (or a resumed run) sees either the whole part or
+none of it. Temporary files a killed process left behind are ignored by readers and removed by the next writer.
+
+Parts are numbered with one sequence across all tables, in the order they were written. A case that was measured
+twice (a `--resume` re-running a case whose first attempt was cut off between two tables) keeps only its newest
+rows: `Run.table` drops, for every case of a case table, the rows of all but the last part that holds that case.
+
+This module is the store's one reader and writer; it depends on neither `perfmodel` nor the kernels, and its
+errors are `RunStoreError` with a one-sentence message (the CLI turns them into exit status 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from collectors.schema import TABLES, columns
+
+RUN_JSON = "run.json"
+TABLES_DIR = "tables"
+STATUSES = ("running", "partial", "complete", "failed", "interrupted")
+_PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
+# The two columns that name a case inside one run (the rest of CASE_KEY is implied by config_id).
+CASE_ID = ["impl", "config_id"]
+
+
+class RunStoreError(Exception):
+    """A run folder that cannot be read or written; the message is one sentence."""
+
+
+# ---- small helpers ----------------------------------------------------------------------------------------------
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`, never a part."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+
+
+def slug(text: str) -> str:
+    """Lower-case letters, digits and '-' only (for run ids and file names)."""
+    s = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return s or "unknown"
+
+
+def new_run_id(suite: str, gpu: str | None) -> str:
+    """`<yyyymmdd-hhmmss>-<suite>-<gpu>`, e.g. 20261124-163012-seed-nvidia-h100-80gb-hbm3."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(suite)}-{slug(gpu or 'no-gpu')}"
+
+
+def _to_frame(table: str, rows) -> pd.DataFrame:
+    if isinstance(rows, pd.DataFrame):
+        df = rows.copy()
+    else:
+        rows = list(rows)
+        df = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    return df
+
+
+def _order_columns(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Schema columns first (missing ones added as null), then any extra columns in their given order."""
+    schema_cols = columns(table)
+    for c in schema_cols:
+        if c not in df.columns:
+            df[c] = None
+    extra = [c for c in df.columns if c not in schema_cols]
+    return df[schema_cols + extra]
+
+
+def _part_files(table_dir: Path) -> list[tuple[int, Path]]:
+    if not table_dir.is_dir():
+        return []
+    out = []
+    for p in table_dir.iterdir():
+        m = _PART_RE.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RunStoreError(f"{path.parent} is not a run folder: it has no {RUN_JSON}.") from None
+    except OSError as e:
+        raise RunStoreError(f"cannot read {path}: {e.strerror or e}.") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RunStoreError(f"{path} is corrupt: it is not valid JSON ({e.msg} at line {e.lineno}).") from None
+    if not isinstance(meta, dict) or not meta.get("run_id"):
+        raise RunStoreError(f"{path} is corrupt: it has no run_id.")
+    return meta
+
+
+# ---- writing ----------------------------------------------------------------------------------------------------
+class RunWriter:
+    """Creates (or, with `resume=True`, reopens) a run folder and appends table parts to it.
+
+    `meta` holds what run.json should say besides the fields this class owns (`run_id`, `created`, `status`,
+    `updated`): environment, suite, configs, impls, command_line, options. On resume the existing run.json is
+    kept as it is and a `resumes` entry records when, from what status, on which host, plus `meta`'s fields.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, meta: dict | None = None, *, resume: bool = False,
+                 run_id: str | None = None):
+        self.path = Path(run_dir)
+        meta = dict(meta or {})
+        if resume:
+            self.meta = _read_json(self.path / RUN_JSON)
+            resumes = list(self.meta.get("resumes", []))
+            resumes.append({"at": _now_iso(), "previous_status": self.meta.get("status"),
+                            "host": socket.gethostname(), **meta})
+            self.meta["resumes"] = resumes
+        else:
+            if self.path.exists() and any(self.path.iterdir()):
+                raise RunStoreError(f"{self.path} already exists and is not empty; choose another --out "
+                                    "or resume it with --resume.")
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.meta = {"run_id": run_id or meta.pop("run_id", None) or self.path.name, "created": _now_iso()}
+            self.meta.update({k: v for k, v in meta.items() if k not in ("run_id", "created", "status")})
+        self.meta["status"] = "running"
+        (self.path / TABLES_DIR).mkdir(exist_ok=True)
+        self._clean_temporaries()
+        self._seq = self._last_seq()
+        self._write_meta()
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta["run_id"])
+
+    # -- internals
+    def _clean_temporaries(self) -> None:
+        for p in (self.path / TABLES_DIR).glob("*/.*.tmp-*"):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        for p in self.path.glob(f".{RUN_JSON}.tmp-*"):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+    def _last_seq(self) -> int:
+        last = 0
+        for table_dir in (self.path / TABLES_DIR).iterdir():
+            for seq, _ in _part_files(table_dir):
+                last = max(last, seq)
+        return last
+
+    def _write_meta(self) -> None:
+        self.meta["updated"] = _now_iso()
+        atomic_write_json(self.path / RUN_JSON, self.meta)
+
+    # -- public
+    def update_meta(self, **fields) -> None:
+        """Add or replace top-level fields of run.json (written atomically at once)."""
+        for key in ("run_id", "created"):
+            if key in fields:
+                raise RunStoreError(f"run.json's {key} cannot be changed.")
+        self.meta.update(fields)
+        self._write_meta()
+
+    def append(self, table: str, rows) -> Path | None:
+        """Write `rows` (list of dicts or a DataFrame) as the next part of `table`; returns the part's path.
+
+        `run_id` is filled in; columns are put in schema order, schema columns that are missing are added as
+        null, extra columns are kept after them. An empty `rows` writes nothing and returns None.
+        """
+        if table not in TABLES:
+            raise RunStoreError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}.")
+        df = _to_frame(table, rows)
+        if df.empty:
+            return None
+        df["run_id"] = self.run_id
+        df = _order_columns(table, df)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            arrow = pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # Mixed Python types in one column (e.g. numbers and strings): store that column as text.
+            for c in df.columns:
+                if df[c].dtype == object:
+                    df[c] = df[c].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+            arrow = pa.Table.from_pandas(df, preserve_index=False)
+        table_dir = self.path / TABLES_DIR / table
+        table_dir.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        final = table_dir / f"part-{self._seq:06d}.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(arrow, sink)
+        atomic_write_bytes(final, sink.getvalue().to_pybytes())
+        return final
+
+    def done_cases(self, table: str = "cases") -> set[tuple[str, str]]:
+        """(impl, config_id) of every case already recorded in `table` (the sweep's log), for --resume."""
+        df = Run(self.path, self.meta).table(table)
+        if df.empty:
+            return set()
+        return {(str(i), str(c)) for i, c in zip(df["impl"], df["config_id"])}
+
+    def finish(self, status: str, **fields) -> None:
+        """Mark the run `status` (complete, partial, failed or interrupted) with the time it ended."""
+        if status not in STATUSES:
+            raise RunStoreError(f"unknown run status {status!r}; expected one of {', '.join(STATUSES)}.")
+        self.meta.update(fields)
+        self.meta["status"] = status
+        self.meta["finished"] = _now_iso()
+        self._write_meta()
+
+
+# ---- reading ----------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """A run folder opened for reading."""
+
+    path: Path
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id", self.path.name))
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", "unknown"))
+
+    @property
+    def environment(self) -> dict:
+        env = self.meta.get("environment")
+        return env if isinstance(env, dict) else {}
+
+    def tables(self) -> list[str]:
+        """Names of the tables that have at least one part in this run."""
+        root = self.path / TABLES_DIR
+        if not root.is_dir():
+            return []
+        return sorted(d.name for d in root.iterdir() if d.is_dir() and _part_files(d))
+
+    def table(self, name: str) -> pd.DataFrame:
+        """All parts of table `name`, concatenated in write order; the schema's columns, empty when absent."""
+        if name not in TABLES:
+            raise RunStoreError(f"unknown table {name!r}; known tables: {', '.join(TABLES)}.")
+        parts = _part_files(self.path / TABLES_DIR / name)
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns(name)})
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrows = []
+        for seq, p in parts:
+            try:
+                t = pq.read_table(p)
+            except (OSError, pa.ArrowException) as e:
+                raise RunStoreError(f"{p} is corrupt and cannot be read as Parquet ({type(e).__name__}).") from None
+            arrows.append(t.append_column("_part", pa.array([seq] * t.num_rows, pa.int64())))
+        try:
+            merged = pa.concat_tables(arrows, promote_options="permissive").to_pandas()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            merged = pd.concat([t.to_pandas() for t in arrows], ignore_index=True)
+        if TABLES[name]["case"] and not merged.empty and all(c in merged.columns for c in CASE_ID):
+            # A case measured again (after --resume) keeps only the rows of its newest part.
+            newest = merged.groupby(CASE_ID, dropna=False)["_part"].transform("max")
+            merged = merged[merged["_part"] == newest]
+        merged = merged.drop(columns="_part").reset_index(drop=True)
+        for c in columns(name):
+            if c not in merged.columns:
+                merged[c] = None
+        extra = [c for c in merged.columns if c not in columns(name)]
+        return merged[columns(name) + extra]
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Open the run folder at `path` (or the folder of a run.json); RunStoreError when it is not a readable run."""
+    p = Path(path)
+    if p.name == RUN_JSON and p.is_file():
+        p = p.parent
+    if not p.exists():
+        raise RunStoreError(f"{p} does not exist.")
+    if not p.is_dir():
+        raise RunStoreError(f"{p} is not a run folder.")
+    return Run(p, _read_json(p / RUN_JSON))
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / RUN_JSON).is_file()
+
+
+LIST_COLUMNS = ["run_id", "path", "gpu", "created", "status", "size_mb", "n_cases", "suite", "error"]
+
+
+def list_runs(root: str | os.PathLike) -> pd.DataFrame:
+    """One row per run folder directly under `root` (or `root` itself when it is one), newest first.
+
+    A folder whose run.json cannot be read is listed with status `corrupt` and the reason in `error`, so one
+    broken folder does not hide the others. Folders without run.json are not runs and are skipped.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise RunStoreError(f"{root} does not exist.")
+    if not root.is_dir():
+        raise RunStoreError(f"{root} is not a folder.")
+    candidates = [root] if is_run_dir(root) else sorted(d for d in root.iterdir() if d.is_dir() and is_run_dir(d))
+    rows = []
+    for d in candidates:
+        size_mb = round(sum(p.stat().st_size for p in d.rglob("*") if p.is_file()) / 1e6, 3)
+        try:
+            run = load_run(d)
+        except RunStoreError as e:
+            rows.append({"run_id": d.name, "path": str(d), "gpu": None, "created": None, "status": "corrupt",
+                         "size_mb": size_mb, "n_cases": None, "suite": None, "error": str(e)})
+            continue
+        try:
+            n_cases = len(run.table("cases"))
+            error = None
+        except RunStoreError as e:
+            n_cases, error = None, str(e)
+        rows.append({
+            "run_id": run.run_id, "path": str(d), "gpu": run.environment.get("gpu_name"),
+            "created": run.meta.get("created"), "status": run.status, "size_mb": size_mb, "n_cases": n_cases,
+            "suite": run.meta.get("suite"), "error": error,
+        })
+    df = pd.DataFrame(rows, columns=LIST_COLUMNS)
+    if not df.empty:
+        df = df.sort_values("created", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    return df

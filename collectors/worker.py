@@ -1,0 +1,139 @@
+"""The process Nsight Compute profiles: `python -m collectors.worker --cases FILE [--report FILE]`.
+
+(With `--check` it is instead the process `perfmodel collect --interpret` checks correctness in: started with
+TRITON_INTERPRET=1 in its environment, which Triton reads when a kernel module is imported, it runs every case
+on CPU tensors, compares with the float64 reference and writes one JSON line of correctness-table columns per
+case. The parent keeps JIT-compiled kernels for the census.)
+
+For each case of the cases file (written by collectors.ncu.write_cases_file) it builds the inputs, runs the
+implementation once outside any NVTX range (compilation, autotuning and torch.compile's tracing happen here, not
+in the profile), synchronizes, and then runs it exactly once inside
+
+    nvtx.annotate(message="<impl>:<config_id>", domain="perfmodel")
+
+followed by a synchronize, so that ncu's `--nvtx-include "perfmodel@<impl>:<config_id>/"` selects exactly the
+kernels of that one call. A case that fails is written to the report and skipped; the others still run.
+Each line of the report is JSON: {"impl", "config_id", "range", "status": "ok" | "failed" | "unavailable",
+"error"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:400]
+
+
+def resolve(impl: str):
+    """(launcher, unavailable_reason) of a stage or peer name."""
+    from kernels import peers
+
+    if impl in peers.PEERS:
+        ok, reason = peers.PEERS[impl].available()
+        return peers.PEERS[impl].launcher, (None if ok else reason)
+    import kernels
+
+    return kernels.get_stage(impl).launcher, None
+
+
+def run_cases(payload: dict, report) -> int:
+    import nvtx
+    import torch
+
+    from kernels.reference import make_inputs
+    from kernels.workload import AttentionConfig
+
+    domain = payload.get("domain", "perfmodel")
+    seed = int(payload.get("seed", 0))
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    failures = 0
+    for case in payload["cases"]:
+        impl, cfg, name = case["impl"], AttentionConfig(**case["config"]), case["range"]
+        record = {"impl": impl, "config_id": cfg.id, "range": name, "status": "ok", "error": None}
+        try:
+            launcher, reason = resolve(impl)
+            if reason:
+                record.update(status="unavailable", error=reason)
+            else:
+                q, k, v = make_inputs(cfg.B, cfg.H, cfg.S, cfg.D, dtypes[cfg.dtype], device="cuda", seed=seed)
+                launcher(q, k, v, cfg.causal)  # warm-up: compile / autotune outside the profiled range
+                torch.cuda.synchronize()
+                with nvtx.annotate(message=name, domain=domain):
+                    launcher(q, k, v, cfg.causal)
+                    torch.cuda.synchronize()
+                del q, k, v
+        except Exception as exc:  # one case failing must not stop the session
+            failures += 1
+            record.update(status="failed", error=_one_line(exc))
+            traceback.print_exc(file=sys.stderr)
+        report.write(json.dumps(record) + "\n")
+        report.flush()
+    return failures
+
+
+def check_cases(payload: dict, report) -> int:
+    """Correctness of every case on the CPU (under the interpreter when TRITON_INTERPRET=1 was set)."""
+    from collectors.bench import CaseResult, check_output, make_input_sets, one_line
+    from kernels.workload import AttentionConfig
+
+    seed = int(payload.get("seed", 0))
+    failures = 0
+    for case in payload["cases"]:
+        impl, cfg = case["impl"], AttentionConfig(**case["config"])
+        result = CaseResult(impl, cfg, "ok")
+        try:
+            launcher, reason = resolve(impl)
+            if reason:
+                result.status, result.error = "unavailable", reason
+            else:
+                q, k, v = make_input_sets(cfg, 1, device="cpu", seed=seed)[0]
+                out = launcher(q, k, v, causal=cfg.causal)
+                if tuple(out.shape) != tuple(q.shape):
+                    raise ValueError(f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
+                result.correctness = check_output(out, q, k, v, cfg.causal)
+                if not result.correctness.within_budget:
+                    result.status = "wrong"
+                    result.error = (f"max abs error {result.correctness.max_abs_err:.3g} exceeds the budget "
+                                    f"{result.correctness.budget_abs_err:.3g}")
+        except Exception as exc:  # one case failing must not stop the others
+            failures += 1
+            result.status, result.error = "failed", one_line(exc)
+        row = result.correctness_row()
+        row.pop("run_id", None)
+        report.write(json.dumps(row, default=_json_default) + "\n")
+        report.flush()
+    return failures
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m collectors.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", required=True, help="JSON file written by collectors.ncu.write_cases_file")
+    parser.add_argument("--report", help="JSON-lines file to append one status line per case to (default stdout)")
+    parser.add_argument("--check", action="store_true",
+                        help="check correctness on the CPU instead of running the cases for ncu")
+    args = parser.parse_args(argv)
+    with open(args.cases) as f:
+        payload = json.load(f)
+    work = check_cases if args.check else run_cases
+    if args.report:
+        with open(args.report, "a") as report:
+            work(payload, report)
+    else:
+        work(payload, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

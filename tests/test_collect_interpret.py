@@ -1,0 +1,105 @@
+"""`perfmodel collect --interpret` end to end on the CPU: two stages and one peer on the tiny suite, through
+`main(argv)`. The run folder must hold correctness and census rows, GPU measurements as `not_measured` with null
+values (never invented), and `--resume` must skip what is finished and redo only a case that was cut off."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from collectors.store import load_run
+from kernels.suites import get_suite
+from perfmodel.cli import main
+
+pytestmark = pytest.mark.interpreter
+
+STAGES = ["stage0_baseline", "stage1_warpspec"]
+PEER = "sdpa_cudnn"  # needs CUDA: recorded as unavailable under the interpreter, not dropped
+
+
+@pytest.fixture(scope="module")
+def interpreted_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    code = main(["collect", "--interpret", "--stages", ",".join(STAGES), "--refs", PEER, "--out", str(out),
+                 "--determinism", "3"])
+    runs = [p for p in out.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return code, runs[0]
+
+
+def test_run_completes_and_says_what_it_could_not_measure(interpreted_run):
+    code, path = interpreted_run
+    assert code == 0
+    run = load_run(path)
+    assert run.status == "complete" and run.meta["mode"] == "interpret" and run.meta["suite"] == "tiny"
+    assert [c["config_id"] for c in run.meta["configs"]] == [c.id for c in get_suite("tiny")]
+    env = run.environment
+    assert env["gpu_name"] is None and env["missing"]["gpu_name"]  # not obtainable -> None with a reason
+    assert env["torch_version"] and env["triton_version"] and env["command_line"]
+    assert run.meta["ncu"]["status"] == "not_measured"
+    assert json.loads((path / "run.json").read_text())["run_id"] == run.run_id
+
+
+def test_correctness_rows_for_every_case(interpreted_run):
+    run = load_run(interpreted_run[1])
+    df = run.table("correctness")
+    n_configs = len(get_suite("tiny"))
+    assert len(df) == n_configs * (len(STAGES) + 1)
+    stages = df[df["impl"].isin(STAGES)]
+    assert (stages["status"] == "ok").all(), stages[["impl", "config_id", "error"]]
+    assert (stages["max_abs_err"] <= stages["budget_abs_err"]).all()
+    assert stages["within_budget"].all()
+    assert stages["doc_allclose"].notna().all() and stages["doc_max_err_ok"].all()
+    peer = df[df["impl"] == PEER]
+    assert (peer["status"] == "unavailable").all() and peer["error"].str.contains("CUDA").all()
+
+
+def test_gpu_measurements_are_not_measured_with_null_values(interpreted_run):
+    run = load_run(interpreted_run[1])
+    for table, values in (("timings", ["time_ms", "tflops", "bare_time_ms"]),
+                          ("launch", ["host_launch_us", "launch_share"]),
+                          ("determinism", ["n_runs", "n_identical"])):
+        df = run.table(table)
+        assert len(df) == len(get_suite("tiny")) * (len(STAGES) + 1), table
+        stages = df[df["impl"].isin(STAGES)]
+        assert (stages["status"] == "not_measured").all(), table
+        assert (df[df["impl"] == PEER]["status"] == "unavailable").all(), table
+        for col in values:
+            assert df[col].map(lambda v: v is None or (isinstance(v, float) and math.isnan(v))).all(), (table, col)
+    ceilings = run.table("ceilings")
+    assert (ceilings["status"] == "not_measured").all() and ceilings["value"].isna().all()
+    assert run.table("ncu_metrics").empty and run.table("stalls").empty
+
+
+def test_census_of_each_stage_and_config(interpreted_run):
+    run = load_run(interpreted_run[1])
+    census = run.table("census")
+    assert sorted(set(census["impl"])) == STAGES  # peers have no census
+    assert len(census) == len(STAGES) * len(get_suite("tiny"))
+    ok = census[census["status"] == "ok"]
+    assert not ok.empty
+    assert (ok["wgmma"] > 0).all() and (ok["ex2"] > 0).all() and (ok["registers"] > 0).all()
+
+
+def test_resume_skips_finished_cases_and_redoes_a_cut_off_one(interpreted_run, capsys):
+    path = interpreted_run[1]
+    parts = lambda: sorted(p.relative_to(path) for p in (path / "tables").rglob("part-*.parquet"))  # noqa: E731
+    before = parts()
+    assert main(["collect", "--resume", str(path)]) == 0
+    assert parts() == before  # everything was finished: nothing measured again
+    # Cut off the last case as a kill between its tables and its log entry would have.
+    last_case_part = sorted((path / "tables" / "cases").glob("part-*.parquet"))[-1]
+    cut = load_run(path).table("cases").iloc[-1][["impl", "config_id"]].tolist()
+    last_case_part.unlink()
+    assert main(["collect", "--resume", str(path)]) == 0
+    run = load_run(path)
+    new = [p for p in parts() if p not in before]
+    assert {p.parts[1] for p in new} == {"correctness", "timings", "launch", "determinism", "cases"}
+    assert len(new) == 5  # one part per table for the one case
+    cases = run.table("cases")
+    assert len(cases) == len(get_suite("tiny")) * (len(STAGES) + 1)
+    assert [cut] == cases.iloc[[-1]][["impl", "config_id"]].values.tolist()
+    assert len(run.table("correctness")) == len(cases)  # the old rows of the redone case are superseded
+    assert run.status == "complete" and len(run.meta["resumes"]) == 2
