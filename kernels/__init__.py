@@ -1,0 +1,97 @@
+"""The staged attention kernels: an ordered registry of the six stages of the design document.
+
+Each stage is a file `kernels/stageN_<name>.py` with one launcher `attention(q, k, v, causal=False,
+sm_scale=None) -> Tensor`. Importing this package imports no stage module (no triton import, no compile): a
+stage's module is imported the first time its launcher is called or `StageInfo.module()` is asked for.
+
+`removes` lists the Einstein constraint ids (1 branching, 2 launch, 3 sync, 4 memory) that the design document's
+stage table says each stage eliminates: stage 1 is "architecture only", stage 5 "All 4", of which #1 is the one
+no earlier stage claims.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+
+class _LazyLauncher:
+    """Calls `kernels.<module>.attention`, importing the module on first use."""
+
+    def __init__(self, module: str) -> None:
+        self.module_name = f"{__name__}.{module}"
+        self.__module__ = self.module_name  # where the launcher lives, as for a plain function
+
+    def module(self) -> ModuleType:
+        return importlib.import_module(self.module_name)
+
+    def __call__(self, q, k, v, causal: bool = False, sm_scale: float | None = None):
+        return self.module().attention(q, k, v, causal=causal, sm_scale=sm_scale)
+
+    def __repr__(self) -> str:
+        return f"<launcher {self.module_name}.attention>"
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One stage: its position, registry name, launcher, one-line description and the constraints it removes."""
+
+    index: int
+    name: str
+    launcher: Callable
+    description: str
+    removes: tuple[int, ...]
+
+    def module(self) -> ModuleType:
+        """The stage's kernel module (imported now if it was not yet)."""
+        return self.launcher.module()
+
+
+STAGES: tuple[StageInfo, ...] = (
+    StageInfo(0, "stage0_baseline", _LazyLauncher("stage0_baseline"),
+              "FA2 online softmax, pointer loads, one program per (query tile, batch-head), tl.where mask every "
+              "iteration, fixed config", ()),
+    StageInfo(1, "stage1_warpspec", _LazyLauncher("stage1_warpspec"),
+              "TMA tensor-descriptor loads in a warp-specialized key loop (producer warp group + 2 consumers)",
+              ()),
+    StageInfo(2, "stage2_reduced_sync", _LazyLauncher("stage2_reduced_sync"),
+              "split key loop: unmasked steady state, masked diagonal/tail blocks after it", (3,)),
+    StageInfo(3, "stage3_persistent", _LazyLauncher("stage3_persistent"),
+              "persistent grid of #SMs x occupancy programs over (tile, batch, head), causal heaviest first",
+              (2,)),
+    StageInfo(4, "stage4_overlap", _LazyLauncher("stage4_overlap"),
+              "3-deep TMA K/V ring and QK^T of the next block issued before the softmax of this one", (4,)),
+    StageInfo(5, "stage5_full", _LazyLauncher("stage5_full"),
+              "all earlier techniques as switches, autotuned per (S, D, causal, dtype); chosen config reported",
+              (1,)),
+)
+
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def get_stage(name_or_index: str | int) -> StageInfo:
+    """The stage with this registry name (e.g. "stage2_reduced_sync") or index (0-5)."""
+    if isinstance(name_or_index, bool):
+        raise KeyError(f"unknown stage {name_or_index!r}; known stages: {', '.join(_BY_NAME)}.")
+    if isinstance(name_or_index, int):
+        if 0 <= name_or_index < len(STAGES):
+            return STAGES[name_or_index]
+        raise KeyError(f"unknown stage index {name_or_index}; stages are numbered 0 to {len(STAGES) - 1}.")
+    key = str(name_or_index).strip()
+    if key.isdigit():
+        return get_stage(int(key))
+    if key in _BY_NAME:
+        return _BY_NAME[key]
+    raise KeyError(f"unknown stage {name_or_index!r}; known stages: {', '.join(_BY_NAME)}.")
+
+
+def stage_names() -> list[str]:
+    """Registry names in stage order."""
+    return [s.name for s in STAGES]
+
+
+def last_tuned_config() -> str:
+    """The config stage 5 ran with on its last call ('' before any call); imports stage 5 if needed."""
+    return get_stage(5).module().last_tuned_config()

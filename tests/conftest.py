@@ -1,0 +1,109 @@
+"""Shared pytest markers and fixtures.
+
+- `@pytest.mark.interpreter`: the test runs Triton kernels on the CPU. Triton decides when a function is decorated
+  (its own `triton.language` helpers included, at `import triton`) whether `@triton.jit` builds a GPU kernel or
+  an interpreted one, so the fixture sets TRITON_INTERPRET=1 with monkeypatch and swaps in a second copy of the
+  triton Python package and of the kernel modules, imported once under that setting (the compiled extension
+  `triton._C` is shared); the GPU copies (used e.g. by the sm_90 census, which compiles without a GPU) are put
+  back after the test.
+- `@pytest.mark.gpu`: skipped unless torch sees a CUDA device.
+- Stage 5 tunes on its first call with a key; in ordinary tests its config is pinned to one candidate (as
+  attention-gym's conftest pins autotuning), tests that exercise the tuner itself use `unpinned_stage5`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+KERNEL_MODULES = ("kernels.stage0_baseline", "kernels.stage1_warpspec", "kernels.stage2_reduced_sync",
+                  "kernels.stage3_persistent", "kernels.stage4_overlap", "kernels.stage5_full")
+
+# The interpreted copies of triton's Python modules and of the kernel modules, imported once per session.
+_INTERPRETED: dict[str, object] = {}
+
+
+def _interpretable_names() -> list[str]:
+    """sys.modules entries that must be re-imported under TRITON_INTERPRET=1."""
+    names = [n for n in sys.modules
+             if (n == "triton" or n.startswith("triton.")) and not n.startswith("triton._C")]
+    return names + [n for n in KERNEL_MODULES if n in sys.modules]
+
+
+def _swap_in(modules: dict[str, object]) -> dict[str, object]:
+    """Put `modules` into sys.modules (kernel modules also on the kernels package); return what was there."""
+    import kernels
+
+    previous = {}
+    for name, module in modules.items():
+        previous[name] = sys.modules.get(name)
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
+        if name.startswith("kernels."):
+            short = name.rsplit(".", 1)[1]
+            if module is None:
+                if hasattr(kernels, short):
+                    delattr(kernels, short)
+            else:
+                setattr(kernels, short, module)
+    return previous
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # torch missing or broken: nothing GPU-marked can run
+        has_gpu = False
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _kernel_mode(request, monkeypatch):
+    """Interpreter tests get interpreted kernel modules; every test gets stage 5 pinned unless it opts out."""
+    interpret = request.node.get_closest_marker("interpreter") is not None
+    previous = None
+    if interpret:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        if not _INTERPRETED:
+            saved = _swap_in({name: None for name in _interpretable_names() + list(KERNEL_MODULES)})
+            try:
+                for name in KERNEL_MODULES:
+                    importlib.import_module(name)
+                _INTERPRETED.update({name: sys.modules[name] for name in _interpretable_names()})
+            finally:
+                # drop what the interpreted import added, then put the GPU copies back
+                _swap_in({name: None for name in _interpretable_names()})
+                _swap_in(saved)
+        previous = _swap_in(dict(_INTERPRETED))
+    if "unpinned_stage5" not in request.fixturenames:
+        stage5 = importlib.import_module("kernels.stage5_full")
+        monkeypatch.setattr(stage5, "PINNED_CONFIG", stage5.Config())
+    yield
+    if previous is not None:
+        _swap_in(previous)
+
+
+@pytest.fixture
+def unpinned_stage5(monkeypatch):
+    """Stage 5 with its tuner active (tuning state cleared before and after the test)."""
+    stage5 = importlib.import_module("kernels.stage5_full")
+    monkeypatch.setattr(stage5, "PINNED_CONFIG", None)
+    saved = (dict(stage5._TUNED), dict(stage5._TIMINGS), dict(stage5._SKIPPED), list(stage5._LAST_RUN))
+    stage5._TUNED.clear()
+    yield stage5
+    stage5._TUNED.clear()
+    stage5._TUNED.update(saved[0])
+    stage5._TIMINGS.clear()
+    stage5._TIMINGS.update(saved[1])
+    stage5._SKIPPED.clear()
+    stage5._SKIPPED.update(saved[2])
+    stage5._LAST_RUN[:] = saved[3]

@@ -1,0 +1,307 @@
+"""The six attention stages against the float64 reference, their input checks, and the registry.
+
+CPU tests run the kernels in Triton's interpreter (TRITON_INTERPRET=1, see conftest.py) on small shapes chosen to
+hit the edges; tolerances come from kernels.reference's error budget (2x PyTorch's own low-precision error).
+bf16 is tested on the GPU only: Triton 3.6's interpreter gives garbage for bf16 (ANCHORS.md).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import kernels
+from kernels import STAGES, get_stage
+from kernels.reference import compare, make_inputs
+
+STAGE_NAMES = [s.name for s in STAGES]
+
+# (B, H, S, D, causal, dtype, layout) — why each one is here:
+EDGE_CASES = [
+    # S = 1: one query and one key; every query tile and key block is a tail; B·H > 1 programs
+    pytest.param(2, 3, 1, 64, True, torch.float16, "bhsd", id="S1-D64-causal-fp16"),
+    # S = 17 < BLOCK_N: the only key block is the masked tail; non-causal takes the tail path alone
+    pytest.param(1, 2, 17, 64, False, torch.float32, "bhsd", id="S17-D64-full-fp32"),
+    # S = 100, D = 128: tail inside the second key block, causal diagonal block reaching past N_CTX
+    pytest.param(2, 2, 100, 128, True, torch.float16, "bhsd", id="S100-D128-causal-fp16"),
+    # S = 257 = 2·128 + 1: a one-row query tile and a one-key tail block; transposed [B, S, H, D] input
+    pytest.param(1, 2, 257, 64, False, torch.float16, "bshd", id="S257-D64-full-fp16-transposed"),
+    # S = 257 causal, D = 128, fp32: three query tiles, so the unmasked off-diagonal loop runs before the diagonal
+    pytest.param(2, 1, 257, 128, True, torch.float32, "bhsd", id="S257-D128-causal-fp32"),
+    # S = 192, a multiple of BLOCK_N: no tail, so stages 2-3 take their warp-specialized single loop
+    pytest.param(1, 2, 192, 64, False, torch.float16, "bshd", id="S192-D64-full-fp16-transposed"),
+]
+
+
+def _check(out, q, k, v, causal):
+    assert out.shape == q.shape and out.dtype == q.dtype
+    report = compare(out, q, k, v, causal)
+    assert report.within_budget, report
+
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("B,H,S,D,causal,dtype,layout", EDGE_CASES)
+def test_stage_matches_reference(stage, B, H, S, D, causal, dtype, layout):
+    q, k, v = make_inputs(B, H, S, D, dtype, seed=S * 7 + D, layout=layout)
+    out = get_stage(stage).launcher(q, k, v, causal=causal)
+    _check(out, q, k, v, causal)
+
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_custom_scale(stage):
+    q, k, v = make_inputs(1, 2, 70, 64, torch.float32, seed=5)
+    out = get_stage(stage).launcher(q, k, v, causal=True, sm_scale=0.3)
+    report = compare(out, q, k, v, True, sm_scale=0.3)
+    assert report.within_budget, report
+
+
+def _stage5_cases():
+    import kernels.stage5_full as s5
+
+    cases = []
+    # causal with a tail, transposed: pointer and TMA loads, persistent, overlap, masked and split loops
+    for i, cfg in enumerate(s5.candidate_configs(130, 64, True)):
+        cases.append(pytest.param(cfg, 1, 2, 130, 64, True, "bshd", id=f"causal-S130-cand{i}"))
+    # non-causal, whole blocks: adds the warp-specialized candidates
+    for i, cfg in enumerate(s5.candidate_configs(128, 64, False)):
+        cases.append(pytest.param(cfg, 2, 1, 128, 64, False, "bhsd", id=f"full-S128-cand{i}"))
+    return cases
+
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize("cfg,B,H,S,D,causal,layout", _stage5_cases())
+def test_stage5_every_candidate(cfg, B, H, S, D, causal, layout, monkeypatch):
+    s5 = sys.modules["kernels.stage5_full"]
+    monkeypatch.setattr(s5, "PINNED_CONFIG", cfg)
+    q, k, v = make_inputs(B, H, S, D, torch.float32, seed=11, layout=layout)
+    out = s5.attention(q, k, v, causal=causal)
+    _check(out, q, k, v, causal)
+    assert "(pinned)" in s5.last_tuned_config() and str(cfg) in s5.last_tuned_config()
+
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize("stage", ["stage3_persistent", "stage4_overlap"])
+def test_persistent_partial_head_group(stage, monkeypatch):
+    # an L2 budget for two heads' K/V: three heads make a full group and a partial one, which the causal
+    # heaviest-first order must still cover exactly once (2 interpreter "SMs": each program loops)
+    import kernels._launch as launch
+
+    q, k, v = make_inputs(1, 3, 257, 64, torch.float32, seed=3)
+    per_head = 2 * 257 * 64 * 4
+    monkeypatch.setattr(launch, "L2_BUDGET_BYTES", 2 * per_head + 1)
+    assert launch.l2_group(1, 3, 257, 64, 4) == 2
+    out = get_stage(stage).launcher(q, k, v, causal=True)
+    _check(out, q, k, v, True)
+
+
+@pytest.mark.interpreter
+def test_stage5_untuned_under_interpreter(unpinned_stage5):
+    q, k, v = make_inputs(1, 1, 40, 64, torch.float32, seed=2)
+    out = unpinned_stage5.attention(q, k, v, causal=True)
+    _check(out, q, k, v, True)
+    assert "untuned: interpreter" in kernels.last_tuned_config()
+
+
+@pytest.mark.interpreter
+def test_interpreter_sm_count_and_switch(monkeypatch):
+    from kernels import _launch
+
+    assert _launch.interpreting()
+    assert _launch.sm_count(torch.device("cpu")) == _launch.INTERPRETER_SM_COUNT
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert not _launch.interpreting()  # read at call time
+
+
+# ---- input checks ---------------------------------------------------------------------------------------------
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_rejects_bad_inputs(stage):
+    launcher = get_stage(stage).launcher
+    q, k, v = make_inputs(1, 1, 8, 64, torch.float32, seed=0)
+    bad = {
+        "head dimension 32": [t[..., :32].contiguous() for t in (q, k, v)],
+        "same shape": [q, k[:, :, :4], v],
+        "4 dimensions": [q[0], k[0], v[0]],
+        "same dtype": [q, k.double(), v],
+        "contiguous": [q.transpose(2, 3).contiguous().transpose(2, 3)[..., :8, :], k, v],
+        "not supported here": [t.to(torch.int32) for t in (q, k, v)],
+    }
+    for words, (bq, bk, bv) in bad.items():
+        with pytest.raises(ValueError, match=words):
+            launcher(bq, bk, bv)
+    with pytest.raises(ValueError, match="causal"):
+        launcher(q, k, v, causal=1)
+    with pytest.raises(ValueError, match="sm_scale"):
+        launcher(q, k, v, sm_scale=-1.0)
+
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize("stage", STAGE_NAMES[1:])
+def test_tma_stages_reject_misaligned_base(stage):
+    q, k, v = make_inputs(1, 1, 8, 64, torch.float16, seed=0)
+    shifted = torch.empty(q.numel() + 1, dtype=q.dtype)[1:].view(q.shape)  # 2 bytes off a 16-byte boundary
+    shifted.copy_(q)
+    with pytest.raises(ValueError, match="16-byte aligned"):
+        get_stage(stage).launcher(shifted, k, v)
+
+
+def test_cpu_tensors_without_interpreter_are_refused(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    q, k, v = make_inputs(1, 1, 8, 64, torch.float16, seed=0)
+    from kernels._launch import check_inputs
+
+    with pytest.raises(ValueError, match="CUDA device"):
+        check_inputs(q, k, v, False, None)
+
+
+def test_launch_or_refuse_maps_compiler_refusals():
+    from kernels._launch import KernelUnsupported, launch_or_refuse
+
+    def crash():
+        raise RuntimeError("PassManager::run failed")
+
+    def bug():
+        raise IndexError("ours")
+
+    with pytest.raises(KernelUnsupported, match="stageX: Triton refused"):
+        launch_or_refuse("stageX", crash)
+    with pytest.raises(IndexError):
+        launch_or_refuse("stageX", bug)
+
+
+# ---- registry -------------------------------------------------------------------------------------------------
+
+def test_registry_order_names_and_constraints():
+    assert STAGE_NAMES == ["stage0_baseline", "stage1_warpspec", "stage2_reduced_sync", "stage3_persistent",
+                           "stage4_overlap", "stage5_full"]
+    assert [s.index for s in STAGES] == list(range(6))
+    assert [s.removes for s in STAGES] == [(), (), (3,), (2,), (4,), (1,)]
+    # every constraint is removed exactly once by the time stage 5 runs ("All 4")
+    assert sorted(c for s in STAGES for c in s.removes) == [1, 2, 3, 4]
+    for s in STAGES:
+        assert s.description and "\n" not in s.description
+        assert get_stage(s.name) is s and get_stage(s.index) is s and get_stage(str(s.index)) is s
+    with pytest.raises(KeyError):
+        get_stage("stage9")
+    with pytest.raises(KeyError):
+        get_stage(6)
+
+
+def test_import_compiles_nothing():
+    # importing the registry must not import triton (nor compile or touch a GPU)
+    code = "import sys, kernels; kernels.get_stage(5); print('triton' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---- GPU --------------------------------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gpu_stage_matches_reference(stage, dtype, causal):
+    if stage == "stage1_warpspec" and causal:
+        pytest.skip("stage 1 refuses causal on the GPU (test_gpu_stage1_refuses_causal)")
+    for B, H, S, D, layout in ((2, 3, 1000, 64, "bshd"), (1, 4, 2048, 128, "bhsd"), (2, 2, 1, 64, "bhsd")):
+        q, k, v = make_inputs(B, H, S, D, dtype, device="cuda", seed=S, layout=layout)
+        out = get_stage(stage).launcher(q, k, v, causal=causal)
+        _check(out, q, k, v, causal)
+
+
+@pytest.mark.gpu
+def test_gpu_stage1_refuses_causal():
+    from kernels._launch import KernelUnsupported
+
+    q, k, v = make_inputs(1, 2, 256, 64, torch.float16, device="cuda", seed=0)
+    with pytest.raises(KernelUnsupported, match="stage1_warpspec"):
+        get_stage(1).launcher(q, k, v, causal=True)
+
+
+@pytest.mark.gpu
+def test_gpu_stage5_tunes_and_reports(unpinned_stage5):
+    q, k, v = make_inputs(2, 4, 512, 64, torch.float16, device="cuda", seed=0)
+    out = unpinned_stage5.attention(q, k, v, causal=True)
+    _check(out, q, k, v, True)
+    assert "(tuned)" in kernels.last_tuned_config()
+    report = unpinned_stage5.tuning_report()
+    assert report["chosen"] and report["timings_ms"]
+
+
+# ---- sm_90 code (compiled on the CPU, no GPU) -------------------------------------------------------------------
+
+def _compile_sm90(module_name: str, causal: bool, mask_tail: bool = False):
+    import importlib
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    mod = importlib.import_module(module_name)
+    fn = mod._attn_fwd
+    assert isinstance(fn, triton.runtime.jit.JITFunction)  # the GPU copy, also after interpreter tests
+    cfg = mod.CONFIGS[(64, not causal and not mask_tail)] if (64, True) in mod.CONFIGS else mod.CONFIGS[64]
+    sig, const = {}, {}
+    for a in fn.arg_names:
+        if a in ("Q", "K", "V", "Out"):
+            sig[a] = "*fp16"
+        elif a == "sm_scale":
+            sig[a] = "fp32"
+        elif a.startswith("stride") and a[-1] in "k":
+            sig[a], const[a] = "constexpr", 1
+        elif a.startswith("stride") or a in ("B", "H", "N_CTX", "GROUP"):
+            sig[a] = "i32"
+        else:
+            sig[a] = "constexpr"
+    const.update(HEAD_DIM=64, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], CAUSAL=causal)
+    extra = dict(MASK_TAIL=mask_tail, WARP_SPECIALIZE=not causal and not mask_tail)
+    const.update({k: v for k, v in extra.items() if k in fn.arg_names})
+    attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names)
+             if sig[a] == "*fp16" or (a.startswith("stride") and sig[a] == "i32")}
+    kernel = triton.compile(ASTSource(fn, sig, const, attrs), target=GPUTarget("cuda", 90, 32),
+                            options=dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"]))
+    return kernel.asm["ptx"], kernel.metadata.num_warps
+
+
+def test_sm90_code_has_the_claimed_techniques():
+    ptx0, _ = _compile_sm90("kernels.stage0_baseline", causal=True)
+    assert "wgmma.mma_async" in ptx0 and "cp.async.bulk.tensor" not in ptx0
+    ptx1, warps1 = _compile_sm90("kernels.stage1_warpspec", causal=False)
+    # warp-specialized: 4 requested warps became a producer warp group plus two consumer warp groups
+    assert warps1 == 12 and "setmaxnreg" in ptx1 and "cp.async.bulk.tensor" in ptx1
+    ptx1c, _ = _compile_sm90("kernels.stage1_warpspec", causal=True)  # builds; refused at launch on the GPU
+    ptx2, warps2 = _compile_sm90("kernels.stage2_reduced_sync", causal=True)
+    assert warps2 == 4 and "cp.async.bulk.tensor" in ptx2 and "wgmma.mma_async" in ptx2
+    # Static totals do not drop (43 vs 41: stage 2 adds unrolled diagonal blocks); per loop iteration they do.
+    # Stage 1's causal loops (producer and two consumers, warp-specialized) vs stage 2's causal steady-state loop
+    # (pipelined): fewer bar.sync per iteration, and the mask's compares/selects are gone from it.
+    loops1 = [lp for lp in _ptx_loops(ptx1c) if lp["wgmma"]]  # the loops doing the math (not the producer's)
+    loops2 = [lp for lp in _ptx_loops(ptx2) if lp["wgmma"]]
+    assert loops1 and loops2
+    assert max(lp["bar.sync"] for lp in loops2) < min(lp["bar.sync"] for lp in loops1)
+    assert max(lp["setp/selp"] for lp in loops2) * 10 < min(lp["setp/selp"] for lp in loops1)
+
+
+def _ptx_loops(ptx: str) -> list[dict]:
+    """Per-iteration counts of every PTX loop (a label and a later branch back to it)."""
+    import re
+
+    lines = ptx.splitlines()
+    labels: dict[str, int] = {}
+    found = []
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\$L__BB\d+_\d+):", line.strip())
+        if m:
+            labels[m.group(1)] = i
+        m = re.search(r"bra(?:\.uni)?\s+(\$L__BB\d+_\d+);", line)
+        if m and labels.get(m.group(1), i) < i:
+            body = "\n".join(lines[labels[m.group(1)]:i + 1])
+            found.append({"bar.sync": body.count("bar.sync"), "wgmma": body.count("wgmma.mma_async"),
+                          "setp/selp": len(re.findall(r"\b(?:setp|selp)\.", body))})
+    return found
