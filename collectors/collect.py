@@ -497,6 +497,16 @@ class _Collector:
             name = ncu_mod.range_name(key[0], key[1])
             cases.append({"impl": key[0], "config": cfg.as_dict(), "range": name})
             mapping[name] = _key(key[0], cfg)
+        if cases:
+            # the ceiling microbenchmarks ride along (their counters, and a kernel with no branch at all)
+            from collectors.ceilings import PROBE_CONFIG_ID, PROBES
+
+            for probe in PROBES:
+                if (probe, PROBE_CONFIG_ID) not in have:
+                    name = ncu_mod.range_name(probe, PROBE_CONFIG_ID)
+                    cases.append({"impl": probe, "config": None, "range": name})
+                    mapping[name] = {"impl": probe, "config_id": PROBE_CONFIG_ID,
+                                     **{c: None for c in ("B", "H", "S", "D", "causal", "dtype")}}
         info = dict(writer.meta.get("ncu") or {})
         info.update(path=str(self.ncu_path), version=self.ncu_version)
         if not cases:

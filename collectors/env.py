@@ -33,16 +33,27 @@ def _run(cmd: list[str], timeout: float = 20, cwd: str | os.PathLike | None = No
     return out.returncode, out.stdout.strip() or out.stderr.strip()
 
 
+def _carried_git_state() -> dict | None:
+    """The commit a copy of the tree was made from, when the copy has no .git (e.g. a tree sent to a lent GPU
+    machine): PERFMODEL_GIT_COMMIT and PERFMODEL_GIT_DIRTY (0/1), set by whoever made the copy from its checkout."""
+    commit = os.environ.get("PERFMODEL_GIT_COMMIT", "").strip()
+    if not commit:
+        return None
+    dirty = os.environ.get("PERFMODEL_GIT_DIRTY", "").strip()
+    return {"git_commit": commit, "git_dirty": None if dirty == "" else dirty not in ("0", "false", "no")}
+
+
 def git_state(root: str | os.PathLike = PROJECT_ROOT) -> tuple[dict, dict]:
     """({git_commit, git_dirty}, missing reasons)."""
     values = {"git_commit": None, "git_dirty": None}
     missing = {}
-    if shutil.which("git") is None:
-        missing["git_commit"] = missing["git_dirty"] = "git is not installed"
-        return values, missing
-    rc, out = _run(["git", "rev-parse", "HEAD"], cwd=root)
+    rc, out = _run(["git", "rev-parse", "HEAD"], cwd=root) if shutil.which("git") else (-1, "")
     if rc != 0:
-        missing["git_commit"] = missing["git_dirty"] = "the project folder is not a git checkout"
+        carried = _carried_git_state()
+        if carried is not None:
+            return carried, ({} if carried["git_dirty"] is not None else {"git_dirty": "not given with the copy"})
+        why = "git is not installed" if shutil.which("git") is None else "the project folder is not a git checkout"
+        missing["git_commit"] = missing["git_dirty"] = why + " (and PERFMODEL_GIT_COMMIT is not set)"
         return values, missing
     values["git_commit"] = out
     rc, out = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root)

@@ -53,8 +53,25 @@ def run_cases(payload: dict, report) -> int:
     seed = int(payload.get("seed", 0))
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     failures = 0
+    from collectors.ceilings import PROBE_CONFIG_ID, PROBES
+
     for case in payload["cases"]:
-        impl, cfg, name = case["impl"], AttentionConfig(**case["config"]), case["range"]
+        impl, name = case["impl"], case["range"]
+        if impl in PROBES:  # a ceiling microbenchmark, profiled like a case (collectors.ceilings.PROBES)
+            record = {"impl": impl, "config_id": PROBE_CONFIG_ID, "range": name, "status": "ok", "error": None}
+            try:
+                call = PROBES[impl]()
+                torch.cuda.synchronize()
+                with nvtx.annotate(message=name, domain=domain):
+                    call()
+                    torch.cuda.synchronize()
+            except Exception as exc:
+                failures += 1
+                record.update(status="failed", error=_one_line(exc))
+            report.write(json.dumps(record) + "\n")
+            report.flush()
+            continue
+        cfg = AttentionConfig(**case["config"])
         record = {"impl": impl, "config_id": cfg.id, "range": name, "status": "ok", "error": None}
         try:
             launcher, reason = resolve(impl)

@@ -405,6 +405,16 @@ def chosen_config() -> str | None:
     return last_tuned_config() or None
 
 
+def tuned_config_for(config) -> Config | None:
+    """The config the tuner chose in this process for an AttentionConfig's key, on any device; None if not tuned."""
+    bh = 1 << (config.B * config.H).bit_length() - 1
+    dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}.get(config.dtype, config.dtype)
+    for (S, D, causal, tdtype, _device, bucket), cfg in _TUNED.items():
+        if (S, D, causal, bucket) == (config.S, config.D, config.causal, bh) and str(tdtype).endswith(dtype):
+            return cfg
+    return None
+
+
 def CENSUS_CONFIG(config) -> Config:
     """The config to compile for an sm_90 census of `config` (an AttentionConfig): the one the tuner chose on the
     H100 for that head dim and causality at S=2048 fp16 (device run 3, 2026-11-24). A census cannot tune

@@ -23,12 +23,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID
 from kernels.workload import AttentionConfig
 from perfmodel.constraint_map import CONSTRAINT_EVIDENCE, REASON_TO_CONSTRAINT, amdahl_max_gain
 from perfmodel.errors import UserError
 from perfmodel.runs import Run, gpu_name
 
-CONFIG_COLUMNS = ["config_id", "B", "H", "S", "D", "causal", "dtype"]
 FALLBACK_GPU = "h100-sxm"
 NAN = float("nan")
 
@@ -212,6 +212,7 @@ def stall_table(run: Run, model=None) -> pd.DataFrame:
     report durations), and the constraint the reason is attributed to (perfmodel/constraint_map.py)."""
     order = stage_order(_model(model))
     s = run.table("stalls")
+    s = s[s["config_id"] != PROBE_CONFIG_ID] if not s.empty else s  # ceiling microbenchmarks, not attention
     if s.empty:
         return pd.DataFrame(columns=STALL_COLUMNS)
     s = s.copy()

@@ -12,11 +12,10 @@ import math
 
 import pandas as pd
 
+from collectors.schema import CONFIG_COLUMNS
+from collectors.timing import STABLE_SPREAD_PCT  # a run's own "stable" spread, when it has no p20/p80
 from perfmodel.runs import Run
 
-CONFIG_COLUMNS = ["config_id", "B", "H", "S", "D", "causal", "dtype"]
-# Same figure as collectors.timing.STABLE_SPREAD_PCT (the collect issue's "relative spread < 2%").
-FALLBACK_SPREAD_PCT = 2.0
 # Counters shown beside the time change (short names of collectors/metrics.py).
 KEY_COUNTERS = ("tensor_gmma_pipe_pct", "tensor_pipe_pct", "dram_throughput_pct", "warp_cycles_per_issue",
                 "achieved_occupancy_pct", "registers_per_thread", "sm_clock_hz")
@@ -37,7 +36,7 @@ def _interval(row, suffix: str) -> tuple[float, float, float]:
     med = _f(row[f"time_ms{suffix}"])
     p20, p80 = _f(row[f"time_ms_p20{suffix}"]), _f(row[f"time_ms_p80{suffix}"])
     if not (math.isfinite(p20) and math.isfinite(p80)):
-        half = med * FALLBACK_SPREAD_PCT / 200
+        half = med * STABLE_SPREAD_PCT / 200
         p20, p80 = med - half, med + half
     return med, p20, p80
 
