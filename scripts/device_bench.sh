@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `perfmodel bench` on the lent H100 for the committed tables under benchmarks/ (issue 3's figures).
+#
+#     bash scripts/device_bench.sh SUITE[:DTYPE] ...     e.g.  bash scripts/device_bench.sh seed fa3-grid fa3-grid:bf16
+# Carries .whl (the nvtx wheel). Leaves in $OUT one CSV per suite (GPU, versions and date on every row) and
+# bench.log with the printed tables; copy the CSVs to benchmarks/.
+set -uo pipefail
+OUT="${OUT:-/tmp/perfmodel-out}"
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || { echo "wheel install failed"; exit 1; }
+export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
+for spec in "$@"; do
+  suite=${spec%%:*}
+  dtype=fp16
+  [ "$spec" != "$suite" ] && dtype=${spec#*:}
+  t0=$(date +%s)
+  echo "== perfmodel bench --suite $suite --dtype $dtype" | tee -a "$OUT/bench.log"
+  python3 -m perfmodel bench --suite "$suite" --dtype "$dtype" --csv "$OUT/bench-$suite-$dtype.csv" 2>&1 \
+    | grep -v '^\[' | tee -a "$OUT/bench.log"
+  echo "== $suite $dtype: exit ${PIPESTATUS[0]} after $(( $(date +%s) - t0 )) s" | tee -a "$OUT/bench.log"
+done
