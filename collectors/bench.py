@@ -227,7 +227,10 @@ def tuned_config_of(impl: Implementation) -> str:
     """The config an autotuning stage chose for its last call, when its module reports one (`chosen_config()`)."""
     import importlib
 
-    module = importlib.import_module(impl.launcher.__module__)
+    launcher = impl.launcher
+    # a stage's launcher is the registry's lazy one: ask it for the stage module, not for where its class lives
+    module = launcher.module() if callable(getattr(launcher, "module", None)) \
+        else importlib.import_module(launcher.__module__)
     report = getattr(module, "chosen_config", None)
     if not callable(report):
         return ""
