@@ -16,15 +16,32 @@ Triton generates for a stage at a given config, and by reading the compiled kern
     shared     shared memory per program: Triton's dynamic allocation (metadata.shared) plus the cubin's static
     grid_programs  programs the stage's launcher starts for this config, with `sm_count` SMs (132 on the H100)
 
-These are static counts: a barrier inside the key loop and one in the epilogue count the same. Read the loop
-(the PTX is kept in `CensusResult.ptx`) before concluding anything about per-iteration synchronization.
+Those are whole-kernel static counts: a barrier inside the key loop and one in the epilogue count the same, and a
+stage that unrolls its masked diagonal blocks into straight-line code can have more barriers in total while
+having fewer in each iteration of its loop. So the census also reads the loops (`ptx_loops`: a label and a later
+branch back to it) and reports, over the loops that issue wgmma (the math loops, not a producer's load loop):
+
+    loop_bar_sync    the most bar.sync / barrier.sync instructions in one iteration of a math loop
+    loop_predicates  the most setp.* + selp.* (compares and selects: the masking) in one iteration of a math loop
+
+both static counts of the loop body (an inner loop's body counts once in its enclosing loop); None where the
+kernel has no loop issuing wgmma. The PTX itself is kept in `CensusResult.ptx` and the loops in
+`CensusResult.loops` for reading.
 
 How a stage is compiled without a GPU: the stage's own launcher is called on CPU tensors of the config's shape
 with Triton's launch path intercepted (`_capture_launches`), so the census compiles exactly the kernel, argument
 specialization, constexprs, options and grid the launcher would use; the captured call is then bound and
 compiled with `triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))`, the route
-`JITFunction.run` takes on a real H100. An autotuned kernel (`triton.autotune`) is compiled at the config the
-stage names in `CENSUS_CONFIG(config)` when it has one, else at its first config (autotuning needs a GPU).
+`JITFunction.run` takes on a real H100. A persistent launcher that sizes its grid from the compiled kernel's
+occupancy gets the sm_90 build and the per-SM limits of compute capability 9.0 (`sm90_programs_per_sm`).
+Stage 5 tunes on the GPU (its own tuner, no `triton.autotune`); nothing can be timed here, so the census pins it
+(`PINNED_CONFIG`) to the config its tuner chose for this config in this process (`tuned_config_for(config)`,
+when a GPU run tuned before its census) or else to the module's stated census default (`CENSUS_CONFIG(config)`,
+the config the tuner chose on the H100). The config compiled is in `launch_meta` (USE_TMA, PERSISTENT,
+WARP_SPECIALIZE, ... and num_warps, num_stages).
+
+A launcher that refuses a config (e.g. stage 1 refuses causal on the GPU: KernelUnsupported) gives a census with
+status 'failed' and the refusal as its error: the census never compiles past a stage's own refusal.
 """
 
 from __future__ import annotations
@@ -69,6 +86,149 @@ def count_ptx(ptx: str) -> dict[str, int]:
     return {name: len(rx.findall(ptx)) for name, rx in _PTX_REGEX.items()}
 
 
+# Per-iteration counts of a loop body: PTX_PATTERNS' bar.sync, wgmma, ex2, TMA, plus the masking (compares and
+# selects) and the mbarrier waits a pipelined or warp-specialized loop blocks on.
+LOOP_PATTERNS: dict[str, str] = {
+    "bar_sync": PTX_PATTERNS["bar_sync"],
+    "setp_selp": r"(?:setp|selp)\.",
+    "wgmma": PTX_PATTERNS["wgmma"],
+    "ex2": PTX_PATTERNS["ex2"],
+    "tma": PTX_PATTERNS["tma"],
+    "mbarrier_wait": r"mbarrier\.(?:try_wait|test_wait|wait)",
+}
+_LOOP_REGEX = {name: re.compile(r"^\s*(?:@!?%\w+\s+)?" + pat, re.M) for name, pat in LOOP_PATTERNS.items()}
+_LABEL = re.compile(r"^\s*(\$L__BB\d+_\d+):")
+# A branch to a compiler label ($L__BB...; inline-asm spin loops such as `waitLoop:` stay inside their block),
+# and the instructions that end a thread.
+_BRANCH = re.compile(r"^\s*(@!?%\w+\s+)?bra(?:\.uni)?\s+(\$L__BB\d+_\d+)\s*;")
+_EXIT = re.compile(r"^\s*(@!?%\w+\s+)?(?:ret|exit|trap)\s*;")
+
+
+_FUNCTION = re.compile(r"^\s*(?:\.visible\s+|\.weak\s+|\.extern\s+)*\.(?:entry|func)\b")
+
+
+def _ptx_blocks(lines: list[str]) -> tuple[list[tuple[int, int]], list[list[int]], dict[int, str], list[int]]:
+    """Basic blocks of PTX text: (first line, end line) ranges, successor lists, labels, and the entry blocks (the
+    text before the first function and the start of each function; nothing falls through into one)."""
+    starts, label_of = [0], {}
+    for i, line in enumerate(lines):
+        if _LABEL.match(line) or _FUNCTION.match(line):
+            starts.append(i)
+        elif _BRANCH.match(line) or _EXIT.match(line):
+            starts.append(i + 1)
+    starts = sorted(set(s for s in starts if s < len(lines)))
+    ranges = [(a, b) for a, b in zip(starts, starts[1:] + [len(lines)])]
+    by_label = {}
+    for n, (a, _) in enumerate(ranges):
+        m = _LABEL.match(lines[a])
+        if m:
+            by_label[m.group(1)] = n
+            label_of[n] = m.group(1)
+    succs: list[list[int]] = []
+    for n, (a, b) in enumerate(ranges):
+        last = next((lines[i] for i in range(b - 1, a - 1, -1) if lines[i].strip()), "")
+        out, falls = [], True
+        m = _BRANCH.match(last)
+        if m:
+            if m.group(2) in by_label:
+                out.append(by_label[m.group(2)])
+            falls = bool(m.group(1))  # a guarded branch may fall through
+        elif _EXIT.match(last):
+            falls = bool(_EXIT.match(last).group(1))
+        if falls and n + 1 < len(ranges) and not _FUNCTION.match(lines[ranges[n + 1][0]]):
+            out.append(n + 1)
+        succs.append(out)
+    entries = [n for n, (a, _) in enumerate(ranges) if n == 0 or _FUNCTION.match(lines[a])]
+    return ranges, succs, label_of, entries
+
+
+def ptx_loops(ptx: str) -> list[dict]:
+    """Every loop of PTX text with its per-iteration instruction counts.
+
+    The PTX is cut into basic blocks (at `$L__BB` labels and after branches and exits); a loop is the natural loop
+    of a back edge (a branch to a block that dominates the branching one), so a loop whose blocks the compiler laid
+    out apart (as warp-specialized code is) is still one loop, and unrelated code between its blocks is not in it.
+    One dict per loop header, in PTX order: `label`, `first_line` (0-based line of the header label), `lines`
+    (PTX lines in the loop), `depth` (1 for an outermost loop), `contains` (the labels of the loops nested in it),
+    and for each LOOP_PATTERNS field (bar_sync, setp_selp, wgmma, ex2, tma, mbarrier_wait) the count in the loop's
+    blocks: what one iteration issues, statically (both sides of a branch inside the loop count; an inner loop's
+    body counts once in its enclosing loop, and is also a loop of its own; an inline-asm spin loop such as an
+    mbarrier wait is part of its block, not a loop). Several functions in one text are analysed separately.
+    """
+    lines = ptx.splitlines()
+    ranges, succs, label_of, entries = _ptx_blocks(lines)
+    n = len(ranges)
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for b, out in enumerate(succs):
+        for t in out:
+            preds[t].append(b)
+    # dominators (iterative data flow on bit sets), over the blocks reachable from the function entries
+    reach, stack = set(entries), list(entries)
+    while stack:
+        for t in succs[stack.pop()]:
+            if t not in reach:
+                reach.add(t)
+                stack.append(t)
+    order = sorted(reach)
+    full = (1 << n) - 1
+    dom = {b: (1 << b) if b in entries else full for b in order}
+    changed = True
+    while changed:
+        changed = False
+        for b in order:
+            if b in entries:
+                continue
+            new = full
+            for p in preds[b]:
+                if p in reach:
+                    new &= dom[p]
+            new |= 1 << b
+            if new != dom[b]:
+                dom[b], changed = new, True
+    # natural loops, merged per header
+    bodies: dict[int, set[int]] = {}
+    for b in order:
+        for h in succs[b]:
+            if h in reach and dom[b] >> h & 1:
+                body = bodies.setdefault(h, {h})
+                stack = [b] if b not in body else []
+                body.add(b)
+                while stack:
+                    for p in preds[stack.pop()]:
+                        if p in reach and p not in body:
+                            body.add(p)
+                            stack.append(p)
+    loops = []
+    for h, body in sorted(bodies.items(), key=lambda kv: ranges[kv[0]][0]):
+        text = "\n".join("\n".join(lines[a:b]) for a, b in (ranges[x] for x in sorted(body)))
+        counts = {name: len(rx.findall(text)) for name, rx in _LOOP_REGEX.items()}
+        loops.append({"label": label_of.get(h, f"block{h}"), "first_line": ranges[h][0],
+                      "lines": sum(ranges[x][1] - ranges[x][0] for x in body),
+                      "depth": sum(h in other for other in bodies.values()),
+                      "contains": [label_of.get(g, f"block{g}") for g in sorted(bodies) if g != h and g in body],
+                      **counts})
+    return loops
+
+
+def math_loops(loops: list[dict]) -> list[dict]:
+    """The innermost loops that issue wgmma: the key loops doing the math, one iteration per key block. An outer
+    loop around them (a persistent kernel's loop over work items, the loop Triton wraps around warp-specialized
+    partitions) and a producer's load loop (no wgmma) are not among them. `loops` as ptx_loops gives them (loops
+    of several kernels may be mixed if each carries its `kernel` name)."""
+    with_mma = [lp for lp in loops if lp["wgmma"]]
+    mma_labels = {(lp.get("kernel"), lp["label"]) for lp in with_mma}
+    return [lp for lp in with_mma if not any((lp.get("kernel"), c) in mma_labels for c in lp["contains"])]
+
+
+def math_loop_maxima(loops: list[dict]) -> tuple[int | None, int | None]:
+    """(loop_bar_sync, loop_predicates): the most bar.sync, and setp+selp, in one iteration of a math loop
+    (`math_loops`); (None, None) when there is none."""
+    math = math_loops(loops)
+    if not math:
+        return None, None
+    return max(lp["bar_sync"] for lp in math), max(lp["setp_selp"] for lp in math)
+
+
 @dataclass
 class CensusResult:
     """The census of one stage at one config (counts summed over the kernels the launcher starts)."""
@@ -80,6 +240,8 @@ class CensusResult:
     kernels: list[str] = field(default_factory=list)
     wgmma: int | None = None
     bar_sync: int | None = None
+    loop_bar_sync: int | None = None
+    loop_predicates: int | None = None
     bar_arrive: int | None = None
     mbarrier: int | None = None
     tma: int | None = None
@@ -93,6 +255,7 @@ class CensusResult:
     grid_programs: int | None = None
     launch_meta: dict = field(default_factory=dict)  # the first launch's scalar keyword arguments (constexprs)
     ptx: str = field(default="", repr=False)
+    loops: list[dict] = field(default_factory=list, repr=False)  # ptx_loops of every kernel, each with `kernel`
 
     def row(self, run_id: str = "") -> dict:
         """One row of the run store's `census` table (collectors/schema.py)."""
@@ -158,7 +321,6 @@ def _capture_launches(stage_module, sm_count: int, config: AttentionConfig):
     accepted) while the stage module itself is told it does not (so it picks its GPU path), and the SM count is
     `sm_count`.
     """
-    from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction
 
     import kernels._launch as launch_mod
@@ -173,22 +335,8 @@ def _capture_launches(stage_module, sm_count: int, config: AttentionConfig):
         launches.append(_Launch(self, grid, args, kwargs))
         return None
 
-    def autotune_run(self, *args, **kwargs):
-        # As Autotuner.run does, minus the benchmarking: prune, pick one config, run its pre_hook (which may set
-        # tensor-descriptor block shapes), then launch the inner function with the config's meta-parameters.
-        self.nargs = dict(zip(self.arg_names, args))
-        candidates = self.prune_configs(kwargs)
-        chooser = getattr(stage_module, "CENSUS_CONFIG", None)
-        cfg = chooser(config) if callable(chooser) else None
-        cfg = cfg if cfg is not None else candidates[0]
-        if cfg.pre_hook is not None:
-            cfg.pre_hook({**self.nargs, **kwargs, **cfg.all_kwargs()})
-        self.nargs = None
-        return self.fn.run(*args, **kwargs, **cfg.all_kwargs())
-
     patches = [
         (JITFunction, "run", jit_run),
-        (Autotuner, "run", autotune_run),
         (launch_mod, "interpreting", lambda: True),
         (launch_mod, "sm_count", lambda device: sm_count),
     ]
@@ -196,6 +344,11 @@ def _capture_launches(stage_module, sm_count: int, config: AttentionConfig):
         patches.append((stage_module, "programs_per_sm", lambda kernel, device: sm90_programs_per_sm(kernel)))
     if isinstance(getattr(stage_module, "_OCCUPANCY", None), dict):
         patches.append((stage_module, "_OCCUPANCY", {}))  # never mix H100 occupancies into the module's cache
+    if hasattr(stage_module, "PINNED_CONFIG") and callable(getattr(stage_module, "CENSUS_CONFIG", None)):
+        # A tuned stage cannot tune here (nothing runs): compile the config its tuner chose for this config in this
+        # process (a GPU run tunes before its census), else the module's stated default for the census.
+        tuned = getattr(stage_module, "tuned_config_for", lambda c: None)(config)
+        patches.append((stage_module, "PINNED_CONFIG", tuned or stage_module.CENSUS_CONFIG(config)))
     if hasattr(stage_module, "interpreting"):
         patches.append((stage_module, "interpreting", lambda: False))
     if hasattr(stage_module, "sm_count"):
@@ -280,12 +433,15 @@ def _compiler_diagnosis(log: str) -> str:
 
 
 def _nvidia_tool(name: str) -> str:
-    import triton
+    """Path of an NVIDIA tool (ptxas, cuobjdump) as Triton itself resolves it: its knobs honour TRITON_PTXAS_PATH
+    and friends, which the GPU image points at its CUDA toolkit; the wheel's bundled copy is the fallback. The
+    PTX Triton emitted is versioned for that same tool, so an older bundled ptxas can refuse it (seen on the H100)."""
+    from triton import knobs
 
-    path = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / name
-    if not path.exists():
-        raise FileNotFoundError(f"{name} is not in the triton wheel ({path}).")
-    return str(path)
+    tool = getattr(knobs.nvidia, name)
+    if tool is None or not tool.path:
+        raise FileNotFoundError(f"Triton finds no {name}.")
+    return tool.path
 
 
 def cubin_resources(cubin: bytes) -> dict[str, int]:
@@ -308,8 +464,12 @@ def ptxas_spill_bytes(ptx: str, arch: str = "sm_90a") -> int:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "kernel.ptx"
         src.write_text(ptx)
+        # The ptxas Triton itself compiled this PTX with (knobs honour TRITON_PTXAS_PATH, which the GPU image
+        # sets to its CUDA toolkit); the wheel's bundled one can be older than the PTX ISA that Triton emitted.
         res = subprocess.run([_nvidia_tool("ptxas"), "-v", f"--gpu-name={arch}", str(src), "-o",
-                              str(Path(tmp) / "kernel.o")], capture_output=True, text=True, check=True)
+                              str(Path(tmp) / "kernel.o")], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"ptxas -v exited {res.returncode}: {(res.stderr or res.stdout).strip()[:300]}")
     return sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", res.stderr + res.stdout))
 
 
@@ -362,6 +522,7 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT) ->
             ptx_parts.append(ptx)
             for name, n in count_ptx(ptx).items():
                 counts[name] += n
+            result.loops += [{"kernel": compiled.metadata.name, **lp} for lp in ptx_loops(ptx)]
             res = cubin_resources(compiled.asm["cubin"])
             md = compiled.metadata
             result.kernels.append(md.name)
@@ -373,6 +534,7 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT) ->
             programs += _grid_programs(launch.grid, bound_args)
         for name, n in counts.items():
             setattr(result, name, n)
+        result.loop_bar_sync, result.loop_predicates = math_loop_maxima(result.loops)
         result.num_warps, result.requested_warps = max(warps), max(req_warps)
         result.registers, result.shared_bytes = max(regs), max(shared)
         result.spills_bytes, result.grid_programs = spills, programs

@@ -27,6 +27,9 @@ under `--interpret`, counters with `--no-ncu`).
 from __future__ import annotations
 
 CONFIG_COLUMNS = ["config_id", "B", "H", "S", "D", "causal", "dtype"]
+# ncu_metrics and stalls also hold the ceiling microbenchmarks profiled in the same session (impl `probe_exp2`,
+# ...): their config_id is this and their B..dtype columns are null. Analyses of attention cases leave them out.
+PROBE_CONFIG_ID = "probe"
 CASE_KEY = ["run_id", "impl", *CONFIG_COLUMNS]
 
 # table name -> {column: description with unit}. Columns listed in CASE_KEY are implied where `case` is True.
@@ -103,10 +106,14 @@ TABLES: dict[str, dict] = {
         "case": True,
         "doc": "Static counts of the compiled sm_90 code of each stage (collectors/census.py).",
         "columns": {
-            "status": "ok | failed (Triton refused to compile this stage at this config)",
-            "error": "one-line reason when status != ok",
+            "status": "ok | failed (the stage's launcher or Triton refused this stage at this config)",
+            "error": "one-line reason when status != ok (e.g. stage 1's refusal of causal on the GPU)",
             "wgmma": "wgmma.mma_async instructions in the PTX",
-            "bar_sync": "bar.sync / barrier.sync instructions in the PTX",
+            "bar_sync": "bar.sync / barrier.sync instructions in the PTX (whole kernel, static)",
+            "loop_bar_sync": "most bar.sync / barrier.sync in one iteration of a math loop (an innermost loop "
+                             "that issues wgmma: the key loop; static count of its body; null if none)",
+            "loop_predicates": "most setp + selp (compares and selects: the masking) in one iteration of a math "
+                               "loop (static count of its body; null if none)",
             "mbarrier": "mbarrier.* instructions in the PTX",
             "tma": "cp.async.bulk.tensor instructions in the PTX",
             "ex2": "ex2.approx instructions in the PTX",

@@ -85,8 +85,19 @@ def _causal(b, h, q_idx, kv_idx):
 def _flex_fn() -> Callable:
     global _flex_compiled
     if _flex_compiled is None:
+        import torch._dynamo
         from torch.nn.attention.flex_attention import flex_attention as _flex_attention
 
+        # Every config is its own static shape, so each one is a recompile of the same code object. Past dynamo's
+        # default limit of 8 it silently falls back to eager, unfused attention (seen on the H100: 7 TFLOP/s, and
+        # out of memory at S=16k, from the ninth fa3-grid shape on): raise the limits so a suite stays compiled.
+        cfg = torch._dynamo.config
+        for name, floor in (("recompile_limit", 1024), ("cache_size_limit", 1024),
+                            ("accumulated_recompile_limit", 8192), ("accumulated_cache_size_limit", 8192)):
+            if hasattr(cfg, name):
+                setattr(cfg, name, max(int(getattr(cfg, name)), floor))
+        if hasattr(cfg, "fail_on_recompile_limit_hit"):
+            cfg.fail_on_recompile_limit_hit = True  # never time an eager fallback as "flex"
         _flex_compiled = torch.compile(_flex_attention, dynamic=False)
     return _flex_compiled
 

@@ -270,6 +270,8 @@ def _compile_sm90(module_name: str, causal: bool, mask_tail: bool = False):
 
 
 def test_sm90_code_has_the_claimed_techniques():
+    from collectors.census import math_loops, ptx_loops
+
     ptx0, _ = _compile_sm90("kernels.stage0_baseline", causal=True)
     assert "wgmma.mma_async" in ptx0 and "cp.async.bulk.tensor" not in ptx0
     ptx1, warps1 = _compile_sm90("kernels.stage1_warpspec", causal=False)
@@ -281,27 +283,8 @@ def test_sm90_code_has_the_claimed_techniques():
     # Static totals do not drop (43 vs 41: stage 2 adds unrolled diagonal blocks); per loop iteration they do.
     # Stage 1's causal loops (producer and two consumers, warp-specialized) vs stage 2's causal steady-state loop
     # (pipelined): fewer bar.sync per iteration, and the mask's compares/selects are gone from it.
-    loops1 = [lp for lp in _ptx_loops(ptx1c) if lp["wgmma"]]  # the loops doing the math (not the producer's)
-    loops2 = [lp for lp in _ptx_loops(ptx2) if lp["wgmma"]]
+    loops1 = math_loops(ptx_loops(ptx1c))  # the innermost loops issuing wgmma (not the producer's, nor a wrapper)
+    loops2 = math_loops(ptx_loops(ptx2))
     assert loops1 and loops2
-    assert max(lp["bar.sync"] for lp in loops2) < min(lp["bar.sync"] for lp in loops1)
-    assert max(lp["setp/selp"] for lp in loops2) * 10 < min(lp["setp/selp"] for lp in loops1)
-
-
-def _ptx_loops(ptx: str) -> list[dict]:
-    """Per-iteration counts of every PTX loop (a label and a later branch back to it)."""
-    import re
-
-    lines = ptx.splitlines()
-    labels: dict[str, int] = {}
-    found = []
-    for i, line in enumerate(lines):
-        m = re.match(r"^(\$L__BB\d+_\d+):", line.strip())
-        if m:
-            labels[m.group(1)] = i
-        m = re.search(r"bra(?:\.uni)?\s+(\$L__BB\d+_\d+);", line)
-        if m and labels.get(m.group(1), i) < i:
-            body = "\n".join(lines[labels[m.group(1)]:i + 1])
-            found.append({"bar.sync": body.count("bar.sync"), "wgmma": body.count("wgmma.mma_async"),
-                          "setp/selp": len(re.findall(r"\b(?:setp|selp)\.", body))})
-    return found
+    assert max(lp["bar_sync"] for lp in loops2) < min(lp["bar_sync"] for lp in loops1)
+    assert max(lp["setp_selp"] for lp in loops2) * 10 < min(lp["setp_selp"] for lp in loops1)
