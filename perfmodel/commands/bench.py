@@ -76,14 +76,17 @@ def run(args) -> int:
 
     env = bench.environment()
     progress = bench.Progress(len(configs) * len(impls))
+    kinds = {i.name: i.kind for i in impls}
     results = []
     for config in configs:
         for impl in impls:
             progress.step(f"{impl.name} {config.id}")
             results.append(bench.bench_case(impl, config, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms))
+            if csv_path is not None:  # rewritten after every case: an interrupted bench keeps what it measured
+                _write_csv(bench.bench_table(results, env, kinds=kinds), csv_path)
     progress.close()
 
-    table = bench.bench_table(results, env, kinds={i.name: i.kind for i in impls})
+    table = bench.bench_table(results, env, kinds=kinds)
     print(f"{env['gpu']} | torch {env['torch']} | triton {env['triton']} | cuDNN {env['cudnn'] or '-'} | "
           f"{env['date']}")
     import pandas as pd
@@ -91,7 +94,13 @@ def run(args) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(table[SHOWN].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if csv_path is not None:
-        table.to_csv(csv_path, index=False)
+        _write_csv(table, csv_path)
         print(f"wrote {csv_path}", file=sys.stderr)
     bad = table[(table["kind"] == "stage") & table["status"].isin(["wrong", "failed"])]
     return 1 if len(bad) else 0
+
+
+def _write_csv(table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
