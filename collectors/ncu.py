@@ -43,6 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from collectors import metrics as M
+from collectors.schema import PROBE_CONFIG_ID
 
 NVTX_DOMAIN = "perfmodel"
 DEFAULT_PATHS = ("/usr/local/cuda/bin/ncu",)
@@ -403,7 +404,9 @@ def parse_details_csv(text: str) -> pd.DataFrame:
     return out
 
 
-_CASE_RE = re.compile(r"([A-Za-z][A-Za-z0-9_]*):(B\d+-H\d+-S\d+-D\d+-(?:causal|full)-[A-Za-z0-9]+)")
+# `<impl>:<config_id>` for attention cases, `<probe>:probe` for the ceiling microbenchmarks (schema.PROBE_CONFIG_ID)
+_CASE_RE = re.compile(r"([A-Za-z][A-Za-z0-9_]*):(B\d+-H\d+-S\d+-D\d+-(?:causal|full)-[A-Za-z0-9]+|"
+                      + re.escape(PROBE_CONFIG_ID) + r"\b)")
 
 
 def case_of(nvtx_cell: str, known: dict[str, tuple[str, str]] | None = None) -> tuple[str, str] | None:
