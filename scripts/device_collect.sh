@@ -14,6 +14,8 @@
 #     parse-tests.log     tests/test_ncu_parse.py run against those exports on the device
 #     summary.txt         key figures of the run (timings, overhead, launch, determinism, ncu session)
 # The whole script stays under 9 minutes with the default limit.
+# RESUME_FROM=path/run.tar.gz continues that run (`perfmodel collect --resume`) instead of starting one: a suite
+# longer than one device call is collected over several calls.
 set -uo pipefail
 SUITE="${1:-seed}"
 shift || true
@@ -37,8 +39,16 @@ export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
 cat "$OUT/device.txt"
 
 t0=$(date +%s)
-timeout -s INT -k 30 "$LIMIT_S" python3 -m perfmodel collect --suite "$SUITE" --out "$RUNS" "$@" 2>&1 \
-  | tee "$OUT/collect.log"
+if [ -n "${RESUME_FROM:-}" ]; then
+  # continue a run brought back from an earlier call (its run.tar.gz, carried in an ignored folder)
+  tar -C "$RUNS" -xzf "$RESUME_FROM" || { echo "cannot unpack $RESUME_FROM"; exit 1; }
+  resume_dir=$(ls -d "$RUNS"/*/ | head -1)
+  timeout -s INT -k 30 "$LIMIT_S" python3 -m perfmodel collect --resume "${resume_dir%/}" "$@" 2>&1 \
+    | tee "$OUT/collect.log"
+else
+  timeout -s INT -k 30 "$LIMIT_S" python3 -m perfmodel collect --suite "$SUITE" --out "$RUNS" "$@" 2>&1 \
+    | tee "$OUT/collect.log"
+fi
 rc=${PIPESTATUS[0]}
 echo "perfmodel collect exit status $rc after $(( $(date +%s) - t0 )) s" | tee -a "$OUT/collect.log"
 
