@@ -4,12 +4,17 @@ Run folders come from the `PERFMODEL_RUN_DIRS` environment variable (os.pathsep-
 sets it) or from the arguments after `--` on `streamlit run app/streamlit_app.py -- RUN ...`; with neither, the
 run bundled with the package. Loaders are keyed by the folder and the modification time of its run.json, so a
 run that is still being collected is re-read when it changes.
+
+A run's analysis tables are computed once per process (`tables`, thread-safe) and handed to the pages through
+`st.cache_data` (which gives each session its own copy). `warm` computes them in a background thread while the
+server starts (`python -m app.serve`, what `perfmodel dashboard` runs), so the first page does not wait for them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -55,14 +60,32 @@ def run_info(run_dir: str) -> dict:
     return _run_info(run_dir, _stamp(run_dir))
 
 
+_TABLES: dict[str, tuple[float, dict]] = {}  # run folder -> (run.json stamp, its tables)
+_TABLES_LOCK = threading.Lock()
+_RUN_LOCKS: dict[str, threading.Lock] = {}
+
+
+def tables(run_dir: str, stamp: float) -> dict:
+    """Every analysis table of the run (perfmodel.report.collect) as a dict of DataFrames, computed once per
+    process and run.json stamp; a second caller (the warm-up thread, a page) waits for the first."""
+    with _TABLES_LOCK:
+        lock = _RUN_LOCKS.setdefault(run_dir, threading.Lock())
+    with lock:
+        hit = _TABLES.get(run_dir)
+        if hit is None or hit[0] != stamp:
+            data = _report.collect(_runs.load_run(run_dir))
+            hit = (stamp, {
+                "gates": data.gates, "stages": data.stages, "peers": data.peers, "constraints": data.constraints,
+                "stalls": data.stalls, "roofline": data.roofline, "batching": data.batching,
+                "batching_summary": data.batching_summary, "headlines": data.headlines, "mapping": data.mapping,
+            })
+            _TABLES[run_dir] = hit
+        return hit[1]
+
+
 @st.cache_data(show_spinner="Reading the run…")
 def _bundle(run_dir: str, stamp: float) -> dict:
-    data = _report.collect(_runs.load_run(run_dir))
-    return {
-        "gates": data.gates, "stages": data.stages, "peers": data.peers, "constraints": data.constraints,
-        "stalls": data.stalls, "roofline": data.roofline, "batching": data.batching,
-        "batching_summary": data.batching_summary, "headlines": data.headlines, "mapping": data.mapping,
-    }
+    return tables(run_dir, stamp)
 
 
 def bundle(run_dir: str) -> dict:
@@ -77,6 +100,28 @@ def _comparison(run_dir: str, base_dir: str, stamps: tuple[float, float]) -> pd.
 
 def comparison(run_dir: str, base_dir: str) -> pd.DataFrame:
     return _comparison(run_dir, base_dir, (_stamp(run_dir), _stamp(base_dir)))
+
+
+def _warm(dirs: list[str]) -> None:
+    from app import charts, widgets  # noqa: F401 (the pages' imports: plotly, pandas' Styler)
+
+    for i, d in enumerate(dirs):
+        try:
+            t = tables(d, _stamp(d))
+        except UserError:  # the page shows the message; nothing to warm
+            continue
+        if i == 0:  # plotly builds its trace classes on first use: draw the overview's figure once
+            first = t["stages"]["config_id"].iloc[0] if not t["stages"].empty else None
+            charts.stages_figure(t["stages"][t["stages"]["config_id"] == first],
+                                 t["peers"][t["peers"]["config_id"] == first]).to_plotly_json()
+            widgets.status_style(_report.gates_display(t["gates"])).to_html()
+
+
+def warm(dirs: list[str]) -> None:
+    """Import what the pages import and compute the runs' tables, the first run first (the sidebar opens on it),
+    the last next (the Runs page compares it with the first). `app/serve.py` calls this in a background thread
+    while the server waits for a browser; a run that cannot be read is left for the page to report."""
+    _warm(list(dict.fromkeys([*dirs[:1], *dirs[-1:], *dirs])))
 
 
 def safe(fn, *args):

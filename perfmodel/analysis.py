@@ -210,7 +210,15 @@ def stall_table(run: Run, model=None) -> pd.DataFrame:
     """Per implementation and config, each stall reason's cycles per issued instruction and its fraction of all
     stall cycles, aggregated over the case's kernels weighted by their duration (equal weights when ncu did not
     report durations), and the constraint the reason is attributed to (perfmodel/constraint_map.py)."""
-    order = stage_order(_model(model))
+    model = _model(model)
+    memo = run.__dict__.setdefault("_analysis_stall_tables", {})  # the report and the gates each need it
+    if id(model) not in memo:
+        memo[id(model)] = (model, _stall_table(run, model))
+    return memo[id(model)][1].copy()
+
+
+def _stall_table(run: Run, model) -> pd.DataFrame:
+    order = stage_order(model)
     s = run.table("stalls")
     s = s[s["config_id"] != PROBE_CONFIG_ID] if not s.empty else s  # ceiling microbenchmarks, not attention
     if s.empty:
@@ -235,18 +243,37 @@ def stall_table(run: Run, model=None) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
-def _metric(run_ncu: pd.DataFrame, impl: str, config_id: str, metric: str) -> float:
-    """A case's metric value; over several kernels, the duration-weighted mean (plain mean without durations)."""
-    sub = run_ncu[(run_ncu["impl"] == impl) & (run_ncu["config_id"] == config_id)]
-    vals = sub[sub["metric"] == metric]
-    if vals.empty:
+def _ncu_cases(run: Run) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The run's ncu_metrics split by (impl, config_id) into arrays (metric, kernel_index, value), split once per
+    run object: the analyses look up a few metrics of every case, and filtering the whole table (tens of
+    thousands of rows) once per lookup was most of their time."""
+    memo = run.__dict__
+    if "_analysis_ncu_cases" not in memo:
+        ncu = run.table("ncu_metrics")
+        ncu["value"] = pd.to_numeric(ncu["value"], errors="coerce")
+        memo["_analysis_ncu_cases"] = {
+            key: (g["metric"].to_numpy(dtype=object), g["kernel_index"].to_numpy(), g["value"].to_numpy(float))
+            for key, g in ncu.groupby(["impl", "config_id"], sort=False)}
+    return memo["_analysis_ncu_cases"]
+
+
+def _metric(ncu_cases: dict, impl: str, config_id: str, metric: str) -> float:
+    """A case's metric value; over several kernels, the duration-weighted mean (plain mean without durations).
+    `ncu_cases` is `_ncu_cases(run)`."""
+    case = ncu_cases.get((impl, config_id))
+    if case is None:
         return NAN
-    v = pd.to_numeric(vals["value"], errors="coerce")
-    dur = sub[sub["metric"] == "duration_ns"].set_index("kernel_index")["value"]
-    weights = pd.to_numeric(vals["kernel_index"].map(dur), errors="coerce")
-    if weights.notna().all() and weights.sum() > 0:
-        return float((v * weights.to_numpy()).sum() / weights.sum())
-    return float(v.mean())
+    names, kernels, values = case
+    mask = names == metric
+    if not mask.any():
+        return NAN
+    v = values[mask]
+    is_dur = names == "duration_ns"
+    dur = dict(zip(kernels[is_dur].tolist(), values[is_dur].tolist()))
+    weights = np.array([dur.get(k, NAN) for k in kernels[mask].tolist()], dtype=float)
+    if len(dur) == int(is_dur.sum()) and not np.isnan(weights).any() and weights.sum() > 0:
+        return float((v * weights).sum() / weights.sum())
+    return float(np.nanmean(v)) if not np.isnan(v).all() else NAN
 
 
 # ---- constraints --------------------------------------------------------------------------------------------
@@ -275,7 +302,7 @@ def attributable_fraction(run: Run, constraint_id: int, impl: str, config: Atten
     """(f, evidence text): the share of `impl`'s time at `config` that constraint `constraint_id` can account for
     (perfmodel/constraint_map.py says how), NaN when the run has no counters for it."""
     ev = CONSTRAINT_EVIDENCE[constraint_id]
-    ncu = run.table("ncu_metrics")
+    ncu = _ncu_cases(run)
     notes = []
     for metric in ev.evidence_metrics:
         v = _metric(ncu, impl, config.id, metric)
@@ -417,7 +444,7 @@ def roofline_table(run: Run, model=None) -> pd.DataFrame:
     order = stage_order(_model(model))
     gpu, _ = run_gpu(run)
     t = _ok_timings(run)
-    ncu = run.table("ncu_metrics")
+    ncu = _ncu_cases(run)
     hbm = _f(gpu.hbm_tbps)
     exp_rate = _f(gpu.exp_tops)
     rows = []

@@ -23,8 +23,9 @@ CONSTRAINT_COLORS = {1: "#d62728", 2: "#ff7f0e", 3: "#9467bd", 4: "#1f77b4"}
 TERM_COLORS = {"tensor_ms": "#1f77b4", "exp_ms": "#ff7f0e", "hbm_ms": "#2ca02c", "launch_ms": "#d62728",
                "wave_ms": "#9467bd"}
 
-_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=100, b=60), height=420,
-               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+# legend at the right, one entry a line: above the plot, a long legend (stall reasons, peers) ran into the title
+_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=60), height=420,
+               legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02))
 
 
 def _empty(title: str, why: str) -> go.Figure:
@@ -70,9 +71,13 @@ def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go
     fig.add_trace(go.Scatter(x=x, y=df["measured_tflops"], mode="markers", name="measured",
                              marker=dict(color=MEASURED, size=13, symbol="diamond")))
     if peers is not None and not peers.empty:
-        for i, row in enumerate(peers.dropna(subset=["measured_tflops"]).itertuples()):
-            fig.add_hline(y=row.measured_tflops, line=dict(color=PEER_COLORS[i % len(PEER_COLORS)], width=1),
-                          annotation_text=f"{row.impl} {row.measured_tflops:.0f}", annotation_position="top left")
+        # a reference line per peer, named in the legend (labels on the lines overlap when peers are close)
+        ordered = peers.dropna(subset=["measured_tflops"]).sort_values("measured_tflops", ascending=False)
+        for i, row in enumerate(ordered.itertuples()):
+            color = PEER_COLORS[i % len(PEER_COLORS)]
+            fig.add_hline(y=row.measured_tflops, line=dict(color=color, width=1.5, dash="dashdot"))
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{row.impl} {row.measured_tflops:.0f}",
+                                     line=dict(color=color, width=1.5, dash="dashdot")))
     fig.update_layout(title=title, barmode="overlay", xaxis_title="stage", yaxis_title="TFLOP/s", **_LAYOUT)
     return fig
 
@@ -130,8 +135,10 @@ def stalls_figure(stalls: pd.DataFrame) -> go.Figure:
         name = f"{reason} (#{cid})" if cid else reason
         fig.add_trace(go.Bar(x=order, y=(sub["fraction"] * 100).tolist(), name=name,
                              marker_line=dict(width=2 if cid else 0, color=CONSTRAINT_COLORS.get(cid, "white"))))
+    # tall enough for one legend line per reason (a legend taller than the figure scrolls)
     fig.update_layout(title=title, barmode="stack", xaxis_title="implementation",
-                      yaxis_title="% of warp stall cycles", **{**_LAYOUT, "height": 480})
+                      yaxis_title="% of warp stall cycles",
+                      **{**_LAYOUT, "height": max(480, 20 * len(totals) + 120)})
     return fig
 
 
@@ -186,7 +193,9 @@ def batching_figure(batching: pd.DataFrame, threshold: float = 5.0) -> go.Figure
                                  + "</extra>"))
     fig.add_hline(y=threshold, line=dict(color="#d62728", dash="dash"),
                   annotation_text=f"plan's gate ≥ {threshold:g}×", annotation_position="top left")
-    fig.update_layout(title=title, xaxis=dict(type="log", title="batch size B"),
+    sizes = sorted(df["B"].unique().tolist())
+    fig.update_layout(title=title, xaxis=dict(type="log", title="batch size B", tickvals=sizes,
+                                              ticktext=[str(b) for b in sizes]),
                       yaxis_title="speed-up per sequence (×)", **_LAYOUT)
     return fig
 
@@ -199,10 +208,14 @@ def compare_figure(comparison: pd.DataFrame) -> go.Figure:
         return _empty(title, "no cases measured in both runs")
     colors = {"regression": "#d62728", "improvement": "#2ca02c", "within noise": "#7f7f7f"}
     fig = go.Figure()
+    one_config = df["config_id"].nunique() == 1  # then the implementation alone names a case
     for verdict, sub in df.groupby("verdict", sort=False):
-        fig.add_trace(go.Bar(x=sub["impl"] + " " + sub["config_id"], y=sub["time_change_pct"], name=verdict,
+        x = sub["impl"] if one_config else sub["impl"] + " " + sub["config_id"]
+        fig.add_trace(go.Bar(x=x, y=sub["time_change_pct"], name=verdict,
                              marker_color=colors.get(verdict, "#7f7f7f")))
-    fig.update_layout(title=title, xaxis_title="implementation / config", yaxis_title="time change (%)",
+    fig.update_layout(title=title + (f" at {df['config_id'].iloc[0]}" if one_config else ""),
+                      xaxis_title="implementation" if one_config else "implementation / config",
+                      yaxis_title="time change (%)",
                       **{**_LAYOUT, "height": 460})
     return fig
 

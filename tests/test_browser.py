@@ -1,13 +1,16 @@
 """The dashboard in a real browser: `perfmodel dashboard` on a free port, every page in headless Chromium.
 
-Checks that each page shows the run's GPU name and a rendered plotly chart, saves a screenshot of each (under
-pytest's tmp dir, and under $PERFMODEL_SCREENSHOT_DIR when set), and measures the first page's render time after
-the server starts and the time to switch pages (printed; run with -s to see them). The issue's figures: first
-page under 5 s, page switch under 1 s.
+Runs on the real H100 run bundled with the package. Checks that each page shows the run's GPU name and a drawn
+plotly chart, that the stage charts leave out the ceiling probe (config "probe"), and saves a screenshot of each
+page (under pytest's tmp dir, and under $PERFMODEL_SCREENSHOT_DIR when set). It measures and prints (run with -s)
+the issue's figures: the first page fully drawn after `perfmodel dashboard` starts (target < 5 s), switching
+pages (< 1 s), and the same with ten runs loaded. The asserted limits are looser than the targets, so that a
+busy CI machine does not fail them; the printed figures are the ones to report.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,25 +19,44 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from synthetic_run import GPU, synthetic_run_dir  # noqa: F401 (fixture)
-
-pytestmark = pytest.mark.browser
+from perfmodel import runs
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = [("Stages", "Stages"), ("Constraints", "Constraints"), ("Stalls", "Stall reasons"),
-         ("Roofline", "Roofline"), ("Batching", "Batching"), ("Runs", "Runs")]
-CHART = ".js-plotly-plot .main-svg"
+# sidebar link -> (page title, the title of a chart the page draws)
+PAGES = [("Stages", "Stages", "Stages: predicted vs measured"), ("Constraints", "Constraints", "Constraints:"),
+         ("Stalls", "Stall reasons", "Warp stall reasons"), ("Roofline", "Roofline", "Roofline:"),
+         ("Batching", "Batching", "Batching:"), ("Runs", "Runs", "Run comparison")]
+OVERVIEW = ("Predicted vs measured", "Stages: predicted vs measured")
+# plotly has drawn a chart once its SVG holds plotted traces (bars, points or lines) and its title
+TRACES = ".js-plotly-plot .main-svg .trace"
+# every x value and trace name of every plotly chart on the page, read from the chart divs plotly drew
+CHART_TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(
+    gd => (gd._fullData || []).flatMap(t => [String(t.name || ''), ...Array.from(t.x || [], String)]))"""
+CHART_X_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(
+    gd => (gd._fullData || []).flatMap(t => Array.from(t.x || [])))"""
+# the height of the page's content (Streamlit scrolls its main area itself, so a full-page screenshot of the
+# window would stop at the viewport)
+CONTENT_HEIGHT_JS = """() => Math.max(...Array.from(document.querySelectorAll('[data-testid="stMain"], body'),
+    e => e.scrollHeight))"""
+VIEWPORT = {"width": 1400, "height": 1000}
 
 try:
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - CI installs it (dev extra)
     sync_playwright = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+]
 
 
 def _free_port() -> int:
@@ -53,8 +75,75 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> 
                 if r.status == 200:
                     return
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.05)
     raise TimeoutError("dashboard did not become healthy in time")
+
+
+@contextmanager
+def dashboard(run_dirs: list[Path]):
+    """`perfmodel dashboard RUN...` on a free port; yields (url, process, monotonic start time)."""
+    port = _free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "perfmodel", "dashboard", *map(str, run_dirs),
+                             "--port", str(port), "--address", "127.0.0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        yield f"http://127.0.0.1:{port}", proc, started
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def chromium():
+    """A headless Chromium page; started before the dashboard, as a user's browser is, so that its own start-up
+    is not counted in the dashboard's times."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser.new_page(viewport=VIEWPORT)
+        finally:
+            browser.close()
+
+
+def _first_page(page, url: str, proc, started: float) -> dict:
+    """Open the overview once the server answers; seconds from the dashboard's start to each step."""
+    _wait_healthy(url, proc)
+    healthy = time.monotonic() - started
+    page.goto(url)
+    _wait_drawn(page, *OVERVIEW)
+    return {"server": healthy, "first_page": time.monotonic() - started}
+
+
+def _wait_drawn(page, title: str, chart_title: str) -> None:
+    """Wait for the page's heading and for plotly to have drawn the chart titled `chart_title` (a chart of the
+    page before would not do: its title differs)."""
+    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot .gtitle", has_text=chart_title).first.wait_for(timeout=30_000)
+    page.wait_for_selector(TRACES, state="attached", timeout=30_000)
+
+
+def _switch(page, link: str, title: str, chart_title: str) -> float:
+    t0 = time.monotonic()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).click()
+    _wait_drawn(page, title, chart_title)
+    return time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Path:
+    return runs.default_run_dir()
+
+
+@pytest.fixture(scope="module")
+def gpu(bundled) -> str:
+    name = runs.gpu_name(runs.load_run(bundled))
+    assert name == "NVIDIA H100 80GB HBM3"
+    return name
 
 
 @pytest.fixture(scope="module")
@@ -68,58 +157,62 @@ def shots(tmp_path_factory) -> list[Path]:
 
 
 def _shot(page, shots: list[Path], name: str) -> None:
+    """Screenshot the whole page: the window is made as tall as the content for the shot."""
     first = shots[0] / f"{name}.png"
-    page.screenshot(path=str(first), full_page=True)
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(page.evaluate(CONTENT_HEIGHT_JS)), 6000)})
+    page.wait_for_timeout(500)  # plotly redraws its charts for the new size
+    page.screenshot(path=str(first))
+    page.set_viewport_size(VIEWPORT)
     for d in shots[1:]:
         shutil.copy(first, d / first.name)
 
 
-@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')")
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
-def test_every_page_in_chromium(synthetic_run_dir, shots):
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "perfmodel", "dashboard", str(synthetic_run_dir),
-                             "--port", str(port), "--address", "127.0.0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        with sync_playwright() as p:
-            # the browser starts while the server boots; its own start-up is not the dashboard's time
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            launch_s = time.monotonic() - started
-            _wait_healthy(url, proc)
-            server_s = time.monotonic() - started
-            t0 = time.monotonic()
-            page.goto(url)
-            page.get_by_role("heading", name="Predicted vs measured").wait_for(timeout=30_000)
-            page.wait_for_selector(CHART, timeout=30_000)
-            render_s = time.monotonic() - t0
-            first_s = max(server_s, launch_s) + render_s
-            assert GPU in page.inner_text("body")
-            _shot(page, shots, "overview")
-            switches = {}
-            for link, title in PAGES:
-                t0 = time.monotonic()
-                page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).click()
-                page.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
-                page.wait_for_selector(CHART, timeout=30_000)
-                switches[link] = time.monotonic() - t0
-                body = page.inner_text("body")
-                assert GPU in body, link
-                assert page.locator(CHART).count() >= 1, link
-                assert "Traceback" not in body, link
-                _shot(page, shots, link.lower())
-            browser.close()
-        print(f"\ndashboard: server healthy {server_s:.2f} s after start, first page rendered {render_s:.2f} s "
-              f"later: {first_s:.2f} s in all (browser launch {launch_s:.2f} s overlapped); page switches (s): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in switches.items())
-              + f"; screenshots in {', '.join(str(d) for d in shots)}")
-        assert first_s < 30  # generous for CI; the figure to reach (5 s) is reported, not asserted
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+def _check_page(page, gpu: str, name: str) -> None:
+    body = page.inner_text("body")
+    assert gpu in body, name
+    assert "Traceback" not in body, name
+    assert page.locator(TRACES).count() >= 1, name
+    assert "probe" not in " ".join(page.evaluate(CHART_TEXT_JS)), name  # the ceiling probe is not a stage
+
+
+def test_every_page_in_chromium(bundled, gpu, shots):
+    with chromium() as page, dashboard([bundled]) as (url, proc, started):
+        t = _first_page(page, url, proc, started)
+        _check_page(page, gpu, "Overview")
+        body = page.inner_text("body")
+        assert "Gates" in body and "Headlines" in body
+        _shot(page, shots, "overview")
+        switches = {}
+        for link, title, chart_title in PAGES:
+            switches[link] = _switch(page, link, title, chart_title)
+            _check_page(page, gpu, link)
+            _shot(page, shots, link.lower())
+        # the batching chart carries the run's batch sizes
+        _switch(page, "Batching", "Batching", "Batching:")
+        assert {1, 8, 16, 32} <= set(page.evaluate(CHART_X_JS))
+    print(f"\ndashboard, bundled run: server healthy {t['server']:.2f} s after start, first page drawn "
+          f"{t['first_page']:.2f} s after start; page switches (s): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in switches.items())
+          + f"; screenshots in {', '.join(str(d) for d in shots)}")
+    assert t["first_page"] < 30
+    assert max(switches.values()) < 10
+
+
+def test_ten_runs(bundled, gpu, tmp_path):
+    dirs = []
+    for i in range(10):
+        d = tmp_path / f"{bundled.name}-copy{i}"
+        shutil.copytree(bundled, d)
+        meta = json.loads((d / "run.json").read_text())
+        meta["run_id"] = f"{meta['run_id']}-copy{i}"
+        (d / "run.json").write_text(json.dumps(meta))
+        dirs.append(d)
+    with chromium() as page, dashboard(dirs) as (url, proc, started):
+        t = _first_page(page, url, proc, started)
+        _check_page(page, gpu, "Overview")
+        switches = {link: _switch(page, link, *titles) for link, *titles in PAGES}
+        assert "copy9" in page.inner_text("body")  # the Runs page lists the tenth run
+    print(f"\ndashboard, ten runs: first page drawn {t['first_page']:.2f} s after start; page switches (s): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in switches.items()))
+    assert t["first_page"] < 30
+    assert max(switches.values()) < 10

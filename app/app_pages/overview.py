@@ -11,22 +11,26 @@ info, t = sel.info, sel.tables
 st.title("Predicted vs measured")
 st.markdown(f"Run **{info['run_id']}** on **{info['gpu']}** · status {info['status']} · created {info['created']}"
             f" · suite {info['suite'] or '—'}")
+top, bottom = st.container(), st.container()
+
+# The chart goes out first (drawn below the gates): a browser that has not drawn a plotly chart yet spends a
+# second or two loading plotly.js, and this way that starts while the tables are sent.
+bottom.subheader(f"Stages at {sel.config_id}")
+bottom.plotly_chart(charts.stages_figure(sel.for_config("stages"), sel.for_config("peers")), key="overview_stages")
 
 gates = t["gates"]
 counts = gates["status"].value_counts()
-cols = st.columns(4)
+cols = top.columns(4)
 for col, (label, key) in zip(cols, [("pass", "pass"), ("fail", "fail"), ("not measured", "not_measured"),
                                     ("to judge", "report")]):
     col.metric(label, int(counts.get(key, 0)))
 
-st.subheader("Gates")
-st.caption(SECTION_INTRO["gates"])
-st.dataframe(widgets.status_style(gates_display(gates)), hide_index=True, width="stretch")
+top.subheader("Gates")
+top.caption(SECTION_INTRO["gates"])
+top.dataframe(widgets.status_style(gates_display(gates)), hide_index=True, width="stretch",
+              height=35 * (len(gates) + 1) + 3)  # every gate, no inner scrolling
 
-st.subheader("Headlines")
-st.caption(SECTION_INTRO["headlines"])
-for line in t["headlines"]:
-    st.markdown(f"- {line}")
-
-st.subheader(f"Stages at {sel.config_id}")
-st.plotly_chart(charts.stages_figure(sel.for_config("stages"), sel.for_config("peers")), key="overview_stages")
+top.subheader("Headlines")
+top.caption(SECTION_INTRO["headlines"] + " Shown for the config chosen in the sidebar.")
+lines = [line for line in t["headlines"] if sel.config_id and f"{sel.config_id}:" in line] or t["headlines"]
+top.markdown("\n".join(f"- {line}" for line in lines))

@@ -27,10 +27,15 @@ for col, d in ((left, base), (right, new)):
     st_ = t["stages"]
     if sel.config_id:
         st_ = st_[st_["config_id"] == sel.config_id]
-    col.dataframe(st_[["impl", "measured_tflops", "analytic_tflops"]], hide_index=True, width="stretch")
+    col.dataframe(st_[["impl", "measured_tflops", "analytic_tflops"]].round(1), hide_index=True, width="stretch",
+                  column_config={"measured_tflops": "measured TFLOP/s", "analytic_tflops": "analytic TFLOP/s"})
 
 st.subheader("Comparison")
 st.caption(SECTION_INTRO["comparison"])
+if new == base:
+    st.info("Both sides show the same run: start the dashboard on two runs (`perfmodel dashboard RUN_A RUN_B`) "
+            "to compare them.")
 cmp = data.comparison(new, base)
-st.plotly_chart(charts.compare_figure(cmp), key="compare")
+shown = cmp[cmp["config_id"] == sel.config_id] if sel.config_id else cmp
+st.plotly_chart(charts.compare_figure(shown), key="compare")
 st.dataframe(comparison_display(cmp), hide_index=True, width="stretch")

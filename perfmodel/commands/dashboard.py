@@ -23,35 +23,43 @@ def add_arguments(parser):
     parser.add_argument("--address", default="localhost", help="address to bind (default localhost)")
 
 
-def app_script() -> Path:
-    import app
-
-    return Path(app.__file__).resolve().parent / "streamlit_app.py"
-
-
 def command(run_dirs: list[Path], port: int, address: str) -> list[str]:
-    """The `streamlit run` command line the dashboard is started with."""
-    return [sys.executable, "-m", "streamlit", "run", str(app_script()),
+    """The command line the dashboard is started with: `streamlit run app/streamlit_app.py` through app/serve.py,
+    which also reads the runs (named in $PERFMODEL_RUN_DIRS) while the server starts."""
+    return [sys.executable, "-m", "app.serve",
             "--server.headless", "true", "--server.port", str(port), "--server.address", address,
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
             "--", *[str(p) for p in run_dirs]]
 
 
 def run(args) -> int:
-    from perfmodel import runs
     from perfmodel.errors import UserError
 
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}.")
-    dirs = [d.resolve() for d in runs.resolve_run_dirs(args.runs)]
-    for d in dirs:  # fail here, in one sentence, rather than inside the browser
-        runs.load_run(d)
-    env = dict(os.environ, **{ENV_VAR: os.pathsep.join(str(d) for d in dirs)})
-    print(f"perfmodel dashboard on http://{address_for_url(args.address)}:{args.port} with "
-          f"{len(dirs)} run(s); Ctrl-C stops it.", flush=True)
+    if args.runs:
+        dirs = [Path(d).expanduser().resolve() for d in args.runs]
+        env = dict(os.environ, **{ENV_VAR: os.pathsep.join(str(d) for d in dirs)})
+    else:  # the bundled run: app/data.py finds it itself
+        dirs, env = [], {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    # The server starts while the runs are checked here (reading a run needs pandas: most of a second); a run
+    # that cannot be read stops it again and ends in one sentence, before any browser sees it.
+    proc = subprocess.Popen(command(dirs, args.port, args.address), env=env)
     try:
-        return subprocess.call(command(dirs, args.port, args.address), env=env)
+        from perfmodel import runs
+
+        for d in runs.resolve_run_dirs(dirs):
+            runs.load_run(d)
+    except BaseException:
+        proc.terminate()
+        proc.wait()
+        raise
+    print(f"perfmodel dashboard on http://{address_for_url(args.address)}:{args.port} with "
+          f"{max(len(dirs), 1)} run(s); Ctrl-C stops it.", flush=True)
+    try:
+        return proc.wait()
     except KeyboardInterrupt:
+        proc.wait()
         return 0
 
 
