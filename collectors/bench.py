@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from kernels.reference import ErrorReport
 from kernels.workload import AttentionConfig
 
 from .schema import columns
@@ -107,19 +108,11 @@ def make_input_sets(config: AttentionConfig, n_sets: int, device: str = "cuda", 
 
 
 @dataclass(frozen=True)
-class Correctness:
-    """An output against the float64 reference (kernels.reference) and the design document's gates."""
+class Correctness(ErrorReport):
+    """An output against the float64 reference (kernels.reference.ErrorReport: errors, budget, within_budget)
+    plus the design document's verdicts."""
 
-    max_abs_err: float
-    max_rel_err: float
-    rel_l2_err: float
-    budget_abs_err: float
-    finite: bool
     doc_allclose: bool
-
-    @property
-    def within_budget(self) -> bool:
-        return self.finite and self.max_abs_err <= self.budget_abs_err
 
     @property
     def doc_max_err_ok(self) -> bool:

@@ -72,7 +72,7 @@ class ErrorReport:
     def within_budget(self) -> bool:
         return self.finite and self.max_abs_err <= self.budget_abs_err
 
-    def doc_allclose(self, out: torch.Tensor, ref: torch.Tensor) -> bool:
+    def passes_doc_allclose(self, out: torch.Tensor, ref: torch.Tensor) -> bool:
         """The design document's check: torch.allclose(out, ref, rtol=1e-3, atol=2e-3)."""
         return bool(torch.allclose(out.to(ref.dtype), ref, rtol=1e-3, atol=2e-3))
 
