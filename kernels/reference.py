@@ -17,6 +17,12 @@ import torch
 BUDGET_FACTOR = 2.0
 
 
+def _causal_masked(scores: torch.Tensor) -> torch.Tensor:
+    """Scores with every key after its query set to -inf (top-left aligned: query i sees keys 0..i)."""
+    keep = torch.ones(scores.shape[-2], scores.shape[-1], dtype=torch.bool, device=scores.device).tril()
+    return scores.masked_fill(~keep, float("-inf"))
+
+
 def attention_reference(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -35,9 +41,7 @@ def attention_reference(
     qf, kf, vf = (t.to(dtype) for t in (q, k, v))
     scores = torch.matmul(qf, kf.transpose(-2, -1)) * sm_scale
     if causal:
-        s_q, s_k = scores.shape[-2], scores.shape[-1]
-        keep = torch.ones(s_q, s_k, dtype=torch.bool, device=scores.device).tril()
-        scores = scores.masked_fill(~keep, float("-inf"))
+        scores = _causal_masked(scores)
     probs = torch.softmax(scores, dim=-1)
     return torch.matmul(probs, vf)
 
@@ -51,9 +55,7 @@ def attention_lowp_math(q, k, v, causal: bool = False, sm_scale: float | None = 
         sm_scale = 1.0 / math.sqrt(q.shape[-1])
     scores = torch.matmul(q, k.transpose(-2, -1)) * sm_scale
     if causal:
-        s_q, s_k = scores.shape[-2], scores.shape[-1]
-        keep = torch.ones(s_q, s_k, dtype=torch.bool, device=scores.device).tril()
-        scores = scores.masked_fill(~keep, float("-inf"))
+        scores = _causal_masked(scores)
     probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
     return torch.matmul(probs, v)
 
