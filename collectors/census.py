@@ -35,8 +35,9 @@ compiled with `triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))`
 `JITFunction.run` takes on a real H100. A persistent launcher that sizes its grid from the compiled kernel's
 occupancy gets the sm_90 build and the per-SM limits of compute capability 9.0 (`sm90_programs_per_sm`).
 Stage 5 tunes on the GPU (its own tuner, no `triton.autotune`); nothing can be timed here, so the census pins it
-(`PINNED_CONFIG`) to the config its tuner chose for this config in this process (`tuned_config_for(config)`,
-when a GPU run tuned before its census) or else to the module's stated census default (`CENSUS_CONFIG(config)`,
+(`PINNED_CONFIG`) to the config a run timed (`tuned_config`, the run's report of its tuner's choice), else to
+the config its tuner chose for this config in this process (`tuned_config_for(config)`, when a GPU run tuned
+before its census), or else to the module's stated census default (`CENSUS_CONFIG(config)`,
 the config the tuner chose on the H100). The config compiled is in `launch_meta` (USE_TMA, PERSISTENT,
 WARP_SPECIALIZE, ... and num_warps, num_stages).
 
@@ -314,7 +315,7 @@ class _Launch:
 
 
 @contextlib.contextmanager
-def _capture_launches(stage_module, sm_count: int, config: AttentionConfig):
+def _capture_launches(stage_module, sm_count: int, config: AttentionConfig, tuned_config: str | None = None):
     """Within the block, Triton launches record themselves in the yielded list instead of running.
 
     The launcher runs on CPU tensors: its input check is told it runs under the interpreter (so CPU inputs are
@@ -347,7 +348,8 @@ def _capture_launches(stage_module, sm_count: int, config: AttentionConfig):
     if hasattr(stage_module, "PINNED_CONFIG") and callable(getattr(stage_module, "CENSUS_CONFIG", None)):
         # A tuned stage cannot tune here (nothing runs): compile the config its tuner chose for this config in this
         # process (a GPU run tunes before its census), else the module's stated default for the census.
-        tuned = getattr(stage_module, "tuned_config_for", lambda c: None)(config)
+        parse = getattr(stage_module, "config_from_report", lambda text: None)
+        tuned = parse(tuned_config) or getattr(stage_module, "tuned_config_for", lambda c: None)(config)
         patches.append((stage_module, "PINNED_CONFIG", tuned or stage_module.CENSUS_CONFIG(config)))
     if hasattr(stage_module, "interpreting"):
         patches.append((stage_module, "interpreting", lambda: False))
@@ -369,13 +371,13 @@ def _torch_dtype(name: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def capture(stage_module, config: AttentionConfig, sm_count: int) -> list[_Launch]:
+def capture(stage_module, config: AttentionConfig, sm_count: int, tuned_config: str | None = None) -> list[_Launch]:
     """The Triton launches `stage_module.attention` makes for `config`, without running anything."""
     import torch
 
     dtype = _torch_dtype(config.dtype)
     q, k, v = (torch.empty(config.B, config.H, config.S, config.D, dtype=dtype) for _ in range(3))
-    with _capture_launches(stage_module, sm_count, config) as launches:
+    with _capture_launches(stage_module, sm_count, config, tuned_config) as launches:
         try:
             stage_module.attention(q, k, v, causal=config.causal)
         except Exception:
@@ -496,17 +498,44 @@ def stage_module(impl: str):
 _CACHE: dict[tuple, CensusResult] = {}
 
 
-def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT) -> CensusResult:
+@dataclass(frozen=True)
+class _KernelFacts:
+    counts: dict
+    loops: list
+    resources: dict
+    spills_bytes: int
+
+
+# What the census reads from one compiled kernel, by Triton's hash of it. Configs of a suite that differ only in
+# runtime arguments (B, S, ...) compile to the same kernel; reading its cubin and running `ptxas -v` once is
+# enough (those tools are most of a census's time).
+_FACTS: dict[str, _KernelFacts] = {}
+
+
+def _kernel_facts(compiled) -> _KernelFacts:
+    key = str(getattr(compiled, "hash", "") or compiled.metadata.hash)
+    if key not in _FACTS:
+        ptx = compiled.asm["ptx"]
+        _FACTS[key] = _KernelFacts(count_ptx(ptx), ptx_loops(ptx), cubin_resources(compiled.asm["cubin"]),
+                                   ptxas_spill_bytes(ptx))
+    return _FACTS[key]
+
+
+def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,
+           tuned_config: str | None = None) -> CensusResult:
     """Compile stage `impl` for sm_90 at `config` and count; cached per (impl, config, sm_count) in this process.
+
+    `tuned_config`: for a tuning stage, the config a run timed (its timings' `tuned_config` report); the census
+    compiles that one (see `_capture_launches` for the default).
 
     A compile that Triton refuses gives a result with status 'failed' and the reason, not an exception.
     """
-    key = (impl, config, sm_count)
+    key = (impl, config, sm_count, tuned_config or None)
     if key in _CACHE:
         return _CACHE[key]
     result = CensusResult(impl=impl, config=config)
     try:
-        launches = capture(stage_module(impl), config, sm_count)
+        launches = capture(stage_module(impl), config, sm_count, tuned_config)
         counts = dict.fromkeys(PTX_PATTERNS, 0)
         ptx_parts, warps, req_warps, regs, shared, spills, programs = [], [], [], [], [], 0, 0
         for launch in launches:
@@ -520,17 +549,18 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT) ->
                     raise RuntimeError(f"{_one_line(exc)}" + (f" ({detail})" if detail else "")) from exc
             ptx = compiled.asm["ptx"]
             ptx_parts.append(ptx)
-            for name, n in count_ptx(ptx).items():
+            facts = _kernel_facts(compiled)
+            for name, n in facts.counts.items():
                 counts[name] += n
-            result.loops += [{"kernel": compiled.metadata.name, **lp} for lp in ptx_loops(ptx)]
-            res = cubin_resources(compiled.asm["cubin"])
+            result.loops += [{"kernel": compiled.metadata.name, **lp} for lp in facts.loops]
+            res = facts.resources
             md = compiled.metadata
             result.kernels.append(md.name)
             warps.append(int(md.num_warps))
             req_warps.append(int(launch.kwargs.get("num_warps", 4)))
             regs.append(res.get("REG", 0))
             shared.append(int(md.shared) + res.get("SHARED", 0))
-            spills += ptxas_spill_bytes(ptx)
+            spills += facts.spills_bytes
             programs += _grid_programs(launch.grid, bound_args)
         for name, n in counts.items():
             setattr(result, name, n)

@@ -237,16 +237,33 @@ class _Collector:
         self._check_environment()
         writer = self._open_run()
         self.writer = writer
+        self._t0, self.phases = time.monotonic(), {}
         try:
             status = self._sweep(writer)
         except KeyboardInterrupt:
+            self._record_wall(writer)
             writer.finish("interrupted")
             raise
         except BaseException as exc:
+            self._record_wall(writer)
             writer.finish("failed", error=_one_line(exc))
             raise
+        self._record_wall(writer)
         writer.finish(status)
         return writer.path
+
+    def _phase(self, name: str, t_start: float) -> None:
+        self.phases[name] = round(self.phases.get(name, 0.0) + time.monotonic() - t_start, 1)
+
+    def _record_wall(self, writer: RunWriter) -> None:
+        """This invocation's wall time (set-up excluded: imports, environment) and its phases, in run.json: at the
+        top level for the first invocation, in its `resumes` entry for a `--resume`."""
+        wall = {"wall_s": round(time.monotonic() - self._t0, 1), "phases_s": dict(self.phases)}
+        if writer.meta.get("resumes") and self.opts.resume:
+            writer.meta["resumes"][-1].update(wall)
+            writer.update_meta()
+        else:
+            writer.update_meta(**wall)
 
     def _sweep(self, writer: RunWriter) -> str:
         done = writer.done_cases()
@@ -259,26 +276,39 @@ class _Collector:
         steps = _Steps(len(todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu),
                        self.opts.progress)
         problems: list[str] = []
+        t = time.monotonic()
         if gpu:
             from collectors.env import ClockSampler
 
             sampler = ClockSampler()
             with sampler:
-                for impl, cfg in todo:
-                    steps.step(f"{impl.name} {cfg.id}")
-                    self._gpu_case(writer, impl, cfg, sampler)
+                try:
+                    for impl, cfg in todo:
+                        steps.step(f"{impl.name} {cfg.id}")
+                        self._gpu_case(writer, impl, cfg, sampler)
+                finally:
+                    self._phase("cases", t)
             self._record_clocks(writer, sampler)
         else:
-            self._interpret_cases(writer, todo, steps)
-        for impl, cfg in census_todo:
-            steps.step(f"census {impl} {cfg.id}")
-            self._census(writer, impl, cfg)
+            try:
+                self._interpret_cases(writer, todo, steps)
+            finally:
+                self._phase("cases", t)
+        t = time.monotonic()
+        try:
+            for impl, cfg in census_todo:
+                steps.step(f"census {impl} {cfg.id}")
+                self._census(writer, impl, cfg)
+        finally:
+            self._phase("census", t)
         self._batching(writer)
         if ceilings_todo:
             from collectors.ceilings import measure_ceilings
 
             steps.step("ceilings")
+            t = time.monotonic()
             rows = measure_ceilings()
+            self._phase("ceilings", t)
             writer.append("ceilings", rows)
             problems += [f"ceiling {r['name']} {r['status']}: {r['error']}" for r in rows if r["status"] != "ok"]
         elif not gpu and "ceilings" not in load_run(writer.path).tables():
@@ -287,7 +317,11 @@ class _Collector:
             writer.append("ceilings", not_measured("--interpret runs on the CPU; no GPU to measure"))
         if gpu and self.opts.ncu:
             steps.step("Nsight Compute session over all correct cases")
-            ncu_problem = self._ncu(writer)
+            t = time.monotonic()
+            try:
+                ncu_problem = self._ncu(writer)
+            finally:
+                self._phase("ncu", t)
             if ncu_problem:
                 problems.append(ncu_problem)
         elif not writer.meta.get("ncu"):
@@ -437,6 +471,15 @@ class _Collector:
         writer.append("cases", [{**_key(impl.name, cfg), "status": status, "error": correctness.get("error") or None,
                                  "wall_s": round(wall_s, 3), "finished": _now()}])
 
+    @staticmethod
+    def _tuned_configs(run) -> dict[tuple[str, str], str]:
+        """(impl, config_id) -> the `tuned_config` report the run's timings recorded (tuning stages only)."""
+        t = run.table("timings")
+        if t.empty or "tuned_config" not in t.columns:
+            return {}
+        t = t[t["tuned_config"].notna() & (t["tuned_config"].astype(str) != "")]
+        return {(str(r.impl), str(r.config_id)): str(r.tuned_config) for r in t.itertuples()}
+
     # -- census
     @staticmethod
     def _census_done(writer: RunWriter) -> set[tuple[str, str]]:
@@ -447,8 +490,9 @@ class _Collector:
         from collectors.census import H100_SM_COUNT, census
 
         sm_count = (writer.meta.get("environment") or {}).get("sm_count") or H100_SM_COUNT
+        tuned = self._tuned_configs(load_run(writer.path)).get((impl, cfg.id))
         try:
-            row = census(impl, cfg, int(sm_count)).row(writer.run_id)
+            row = census(impl, cfg, int(sm_count), tuned_config=tuned).row(writer.run_id)
         except Exception as exc:  # census() records refusals itself; anything else is recorded here
             row = _status_row("census", impl, cfg, "failed", _one_line(exc))
         row.pop("run_id", None)
@@ -488,6 +532,7 @@ class _Collector:
         have = set(zip(profiled["impl"].astype(str), profiled["config_id"].astype(str))) if not profiled.empty \
             else set()
         by_id = {c.id: c for c in self.configs}
+        tuned = self._tuned_configs(run)
         cases, mapping = [], {}
         for _, r in correctness[correctness["status"] == "ok"].iterrows():
             key = (str(r["impl"]), str(r["config_id"]))
@@ -495,7 +540,10 @@ class _Collector:
                 continue
             cfg = by_id[key[1]]
             name = ncu_mod.range_name(key[0], key[1])
-            cases.append({"impl": key[0], "config": cfg.as_dict(), "range": name})
+            case = {"impl": key[0], "config": cfg.as_dict(), "range": name}
+            if tuned.get(key):
+                case["tuned_config"] = tuned[key]  # the worker profiles the config that was timed
+            cases.append(case)
             mapping[name] = _key(key[0], cfg)
         if cases:
             # the ceiling microbenchmarks ride along (their counters, and a kernel with no branch at all)
@@ -539,28 +587,43 @@ class _Collector:
             info.update(status="failed", error=str(exc), sessions=[*info.get("sessions", []), session_info])
             writer.update_meta(ncu=info)
             return str(exc)
-        writer.append("ncu_metrics", tidy)
-        writer.append("stalls", stalls)
-        got = set(zip(tidy["impl"], tidy["config_id"])) if not tidy.empty else set()
-        missing = sorted(name for name, c in mapping.items() if (c["impl"], c["config_id"]) not in got)
         worker_log = ncu_dir / "worker.jsonl"
-        failed = []
+        records = []
         if worker_log.is_file():
             for line in worker_log.read_text().splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if rec.get("status") != "ok":
-                    failed.append(f"{rec.get('range')}: {rec.get('error')}")
-        session_info.update(status="ok", wall_s=round(session.wall_s, 1), returncode=session.returncode,
+                if rec.get("range") in mapping:
+                    records.append(rec)
+        if session.interrupted and not tidy.empty:
+            # keep the cases whose range had ended (the worker writes a case's line after it); the case ncu was
+            # inside when the Ctrl-C came may have only some of its kernels in the report
+            ended = {(mapping[r["range"]]["impl"], mapping[r["range"]]["config_id"]) for r in records}
+            keep = [(i, c) in ended for i, c in zip(tidy["impl"], tidy["config_id"])]
+            tidy = tidy[keep].reset_index(drop=True)
+            stalls = ncu_mod.stalls_table(tidy)
+        writer.append("ncu_metrics", tidy)
+        writer.append("stalls", stalls)
+        got = set(zip(tidy["impl"], tidy["config_id"])) if not tidy.empty else set()
+        missing = sorted(name for name, c in mapping.items() if (c["impl"], c["config_id"]) not in got)
+        failed = [f"{r.get('range')}: {r.get('error')}" for r in records if r.get("status") != "ok"]
+        # where the session's wall time went: the worker's set-up of each case (inputs, compilation, outside the
+        # ranges), the profiled ranges (ncu's replay passes) and the rest (process start, imports, report writing)
+        session_info.update(worker_warmup_s=round(sum(r.get("warmup_s") or 0.0 for r in records), 1),
+                            worker_profiled_s=round(sum(r.get("profiled_s") or 0.0 for r in records), 1))
+        session_info.update(status="interrupted" if session.interrupted else "ok", wall_s=round(session.wall_s, 1),
+                            returncode=session.returncode,
                             kernels=int(len(tidy[["impl", "config_id", "kernel_index"]].drop_duplicates()))
                             if not tidy.empty else 0,
-                            cases_without_kernels=missing, worker_failures=failed,
+                            cases_profiled=len(got), cases_without_kernels=missing, worker_failures=failed,
                             command=" ".join(session.command))
         info.update(status="ok" if not missing else "partial", sessions=[*info.get("sessions", []), session_info])
         info.pop("error", None)
         writer.update_meta(ncu=info)
+        if session.interrupted:
+            raise KeyboardInterrupt  # the run is interrupted; `--resume` profiles the cases not profiled yet
         if missing:
             return f"ncu recorded no kernels for {len(missing)} case(s): {', '.join(missing[:5])}."
         return None

@@ -210,6 +210,14 @@ class Session:
     report: Path | None  # the .ncu-rep, when ncu wrote one
     log: Path
     wall_s: float
+    # True when the session was stopped by Ctrl-C (SIGINT) before its worker finished: the report then holds the
+    # kernels ncu had profiled by then, which the collector keeps (`--resume` profiles the rest)
+    interrupted: bool = False
+
+
+# Seconds ncu gets to write the report of what it profiled after a Ctrl-C before it is killed: short enough to fit
+# the 30 s a batch system's `timeout -k 30` leaves between SIGINT and SIGKILL, with the export after it.
+NCU_INTERRUPT_GRACE_S = 12.0
 
 
 def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: str | os.PathLike,
@@ -239,28 +247,53 @@ def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: 
     run_env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     log_path = ncu_dir / f"{report_name}.log"
     t0 = time.perf_counter()
+    interrupted = False
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(_quote(c) for c in cmd) + "\n")
         log.flush()
         try:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env, timeout=timeout_s,
-                                  cwd=project_root)
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = 124
-            log.write(f"\nperfmodel: ncu session stopped after {timeout_s:.0f} s.\n")
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env, cwd=project_root)
         except OSError as e:
             raise NcuMissing(f"ncu at {ncu} could not be started ({e.strerror or e}).") from None
+        try:
+            rc = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            rc = _stop(proc)
+            log.write(f"\nperfmodel: ncu session stopped after {timeout_s:.0f} s.\n")
+        except KeyboardInterrupt:
+            # ncu stops its target and writes the report of the kernels profiled so far when it gets SIGINT
+            # (a terminal's Ctrl-C reaches it directly; send it again for a SIGINT sent to this process alone)
+            rc = _stop(proc)
+            interrupted = True
+            log.write("\nperfmodel: ncu session interrupted (Ctrl-C); keeping the kernels profiled so far.\n")
     wall = time.perf_counter() - t0
     text = log_path.read_text(errors="replace")
     report = report_base.parent / f"{report_base.name}.ncu-rep"
+    if interrupted and not report.is_file():
+        raise KeyboardInterrupt
     error = classify_failure(text)
-    if error is not None:
+    if error is not None and not interrupted:
         raise error
     if not report.is_file():
         tail = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
         raise NcuFailed(f"ncu exited with status {rc} and wrote no report ({tail[:300]}).")
-    return Session(command=cmd, returncode=rc, report=report, log=log_path, wall_s=wall)
+    return Session(command=cmd, returncode=rc, report=report, log=log_path, wall_s=wall, interrupted=interrupted)
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    """SIGINT to ncu, NCU_INTERRUPT_GRACE_S to write its report, then SIGKILL; the exit status."""
+    import signal
+
+    try:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait(timeout=NCU_INTERRUPT_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def _quote(arg: str) -> str:

@@ -13,8 +13,11 @@ in the profile), synchronizes, and then runs it exactly once inside
 
 followed by a synchronize, so that ncu's `--nvtx-include "perfmodel@<impl>:<config_id>/"` selects exactly the
 kernels of that one call. A case that fails is written to the report and skipped; the others still run.
+A case may name the `tuned_config` the run timed for a tuning stage (stage 5): the worker pins that config
+(`kernels.pinned`) so the profile is of the kernel that was timed, and nothing is tuned a second time.
 Each line of the report is JSON: {"impl", "config_id", "range", "status": "ok" | "failed" | "unavailable",
-"error"}.
+"error", "warmup_s", "profiled_s"}: the seconds spent before the range (inputs, compilation) and inside it
+(under ncu, the kernel's replay passes), which show where a session's time went.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import traceback
 
 
@@ -58,13 +62,17 @@ def run_cases(payload: dict, report) -> int:
     for case in payload["cases"]:
         impl, name = case["impl"], case["range"]
         if impl in PROBES:  # a ceiling microbenchmark, profiled like a case (collectors.ceilings.PROBES)
-            record = {"impl": impl, "config_id": PROBE_CONFIG_ID, "range": name, "status": "ok", "error": None}
+            record = {"impl": impl, "config_id": PROBE_CONFIG_ID, "range": name, "status": "ok", "error": None,
+                      "warmup_s": None, "profiled_s": None}
             try:
+                t0 = time.monotonic()
                 call = PROBES[impl]()
                 torch.cuda.synchronize()
+                t1 = time.monotonic()
                 with nvtx.annotate(message=name, domain=domain):
                     call()
                     torch.cuda.synchronize()
+                record.update(warmup_s=round(t1 - t0, 3), profiled_s=round(time.monotonic() - t1, 3))
             except Exception as exc:
                 failures += 1
                 record.update(status="failed", error=_one_line(exc))
@@ -72,19 +80,29 @@ def run_cases(payload: dict, report) -> int:
             report.flush()
             continue
         cfg = AttentionConfig(**case["config"])
-        record = {"impl": impl, "config_id": cfg.id, "range": name, "status": "ok", "error": None}
+        record = {"impl": impl, "config_id": cfg.id, "range": name, "status": "ok", "error": None,
+                  "warmup_s": None, "profiled_s": None}
         try:
             launcher, reason = resolve(impl)
             if reason:
                 record.update(status="unavailable", error=reason)
             else:
-                q, k, v = make_inputs(cfg.B, cfg.H, cfg.S, cfg.D, dtypes[cfg.dtype], device="cuda", seed=seed)
-                launcher(q, k, v, cfg.causal)  # warm-up: compile / autotune outside the profiled range
-                torch.cuda.synchronize()
-                with nvtx.annotate(message=name, domain=domain):
-                    launcher(q, k, v, cfg.causal)
+                import kernels
+
+                # a tuning stage runs the config the run timed (its `tuned_config`), not a second tuning's pick
+                with kernels.pinned(impl, case.get("tuned_config")):
+                    t0 = time.monotonic()
+                    q, k, v = make_inputs(cfg.B, cfg.H, cfg.S, cfg.D, dtypes[cfg.dtype], device="cuda", seed=seed)
+                    launcher(q, k, v, cfg.causal)  # warm-up: compile / autotune outside the profiled range
                     torch.cuda.synchronize()
+                    t1 = time.monotonic()
+                    with nvtx.annotate(message=name, domain=domain):
+                        launcher(q, k, v, cfg.causal)
+                        torch.cuda.synchronize()
+                    record.update(warmup_s=round(t1 - t0, 3), profiled_s=round(time.monotonic() - t1, 3))
                 del q, k, v
+                # ncu's kernel replay saves and restores the device memory a kernel may write: keep the pool small
+                torch.cuda.empty_cache()
         except Exception as exc:  # one case failing must not stop the session
             failures += 1
             record.update(status="failed", error=_one_line(exc))

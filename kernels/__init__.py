@@ -11,6 +11,7 @@ no earlier stage claims.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
@@ -95,3 +96,33 @@ def stage_names() -> list[str]:
 def last_tuned_config() -> str:
     """The config stage 5 ran with on its last call ('' before any call); imports stage 5 if needed."""
     return get_stage(5).module().last_tuned_config()
+
+
+def pinned_config(name: str, tuned_config: str | None):
+    """The config object a tuning stage's `tuned_config` report names (a run's timings column), or None.
+
+    None for a stage without a tuner, an empty report or one the stage cannot read: the caller then lets the stage
+    choose as usual."""
+    if not tuned_config or name not in _BY_NAME:
+        return None
+    parse = getattr(get_stage(name).module(), "config_from_report", None)
+    return parse(tuned_config) if callable(parse) else None
+
+
+@contextlib.contextmanager
+def pinned(name: str, tuned_config: str | None):
+    """Within the block, stage `name` runs the config its `tuned_config` report names instead of tuning.
+
+    How a later process runs exactly the kernel a run timed (the Nsight Compute worker); a no-op where
+    `pinned_config` gives None."""
+    cfg = pinned_config(name, tuned_config)
+    if cfg is None:
+        yield None
+        return
+    module = get_stage(name).module()
+    saved = module.PINNED_CONFIG
+    module.PINNED_CONFIG = cfg
+    try:
+        yield cfg
+    finally:
+        module.PINNED_CONFIG = saved

@@ -93,6 +93,14 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool
 L2_BUDGET_BYTES = 25 * 2**20
 
 
+# Integer arguments the persistent kernels (stages 3-5) must not be specialized on. Triton compiles a separate
+# kernel for every combination of "equals 1" and "divisible by 16" of its integer arguments; the batch size, head
+# count and L2 group vary across a suite (B = 32, 16, 8, 1 ...), so without this one kernel config compiled up to
+# four times per suite, and stage 5's tuner recompiled its dozen candidates for each (about 13 s a key on the
+# H100, 2026-11-24). They only index tiles, so the specialization bought nothing measurable.
+UNSPECIALIZED_SHAPE_ARGS = ("B", "H", "GROUP")
+
+
 def l2_group(B: int, H: int, S: int, D: int, element_size: int) -> int:
     """Heads processed together by the causal heaviest-first order so that their K and V stay in L2."""
     per_head = 2 * S * D * element_size

@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from ._launch import (check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, programs_per_sm,
-                      sm_count, strides, use_tma_allocator)
+                      sm_count, strides, UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
 
 
 @triton.jit
@@ -134,7 +134,7 @@ CONFIGS = {
 }
 
 
-@triton.jit
+@triton.jit(do_not_specialize=UNSPECIALIZED_SHAPE_ARGS)
 def _attn_fwd(Q, K, V, Out, sm_scale,
               stride_qz, stride_qh, stride_qm, stride_qk,
               stride_kz, stride_kh, stride_kn, stride_kk,

@@ -20,6 +20,7 @@ whole tuning and never checks outputs, and a persistent candidate's grid depends
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,8 @@ import triton
 import triton.language as tl
 
 from ._launch import (KernelUnsupported, check_inputs, empty_output, interpreting, is_compiler_refusal,
-                      l2_group, launch_or_refuse, programs_per_sm, sm_count, strides, use_tma_allocator)
+                      l2_group, launch_or_refuse, programs_per_sm, sm_count, strides,
+                      UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
 
 
 @triton.jit
@@ -327,7 +329,7 @@ def _launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
     _attn_fwd[grid](*args, **meta)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=UNSPECIALIZED_SHAPE_ARGS)
 def _attn_fwd(Q, K, V, Out, sm_scale,
               stride_qz, stride_qh, stride_qm, stride_qk,
               stride_kz, stride_kh, stride_kn, stride_kk,
@@ -413,6 +415,28 @@ def tuned_config_for(config) -> Config | None:
         if (S, D, causal, bucket) == (config.S, config.D, config.causal, bh) and str(tdtype).endswith(dtype):
             return cfg
     return None
+
+
+_REPORT_FIELD = re.compile(r"\b(BLOCK_M|BLOCK_N|num_warps|num_stages|warp_specialize|persistent|overlap|masked_loop|"
+                           r"loads)=(\S+)")
+
+
+def config_from_report(text: str | None) -> Config | None:
+    """The Config named in a `last_tuned_config()` string (a run's `tuned_config` column); None if it names none.
+
+    What lets a later process run exactly the config a run timed: the Nsight Compute worker profiles it and the
+    census of a resumed run compiles it, instead of tuning again (a second tuning can pick another config when
+    two candidates are within noise, and costs seconds a key)."""
+    fields = dict(_REPORT_FIELD.findall(text or ""))
+    if not fields:
+        return None
+    try:
+        flags = {name: fields[name] == "True" for name in ("warp_specialize", "persistent", "overlap", "masked_loop")}
+        return Config(BLOCK_M=int(fields["BLOCK_M"]), BLOCK_N=int(fields["BLOCK_N"]),
+                      num_warps=int(fields["num_warps"]), num_stages=int(fields["num_stages"]),
+                      use_tma=fields["loads"] == "tma", **flags)
+    except (KeyError, ValueError):
+        return None
 
 
 def CENSUS_CONFIG(config) -> Config:

@@ -95,6 +95,9 @@ print("ncu:", json.dumps({k: v for k, v in (run.meta.get("ncu") or {}).items() i
 for s in (run.meta.get("ncu") or {}).get("sessions", []):
     print("  session:", json.dumps({k: v for k, v in s.items() if k != "command"})[:1500])
 print("problems:", run.meta.get("problems"))
+print("wall_s:", run.meta.get("wall_s"), "phases_s:", run.meta.get("phases_s"))
+for r in run.meta.get("resumes") or []:
+    print("  resume at", r.get("at"), "wall_s:", r.get("wall_s"), "phases_s:", r.get("phases_s"))
 t = run.table("timings")
 print(t[["impl", "config_id", "status", "time_ms", "spread_pct", "stable", "tflops", "bare_time_ms",
          "overhead_pct", "n_inputs", "sm_clock_mhz", "error"]].to_string(index=False))

@@ -360,3 +360,31 @@ def test_a_stage_without_a_launch_is_a_failed_census(monkeypatch):
     r = census("fake_stage", SEED.with_(B=1, H=1))
     assert r.status == "failed" and "no Triton launch" in r.error
     assert r.row()["status"] == "failed" and r.row()["wgmma"] is None and r.row()["loop_bar_sync"] is None
+
+
+# ---- a run's tuned config, and one compile per kernel ---------------------------------------------------------
+
+def test_census_compiles_the_config_a_run_timed():
+    from kernels import stage5_full
+
+    timed = stage5_full.Config(num_warps=8, num_stages=2, overlap=True, persistent=True)
+    report = f"S=2048 D=64 causal=True dtype=float16 B*H~256: {timed} (tuned)"
+    r = census("stage5_full", SEED, H100_SM_COUNT, tuned_config=report)
+    assert r.status == "ok", r.error
+    meta = r.launch_meta
+    assert (meta["OVERLAP"], meta["PERSISTENT"], meta["num_warps"], meta["num_stages"], meta["USE_TMA"]) == (
+        True, True, 8, 2, True), meta
+    assert r.tma > 0
+
+
+@pytest.mark.parametrize("stage", ["stage3_persistent", "stage4_overlap", "stage5_full"])
+def test_batch_size_does_not_make_another_kernel(stage):
+    """B, H and the L2 group are not specialized on (kernels/_launch.UNSPECIALIZED_SHAPE_ARGS): B = 1, 8 and 32
+    compile to one kernel, so a suite's batch sweep compiles (and stage 5 tunes) once per kernel config."""
+
+    hashes = set()
+    for B in (1, 8, 32):
+        launches = census_mod.capture(census_mod.stage_module(stage), SEED.with_(B=B), H100_SM_COUNT)
+        compiled, _ = census_mod._compile_launch(launches[-1])
+        hashes.add(compiled.hash)
+    assert len(hashes) == 1, hashes

@@ -40,6 +40,10 @@ def test_run_completes_and_says_what_it_could_not_measure(interpreted_run):
     assert env["torch_version"] and env["triton_version"] and env["command_line"]
     assert run.meta["ncu"]["status"] == "not_measured"
     assert json.loads((path / "run.json").read_text())["run_id"] == run.run_id
+    # the invocation's wall time and where it went
+    phases = run.meta["phases_s"]
+    assert set(phases) == {"cases", "census"} and all(v >= 0 for v in phases.values())
+    assert run.meta["wall_s"] >= sum(phases.values()) - 0.2
 
 
 def test_correctness_rows_for_every_case(interpreted_run):
@@ -103,3 +107,4 @@ def test_resume_skips_finished_cases_and_redoes_a_cut_off_one(interpreted_run, c
     assert [cut] == cases.iloc[[-1]][["impl", "config_id"]].values.tolist()
     assert len(run.table("correctness")) == len(cases)  # the old rows of the redone case are superseded
     assert run.status == "complete" and len(run.meta["resumes"]) == 2
+    assert all("wall_s" in r and "phases_s" in r for r in run.meta["resumes"])  # each resume's own time

@@ -288,3 +288,32 @@ def test_sm90_code_has_the_claimed_techniques():
     assert loops1 and loops2
     assert max(lp["bar_sync"] for lp in loops2) < min(lp["bar_sync"] for lp in loops1)
     assert max(lp["setp_selp"] for lp in loops2) * 10 < min(lp["setp_selp"] for lp in loops1)
+
+
+# ---- stage 5's report of its choice, read back ------------------------------------------------------------------
+
+def test_stage5_config_report_round_trips():
+    from kernels import stage5_full
+
+    for S, D, causal in ((2048, 64, True), (2048, 64, False), (4096, 128, True), (1000, 128, False)):
+        for cfg in stage5_full.candidate_configs(S, D, causal):
+            report = f"S={S} D={D} causal={causal} dtype=float16 B*H~256: {cfg} (tuned)"
+            assert stage5_full.config_from_report(report) == cfg
+    assert stage5_full.config_from_report("") is None
+    assert stage5_full.config_from_report(None) is None
+    assert stage5_full.config_from_report("BLOCK_M=x BLOCK_N=64") is None
+
+
+def test_pinned_runs_the_reported_config_and_restores():
+    import kernels
+    from kernels import stage5_full
+
+    cfg = stage5_full.Config(num_warps=8, num_stages=2)
+    before = stage5_full.PINNED_CONFIG
+    with kernels.pinned("stage5_full", f"S=64 D=64: {cfg} (tuned)") as got:
+        assert got == cfg and stage5_full.PINNED_CONFIG == cfg
+    assert stage5_full.PINNED_CONFIG is before
+    with kernels.pinned("stage0_baseline", f"{cfg}") as got:  # a stage without a tuner: nothing pinned
+        assert got is None
+    with kernels.pinned("stage5_full", "") as got:
+        assert got is None and stage5_full.PINNED_CONFIG is before
