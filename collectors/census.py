@@ -284,9 +284,9 @@ class Sm90Kernel:
         self.compiled = compiled
         self.metadata = compiled.metadata
         self.asm = compiled.asm
-        resources = cubin_resources(compiled.asm["cubin"])
-        self.n_regs = resources.get("REG", 0)
-        self.n_spills = ptxas_spill_bytes(compiled.asm["ptx"])
+        facts = _kernel_facts(compiled)
+        self.n_regs = facts.resources.get("REG", 0)
+        self.n_spills = facts.spills_bytes
 
     def _init_handles(self) -> None:  # nothing to load: there is no GPU
         return None

@@ -295,10 +295,11 @@ class _Collector:
             finally:
                 self._phase("cases", t)
         t = time.monotonic()
+        tuned = self._tuned_configs(load_run(writer.path)) if census_todo else {}
         try:
             for impl, cfg in census_todo:
                 steps.step(f"census {impl} {cfg.id}")
-                self._census(writer, impl, cfg)
+                self._census(writer, impl, cfg, tuned.get((impl, cfg.id)))
         finally:
             self._phase("census", t)
         self._batching(writer)
@@ -486,11 +487,11 @@ class _Collector:
         df = load_run(writer.path).table("census")
         return set(zip(df["impl"].astype(str), df["config_id"].astype(str))) if not df.empty else set()
 
-    def _census(self, writer: RunWriter, impl: str, cfg: AttentionConfig) -> None:
+    def _census(self, writer: RunWriter, impl: str, cfg: AttentionConfig, tuned: str | None) -> None:
+        """The census row of one (stage, config); `tuned` is the config the run timed for a tuning stage."""
         from collectors.census import H100_SM_COUNT, census
 
         sm_count = (writer.meta.get("environment") or {}).get("sm_count") or H100_SM_COUNT
-        tuned = self._tuned_configs(load_run(writer.path)).get((impl, cfg.id))
         try:
             row = census(impl, cfg, int(sm_count), tuned_config=tuned).row(writer.run_id)
         except Exception as exc:  # census() records refusals itself; anything else is recorded here
