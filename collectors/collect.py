@@ -588,9 +588,9 @@ class _Collector:
             info.update(status="failed", error=str(exc), sessions=[*info.get("sessions", []), session_info])
             writer.update_meta(ncu=info)
             return str(exc)
-        worker_log = ncu_dir / "worker.jsonl"
+        worker_log = session.worker_log
         records = []
-        if worker_log.is_file():
+        if worker_log is not None and worker_log.is_file():
             for line in worker_log.read_text().splitlines():
                 try:
                     rec = json.loads(line)

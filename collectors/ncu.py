@@ -49,7 +49,7 @@ NVTX_DOMAIN = "perfmodel"
 DEFAULT_PATHS = ("/usr/local/cuda/bin/ncu",)
 DEFAULT_GLOBS = ("/opt/nvidia/nsight-compute/*/ncu",)
 REPORT_NAME = "profile"  # -> <run_dir>/profile.ncu-rep
-NCU_DIR = "ncu"  # <run_dir>/ncu/{raw.csv,details.csv,cases-1.json,profile.log,worker.jsonl}
+NCU_DIR = "ncu"  # <run_dir>/ncu/{raw.csv,details.csv,cases-1.json,profile.log,profile.worker.jsonl}
 
 
 class NcuError(RuntimeError):
@@ -213,6 +213,7 @@ class Session:
     # True when the session was stopped by Ctrl-C (SIGINT) before its worker finished: the report then holds the
     # kernels ncu had profiled by then, which the collector keeps (`--resume` profiles the rest)
     interrupted: bool = False
+    worker_log: Path | None = None  # the worker's JSON lines, one per case it ran
 
 
 # Seconds ncu gets to write the report of what it profiled after a Ctrl-C before it is killed: short enough to fit
@@ -226,7 +227,7 @@ def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: 
     """Run the worker under ncu once for all cases; raises an NcuError subclass when no report came out.
 
     The report is `<run_dir>/<report_name>.ncu-rep`; ncu's output goes to `<run_dir>/ncu/<report_name>.log`
-    and the worker's per-case status lines to `<run_dir>/ncu/worker.jsonl`.
+    and the worker's per-case status lines to `<run_dir>/ncu/<report_name>.worker.jsonl` (`Session.worker_log`).
     """
     import time
 
@@ -234,7 +235,7 @@ def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: 
     ncu_dir = run_dir / NCU_DIR
     ncu_dir.mkdir(parents=True, exist_ok=True)
     report_base = run_dir / report_name
-    worker_log = ncu_dir / "worker.jsonl"
+    worker_log = ncu_dir / f"{report_name}.worker.jsonl"
     worker_log.write_text("")  # this session's cases only
     target = [python or sys.executable, "-m", "collectors.worker", "--cases", str(cases_file),
               "--report", str(worker_log)]
@@ -277,7 +278,8 @@ def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: 
     if not report.is_file():
         tail = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
         raise NcuFailed(f"ncu exited with status {rc} and wrote no report ({tail[:300]}).")
-    return Session(command=cmd, returncode=rc, report=report, log=log_path, wall_s=wall, interrupted=interrupted)
+    return Session(command=cmd, returncode=rc, report=report, log=log_path, wall_s=wall, interrupted=interrupted,
+                   worker_log=worker_log)
 
 
 def _stop(proc: subprocess.Popen) -> int:

@@ -8,8 +8,10 @@ A run is a folder:
                                a case written twice (after --resume) keeps its newest rows (collectors/store.py)
       profile.ncu-rep          the Nsight Compute report (when ncu ran); open it in the Nsight Compute GUI
       ncu/                     raw.csv and details.csv (the exports the parser read), cases-1.json (what the
-                               worker ran), profile.log (ncu's output), worker.jsonl (per-case worker status);
-                               a resumed run's later sessions add profile-2.ncu-rep, raw-2.csv, ...
+                               worker ran), profile.log (ncu's output), profile.worker.jsonl (per case: the
+                               worker's status, seconds before its range and inside it); a session stopped by
+                               Ctrl-C keeps what it profiled, and the next `--resume` adds profile-2.ncu-rep,
+                               raw-2.csv, ... for the rest. run.json's `ncu.sessions` says what each one did.
       interpret/               with --interpret: the CPU worker's cases, per-case results and log
 
 Every row of every table carries `run_id` and, where it is about a case, the implementation name (`impl`:
