@@ -34,8 +34,10 @@ def _run(cmd: list[str], timeout: float = 20, cwd: str | os.PathLike | None = No
 
 
 def _carried_git_state() -> dict | None:
-    """The commit a copy of the tree was made from, when the copy has no .git (e.g. a tree sent to a lent GPU
-    machine): PERFMODEL_GIT_COMMIT and PERFMODEL_GIT_DIRTY (0/1), set by whoever made the copy from its checkout."""
+    """The commit a copy of the tree was made from (e.g. a tree sent to a lent GPU machine): PERFMODEL_GIT_COMMIT
+    and PERFMODEL_GIT_DIRTY (0/1), set by whoever made the copy from its checkout. When set they win over the
+    copy's own .git, which may be a stale snapshot (a lent machine's copy carried one two commits old, so its runs
+    said "4cbef4e, dirty" for code committed as c865a86, 2026-11-27)."""
     commit = os.environ.get("PERFMODEL_GIT_COMMIT", "").strip()
     if not commit:
         return None
@@ -47,11 +49,11 @@ def git_state(root: str | os.PathLike = PROJECT_ROOT) -> tuple[dict, dict]:
     """({git_commit, git_dirty}, missing reasons)."""
     values = {"git_commit": None, "git_dirty": None}
     missing = {}
+    carried = _carried_git_state()
+    if carried is not None:
+        return carried, ({} if carried["git_dirty"] is not None else {"git_dirty": "not given with the copy"})
     rc, out = _run(["git", "rev-parse", "HEAD"], cwd=root) if shutil.which("git") else (-1, "")
     if rc != 0:
-        carried = _carried_git_state()
-        if carried is not None:
-            return carried, ({} if carried["git_dirty"] is not None else {"git_dirty": "not given with the copy"})
         why = "git is not installed" if shutil.which("git") is None else "the project folder is not a git checkout"
         missing["git_commit"] = missing["git_dirty"] = why + " (and PERFMODEL_GIT_COMMIT is not set)"
         return values, missing

@@ -225,3 +225,18 @@ def test_resume_after_the_writer_is_killed_mid_sweep(tmp_path):
         df = run.table(table)
         assert len(df) == total and df["config_id"].is_unique, table
     assert sorted(run.table("timings")["time_ms"]) == [float(b) for b in range(1, total + 1)]
+
+
+def test_git_state_given_with_a_copy_wins_over_its_git(monkeypatch, tmp_path):
+    """A tree copied to a GPU machine may carry a stale .git; the commit its sender names is the one recorded."""
+    from collectors import env
+
+    monkeypatch.setenv("PERFMODEL_GIT_COMMIT", "c865a86")
+    monkeypatch.setenv("PERFMODEL_GIT_DIRTY", "0")
+    assert env.git_state() == ({"git_commit": "c865a86", "git_dirty": False}, {})
+    monkeypatch.delenv("PERFMODEL_GIT_DIRTY")
+    values, missing = env.git_state()
+    assert values["git_dirty"] is None and "git_dirty" in missing
+    monkeypatch.delenv("PERFMODEL_GIT_COMMIT")
+    values, missing = env.git_state(tmp_path)  # not a checkout, nothing given: None with the reason
+    assert values == {"git_commit": None, "git_dirty": None} and "not a git checkout" in missing["git_commit"]
