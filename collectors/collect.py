@@ -317,10 +317,10 @@ class _Collector:
 
             writer.append("ceilings", not_measured("--interpret runs on the CPU; no GPU to measure"))
         if gpu and self.opts.ncu:
-            steps.step("Nsight Compute session over all correct cases")
+            steps.step("Nsight Compute: starting one session over all correct cases")
             t = time.monotonic()
             try:
-                ncu_problem = self._ncu(writer)
+                ncu_problem = self._ncu(writer, steps)
             finally:
                 self._phase("ncu", t)
             if ncu_problem:
@@ -525,8 +525,9 @@ class _Collector:
             writer.append("batching", rows)
 
     # -- Nsight Compute
-    def _ncu(self, writer: RunWriter) -> str | None:
-        """One ncu session over every correct case not yet profiled; returns a problem sentence or None."""
+    def _ncu(self, writer: RunWriter, steps: _Steps | None = None) -> str | None:
+        """One ncu session over every correct case not yet profiled; returns a problem sentence or None.
+        `steps` gets one step per case as the worker finishes it (the progress line and its ETA)."""
         run = load_run(writer.path)
         correctness = run.table("correctness")
         profiled = run.table("ncu_metrics")
@@ -575,8 +576,15 @@ class _Collector:
         session_info = {"report": f"{report_name}.ncu-rep", "cases": len(cases), "metrics_dropped": dropped,
                         "metrics_checked": available is not None}
         try:
+            on_case = None
+            if steps is not None:
+                steps.total = steps.done + len(cases)
+
+                def on_case(rec: dict, n_cases=len(cases)) -> None:
+                    steps.step(f"ncu {rec.get('range')} ({rec.get('status')}; session {n}, {n_cases} cases)")
             session = ncu_mod.run_session(self.ncu_path, writer.path, cases_file, list(mapping), metrics=kept,
-                                          timeout_s=self.opts.ncu_timeout_s, report_name=report_name)
+                                          timeout_s=self.opts.ncu_timeout_s, report_name=report_name,
+                                          on_case=on_case)
             suffix = "" if n == 1 else f"-{n}"
             raw_path, details_path = ncu_mod.export_csv(self.ncu_path, session.report, ncu_dir, suffix=suffix)
             raw = ncu_mod.parse_raw_csv(raw_path.read_text())

@@ -223,8 +223,12 @@ NCU_INTERRUPT_GRACE_S = 12.0
 
 def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: str | os.PathLike,
                 range_names: list[str], metrics: list[str] | None = None, timeout_s: float | None = None,
-                python: str | None = None, env: dict | None = None, report_name: str = REPORT_NAME) -> Session:
+                python: str | None = None, env: dict | None = None, report_name: str = REPORT_NAME,
+                on_case=None) -> Session:
     """Run the worker under ncu once for all cases; raises an NcuError subclass when no report came out.
+
+    `on_case(record)` is called with each line the worker writes (a case done: its range has been profiled), while
+    the session runs: progress for a session that can take minutes.
 
     The report is `<run_dir>/<report_name>.ncu-rep`; ncu's output goes to `<run_dir>/ncu/<report_name>.log`
     and the worker's per-case status lines to `<run_dir>/ncu/<report_name>.worker.jsonl` (`Session.worker_log`).
@@ -257,7 +261,7 @@ def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: 
         except OSError as e:
             raise NcuMissing(f"ncu at {ncu} could not be started ({e.strerror or e}).") from None
         try:
-            rc = proc.wait(timeout=timeout_s)
+            rc = _wait(proc, timeout_s, worker_log, on_case)
         except subprocess.TimeoutExpired:
             rc = _stop(proc)
             log.write(f"\nperfmodel: ncu session stopped after {timeout_s:.0f} s.\n")
@@ -280,6 +284,32 @@ def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: 
         raise NcuFailed(f"ncu exited with status {rc} and wrote no report ({tail[:300]}).")
     return Session(command=cmd, returncode=rc, report=report, log=log_path, wall_s=wall, interrupted=interrupted,
                    worker_log=worker_log)
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float | None, worker_log: Path, on_case) -> int:
+    """Wait for ncu (subprocess.TimeoutExpired past `timeout_s`), passing each new worker line to `on_case`."""
+    import time
+
+    if on_case is None:
+        return proc.wait(timeout=timeout_s)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    seen = 0
+    while True:
+        try:
+            rc = proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        lines = worker_log.read_text(errors="replace").split("\n")[:-1]  # complete lines only
+        for line in lines[seen:]:
+            seen += 1
+            try:
+                on_case(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        if rc is not None:
+            return rc
+        if deadline is not None and time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout_s)
 
 
 def _stop(proc: subprocess.Popen) -> int:

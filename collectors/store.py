@@ -365,7 +365,16 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / RUN_JSON).is_file()
 
 
-LIST_COLUMNS = ["run_id", "path", "gpu", "created", "status", "size_mb", "n_cases", "suite", "error"]
+LIST_COLUMNS = ["run_id", "path", "gpu", "created", "status", "size_mb", "n_cases", "suite", "wall_s", "invocations",
+                "error"]
+
+
+def collect_wall_s(meta: dict) -> tuple[float | None, int]:
+    """(seconds the collector ran over all its invocations, how many invocations) from run.json: the first
+    invocation's `wall_s` plus each `--resume`'s; None where none recorded it (runs older than that field)."""
+    walls = [meta.get("wall_s"), *((r or {}).get("wall_s") for r in meta.get("resumes") or [])]
+    known = [float(w) for w in walls if isinstance(w, (int, float))]
+    return (round(sum(known), 1) if known else None), len(walls)
 
 
 def list_runs(root: str | os.PathLike) -> pd.DataFrame:
@@ -387,7 +396,8 @@ def list_runs(root: str | os.PathLike) -> pd.DataFrame:
             run = load_run(d)
         except RunStoreError as e:
             rows.append({"run_id": d.name, "path": str(d), "gpu": None, "created": None, "status": "corrupt",
-                         "size_mb": size_mb, "n_cases": None, "suite": None, "error": str(e)})
+                         "size_mb": size_mb, "n_cases": None, "suite": None, "wall_s": None, "invocations": None,
+                         "error": str(e)})
             continue
         try:
             n_cases = len(run.table("cases"))
@@ -397,7 +407,8 @@ def list_runs(root: str | os.PathLike) -> pd.DataFrame:
         rows.append({
             "run_id": run.run_id, "path": str(d), "gpu": run.environment.get("gpu_name"),
             "created": run.meta.get("created"), "status": run.status, "size_mb": size_mb, "n_cases": n_cases,
-            "suite": run.meta.get("suite"), "error": error,
+            "suite": run.meta.get("suite"), "wall_s": collect_wall_s(run.meta)[0],
+            "invocations": collect_wall_s(run.meta)[1], "error": error,
         })
     df = pd.DataFrame(rows, columns=LIST_COLUMNS)
     if not df.empty:

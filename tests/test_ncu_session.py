@@ -16,7 +16,7 @@ import pytest
 from collectors import ncu as ncu_mod
 
 FAKE_NCU = """#!{python}
-import signal, sys, time
+import json, signal, sys, time
 args = sys.argv[1:]
 report = args[args.index("-o") + 1] + ".ncu-rep"
 mode = {mode!r}
@@ -29,6 +29,13 @@ def on_sigint(*_):
 
 signal.signal(signal.SIGINT, on_sigint)
 print("==PROF== Connected to process 1", flush=True)
+if mode == "progress":  # the worker's lines appear one by one while the session runs
+    worker_log = args[args.index("--report") + 1]
+    for i in range(3):
+        with open(worker_log, "a") as f:
+            print(json.dumps(dict(range="case%d" % i, status="ok")), file=f)
+        time.sleep(0.3)
+    mode = "finish"
 if mode == "finish":
     open(report, "w").write("report")
     print("==PROF== Report: " + report, flush=True)
@@ -103,3 +110,10 @@ def test_a_missing_ncu_binary(tmp_path):
     cases = ncu_mod.write_cases_file(run_dir / "ncu" / "cases-1.json", [], 0)
     with pytest.raises(ncu_mod.NcuMissing):
         ncu_mod.run_session(tmp_path / "no-such-ncu", run_dir, cases, ["x:y"], metrics=[])
+
+
+def test_progress_reports_each_case_as_the_worker_finishes_it(tmp_path):
+    seen = []
+    s = _session(tmp_path, "progress", on_case=lambda rec: seen.append((rec["range"], time.monotonic())))
+    assert [r for r, _ in seen] == ["case0", "case1", "case2"] and s.returncode == 0
+    assert seen[-1][1] - seen[0][1] > 0.3  # reported while the session ran, not all at its end

@@ -163,6 +163,7 @@ def test_list_runs_lists_good_and_corrupt_runs(tmp_path):
     assert by.loc["a", "status"] == "complete" and by.loc["b", "status"] == "partial"
     assert by.loc["broken", "status"] == "corrupt" and "not valid JSON" in by.loc["broken", "error"]
     assert (df["size_mb"] >= 0).all()
+    assert by.loc["a", "wall_s"] is None and by.loc["a", "invocations"] == 1  # no wall time recorded
     assert list(list_runs(a.path)["run_id"]) == ["a"]  # a run folder itself
     with pytest.raises(RunStoreError, match="does not exist"):
         list_runs(tmp_path / "nowhere")
@@ -240,3 +241,11 @@ def test_git_state_given_with_a_copy_wins_over_its_git(monkeypatch, tmp_path):
     monkeypatch.delenv("PERFMODEL_GIT_COMMIT")
     values, missing = env.git_state(tmp_path)  # not a checkout, nothing given: None with the reason
     assert values == {"git_commit": None, "git_dirty": None} and "not a git checkout" in missing["git_commit"]
+
+
+def test_collect_wall_time_adds_every_invocation():
+    from collectors.store import collect_wall_s
+
+    assert collect_wall_s({"wall_s": 522.2, "resumes": [{"wall_s": 548.1}, {"wall_s": 34.5}]}) == (1104.8, 3)
+    assert collect_wall_s({"wall_s": 90.3}) == (90.3, 1)
+    assert collect_wall_s({}) == (None, 1)

@@ -1,14 +1,14 @@
-"""`perfmodel runs [DIR]`: the run folders under DIR with their GPU, date, status and size."""
+"""`perfmodel runs [DIR]`: the run folders under DIR with their GPU, date, status, size and collection time."""
 
 from __future__ import annotations
 
-HELP = "list run folders with their GPU, date, status and size"
+HELP = "list run folders with their GPU, date, status, size and collection time"
 EXAMPLES = [
     "perfmodel runs                 # the runs under runs/",
     "perfmodel runs /data/h100-runs",
 ]
 
-SHOWN = ["run_id", "gpu", "created", "status", "n_cases", "size_mb"]
+SHOWN = ["run_id", "gpu", "created", "status", "n_cases", "size_mb", "collect_min"]
 
 
 def add_arguments(parser) -> None:
@@ -23,6 +23,9 @@ def run(args) -> int:
     if df.empty:
         print(f"no runs under {args.dir}")
         return 0
+    # minutes `perfmodel collect` ran, over its first invocation and every --resume ("x3": three invocations)
+    df["collect_min"] = [("-" if w is None or w != w else f"{w / 60:.1f}" + (f" x{int(n)}" if n and n > 1 else ""))
+                         for w, n in zip(df["wall_s"], df["invocations"])]
     shown = df[SHOWN].copy()
     shown["gpu"] = shown["gpu"].fillna("-")
     shown["created"] = shown["created"].fillna("-").astype(str).str.slice(0, 19).str.replace("T", " ")
