@@ -287,7 +287,7 @@ class Progress:
     def step(self, label: str) -> None:
         """Announce that work on `label` starts (the ETA comes from the finished steps' average)."""
         elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * (self.total - self.done) if self.done else math.nan
+        eta = elapsed / self.done * max(0, self.total - self.done) if self.done else math.nan
         eta_text = "--:--" if math.isnan(eta) else _mmss(eta)
         line = f"[{self.done + 1}/{self.total}] {label}  elapsed {_mmss(elapsed)}  ETA {eta_text}"
         if self.tty:

@@ -110,6 +110,12 @@ class _Steps:
 
             self._bar = Progress(total)
 
+    def expect(self, remaining: int) -> None:
+        """From now on `remaining` more steps are expected (the ETA and the count follow)."""
+        self.total = self.done + max(0, remaining)
+        if self._bar is not None:
+            self._bar.total = max(1, self.total)
+
     def step(self, label: str) -> None:
         if self.done >= self.total:
             self.total = self.done + 1
@@ -578,7 +584,7 @@ class _Collector:
         try:
             on_case = None
             if steps is not None:
-                steps.total = steps.done + len(cases)
+                steps.expect(len(cases))
 
                 def on_case(rec: dict, n_cases=len(cases)) -> None:
                     steps.step(f"ncu {rec.get('range')} ({rec.get('status')}; session {n}, {n_cases} cases)")

@@ -100,3 +100,17 @@ def test_runs_of_a_missing_folder(capsys, tmp_path):
 def test_runs_of_an_empty_folder(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "runs", str(tmp_path))
     assert code == 0 and "no runs" in out
+
+
+def test_progress_count_follows_the_ncu_session(capsys):
+    """The ncu session announces its cases when it starts; the count and ETA then cover them."""
+    from collectors.collect import _Steps
+
+    steps = _Steps(3, None)
+    for label in ("case a", "case b", "ncu starting"):
+        steps.step(label)
+    steps.expect(2)  # the session's two cases
+    steps.step("ncu a")
+    steps.step("ncu b")
+    err = capsys.readouterr().err
+    assert "[4/5] ncu a" in err and "[5/5] ncu b" in err and "ETA -1" not in err and "/3] ncu a" not in err
