@@ -513,12 +513,11 @@ _FACTS: dict[str, _KernelFacts] = {}
 
 
 def _kernel_facts(compiled) -> _KernelFacts:
-    key = str(getattr(compiled, "hash", "") or compiled.metadata.hash)
-    if key not in _FACTS:
+    if compiled.hash not in _FACTS:
         ptx = compiled.asm["ptx"]
-        _FACTS[key] = _KernelFacts(count_ptx(ptx), ptx_loops(ptx), cubin_resources(compiled.asm["cubin"]),
-                                   ptxas_spill_bytes(ptx))
-    return _FACTS[key]
+        _FACTS[compiled.hash] = _KernelFacts(count_ptx(ptx), ptx_loops(ptx), cubin_resources(compiled.asm["cubin"]),
+                                             ptxas_spill_bytes(ptx))
+    return _FACTS[compiled.hash]
 
 
 def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,

@@ -23,6 +23,7 @@ one sentence; a kernel that fails for one config is recorded and the sweep goes 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -258,8 +259,14 @@ class _Collector:
         writer.finish(status)
         return writer.path
 
-    def _phase(self, name: str, t_start: float) -> None:
-        self.phases[name] = round(self.phases.get(name, 0.0) + time.monotonic() - t_start, 1)
+    @contextlib.contextmanager
+    def _timed(self, phase: str):
+        """Add the block's wall time to `phase` in this invocation's `phases_s` (also when it is interrupted)."""
+        t = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[phase] = round(self.phases.get(phase, 0.0) + time.monotonic() - t, 1)
 
     def _record_wall(self, writer: RunWriter) -> None:
         """This invocation's wall time (set-up excluded: imports, environment) and its phases, in run.json: at the
@@ -282,40 +289,30 @@ class _Collector:
         steps = _Steps(len(todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu),
                        self.opts.progress)
         problems: list[str] = []
-        t = time.monotonic()
         if gpu:
             from collectors.env import ClockSampler
 
             sampler = ClockSampler()
-            with sampler:
-                try:
-                    for impl, cfg in todo:
-                        steps.step(f"{impl.name} {cfg.id}")
-                        self._gpu_case(writer, impl, cfg, sampler)
-                finally:
-                    self._phase("cases", t)
+            with sampler, self._timed("cases"):
+                for impl, cfg in todo:
+                    steps.step(f"{impl.name} {cfg.id}")
+                    self._gpu_case(writer, impl, cfg, sampler)
             self._record_clocks(writer, sampler)
         else:
-            try:
+            with self._timed("cases"):
                 self._interpret_cases(writer, todo, steps)
-            finally:
-                self._phase("cases", t)
-        t = time.monotonic()
-        tuned = self._tuned_configs(load_run(writer.path)) if census_todo else {}
-        try:
+        with self._timed("census"):
+            tuned = self._tuned_configs(load_run(writer.path)) if census_todo else {}
             for impl, cfg in census_todo:
                 steps.step(f"census {impl} {cfg.id}")
                 self._census(writer, impl, cfg, tuned.get((impl, cfg.id)))
-        finally:
-            self._phase("census", t)
         self._batching(writer)
         if ceilings_todo:
             from collectors.ceilings import measure_ceilings
 
             steps.step("ceilings")
-            t = time.monotonic()
-            rows = measure_ceilings()
-            self._phase("ceilings", t)
+            with self._timed("ceilings"):
+                rows = measure_ceilings()
             writer.append("ceilings", rows)
             problems += [f"ceiling {r['name']} {r['status']}: {r['error']}" for r in rows if r["status"] != "ok"]
         elif not gpu and "ceilings" not in load_run(writer.path).tables():
@@ -324,11 +321,8 @@ class _Collector:
             writer.append("ceilings", not_measured("--interpret runs on the CPU; no GPU to measure"))
         if gpu and self.opts.ncu:
             steps.step("Nsight Compute: starting one session over all correct cases")
-            t = time.monotonic()
-            try:
+            with self._timed("ncu"):
                 ncu_problem = self._ncu(writer, steps)
-            finally:
-                self._phase("ncu", t)
             if ncu_problem:
                 problems.append(ncu_problem)
         elif not writer.meta.get("ncu"):

@@ -404,11 +404,11 @@ def list_runs(root: str | os.PathLike) -> pd.DataFrame:
             error = None
         except RunStoreError as e:
             n_cases, error = None, str(e)
+        wall_s, invocations = collect_wall_s(run.meta)
         rows.append({
             "run_id": run.run_id, "path": str(d), "gpu": run.environment.get("gpu_name"),
             "created": run.meta.get("created"), "status": run.status, "size_mb": size_mb, "n_cases": n_cases,
-            "suite": run.meta.get("suite"), "wall_s": collect_wall_s(run.meta)[0],
-            "invocations": collect_wall_s(run.meta)[1], "error": error,
+            "suite": run.meta.get("suite"), "wall_s": wall_s, "invocations": invocations, "error": error,
         })
     df = pd.DataFrame(rows, columns=LIST_COLUMNS)
     if not df.empty:

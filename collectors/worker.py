@@ -46,63 +46,62 @@ def resolve(impl: str):
     return kernels.get_stage(impl).launcher, None
 
 
-def run_cases(payload: dict, report) -> int:
+def _profile_once(prepare, name: str, domain: str, record: dict) -> None:
+    """`prepare()` builds a case's call and warms it up (inputs, compilation, tuning) outside any NVTX range; the
+    call then runs exactly once inside the range `name`. The seconds of each part go into `record`."""
     import nvtx
     import torch
 
+    t0 = time.monotonic()
+    call = prepare()
+    torch.cuda.synchronize()
+    t1 = time.monotonic()
+    with nvtx.annotate(message=name, domain=domain):
+        call()
+        torch.cuda.synchronize()
+    record.update(warmup_s=round(t1 - t0, 3), profiled_s=round(time.monotonic() - t1, 3))
+
+
+def _attention_call(launcher, cfg, seed: int):
+    """The warmed-up call of one attention case, on the first input set the sweep timed (same generator, made on
+    the GPU)."""
     from collectors.bench import make_input_sets
+
+    q, k, v = make_input_sets(cfg, 1, device="cuda", seed=seed)[0]
+    launcher(q, k, v, cfg.causal)  # warm-up: compile / autotune outside the profiled range
+    return lambda: launcher(q, k, v, cfg.causal)
+
+
+def run_cases(payload: dict, report) -> int:
+    import torch
+
+    import kernels
+    from collectors.ceilings import PROBE_CONFIG_ID, PROBES
     from kernels.workload import AttentionConfig
 
     domain = payload.get("domain", "perfmodel")
     seed = int(payload.get("seed", 0))
     failures = 0
-    from collectors.ceilings import PROBE_CONFIG_ID, PROBES
-
     for case in payload["cases"]:
         impl, name = case["impl"], case["range"]
-        if impl in PROBES:  # a ceiling microbenchmark, profiled like a case (collectors.ceilings.PROBES)
-            record = {"impl": impl, "config_id": PROBE_CONFIG_ID, "range": name, "status": "ok", "error": None,
-                      "warmup_s": None, "profiled_s": None}
-            try:
-                t0 = time.monotonic()
-                call = PROBES[impl]()
-                torch.cuda.synchronize()
-                t1 = time.monotonic()
-                with nvtx.annotate(message=name, domain=domain):
-                    call()
-                    torch.cuda.synchronize()
-                record.update(warmup_s=round(t1 - t0, 3), profiled_s=round(time.monotonic() - t1, 3))
-            except Exception as exc:
-                failures += 1
-                record.update(status="failed", error=_one_line(exc))
-            report.write(json.dumps(record) + "\n")
-            report.flush()
-            continue
-        cfg = AttentionConfig(**case["config"])
-        record = {"impl": impl, "config_id": cfg.id, "range": name, "status": "ok", "error": None,
-                  "warmup_s": None, "profiled_s": None}
+        probe = impl in PROBES  # a ceiling microbenchmark, profiled like a case (collectors.ceilings.PROBES)
+        cfg = None if probe else AttentionConfig(**case["config"])
+        record = {"impl": impl, "config_id": PROBE_CONFIG_ID if probe else cfg.id, "range": name, "status": "ok",
+                  "error": None, "warmup_s": None, "profiled_s": None}
         try:
-            launcher, reason = resolve(impl)
-            if reason:
-                record.update(status="unavailable", error=reason)
+            if probe:
+                _profile_once(PROBES[impl], name, domain, record)
             else:
-                import kernels
-
-                # a tuning stage runs the config the run timed (its `tuned_config`), not a second tuning's pick
-                with kernels.pinned(impl, case.get("tuned_config")):
-                    t0 = time.monotonic()
-                    # the first input set the sweep timed (same generator, made on the GPU: no CPU randn)
-                    q, k, v = make_input_sets(cfg, 1, device="cuda", seed=seed)[0]
-                    launcher(q, k, v, cfg.causal)  # warm-up: compile / autotune outside the profiled range
-                    torch.cuda.synchronize()
-                    t1 = time.monotonic()
-                    with nvtx.annotate(message=name, domain=domain):
-                        launcher(q, k, v, cfg.causal)
-                        torch.cuda.synchronize()
-                    record.update(warmup_s=round(t1 - t0, 3), profiled_s=round(time.monotonic() - t1, 3))
-                del q, k, v
-                # ncu's kernel replay saves and restores the device memory a kernel may write: keep the pool small
-                torch.cuda.empty_cache()
+                launcher, reason = resolve(impl)
+                if reason:
+                    record.update(status="unavailable", error=reason)
+                else:
+                    # a tuning stage runs the config the run timed (its `tuned_config`), not a second tuning's pick
+                    with kernels.pinned(impl, case.get("tuned_config")):
+                        _profile_once(lambda: _attention_call(launcher, cfg, seed), name, domain, record)
+                    # ncu's kernel replay saves and restores the device memory a kernel may write: keep the pool
+                    # small (the inputs went with the call)
+                    torch.cuda.empty_cache()
         except Exception as exc:  # one case failing must not stop the session
             failures += 1
             record.update(status="failed", error=_one_line(exc))
