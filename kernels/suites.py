@@ -5,7 +5,12 @@
 - `batching`: the document's batching gate (B = 1, 8, 32 at the seed's other values).
 - `fa3-grid`: the FlashAttention-3 paper's forward grid (Shah et al. 2024, Fig. 5): batch·seqlen = 16k,
   S in 512 … 16k, head dim 64 and 128 with hidden size 2048 (so 2048/D heads), causal and not: 24 configs.
+- `plan`: every config the plan's gates read, each once: seed, batching and fa3-grid (28 configs), so that one
+  `perfmodel collect --suite plan` measures everything `perfmodel gates` checks.
 - `tiny`: small shapes for `--interpret` runs on the CPU (tails, both head dims, causal both ways).
+
+A suite may also name how many repetitions its determinism check compares bitwise (`SUITE_DETERMINISM_RUNS`);
+a suite that names none leaves it to the collector's default.
 """
 
 from __future__ import annotations
@@ -24,10 +29,22 @@ def _fa3_grid(dtype: str = "fp16") -> list[AttentionConfig]:
     return configs
 
 
+def _each_once(*suites: list[AttentionConfig]) -> list[AttentionConfig]:
+    """The configs of `suites` in order, a config that two suites share kept at its first place only."""
+    seen: dict[str, AttentionConfig] = {}
+    for configs in suites:
+        for c in configs:
+            seen.setdefault(c.id, c)
+    return list(seen.values())
+
+
+_BATCHING = [SEED.with_(B=b) for b in (1, 8, 32)]
+
 SUITES: dict[str, list[AttentionConfig]] = {
     "seed": [SEED],
-    "batching": [SEED.with_(B=b) for b in (1, 8, 32)],
+    "batching": _BATCHING,
     "fa3-grid": _fa3_grid(),
+    "plan": _each_once([SEED], _BATCHING, _fa3_grid()),
     "tiny": [
         AttentionConfig(B=1, H=2, S=17, D=64, causal=True),
         AttentionConfig(B=2, H=1, S=100, D=64, causal=False),
@@ -39,8 +56,15 @@ SUITE_HELP = {
     "seed": "the document's config: B16 H16 S2048 D64 causal fp16",
     "batching": "B = 1, 8, 32 at the seed's other values (the document's batching gate)",
     "fa3-grid": "FlashAttention-3 paper grid: B·S = 16k, S 512..16k, D 64/128, H = 2048/D, causal and not (24)",
+    "plan": "everything the plan's gates read, each config once: seed + batching + fa3-grid (28), and 1000 "
+            "determinism repetitions",
     "tiny": "three small shapes for CPU interpreter runs (tails, D 64/128, causal both ways)",
 }
+
+# Suites that name their own determinism repetitions (bitwise comparisons per case). `plan` asks for the
+# document's "Constant-time: Bitwise identical across 1000 runs" (seed/einstein-triton-integration.md, Minimum
+# Viable); the model file's determinism gate (`repetitions`) is the figure the gates check against.
+SUITE_DETERMINISM_RUNS: dict[str, int] = {"plan": 1000}
 
 
 def get_suite(name: str, dtype: str | None = None) -> list[AttentionConfig]:
@@ -49,3 +73,10 @@ def get_suite(name: str, dtype: str | None = None) -> list[AttentionConfig]:
         raise KeyError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}.")
     configs = SUITES[name]
     return [c.with_(dtype=dtype) for c in configs] if dtype else list(configs)
+
+
+def suite_determinism_runs(name: str) -> int | None:
+    """The determinism repetitions suite `name` asks for, or None when it leaves them to the collector."""
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}.")
+    return SUITE_DETERMINISM_RUNS.get(name)

@@ -4,6 +4,13 @@ The shipped file, `perfmodel/data/einstein.toml`, encodes ../shared/seed/einstei
 documents its schema at the top. A user's file (`--model FILE`) is validated here; every problem ends in one
 sentence (`ModelError`, a `UserError`) naming the entry and the key.
 
+Gates (`[[gates]]`) are judged by perfmodel/gates.py with nothing but what the file says: the threshold, the
+suite of configs a gate covers (`suite`, `B`), how many of them must be measured (`min_configs`), the determinism
+repetitions (`repetitions`) and the FA3-class peers (`peers`). A `timings.tflops` gate that gives no threshold
+takes it from its stage's target (`target_low_tflops`, and `target_high_tflops` for "between"), so the stage
+table holds each TFLOP/s figure once; the resolved figure is in `Gate.threshold` and `Gate.threshold_from` says
+where it came from.
+
 Two predictions per stage:
 - absolute: the document's TFLOP/s target for the stage, as written (None where it gives none, e.g. "Any");
 - relative: a measured baseline TFLOP/s multiplied, for every constraint removed at stages 1..k, by
@@ -19,11 +26,20 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from kernels.suites import SUITES
 from perfmodel.errors import UserError
 
 COMPARISONS = (">=", "<=", ">", "<", "==", "approx", "between", "report")
 GATE_KINDS = ("required", "stretch")
 EVIDENCE_SOURCES = ("ncu", "run")
+# Metrics the gate schema treats specially: a stage's TFLOP/s (threshold from the stage's target when the gate
+# gives none), the median ratio to an FA3-class peer (needs `peers`) and the bitwise determinism check
+# (`repetitions`). Other metric names are free text the evaluator reads (perfmodel/gates.py).
+TFLOPS_METRIC = "timings.tflops"
+PEER_RATIO_PREFIX = "timings.tflops /"
+DETERMINISM_METRIC = "determinism.bitwise_identical"
+GATE_KEYS = ("id", "stage", "kind", "quote", "metric", "comparison", "threshold", "threshold_high", "rel_tol",
+             "suite", "B", "min_configs", "repetitions", "peers", "configs", "measurable", "note")
 
 
 class ModelError(UserError):
@@ -101,9 +117,20 @@ class Gate:
     threshold: float | None
     threshold_high: float | None
     rel_tol: float | None
-    configs: str
+    configs: str  # the configs in words, as the file gives them ("" for the measurable gates: see `suite`)
     measurable: bool
     note: str
+    suite: str | None = None  # kernels.suites name of the configs the gate covers
+    B: int | None = None  # only the suite's configs of this batch size
+    min_configs: int | None = None  # covered configs that must be measured for a pass (None: all of them)
+    repetitions: int | None = None  # determinism: bitwise-identical repetitions asked for (None: any)
+    peers: tuple[str, ...] = ()  # FA3-class peers in order of preference (peer-ratio gates)
+    threshold_from: str = "gate"  # "gate" | "stage target": where `threshold` was read
+
+    @property
+    def judged_by_person(self) -> bool:
+        """No number to check (comparison "report") or nothing the toolkit can measure: never blocks."""
+        return self.comparison == "report" or not self.measurable
 
 
 @dataclass(frozen=True)
@@ -292,30 +319,8 @@ def _parse(doc: dict, path: str) -> EinsteinModel:
             raise ModelError(f"constraint #{c.id} says stage {c.removed_by_stage} removes it, "
                              f"but that stage's removes list does not name it.")
 
-    gates: list[Gate] = []
-    for i, g in enumerate(_list_of_tables(doc, "gates", "") if "gates" in doc else []):
-        where = f"gates[{i}]"
-        comparison = _get(g, "comparison", where, str)
-        if comparison not in COMPARISONS:
-            raise ModelError(f"{where}.comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}.")
-        kind = _get(g, "kind", where, str)
-        if kind not in GATE_KINDS:
-            raise ModelError(f"{where}.kind must be one of {', '.join(GATE_KINDS)}, got {kind!r}.")
-        stage = _get(g, "stage", where, int)
-        if not 0 <= stage < len(stages):
-            raise ModelError(f"{where}.stage is {stage}, which is not a stage index.")
-        threshold = _get(g, "threshold", where, float, required=comparison != "report")
-        threshold_high = _get(g, "threshold_high", where, float, required=comparison == "between")
-        if threshold_high is not None and threshold is not None and threshold > threshold_high:
-            raise ModelError(f"{where}.threshold ({threshold:g}) is larger than threshold_high ({threshold_high:g}).")
-        rel_tol = _get(g, "rel_tol", where, float, required=comparison == "approx")
-        gates.append(Gate(
-            id=_get(g, "id", where, str), stage=stage, kind=kind, quote=_get(g, "quote", where, str),
-            metric=_get(g, "metric", where, str), comparison=comparison, threshold=threshold,
-            threshold_high=threshold_high, rel_tol=rel_tol,
-            configs=_get(g, "configs", where, str, required=False, default=""),
-            measurable=_get(g, "measurable", where, bool), note=_get(g, "note", where, str, required=False, default=""),
-        ))
+    gates = [_parse_gate(g, f"gates[{i}]", stages)
+             for i, g in enumerate(_list_of_tables(doc, "gates", "") if "gates" in doc else [])]
     gids = [g.id for g in gates]
     dup = next((v for v in gids if gids.count(v) > 1), None)
     if dup:
@@ -327,6 +332,86 @@ def _parse(doc: dict, path: str) -> EinsteinModel:
         source=_get(document, "source", "[document]", str, required=False, default=""),
         path=path, reference=reference, constraints=tuple(sorted(constraints, key=lambda c: c.id)),
         stages=tuple(stages), gates=tuple(gates),
+    )
+
+
+def _whole(table: dict, key: str, where: str, least: int) -> int | None:
+    value = _get(table, key, where, int, required=False)
+    if value is not None and value < least:
+        raise ModelError(f"{where}.{key} must be at least {least}, got {value}.")
+    return value
+
+
+def _parse_gate(g: dict, where: str, stages: list[Stage]) -> Gate:
+    unknown = sorted(k for k in g if k not in GATE_KEYS)
+    if unknown:
+        raise ModelError(f"{where} has the unknown key {unknown[0]!r}; a gate's keys are {', '.join(GATE_KEYS)}.")
+    gid = _get(g, "id", where, str)
+    comparison = _get(g, "comparison", where, str)
+    if comparison not in COMPARISONS:
+        raise ModelError(f"{where}.comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}.")
+    kind = _get(g, "kind", where, str)
+    if kind not in GATE_KINDS:
+        raise ModelError(f"{where}.kind must be one of {', '.join(GATE_KINDS)}, got {kind!r}.")
+    stage = _get(g, "stage", where, int)
+    if not 0 <= stage < len(stages):
+        raise ModelError(f"{where}.stage is {stage}, which is not a stage index.")
+    metric = _get(g, "metric", where, str)
+    measurable = _get(g, "measurable", where, bool)
+    checked = comparison != "report" and measurable
+
+    # the threshold: the gate's own, else (a stage TFLOP/s gate) its stage's target
+    threshold = _get(g, "threshold", where, float, required=False)
+    threshold_high = _get(g, "threshold_high", where, float, required=False)
+    threshold_from = "gate"
+    target = stages[stage]
+    if comparison != "report" and threshold is None:
+        if metric != TFLOPS_METRIC:
+            raise ModelError(f"{where} is missing the key 'threshold'.")
+        if target.target_low_tflops is None:
+            raise ModelError(f"{where} gives no threshold and stage {stage} has no target_low_tflops to take it "
+                             f"from; give the gate a threshold or the stage a target.")
+        if threshold_high is not None:
+            raise ModelError(f"{where} gives threshold_high without threshold; give both or neither (then both "
+                             f"come from stage {stage}'s target).")
+        threshold, threshold_from = target.target_low_tflops, "stage target"
+        threshold_high = target.target_high_tflops if comparison == "between" else None
+    if comparison == "between" and threshold_high is None:
+        raise ModelError(f"{where} is missing the key 'threshold_high'.")
+    if threshold_high is not None and threshold is not None and threshold > threshold_high:
+        raise ModelError(f"{where}.threshold ({threshold:g}) is larger than threshold_high ({threshold_high:g}).")
+    rel_tol = _get(g, "rel_tol", where, float, required=comparison == "approx")
+    if rel_tol is not None and not 0 <= rel_tol < 1:
+        raise ModelError(f"{where}.rel_tol must be a fraction from 0 to below 1 (0.10 = ±10%), got {rel_tol:g}.")
+
+    # what the gate covers
+    suite = _get(g, "suite", where, str, required=checked)
+    if suite is not None and suite not in SUITES:
+        raise ModelError(f"{where}.suite must be one of {', '.join(SUITES)}, got {suite!r}.")
+    batch = _whole(g, "B", where, 1)
+    if batch is not None and suite is None:
+        raise ModelError(f"{where} gives B without a suite to take that batch size from.")
+    covered = [c for c in SUITES[suite] if batch is None or c.B == batch] if suite else []
+    if suite and not covered:
+        raise ModelError(f"{where}.B is {batch}, but suite {suite!r} has no config with B={batch}.")
+    min_configs = _whole(g, "min_configs", where, 1)
+    if min_configs is not None and min_configs > len(covered):
+        raise ModelError(f"{where}.min_configs is {min_configs}, more than the {len(covered)} config(s) it covers.")
+    repetitions = _whole(g, "repetitions", where, 1)
+    if repetitions is not None and metric != DETERMINISM_METRIC:
+        raise ModelError(f"{where} gives repetitions, which only a {DETERMINISM_METRIC} gate reads.")
+    peers = _get(g, "peers", where, list, required=checked and metric.startswith(PEER_RATIO_PREFIX), default=[])
+    if peers and not metric.startswith(PEER_RATIO_PREFIX):
+        raise ModelError(f"{where} gives peers, which only a '{PEER_RATIO_PREFIX} ...' gate reads.")
+    if not all(isinstance(p, str) and p for p in peers) or (metric.startswith(PEER_RATIO_PREFIX) and checked
+                                                             and not peers):
+        raise ModelError(f"{where}.peers must be a non-empty list of implementation names, e.g. [\"sdpa_cudnn\"].")
+    return Gate(
+        id=gid, stage=stage, kind=kind, quote=_get(g, "quote", where, str), metric=metric, comparison=comparison,
+        threshold=threshold, threshold_high=threshold_high, rel_tol=rel_tol,
+        configs=_get(g, "configs", where, str, required=False, default=""), measurable=measurable,
+        note=_get(g, "note", where, str, required=False, default=""), suite=suite, B=batch,
+        min_configs=min_configs, repetitions=repetitions, peers=tuple(peers), threshold_from=threshold_from,
     )
 
 

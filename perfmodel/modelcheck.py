@@ -28,7 +28,7 @@ import pandas as pd
 from kernels import suites
 from kernels.workload import AttentionConfig, parse_config
 from perfmodel import analytic
-from perfmodel.einstein import EinsteinModel
+from perfmodel.einstein import TFLOPS_METRIC, EinsteinModel
 from perfmodel.hardware import GpuSpec, get_gpu
 
 SEVERE = 1.25
@@ -117,6 +117,15 @@ def _internal(model: EinsteinModel) -> list[Finding]:
                            f"{s.label}: target / {ref.name} reference = {_band(s.target_low_tflops, s.target_high_tflops, '{:g}')}"
                            f" / {ref.tflops:g} = {_band(got_lo, got_hi)}x; the document writes "
                            f"{_band(s.vs_fa3_low, s.vs_fa3_high)}x{'' if ok else ' (they differ)'}."))
+    # a TFLOP/s gate with its own threshold beside its stage's target: two figures for one fact
+    for g in model.gates:
+        s = model.stage(g.stage)
+        if g.metric == TFLOPS_METRIC and g.threshold_from == "gate" and g.threshold is not None \
+                and s.target_low_tflops is not None and not math.isclose(g.threshold, s.target_low_tflops):
+            out.append(Finding("warning", "internal", f"gate {g.id}",
+                               f"gate {g.id} checks {g.threshold:g} TFLOP/s while {s.label} targets "
+                               f"{_band(s.target_low_tflops, s.target_high_tflops, '{:g}')}; the gate's own figure is "
+                               f"used (leave its threshold out to check the stage's target)."))
     # batching and launch claims
     for c in model.constraints:
         a, b, total = (c.claim("per_seq_speedup_b1_b8"), c.claim("per_seq_speedup_b8_b32"),

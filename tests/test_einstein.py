@@ -45,6 +45,26 @@ def test_every_gate_of_the_document(model):
     assert "rtol=1e-3, atol=2e-3" in gates["stage1_allclose"].quote
 
 
+def test_stage_tflops_gates_take_the_stage_targets(model):
+    """Each stage TFLOP/s target is written once, in [[stages]]: the shipped TFLOP/s gates give no threshold."""
+    import tomllib
+
+    raw = {g["id"]: g for g in tomllib.loads(SHIPPED)["gates"]}
+    tflops_gates = [g for g in model.gates if g.metric == "timings.tflops"]
+    assert {g.id for g in tflops_gates} == {"stage2_tflops", "stage3_tflops_b32", "stage4_tflops", "stage5_tflops"}
+    for g in tflops_gates:
+        stage = model.stage(g.stage)
+        assert "threshold" not in raw[g.id] and g.threshold_from == "stage target"
+        assert g.threshold == stage.target_low_tflops
+        assert g.threshold_high == (stage.target_high_tflops if g.comparison == "between" else None)
+    gates = {g.id: g for g in model.gates}
+    assert (gates["stage5_median_vs_fa3"].min_configs, gates["stage5_median_vs_fa3"].peers) == (20, ("fa3", "sdpa_cudnn"))
+    assert gates["stage5_bitwise_1000"].repetitions == 1000
+    assert (gates["stage3_batching"].suite, gates["stage3_batching"].B) == ("batching", 32)
+    assert {g.id for g in model.gates if g.judged_by_person} == {"stage2_minimal_barriers", "stretch_fp8",
+                                                                 "mvp_reproducibility", "stretch_multi_gpu"}
+
+
 def test_absolute_band(model):
     assert absolute_band(model, 0) == (40.0, 60.0)
     assert absolute_band(model, 1) == (None, None)  # "Any"
@@ -86,6 +106,18 @@ SHIPPED = default_model_path().read_text(encoding="utf-8")
         ("\nschema_version = 1\n", "\nschema_version = 2\n", "version"),
         ("target_high_tflops = 110.0", "", "without its partner"),
         ("measurable = true", "measurable = 1", "true or false"),
+        # the gate schema: every figure a gate is judged by is in the file, and a misspelt key is not ignored
+        ("min_configs = 20", "min_config = 20", "unknown key 'min_config'"),
+        ('suite = "seed"', 'suite = "seeds"', "suite must be one of"),
+        ('suite = "seed"\n', "", "missing the key 'suite'"),
+        ("B = 32", "B = 16", "no config with B=16"),
+        ("min_configs = 20", "min_configs = 30", "more than the 24"),
+        ('peers = ["fa3", "sdpa_cudnn"]\n', "", "missing the key 'peers'"),
+        ('peers = ["fa3", "sdpa_cudnn"]', "peers = []", "peers must be a non-empty list"),
+        ("threshold = 0.06\n", "threshold = 0.06\nrepetitions = 5\n", "only a determinism.bitwise_identical"),
+        ("threshold = 5.0\n", "", "missing the key 'threshold'"),
+        ('id = "stage2_tflops"\nstage = 2', 'id = "stage2_tflops"\nstage = 1', "stage 1 has no target_low_tflops"),
+        ("rel_tol = 0.10", "rel_tol = 1.5", "rel_tol must be a fraction"),
     ],
 )
 def test_bad_model_files_fail_in_one_sentence(tmp_path, old, new, words):
@@ -156,3 +188,16 @@ removes = [1]
     assert relative_band(m, 1, 300.0) == pytest.approx((330.0, 360.0))
     assert absolute_band(m, 1) == (None, None)
     assert not math.isnan(m.reference.tflops)
+
+
+def test_model_check_names_a_gate_threshold_beside_its_stage_target(tmp_path):
+    from perfmodel.hardware import get_gpu
+    from perfmodel.modelcheck import check_model
+
+    path = tmp_path / "two-figures.toml"
+    path.write_text(SHIPPED.replace('rel_tol = 0.10\nsuite = "seed"', 'threshold = 120.0\nrel_tol = 0.10\nsuite = "seed"', 1),
+                    encoding="utf-8")
+    subjects = {f.subject: f for f in check_model(load_model(path), get_gpu("h100-sxm"))}
+    assert "gate stage2_tflops" in subjects and "120 TFLOP/s" in subjects["gate stage2_tflops"].message
+    assert not any(f.subject.startswith("gate stage") and "TFLOP/s while" in f.message
+                   for f in check_model(load_model(), get_gpu("h100-sxm")))
