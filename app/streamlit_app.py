@@ -26,6 +26,7 @@ pages = [
     st.Page(f"{PAGES}/stalls.py", title="Stalls", icon=":material/hourglass_top:"),
     st.Page(f"{PAGES}/roofline.py", title="Roofline", icon=":material/roofing:"),
     st.Page(f"{PAGES}/batching.py", title="Batching", icon=":material/view_module:"),
+    st.Page(f"{PAGES}/correctness.py", title="Correctness", icon=":material/fact_check:"),
     st.Page(f"{PAGES}/runs.py", title="Runs", icon=":material/compare_arrows:"),
 ]
 nav = st.navigation(pages)

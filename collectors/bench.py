@@ -206,8 +206,13 @@ class CaseResult:
             row.update(self.timing.as_dict(), tflops=self.tflops)
         else:
             row.update(time_ms=math.nan, time_ms_p20=math.nan, time_ms_p80=math.nan, spread_pct=math.nan,
-                       stable=None, n_reps=0, tflops=math.nan)
+                       stable=None, n_reps=0, tflops=math.nan, time_ms_ci_low=math.nan, time_ms_ci_high=math.nan,
+                       ci_width_pct=math.nan, wide_ci=None)
         return {k: row.get(k) for k in columns("timings")}
+
+    def sample_rows(self, run_id: str = "") -> list[dict]:
+        """Rows of the `timing_samples` table: every timed repetition (none when the case was not timed)."""
+        return self.timing.sample_rows(self._key(run_id)) if self.timing else []
 
 
 def one_line(exc: BaseException) -> str:
@@ -329,7 +334,8 @@ def environment() -> dict:
 BENCH_COLUMNS = [
     "gpu", "torch", "triton", "cudnn", "cuda", "date",
     "impl", "kind", "config_id", "B", "H", "S", "D", "causal", "dtype", "status",
-    "time_ms", "time_ms_p20", "time_ms_p80", "spread_pct", "stable", "n_reps", "tflops", "vs_cudnn",
+    "time_ms", "time_ms_p20", "time_ms_p80", "spread_pct", "stable", "n_reps", "time_ms_ci_low", "time_ms_ci_high",
+    "ci_width_pct", "wide_ci", "tflops", "vs_cudnn",
     "max_abs_err", "budget_abs_err", "doc_allclose", "tuned_config", "error",
 ]
 BASELINE = "sdpa_cudnn"  # the FA3-class peer every ratio is taken against (ANCHORS.md: FA3 is not installable)

@@ -388,9 +388,11 @@ class _Collector:
             timing["status"] = "failed"
         correctness = res.correctness_row(writer.run_id)
         correctness.pop("run_id", None)
+        samples = res.sample_rows(writer.run_id)  # every timed repetition (none when not timed)
         del sets, out0, res.extra
         writer.append("correctness", [correctness])
         writer.append("timings", [timing])
+        writer.append("timing_samples", samples)  # before `cases`, like every table of the case (--resume)
         writer.append("launch", [launch_row])
         writer.append("determinism", [det_row])
         writer.append("cases", [{**_key(impl.name, cfg), "status": correctness["status"],

@@ -62,6 +62,12 @@ TABLES: dict[str, dict] = {
             "spread_pct": "(p80 - p20) / median x 100",
             "stable": "spread_pct < 2 (bool)",
             "n_reps": "timed repetitions",
+            "time_ms_ci_low": "bootstrap 95% interval of the median, low end (ms; collectors/stats.py, seeded; "
+                              "null below 2 samples and in runs made before samples were kept)",
+            "time_ms_ci_high": "bootstrap 95% interval of the median, high end (ms)",
+            "ci_width_pct": "(time_ms_ci_high - time_ms_ci_low) / time_ms x 100",
+            "wide_ci": "ci_width_pct > 2 (collectors.timing.WIDE_CI_PCT): the median is not pinned down to the "
+                       "regression threshold (bool)",
             "tflops": "flops / time (TFLOP/s), FLOPs by kernels.workload (causal halved)",
             "bare_time_ms": "median of a bare do_bench of the same call in the same process (ms), when measured",
             "overhead_pct": "(time_ms - bare_time_ms) / bare_time_ms x 100: the collector's own overhead",
@@ -70,6 +76,16 @@ TABLES: dict[str, dict] = {
             "mem_clock_mhz": "median memory clock sampled while this case was timed (MHz)",
             "tuned_config": "the config the autotuner chose (stage 5), else empty",
             "error": "one-line reason when status != ok",
+        },
+    },
+    "timing_samples": {
+        "case": True,
+        "doc": "Every timed repetition behind a `timings` row (and behind an `ablation_variants` row, under the "
+               "variant's label as `impl`), in the order do_bench returned them: what the median and its "
+               "bootstrap interval were computed from. Only cases that were timed have rows.",
+        "columns": {
+            "sample_index": "repetition number within the case, from 0",
+            "time_ms": "time of that one repetition (ms)",
         },
     },
     "batching": {

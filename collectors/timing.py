@@ -12,6 +12,10 @@ Three things keep the figure honest:
   left behind by the previous one.
 - **Spread, not just a centre**: we ask do_bench for every sample (`return_mode="all"`) and report the median
   with the 20th and 80th percentiles; a timing whose (p80 - p20) / median exceeds 2% is flagged unstable.
+- **How sure the median is**: the samples are kept (`Timing.samples_ms`, the run store's `timing_samples`
+  table) and the median gets a seeded bootstrap 95% interval (collectors/stats.py); an interval wider than
+  `WIDE_CI_PCT` of the median is flagged `wide_ci`. The spread says how noisy one repetition is, the interval
+  how well the median is pinned down by all of them.
 
 Everything here needs a CUDA GPU; without one the functions raise `TimingUnavailable` with one sentence, and
 callers record timings as not measured.
@@ -23,14 +27,23 @@ import itertools
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from kernels.workload import AttentionConfig
 
+from .stats import median_ci
+
 # A timing is "stable" when its inter-quantile spread is below this (percent of the median): the collect issue's
 # stability flag (relative spread < 2%).
 STABLE_SPREAD_PCT = 2.0
+# The median's bootstrap 95% interval is "wide" when (high - low) / median exceeds this (percent). At 2% the run
+# cannot resolve a change as small as the regression threshold `perfmodel compare` applies by default (also 2%:
+# perfmodel/compare.py), so a "within noise" verdict on such a case says little; re-time it with a longer
+# --rep-ms (the interval narrows about as 1/sqrt(repetitions)).
+WIDE_CI_PCT = 2.0
+# The interval every timing reports: 95%, the confidence `perfmodel compare` and the report read it at.
+CI_CONFIDENCE = 0.95
 
 # H100 SXM5 L2 cache: 50 MB (NVIDIA H100 Tensor Core GPU datasheet and the Hopper architecture whitepaper,
 # "50 MB L2 cache"). Used only when no GPU is present to ask (torch.cuda.get_device_properties().L2_cache_size).
@@ -50,7 +63,7 @@ class TimingUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Timing:
-    """Summary of repeated timings of one call, in milliseconds."""
+    """Summary of repeated timings of one call, in milliseconds, with the samples it summarizes."""
 
     median_ms: float
     p20_ms: float
@@ -58,26 +71,51 @@ class Timing:
     n_reps: int
     spread_pct: float  # (p80 - p20) / median x 100
     stable: bool  # spread_pct < STABLE_SPREAD_PCT
+    ci_low_ms: float = math.nan  # bootstrap CI_CONFIDENCE interval of the median (NaN below 2 samples)
+    ci_high_ms: float = math.nan
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)  # every repetition, in do_bench's order
 
     @classmethod
     def from_samples(cls, samples_ms: list[float]) -> "Timing":
-        """Summarize raw per-repetition times (ms)."""
-        times = [float(t) for t in samples_ms]
+        """Summarize raw per-repetition times (ms): quantiles, spread and the median's bootstrap interval."""
+        times = tuple(float(t) for t in samples_ms)
         if not times:
             raise ValueError("no timing samples to summarize.")
-        median, p20, p80 = _quantiles(times, (0.5, 0.2, 0.8))
+        median, p20, p80 = _quantiles(list(times), (0.5, 0.2, 0.8))
         spread = (p80 - p20) / median * 100.0 if median > 0 else math.inf
+        _, low, high = median_ci(times, confidence=CI_CONFIDENCE)
         return cls(
             median_ms=median, p20_ms=p20, p80_ms=p80, n_reps=len(times),
-            spread_pct=spread, stable=spread < STABLE_SPREAD_PCT,
+            spread_pct=spread, stable=spread < STABLE_SPREAD_PCT, ci_low_ms=low, ci_high_ms=high,
+            samples_ms=times,
         )
 
+    @property
+    def ci_width_pct(self) -> float:
+        """(ci_high - ci_low) / median x 100; NaN without an interval."""
+        if not (math.isfinite(self.ci_low_ms) and math.isfinite(self.ci_high_ms)) or self.median_ms <= 0:
+            return math.nan
+        return (self.ci_high_ms - self.ci_low_ms) / self.median_ms * 100.0
+
+    @property
+    def wide_ci(self) -> bool | None:
+        """The interval is wider than WIDE_CI_PCT of the median; None without an interval (under 2 samples)."""
+        width = self.ci_width_pct
+        return None if math.isnan(width) else bool(width > WIDE_CI_PCT)
+
     def as_dict(self) -> dict:
-        """The timings-table columns this summary fills (collectors/schema.py)."""
+        """The timings-table columns this summary fills (collectors/schema.py); the samples go to
+        `timing_samples` (`sample_rows`)."""
         return {
             "time_ms": self.median_ms, "time_ms_p20": self.p20_ms, "time_ms_p80": self.p80_ms,
             "spread_pct": self.spread_pct, "stable": self.stable, "n_reps": self.n_reps,
+            "time_ms_ci_low": self.ci_low_ms, "time_ms_ci_high": self.ci_high_ms,
+            "ci_width_pct": self.ci_width_pct, "wide_ci": self.wide_ci,
         }
+
+    def sample_rows(self, key: dict) -> list[dict]:
+        """Rows of the `timing_samples` table: `key` (the case's key columns) plus each sample's index and time."""
+        return [{**key, "sample_index": i, "time_ms": t} for i, t in enumerate(self.samples_ms)]
 
 
 def _quantiles(values: list[float], qs: tuple[float, ...]) -> list[float]:

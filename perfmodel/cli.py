@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "collect": "collect",
     "runs": "runs",
     "report": "report",
+    "compare": "compare",
     "gates": "gates",
     "dashboard": "dashboard",
 }

@@ -4,6 +4,12 @@ They live in `perfmodel/` (not `app/`) because both the report builder (`perfmod
 draw them, and imports only run app -> perfmodel; `app/charts.py` re-exports them for the pages. Each builder
 takes the frame the matching function of `perfmodel.analysis` returns (already filtered by the caller) and
 never changes it.
+
+A measured time or TFLOP/s is drawn with its interval as error bars (a peer's as a band): the bootstrap 95% CI
+of the median where the run kept samples, else p20–p80, read by `perfmodel.compare.time_intervals` from the
+frame's timing columns (`perfmodel.report.collect` adds them with `compare.with_timing_intervals`); TFLOP/s
+bounds are the time bounds converted (the upper TFLOP/s end comes from the lower time end). A note above the
+plot says which interval the bars are.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from perfmodel import compare
 from perfmodel.constraint_map import REASON_TO_CONSTRAINT
 
 MEASURED = "#1f77b4"
@@ -42,6 +49,43 @@ def _band(x: list, low: pd.Series, high: pd.Series, name: str, color: str) -> go
                   hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}<extra>" + name + "</extra>")
 
 
+def _error_y(value: pd.Series, low: pd.Series, high: pd.Series) -> dict:
+    """Asymmetric plotly error bars from a value and its interval's ends (no bar where an end is unknown)."""
+    value, low, high = (pd.to_numeric(pd.Series(list(v)), errors="coerce") for v in (value, low, high))
+    up = (high - value).where(high.notna() & value.notna())
+    down = (value - low).where(low.notna() & value.notna())
+    return dict(type="data", symmetric=False, array=up.tolist(), arrayminus=down.tolist(), thickness=1.5, width=5)
+
+
+def _measured_bounds(df: pd.DataFrame, tflops_col: str | None = None) -> pd.DataFrame:
+    """Per row: `low`, `high` of the measured time (ms), or of `tflops_col` converted from the time interval
+    (TFLOP/s x time / time bound), and the interval's label `kind` (None where the row has no interval)."""
+    iv = compare.time_intervals(df)
+    low, high = iv["time_ms_low"], iv["time_ms_high"]
+    if tflops_col is not None:
+        time_ms = pd.to_numeric(df["time_ms"], errors="coerce") if "time_ms" in df.columns else low * float("nan")
+        tflops = pd.to_numeric(df[tflops_col], errors="coerce")
+        low, high = tflops * time_ms / iv["time_ms_high"], tflops * time_ms / iv["time_ms_low"]
+    return pd.DataFrame({"low": low.astype(float), "high": high.astype(float), "kind": iv["time_interval"]},
+                        index=df.index)
+
+
+def _interval_note(fig: go.Figure, kinds) -> None:
+    """Say above the plot which interval the error bars are (nothing when none is drawn)."""
+    kinds = [k for k in dict.fromkeys(kinds) if isinstance(k, str) and k]
+    if not kinds:
+        return
+    text = ("error bars: " + kinds[0] if len(kinds) == 1 else
+            f"error bars: {compare.CI_LABEL}, or {compare.PCT_LABEL} where a case has no samples")
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=1, y=1.01, xanchor="right",
+                       yanchor="bottom", font=dict(size=11, color=BOUND))
+
+
+def _hover_interval(b: pd.DataFrame) -> list:
+    return [f"{lo:.4g} – {hi:.4g} ({k})" if isinstance(k, str) and pd.notna(lo) and pd.notna(hi) else "no interval"
+            for lo, hi, k in zip(b["low"], b["high"], b["kind"])]
+
+
 def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go.Figure:
     """Measured TFLOP/s per stage against the Einstein bands, the analytic model and the physical bound.
 
@@ -68,16 +112,33 @@ def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go
                              line=dict(color=ANALYTIC, dash="dot")))
     fig.add_trace(go.Scatter(x=x, y=df["bound_tflops"], mode="lines", name="physical bound",
                              line=dict(color=BOUND, dash="dash")))
+    bounds = _measured_bounds(df, "measured_tflops")
+    kinds = list(bounds["kind"])
     fig.add_trace(go.Scatter(x=x, y=df["measured_tflops"], mode="markers", name="measured",
-                             marker=dict(color=MEASURED, size=13, symbol="diamond")))
+                             marker=dict(color=MEASURED, size=13, symbol="diamond"),
+                             error_y=dict(_error_y(df["measured_tflops"], bounds["low"], bounds["high"]),
+                                          color=MEASURED),
+                             customdata=_hover_interval(bounds),
+                             hovertemplate="%{y:.4g} TFLOP/s<br>%{customdata}<extra>measured</extra>"))
     if peers is not None and not peers.empty:
-        # a reference line per peer, named in the legend (labels on the lines overlap when peers are close)
+        # a reference line per peer, named in the legend (labels on the lines overlap when peers are close), with
+        # its interval as a faint band around it
         ordered = peers.dropna(subset=["measured_tflops"]).sort_values("measured_tflops", ascending=False)
-        for i, row in enumerate(ordered.itertuples()):
+        peer_bounds = _measured_bounds(ordered, "measured_tflops")
+        kinds += list(peer_bounds["kind"])
+        shapes = []  # set at once: fig.add_hline / add_hrect validate the whole layout on every call (slow)
+        for i, (row, lo, hi) in enumerate(zip(ordered.itertuples(), peer_bounds["low"], peer_bounds["high"])):
             color = PEER_COLORS[i % len(PEER_COLORS)]
-            fig.add_hline(y=row.measured_tflops, line=dict(color=color, width=1.5, dash="dashdot"))
+            across = dict(xref="x domain", x0=0, x1=1, yref="y")
+            if pd.notna(lo) and pd.notna(hi):
+                shapes.append(dict(type="rect", y0=lo, y1=hi, fillcolor=color, opacity=0.15, line_width=0,
+                                   layer="below", **across))
+            shapes.append(dict(type="line", y0=row.measured_tflops, y1=row.measured_tflops,
+                               line=dict(color=color, width=1.5, dash="dashdot"), **across))
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{row.impl} {row.measured_tflops:.0f}",
                                      line=dict(color=color, width=1.5, dash="dashdot")))
+        fig.update_layout(shapes=shapes)
+    _interval_note(fig, kinds)
     fig.update_layout(title=title, barmode="overlay", xaxis_title="stage", yaxis_title="TFLOP/s", **_LAYOUT)
     return fig
 
@@ -95,8 +156,13 @@ def terms_figure(stages: pd.DataFrame) -> go.Figure:
             fig.add_trace(go.Bar(x=x, y=df[term], name=term.removesuffix("_ms"), marker_color=color))
     fig.add_trace(go.Scatter(x=x, y=df["analytic_time_ms"], mode="markers", name="analytic total",
                              marker=dict(color=ANALYTIC, size=11, symbol="x")))
+    bounds = _measured_bounds(df)
     fig.add_trace(go.Scatter(x=x, y=df["time_ms"], mode="markers", name="measured",
-                             marker=dict(color=MEASURED, size=13, symbol="diamond")))
+                             marker=dict(color=MEASURED, size=13, symbol="diamond"),
+                             error_y=dict(_error_y(df["time_ms"], bounds["low"], bounds["high"]), color=MEASURED),
+                             customdata=_hover_interval(bounds),
+                             hovertemplate="%{y:.4g} ms<br>%{customdata}<extra>measured</extra>"))
+    _interval_note(fig, bounds["kind"])
     fig.update_layout(title=title, barmode="group", xaxis_title="stage", yaxis_title="time (ms)", **_LAYOUT)
     return fig
 
@@ -167,13 +233,18 @@ def roofline_figure(roofline: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter(x=[lo, hi], y=[e, e], mode="lines", name=f"exp unit, D={D}: {e:.0f} TFLOP/s-eq",
                                  line=dict(color="#ff7f0e", dash="dot")))
     pts = df.dropna(subset=["measured_tflops"])
+    notes = []
     for i, (kind, sub) in enumerate(pts.groupby("kind", sort=False)):
+        color = MEASURED if kind == "stage" else PEER_COLORS[i % len(PEER_COLORS)]
+        bounds = _measured_bounds(sub, "measured_tflops")
+        notes += list(bounds["kind"])
         fig.add_trace(go.Scatter(
             x=sub["arithmetic_intensity"], y=sub["measured_tflops"], mode="markers", name=f"measured: {kind}",
-            text=sub["impl"] + " " + sub["config_id"],
-            hovertemplate="%{text}<br>AI %{x:.0f} FLOP/B<br>%{y:.0f} TFLOP/s<extra></extra>",
-            marker=dict(size=11, symbol="diamond" if kind == "stage" else "circle",
-                        color=MEASURED if kind == "stage" else PEER_COLORS[i % len(PEER_COLORS)])))
+            text=sub["impl"] + " " + sub["config_id"], customdata=_hover_interval(bounds),
+            hovertemplate="%{text}<br>AI %{x:.0f} FLOP/B<br>%{y:.0f} TFLOP/s<br>%{customdata}<extra></extra>",
+            error_y=dict(_error_y(sub["measured_tflops"], bounds["low"], bounds["high"]), color=color),
+            marker=dict(size=11, symbol="diamond" if kind == "stage" else "circle", color=color)))
+    _interval_note(fig, notes)
     fig.update_layout(title=title, xaxis=dict(type="log", title="arithmetic intensity (FLOP / byte of HBM)"),
                       yaxis=dict(type="log", title="TFLOP/s"), **_LAYOUT)
     return fig
@@ -186,11 +257,19 @@ def batching_figure(batching: pd.DataFrame, threshold: float = 5.0) -> go.Figure
     if df.empty:
         return _empty(title, "no batching measurements in this run")
     fig = go.Figure()
+    for col in ("speedup_low", "speedup_high", "speedup_interval"):  # compare.with_speedup_intervals adds them
+        if col not in df.columns:
+            df = df.assign(**{col: None})
     for impl, sub in df.sort_values("B").groupby("impl", sort=False):
+        bounds = pd.DataFrame({"low": pd.to_numeric(sub["speedup_low"], errors="coerce"),
+                               "high": pd.to_numeric(sub["speedup_high"], errors="coerce"),
+                               "kind": sub["speedup_interval"]})
         fig.add_trace(go.Scatter(x=sub["B"], y=sub["speedup_vs_b1"], mode="lines+markers", name=impl,
-                                 customdata=sub["per_seq_ms"],
-                                 hovertemplate="B=%{x}: %{y:.2f}× (%{customdata:.4f} ms/seq)<extra>" + impl
-                                 + "</extra>"))
+                                 customdata=list(zip(sub["per_seq_ms"], _hover_interval(bounds))),
+                                 error_y=_error_y(sub["speedup_vs_b1"], bounds["low"], bounds["high"]),
+                                 hovertemplate="B=%{x}: %{y:.2f}× (%{customdata[0]:.4f} ms/seq)<br>%{customdata[1]}"
+                                 "<extra>" + impl + "</extra>"))
+    _interval_note(fig, df["speedup_interval"])
     fig.add_hline(y=threshold, line=dict(color="#d62728", dash="dash"),
                   annotation_text=f"plan's gate ≥ {threshold:g}×", annotation_position="top left")
     sizes = sorted(df["B"].unique().tolist())
@@ -201,18 +280,29 @@ def batching_figure(batching: pd.DataFrame, threshold: float = 5.0) -> go.Figure
 
 
 def compare_figure(comparison: pd.DataFrame) -> go.Figure:
-    """Change in kernel time per implementation and config between two runs (negative = faster)."""
+    """Change in kernel time per implementation and config between two runs (negative = faster), with the range
+    of changes both runs' intervals allow as error bars (perfmodel.compare.compare_runs: it excludes 0 exactly
+    when the intervals are separate)."""
     title = "Run comparison: change in time"
     df = comparison.dropna(subset=["time_change_pct"])
     if df.empty:
         return _empty(title, "no cases measured in both runs")
-    colors = {"regression": "#d62728", "improvement": "#2ca02c", "within noise": "#7f7f7f"}
+    colors = {"regression": "#d62728", "improvement": "#2ca02c", "below threshold": "#bcbd22",
+              "within noise": "#7f7f7f"}
     fig = go.Figure()
     one_config = df["config_id"].nunique() == 1  # then the implementation alone names a case
+    for col in ("change_low_pct", "change_high_pct", "interval"):
+        if col not in df.columns:
+            df = df.assign(**{col: None})
     for verdict, sub in df.groupby("verdict", sort=False):
         x = sub["impl"] if one_config else sub["impl"] + " " + sub["config_id"]
         fig.add_trace(go.Bar(x=x, y=sub["time_change_pct"], name=verdict,
-                             marker_color=colors.get(verdict, "#7f7f7f")))
+                             marker_color=colors.get(verdict, "#7f7f7f"),
+                             error_y=dict(_error_y(sub["time_change_pct"], sub["change_low_pct"],
+                                                   sub["change_high_pct"]), color="black"),
+                             customdata=sub["interval"].fillna("no interval"),
+                             hovertemplate="%{y:+.1f}% (%{customdata})<extra>" + verdict + "</extra>"))
+    _interval_note(fig, [f"both runs' {k}" if isinstance(k, str) else k for k in df["interval"]])
     fig.update_layout(title=title + (f" at {df['config_id'].iloc[0]}" if one_config else ""),
                       xaxis_title="implementation" if one_config else "implementation / config",
                       yaxis_title="time change (%)",

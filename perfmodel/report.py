@@ -1,8 +1,10 @@
 """`perfmodel report`: one run's predicted-vs-measured report as a self-contained HTML file or as Markdown.
 
 Order: gates first, then headline verdicts, stages, constraints (with the stall-to-constraint mapping), stalls,
-roofline, batching, and with a baseline run the comparison. Each section opens with one sentence saying what it
-shows. The HTML inlines plotly.js once and stores every figure as JSON in a `<script type="application/json">`
+roofline, batching, correctness, and with a baseline run the comparison. Every measured time is shown with its
+interval (perfmodel/compare.py: the bootstrap 95% CI of the median, or p20–p80 labelled "no samples" for a run
+made before samples were kept), in the tables and as error bars in the figures. Each section opens with one
+sentence saying what it shows. The HTML inlines plotly.js once and stores every figure as JSON in a `<script type="application/json">`
 block, so it opens offline and a program can read the figures back; the Markdown carries the tables only.
 """
 
@@ -17,6 +19,7 @@ import pandas as pd
 
 from perfmodel import analysis, compare, figures
 from perfmodel.constraint_map import mapping_rows
+from perfmodel.correctness import correctness_summary, correctness_table
 from perfmodel.gates import evaluate_gates
 from perfmodel.runs import Run, gpu_name
 
@@ -35,8 +38,12 @@ SECTION_INTRO = {
                 "(as FLOP-equivalent) or memory bandwidth at its arithmetic intensity.",
     "batching": "Per-sequence latency as the batch grows, against the plan's gate of a 5× speed-up from B=1 "
                 "to B=32.",
-    "comparison": "This run against the baseline run, case by case: change in kernel time, flagged only when the "
-                  "two runs' p20–p80 intervals do not overlap.",
+    "correctness": "Each case's output against the float64 reference: its largest error, the error budget (2× "
+                   "PyTorch's own low-precision error at the same inputs), their ratio, and the plan's two checks "
+                   "(allclose with rtol 1e-3 and atol 2e-3; max error ≤ 0.06). Only a case within budget is timed.",
+    "comparison": "This run against the baseline run, case by case: the change in median kernel time, a regression "
+                  "only when this run's interval lies wholly above the baseline's (95% CIs when both runs kept "
+                  "samples, else p20–p80) and the slowdown exceeds the threshold (perfmodel compare's).",
 }
 
 
@@ -57,23 +64,34 @@ class ReportData:
     baseline: Run | None = None
     comparison: pd.DataFrame | None = None
     mapping: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(mapping_rows()))
+    correctness: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.correctness.correctness_table
 
 
 def collect(run: Run, baseline: Run | None = None, model=None) -> ReportData:
     model = analysis._model(model)
-    stages = analysis.stage_table(run, model)
-    peers = analysis.peer_table(run, model)
+    # measured times carry their intervals (perfmodel.compare): the tables show them, the figures draw them
+    stages = compare.with_timing_intervals(analysis.stage_table(run, model), run)
+    peers = compare.with_timing_intervals(analysis.peer_table(run, model), run)
     constraints = analysis.constraint_table(run, model)
     return ReportData(
         run=run, gates=evaluate_gates(run, model), stages=stages, peers=peers, constraints=constraints,
-        stalls=analysis.stall_table(run, model), roofline=analysis.roofline_table(run, model),
-        batching=analysis.batching_table(run), batching_summary=analysis.batching_summary(run),
+        stalls=analysis.stall_table(run, model),
+        roofline=compare.with_timing_intervals(analysis.roofline_table(run, model), run),
+        batching=compare.with_speedup_intervals(analysis.batching_table(run), run),
+        batching_summary=analysis.batching_summary(run), correctness=correctness_table(run, model),
         headlines=analysis.headlines(stages, peers, constraints), baseline=baseline,
         comparison=compare.compare_runs(run, baseline) if baseline is not None else None,
     )
 
 
 # ---- display tables (shared with the dashboard) -------------------------------------------------------------
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _num(x, digits: int = 3) -> str:
     try:
         v = float(x)
@@ -101,6 +119,46 @@ def _band(lo, hi) -> str:
     return lo if lo == hi else f"{lo}–{hi}"
 
 
+def _ms(x) -> str:
+    """A time in ms to 4 significant figures ('—' when not measured)."""
+    v = _f(x)
+    return f"{v:.4g}" if math.isfinite(v) else "—"
+
+
+def _span(low, high) -> str:
+    """'0.4987–0.5012': an interval with as many significant figures (4 to 6) as it takes to tell its ends
+    apart (a 95% CI of the median is often a few tenths of a percent wide); '—' without one."""
+    lo, hi = _f(low), _f(high)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "—"
+    for digits in range(4, 7):
+        a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+        if a != b:
+            break
+    return f"{a}–{b}"
+
+
+def _interval_text(low, high, kind) -> str:
+    """'0.4987–0.5012 (95% CI)', or '—' without an interval."""
+    text = _span(low, high)
+    return f"{text} ({kind})" if kind and text != "—" else text
+
+
+def _flag(v) -> str:
+    """yes / no for a boolean flag, '—' where the run does not have it."""
+    return "—" if v is None or pd.isna(v) else "yes" if bool(v) else "no"
+
+
+def _time_columns(frame: pd.DataFrame) -> dict:
+    """The time, its interval and the wide-CI flag of each row of a stage or peer table."""
+    iv = compare.time_intervals(frame)
+    wide = frame["wide_ci"] if "wide_ci" in frame.columns else [None] * len(frame)
+    return {"time ms": [_ms(v) for v in frame["time_ms"]],
+            "interval (ms)": [_interval_text(a, b, k) for a, b, k in
+                              zip(iv["time_ms_low"], iv["time_ms_high"], iv["time_interval"])],
+            "wide CI": [_flag(v) for v in wide]}
+
+
 def gates_display(gates: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "gate": gates["gate"], "stage": gates["stage"], "kind": gates["kind"], "status": gates["status"],
@@ -113,6 +171,7 @@ def stages_display(stages: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "config": stages["config_id"], "stage": stages["label"], "impl": stages["impl"],
         "status": stages["status"], "measured TFLOP/s": [_num(v) for v in stages["measured_tflops"]],
+        **_time_columns(stages),
         "plan target": [_band(a, b) for a, b in zip(stages["einstein_abs_low_tflops"],
                                                     stages["einstein_abs_high_tflops"])],
         "err vs target": [_pct(v) for v in stages["einstein_abs_err"]],
@@ -123,6 +182,15 @@ def stages_display(stages: pd.DataFrame) -> pd.DataFrame:
         "err vs analytic": [_pct(v) for v in stages["analytic_err"]],
         "bound": [_num(v) for v in stages["bound_tflops"]],
         "of bound": [_pct(v - 1) if pd.notna(v) else "—" for v in stages["bound_frac"]],
+    })
+
+
+def peers_display(peers: pd.DataFrame) -> pd.DataFrame:
+    """The peers measured in the run (analysis.peer_table), with each time's interval."""
+    return pd.DataFrame({
+        "config": peers["config_id"], "impl": peers["impl"], "status": peers["status"],
+        "measured TFLOP/s": [_num(v) for v in peers["measured_tflops"]], **_time_columns(peers),
+        "error": peers["error"].fillna("") if "error" in peers.columns else "",
     })
 
 
@@ -176,12 +244,54 @@ def batching_display(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def comparison_display(cmp: pd.DataFrame) -> pd.DataFrame:
+def _ratio(v) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    return "∞" if v == math.inf else f"{v:.2f}" if math.isfinite(v) else "—"
+
+
+def correctness_display(corr: pd.DataFrame) -> pd.DataFrame:
+    """perfmodel.correctness.correctness_table for people: one row per case."""
     return pd.DataFrame({
-        "config": cmp["config_id"], "impl": cmp["impl"], "baseline ms": [_num(v) for v in cmp["time_ms_base"]],
-        "this run ms": [_num(v) for v in cmp["time_ms_new"]], "change": [
-            f"{v:+.1f}%" if pd.notna(v) else "—" for v in cmp["time_change_pct"]],
-        "noise": [f"±{v:.1f}%" if pd.notna(v) else "—" for v in cmp["noise_pct"]], "verdict": cmp["verdict"],
+        "config": corr["config_id"], "impl": corr["impl"], "status": corr["status"],
+        "max abs error": [_num(v) for v in corr["max_abs_err"]], "budget": [_num(v) for v in corr["budget_abs_err"]],
+        "error / budget": [_ratio(v) for v in corr["err_over_budget"]],
+        "within budget": [_flag(v) for v in corr["within_budget"]],
+        "plan allclose (rtol 1e-3, atol 2e-3)": [_flag(v) for v in corr["doc_allclose"]],
+        "plan max error ≤ 0.06": [_flag(v) for v in corr["doc_max_err_ok"]],
+        "error": corr["error"].fillna(""),
+    })
+
+
+def correctness_summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """perfmodel.correctness.correctness_summary for people: one row per implementation."""
+    return pd.DataFrame({
+        "impl": summary["impl"], "kind": summary["kind"],
+        "checked": [f"{a} of {b}" for a, b in zip(summary["n_checked"], summary["n_cases"])],
+        "within budget": summary["n_within_budget"], "plan allclose": summary["n_doc_allclose"],
+        "plan max error ≤ 0.06": summary["n_doc_max_err_ok"],
+        "worst error / budget": [_ratio(v) for v in summary["worst_err_over_budget"]],
+    })
+
+
+def _change_text(v) -> str:
+    return f"{v:+.1f}%" if pd.notna(v) else "—"
+
+
+def comparison_display(cmp: pd.DataFrame) -> pd.DataFrame:
+    """perfmodel.compare.compare_runs for people: both medians with their intervals, the change and the range of
+    changes the intervals allow, the verdict."""
+    return pd.DataFrame({
+        "config": cmp["config_id"], "impl": cmp["impl"], "baseline ms": [_ms(v) for v in cmp["time_ms_base"]],
+        "baseline interval": [_span(a, b) for a, b in zip(cmp["time_ms_low_base"], cmp["time_ms_high_base"])],
+        "this run ms": [_ms(v) for v in cmp["time_ms_new"]],
+        "this run interval": [_span(a, b) for a, b in zip(cmp["time_ms_low_new"], cmp["time_ms_high_new"])],
+        "change": [_change_text(v) for v in cmp["time_change_pct"]],
+        "change range": [f"{_change_text(a)} … {_change_text(b)}" if pd.notna(a) and pd.notna(b) else "—"
+                         for a, b in zip(cmp["change_low_pct"], cmp["change_high_pct"])],
+        "intervals": cmp["interval"].fillna("—"), "verdict": cmp["verdict"],
     })
 
 
@@ -215,12 +325,16 @@ def section_figures(data: ReportData) -> dict[str, list]:
 def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]]:
     t = {
         "gates": [("", gates_display(data.gates))],
-        "stages": [("", stages_display(data.stages))],
+        "stages": [("", stages_display(data.stages)),
+                   ("Peers measured in the same run", peers_display(data.peers))],
         "constraints": [("How each constraint is measured", data.mapping),
                         ("", constraints_display(data.constraints))],
         "stalls": [("", stalls_display(data.stalls))],
         "roofline": [("", roofline_display(data.roofline))],
         "batching": [("", batching_display(data.batching_summary))],
+        "correctness": [("Per implementation, over every config", correctness_summary_display(
+                            correctness_summary(data.correctness))),
+                        ("Per case", correctness_display(data.correctness))],
     }
     if data.comparison is not None:
         t["comparison"] = [("", comparison_display(data.comparison))]
@@ -257,7 +371,7 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 TITLES = {"gates": "Gates", "headlines": "Headlines", "stages": "Stages: predicted vs measured",
           "constraints": "Constraints", "stalls": "Stall reasons", "roofline": "Roofline", "batching": "Batching",
-          "comparison": "Comparison with the baseline run"}
+          "correctness": "Correctness against the float64 reference", "comparison": "Comparison with the baseline run"}
 
 
 def to_markdown(data: ReportData) -> str:

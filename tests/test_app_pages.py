@@ -18,6 +18,7 @@ PAGES = {
     "stalls": ("Stall reasons", 1),
     "roofline": ("Roofline", 1),
     "batching": ("Batching", 1),
+    "correctness": ("Correctness", 0),  # tables only: errors against the budget, no measured time to draw
     "runs": ("Runs", 1),
 }
 
@@ -77,3 +78,14 @@ def test_unreadable_run_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert any("does not exist" in e.value for e in at.sidebar.error)
+
+
+def test_correctness_page_counts_the_checks(app):
+    app.switch_page("app_pages/correctness.py").run()
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {"within budget": "8 of 8", "plan allclose": "8 of 8", "plan max error ≤ 0.06": "8 of 8",
+                       "not checked (failed, unavailable)": "0"}
+    assert set(app.dataframe[0].value["config"]) == {app.sidebar.selectbox(key="config_id").value}
+    app.radio(key="correctness_scope").set_value("every fp16 config").run()
+    assert len(app.dataframe[0].value) == 16 and not app.exception

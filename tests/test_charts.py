@@ -32,7 +32,9 @@ def test_stages_figure(run):
     assert fig.layout.yaxis.title.text == "TFLOP/s" and fig.layout.xaxis.title.text == "stage"
     bands = [t for t in fig.data if t.type == "bar"]
     assert all(t.base is not None for t in bands)  # bands float from their low end
-    assert len(fig.layout.shapes) == 2  # one reference line per peer (cuDNN, SDPA flash)
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 2  # one reference line per peer (cuDNN, SDPA flash)
+    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == 2  # ... each in its p20–p80 band
     measured = next(t for t in fig.data if t.name == "measured")
     assert len(measured.x) == 6
 
@@ -89,3 +91,90 @@ def test_empty_frames_give_a_labelled_empty_chart(builder):
     fig = builder(pd.DataFrame(columns=["config_id", "stage", "label", "reason", "fraction", "impl",
                                         "stage_order", "constraint", "name", "speedup_vs_b1"]))
     assert len(fig.data) == 0 and fig.layout.annotations[0].text
+
+
+# ---- uncertainty: every measured time or TFLOP/s is drawn with its interval ----------------------------------
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory):
+    """The report's tables of a synthetic run re-timed from samples (bootstrap CIs), and of the plain one."""
+    from perfmodel.report import collect
+    from test_compare import with_samples
+
+    root = tmp_path_factory.mktemp("sampled")
+    return (collect(load_run(with_samples(make_run(root, "with-samples"), seed=1))),
+            collect(load_run(make_run(root, "old"))))
+
+
+def _bars(trace) -> tuple[list, list]:
+    e = trace.error_y
+    assert e.type == "data" and e.symmetric is False
+    return list(e.array), list(e.arrayminus)
+
+
+def _note(fig) -> str:
+    return " ".join(a.text for a in fig.layout.annotations if a.text.startswith("error bars"))
+
+
+def test_stages_figure_draws_the_ci_in_tflops(sampled):
+    data, _ = sampled
+    st, pe = data.stages[data.stages.config_id == SEED.id], data.peers[data.peers.config_id == SEED.id]
+    fig = charts.stages_figure(st, pe)
+    measured = next(t for t in fig.data if t.name == "measured")
+    up, down = _bars(measured)
+    df = st.sort_values("stage")
+    # the TFLOP/s bar runs from tflops x time / ci_high to tflops x time / ci_low
+    expect_up = df["measured_tflops"] * df["time_ms"] / df["time_ms_ci_low"] - df["measured_tflops"]
+    assert up == pytest.approx(expect_up.tolist()) and all(d > 0 for d in down)
+    assert _note(fig) == "error bars: 95% CI"
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(rects) == 2 and all(r.y0 < r.y1 for r in rects)
+
+
+def test_old_run_bars_are_p20_p80_and_labelled(sampled):
+    _, old = sampled
+    fig = charts.stages_figure(old.stages[old.stages.config_id == SEED.id])
+    up, _ = _bars(next(t for t in fig.data if t.name == "measured"))
+    assert all(u > 0 for u in up) and _note(fig) == "error bars: p20–p80, no samples"
+    assert "p20–p80, no samples" in next(t for t in fig.data if t.name == "measured").customdata[0]
+
+
+def test_terms_figure_draws_the_time_interval(sampled):
+    data, _ = sampled
+    st = data.stages[data.stages.config_id == SEED.id].sort_values("stage")
+    fig = charts.terms_figure(st)
+    up, down = _bars(next(t for t in fig.data if t.name == "measured"))
+    assert up == pytest.approx((st["time_ms_ci_high"] - st["time_ms"]).tolist())
+    assert down == pytest.approx((st["time_ms"] - st["time_ms_ci_low"]).tolist())
+
+
+def test_roofline_points_have_error_bars(sampled):
+    data, _ = sampled
+    fig = charts.roofline_figure(data.roofline)
+    for name in ("measured: stage", "measured: peer"):
+        up, down = _bars(next(t for t in fig.data if t.name == name))
+        assert up and all(u > 0 for u in up) and all(d > 0 for d in down)
+
+
+def test_batching_speedups_have_error_bars(sampled):
+    data, old = sampled
+    fig = charts.batching_figure(data.batching)
+    for trace in fig.data:
+        up, down = _bars(trace)
+        assert all(u >= 0 for u in up[1:]) and all(d >= 0 for d in down[1:])  # B=1 is 1x by definition
+        assert any(u > 0 for u in up)
+    assert _note(fig) == "error bars: 95% CI"
+    # without timings for the batching configs there is no interval, and no bar rather than a made-up one
+    assert _note(charts.batching_figure(old.batching)) == ""
+
+
+def test_compare_figure_draws_the_range_of_changes(tmp_path, sampled):
+    from test_compare import with_samples
+
+    base = load_run(with_samples(make_run(tmp_path, "b"), seed=1))
+    new = load_run(with_samples(make_run(tmp_path, "n", scale=1.1), seed=2))
+    cmp = compare.compare_runs(new, base)
+    fig = charts.compare_figure(cmp)
+    (trace,) = fig.data
+    up, down = _bars(trace)
+    assert trace.name == "regression" and all(u > 0 for u in up) and all(0 < d < 10 for d in down)
+    assert _note(fig) == "error bars: both runs' 95% CI"

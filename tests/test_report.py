@@ -35,7 +35,7 @@ def test_html_is_self_contained_with_plotly_inlined(html_report):
 
 def test_html_sections_in_order_with_their_sentence(html_report):
     text, _ = html_report
-    order = ["gates", "headlines", "stages", "constraints", "stalls", "roofline", "batching"]
+    order = ["gates", "headlines", "stages", "constraints", "stalls", "roofline", "batching", "correctness"]
     positions = [text.index(f'<section id="{s}">') for s in order]
     assert positions == sorted(positions)  # gates first
     for s in order:
@@ -80,3 +80,43 @@ def test_baseline_adds_the_comparison(synthetic_run_dir, tmp_path, capsys):
 def test_bad_inputs(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_correctness_section(synthetic_run_dir, tmp_path, capsys):
+    failing = make_run(tmp_path, name="not-allclose", allclose=False)
+    assert main(["report", str(failing), "--format", "md", "--out", "-"]) == 0
+    md = capsys.readouterr().out
+    section = md[md.index("## Correctness against the float64 reference"):]
+    assert SECTION_INTRO["correctness"] in section
+    assert ("| config | impl | status | max abs error | budget | error / budget | within budget | "
+            "plan allclose (rtol 1e-3, atol 2e-3) | plan max error ≤ 0.06 | error |") in section
+    # the synthetic cases: error 1e-3 against a budget of 2e-3, within budget, failing the plan's allclose
+    assert "| B16-H16-S2048-D64-causal-fp16 | stage0_baseline | ok | 0.001 | 0.002 | 0.50 | yes | no | yes |  |" \
+        in section
+    assert "| stage0_baseline | stage | 2 of 2 | 2 | 0 | 2 | 0.50 |" in section  # per implementation
+
+
+def test_stage_and_peer_tables_show_the_interval_and_wide_ci_flag(synthetic_run_dir):
+    from perfmodel.report import collect, peers_display, stages_display
+    from perfmodel.runs import load_run
+
+    data = collect(load_run(synthetic_run_dir))
+    st = stages_display(data.stages)
+    assert {"time ms", "interval (ms)", "wide CI"} <= set(st.columns)
+    # this run kept no samples: p20–p80, labelled, and no verdict on a CI it does not have
+    row = st[(st["impl"] == "stage0_baseline") & (st["config"] == "B16-H16-S2048-D64-causal-fp16")].iloc[0]
+    assert row["interval (ms)"] == "0.4975–0.5025 (p20–p80, no samples)" and row["wide CI"] == "—"
+    peers = peers_display(data.peers)
+    assert {"sdpa_cudnn", "sdpa_flash"} == set(peers["impl"]) and "interval (ms)" in peers.columns
+
+
+def test_report_baseline_uses_the_bootstrap_cis_when_both_runs_have_samples(tmp_path, capsys):
+    from test_compare import with_samples
+
+    base = with_samples(make_run(tmp_path, name="base"), seed=1)
+    new = with_samples(make_run(tmp_path, name="new", scale=1.10), seed=2)
+    assert main(["report", str(new), "--baseline", str(base), "--format", "md", "--out", "-"]) == 0
+    md = capsys.readouterr().out
+    assert "| 95% CI | regression |" in md and "p20–p80, no samples" not in md.split("## Comparison")[1]
+    stages = md[md.index("## Stages"):md.index("## Constraints")]
+    assert "(95% CI) | no |" in stages  # the stage table's interval and wide-CI flag

@@ -121,3 +121,51 @@ def test_host_launch_is_launch_cost_not_kernel_time(mats):
     # a millisecond, and independent of the kernel's length (queued behind the busy kernel).
     us = timing.host_launch_us(lambda: mats[0] @ mats[0], n=20)
     assert 0 < us < 1000
+
+
+# ---- the median's interval and the samples ------------------------------------------------------------------
+def _noisy(n: int, rel_sd: float, seed: int = 0) -> list[float]:
+    import numpy as np
+
+    return (0.5 * (1 + rel_sd * np.random.default_rng(seed).standard_normal(n))).tolist()
+
+
+def test_timing_keeps_its_samples_and_their_bootstrap_interval():
+    samples = _noisy(300, 0.01)
+    t = Timing.from_samples(samples)
+    assert t.samples_ms == tuple(samples) and t.n_reps == 300
+    assert t.ci_low_ms < t.median_ms < t.ci_high_ms
+    # the median's interval is far narrower than one repetition's p20-p80 spread
+    assert t.ci_high_ms - t.ci_low_ms < (t.p80_ms - t.p20_ms) / 3
+    assert t.ci_width_pct == pytest.approx((t.ci_high_ms - t.ci_low_ms) / t.median_ms * 100)
+    assert t.wide_ci is False
+    again = Timing.from_samples(samples)  # seeded: the same samples, the same interval
+    assert (again.ci_low_ms, again.ci_high_ms) == (t.ci_low_ms, t.ci_high_ms)
+
+
+def test_timings_row_has_the_ci_columns():
+    from collectors.bench import CaseResult
+
+    cfg = AttentionConfig(2, 4, 256, 64, causal=True)
+    noisy = Timing.from_samples(_noisy(40, 0.08, seed=1))  # 40 repetitions at 8% noise: the CI is wide
+    row = CaseResult("stage0_baseline", cfg, "ok", timing=noisy).timing_row("r1")
+    assert list(row) == columns("timings")
+    assert row["time_ms_ci_low"] < row["time_ms"] < row["time_ms_ci_high"]
+    assert row["ci_width_pct"] > timing.WIDE_CI_PCT and row["wide_ci"] is True
+    untimed = CaseResult("stage0_baseline", cfg, "wrong").timing_row("r1")
+    assert math.isnan(untimed["time_ms_ci_low"]) and math.isnan(untimed["ci_width_pct"])
+    assert untimed["wide_ci"] is None
+    one = Timing.from_samples([0.5]).as_dict()  # one repetition: no interval, so no verdict on its width
+    assert math.isnan(one["time_ms_ci_low"]) and one["wide_ci"] is None
+
+
+def test_sample_rows_fill_the_timing_samples_table():
+    from collectors.bench import CaseResult
+
+    cfg = AttentionConfig(2, 4, 256, 64, causal=True)
+    res = CaseResult("stage0_baseline", cfg, "ok", timing=Timing.from_samples([0.3, 0.1, 0.2]))
+    rows = res.sample_rows("r1")
+    assert [set(r) for r in rows] == [set(columns("timing_samples"))] * 3
+    assert [(r["sample_index"], r["time_ms"]) for r in rows] == [(0, 0.3), (1, 0.1), (2, 0.2)]  # do_bench order
+    assert rows[0]["config_id"] == cfg.id and rows[0]["causal"] is True and rows[0]["run_id"] == "r1"
+    assert CaseResult("stage0_baseline", cfg, "wrong").sample_rows("r1") == []

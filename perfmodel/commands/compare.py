@@ -1,0 +1,99 @@
+"""`perfmodel compare BASE NEW`: two runs case by case; exit status 1 when a case got slower beyond noise.
+
+Meant for a kernel repository's CI: collect a run on the main branch and one on the change, then compare them.
+The comparison is perfmodel.compare.compare_runs (the same table `perfmodel report --baseline` shows).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from perfmodel.errors import UserError
+
+HELP = "compare two runs case by case; exit 1 when a case got slower beyond both runs' intervals (for CI)"
+EXAMPLES = [
+    "perfmodel compare runs/main runs/pr-123                    # exit 1 on a regression",
+    "perfmodel compare runs/main runs/pr-123 --threshold-pct 5  # only slowdowns above 5% fail",
+    "perfmodel compare runs/main runs/pr-123 --format md >> \"$GITHUB_STEP_SUMMARY\"",
+    "perfmodel compare runs/main runs/pr-123 --format json > compare.json",
+]
+EXIT_STATUS = """\
+A case is a regression when NEW's interval of its median time lies wholly above BASE's (the bootstrap 95% CIs
+when both runs kept their timing samples, else both runs' p20-p80 ranges) AND its median is slower by more than
+--threshold-pct. Runs collected before samples were kept are compared on p20-p80, and the output says so.
+
+exit status:
+  0  no case regressed (improvements, changes within noise or below the threshold, cases not in both runs)
+  1  at least one case regressed
+  2  a run folder is missing or cannot be read, or an argument is wrong"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("base", metavar="BASE", help="the baseline run folder (e.g. the main branch's)")
+    parser.add_argument("new", metavar="NEW", help="the run to check against it (e.g. the change's)")
+    # the default is read when the command runs (perfmodel.compare imports pandas; --help should not wait for it)
+    parser.add_argument("--threshold-pct", type=float, default=None, metavar="PCT",
+                        help="a slowdown must also exceed this percentage of the baseline median to count "
+                             "(default: perfmodel.compare.DEFAULT_THRESHOLD_PCT, 2, the width beyond which the "
+                             "collector flags a median's 95%% CI as wide)")
+    parser.add_argument("--format", choices=("table", "md", "csv", "json"), default="table",
+                        help="table (default, aligned text), md (Markdown), csv or json (every column of "
+                             "perfmodel.compare.compare_runs, counters included)")
+    parser.epilog = (parser.epilog or "") + "\n\n" + EXIT_STATUS
+
+
+def run(args) -> int:
+    import math
+
+    from collectors.store import RunStoreError
+    from perfmodel import runs
+    from perfmodel.compare import DEFAULT_THRESHOLD_PCT, compare_runs, no_longer_ok, regressions
+    from perfmodel.report import comparison_display, markdown_table
+
+    if args.threshold_pct is None:
+        args.threshold_pct = DEFAULT_THRESHOLD_PCT
+    if not (math.isfinite(args.threshold_pct) and args.threshold_pct >= 0):
+        raise UserError(f"--threshold-pct must be a percentage of at least 0, got {args.threshold_pct:g}.")
+    base, new = runs.load_run(args.base), runs.load_run(args.new)
+    try:
+        cmp = compare_runs(new, base, threshold_pct=args.threshold_pct)
+    except RunStoreError as e:  # a table part that cannot be read: the run folder is corrupt
+        raise UserError(str(e).rstrip(".") + ".") from None
+    if args.format == "csv":
+        print(cmp.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(cmp.to_json(orient="records", indent=2))
+    elif args.format == "md":
+        print(markdown_table(comparison_display(cmp)))
+    else:
+        import pandas as pd
+
+        print(f"{new.run_id} ({runs.gpu_name(new) or 'no GPU'}) against baseline {base.run_id} "
+              f"({runs.gpu_name(base) or 'no GPU'}), threshold {args.threshold_pct:g}%")
+        with pd.option_context("display.max_rows", None, "display.width", 250):
+            print(comparison_display(cmp).to_string(index=False))
+    _summary(cmp, base, new, regressions(cmp), no_longer_ok(cmp), args.threshold_pct)
+    return 1 if not regressions(cmp).empty else 0
+
+
+def _summary(cmp, base, new, bad, gone, threshold_pct: float) -> None:
+    """What the verdicts add up to, on stderr (so that --format csv/json stays machine-readable on stdout)."""
+    from perfmodel import runs
+    from perfmodel.compare import PCT_LABEL
+
+    err = sys.stderr
+    counts = cmp["verdict"].value_counts()
+    print(", ".join(f"{int(n)} {v}" for v, n in counts.items()) or "no cases in either run", file=err)
+    if cmp["interval"].eq(PCT_LABEL).any():
+        print(f"compared on p20–p80 (at least one run kept no timing samples, so no bootstrap CI): p20–p80 is the "
+              "spread of one repetition, wider than the median's CI, so only large changes can show.", file=err)
+    if (runs.gpu_name(base) or "") != (runs.gpu_name(new) or ""):
+        print(f"warning: the runs were measured on different GPUs ({runs.gpu_name(base) or 'none'} vs "
+              f"{runs.gpu_name(new) or 'none'}).", file=err)
+    for r in gone.itertuples():
+        status = r.status_new if isinstance(r.status_new, str) else "missing"
+        print(f"note: {r.impl} at {r.config_id} was timed in the baseline but is {status} in {new.run_id}.",
+              file=err)
+    for r in bad.itertuples():
+        print(f"regression: {r.impl} at {r.config_id} {r.time_change_pct:+.1f}% ({r.time_ms_base:.4g} -> "
+              f"{r.time_ms_new:.4g} ms; intervals {r.interval}; threshold {threshold_pct:g}%)", file=err)

@@ -1,0 +1,194 @@
+"""`perfmodel compare BASE NEW` and perfmodel.compare on synthetic runs: exit statuses for a CI check, the
+bootstrap CIs when both runs kept samples, the p20–p80 fallback (labelled) when one did not, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from io import StringIO
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collectors.store import RunWriter
+from collectors.timing import Timing
+from perfmodel import compare
+from perfmodel.analysis import batching_table, config_of
+from perfmodel.cli import main
+from perfmodel.runs import load_run
+from synthetic_run import make_run
+
+# Per-repetition noise of the sampled runs (relative sd) and their repetitions: the median's 95% CI is about
+# +-0.03% wide, the p20–p80 spread about +-0.17%; the synthetic runs' own p20–p80 is +-0.5%.
+NOISE, N_REPS = 0.002, 400
+
+
+def with_samples(run_dir, seed: int = 0):
+    """Re-time every ok case of a synthetic run (and its batching configs) from drawn samples, the way the
+    collector does: Timing.from_samples -> the timings row (with the CI columns) and the timing_samples rows."""
+    run = load_run(run_dir)
+    cases = [r for r in run.table("timings").to_dict("records") if r["status"] == "ok"]
+    cases += [{**r, "status": "ok"} for r in run.table("batching").to_dict("records")]
+    writer = RunWriter(run_dir, resume=True)
+    timings, samples = [], []
+    for i, r in enumerate(cases):
+        cfg = config_of(r)
+        draws = 1 + NOISE * np.random.default_rng(seed * 1000 + i).standard_normal(N_REPS)
+        draws *= r["time_ms"] / np.median(draws)  # the run's median stays the synthetic one (batching uses it)
+        t = Timing.from_samples(draws.tolist())
+        key = {"impl": r["impl"], "config_id": cfg.id, **cfg.as_dict()}
+        timings.append({**key, "status": "ok", **t.as_dict(), "tflops": cfg.tflops_at(t.median_ms)})
+        samples += t.sample_rows(key)
+    writer.append("timings", timings)
+    writer.append("timing_samples", samples)
+    writer.finish("complete")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    return {
+        "base_old": make_run(root, "base-old"),  # no samples: p20–p80 only
+        "base": with_samples(make_run(root, "base"), seed=1),
+        "same": with_samples(make_run(root, "same"), seed=2),  # the same times, drawn again
+        "slower10": with_samples(make_run(root, "slower10", scale=1.10), seed=3),
+        "slower_half_pct": with_samples(make_run(root, "slower-half-pct", scale=1.005), seed=4),
+        "faster": with_samples(make_run(root, "faster", scale=0.9), seed=5),
+    }
+
+
+def _compare(capsys, *args):
+    code = main(["compare", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_same_times_pass(runs, capsys):
+    code, out, err = _compare(capsys, runs["base"], runs["same"])
+    assert code == 0
+    cmp = compare.compare_runs(load_run(runs["same"]), load_run(runs["base"]))
+    assert set(cmp["verdict"]) <= {"within noise", "below threshold"} and "regression" not in err
+    assert set(cmp["interval"].dropna()) == {compare.CI_LABEL}  # both runs kept samples
+
+
+def test_a_ten_percent_slowdown_fails(runs, capsys):
+    code, out, err = _compare(capsys, runs["base"], runs["slower10"])
+    assert code == 1
+    assert "regression: stage0_baseline at B16-H16-S2048-D64-causal-fp16 +10.0%" in err
+    assert "95% CI" in out and "regression" in out
+
+
+def test_a_speed_up_passes(runs, capsys):
+    code, _, err = _compare(capsys, runs["base"], runs["faster"])
+    assert code == 0 and "22 improvement" in err  # 16 cases of the synthetic run + 6 of its batching configs
+
+
+def test_threshold_decides_small_but_real_changes(runs, capsys):
+    # +0.5% everywhere: far outside both runs' CIs (~0.03%), but under the 2% default threshold
+    cmp = compare.compare_runs(load_run(runs["slower_half_pct"]), load_run(runs["base"]))
+    assert set(cmp["verdict"]) == {"below threshold"}
+    assert (cmp["change_low_pct"] > 0).all() and (cmp["time_change_pct"] < 2).all()
+    assert _compare(capsys, runs["base"], runs["slower_half_pct"])[0] == 0
+    assert _compare(capsys, runs["base"], runs["slower_half_pct"], "--threshold-pct", "0.25")[0] == 1
+
+
+def test_old_run_falls_back_to_p20_p80_and_says_so(runs, capsys):
+    # the baseline kept no samples: both runs are read on p20–p80, never on a CI made up for the old run; the
+    # +0.5% change that the CIs resolve (above) is inside the old run's +-0.5% p20–p80 range
+    code, out, err = _compare(capsys, runs["base_old"], runs["slower_half_pct"], "--threshold-pct", "0.25")
+    assert code == 0
+    cmp = compare.compare_runs(load_run(runs["slower_half_pct"]), load_run(runs["base_old"]), threshold_pct=0.25)
+    assert set(cmp["interval"].dropna()) == {compare.PCT_LABEL}
+    # (the old run has no timings for the batching configs: those 6 are not comparable)
+    assert cmp["verdict"].value_counts().to_dict() == {"within noise": 16, "not comparable": 6}
+    assert "p20–p80, no samples" in out and "compared on p20–p80" in err
+    assert _compare(capsys, runs["base_old"], runs["slower10"])[0] == 1  # a 10% slowdown shows anyway
+
+
+def test_change_range_excludes_zero_exactly_when_the_intervals_separate(runs):
+    for name in ("same", "slower10", "slower_half_pct", "faster"):
+        cmp = compare.compare_runs(load_run(runs[name]), load_run(runs["base"]))
+        separate = (cmp["time_ms_low_new"] > cmp["time_ms_high_base"]) | (cmp["time_ms_high_new"] <
+                                                                          cmp["time_ms_low_base"])
+        excludes_zero = (cmp["change_low_pct"] > 0) | (cmp["change_high_pct"] < 0)
+        assert (separate == excludes_zero).all()
+        assert ((cmp["change_low_pct"] <= cmp["time_change_pct"]) &
+                (cmp["time_change_pct"] <= cmp["change_high_pct"])).all()
+
+
+def test_formats(runs, capsys):
+    code, out, _ = _compare(capsys, runs["base"], runs["slower10"], "--format", "json")
+    rows = json.loads(out)
+    assert code == 1 and {r["verdict"] for r in rows} == {"regression"} and len(rows) == 22
+    assert {"time_ms_low_base", "time_ms_high_new", "change_low_pct", "threshold_pct"} <= set(rows[0])
+    code, out, _ = _compare(capsys, runs["base"], runs["slower10"], "--format", "csv")
+    assert list(pd.read_csv(StringIO(out)).columns) == compare.COMPARE_COLUMNS
+    code, out, _ = _compare(capsys, runs["base"], runs["slower10"], "--format", "md")
+    assert out.startswith("| config | impl | baseline ms | baseline interval |") and "| regression |" in out
+
+
+def test_a_case_missing_from_one_run_is_not_comparable_and_does_not_fail(runs, tmp_path, capsys):
+    partial = make_run(tmp_path, "partial")
+    run = load_run(partial)
+    t = run.table("timings")
+    w = RunWriter(partial, resume=True)
+    w.append("timings", t[t["impl"] == "stage5_full"].assign(status="wrong", time_ms=math.nan).drop(columns="run_id"))
+    w.finish("complete")
+    code, _, err = _compare(capsys, runs["base_old"], partial)
+    assert code == 0 and "not comparable" in err
+    assert "stage5_full at B16-H16-S2048-D64-causal-fp16 was timed in the baseline but is wrong" in err
+
+
+def test_bad_input_exits_2(runs, tmp_path, capsys):
+    code, _, err = _compare(capsys, runs["base"], tmp_path / "missing")
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text("{not json")
+    code, _, err = _compare(capsys, broken, runs["base"])
+    assert code == 2 and "corrupt" in err
+    torn = make_run(tmp_path, "torn")
+    next((torn / "tables" / "timings").glob("part-*.parquet")).write_bytes(b"not parquet")
+    code, _, err = _compare(capsys, runs["base"], torn)
+    assert code == 2 and "corrupt" in err and "Traceback" not in err
+    code, _, err = _compare(capsys, runs["base"], runs["same"], "--threshold-pct", "-1")
+    assert code == 2 and "--threshold-pct" in err
+
+
+def test_help_names_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = capsys.readouterr().out
+    assert "perfmodel compare runs/main runs/pr-123" in text and "exit status:" in text
+
+
+def test_speedup_intervals_from_samples_and_without_timings(runs):
+    run = load_run(runs["base"])
+    sampled = compare.with_speedup_intervals(batching_table(run), run)
+    b = sampled[sampled["B"] > 1]
+    assert (b["speedup_interval"] == compare.CI_LABEL).all()
+    assert ((b["speedup_low"] < b["speedup_vs_b1"] * 1.001) & (b["speedup_vs_b1"] * 0.999 < b["speedup_high"])).all()
+    old_run = load_run(runs["base_old"])
+    old = compare.with_speedup_intervals(batching_table(old_run), old_run)
+    # the old synthetic run has no timings rows for its batching configs: no interval rather than an invented one
+    assert old["speedup_low"].isna().all() and old["speedup_interval"].isna().all()
+
+
+def test_speedup_intervals_from_p20_p80_when_no_samples(tmp_path):
+    from synthetic_run import timing_row
+
+    run_dir = make_run(tmp_path, "old-with-batching-timings")
+    run = load_run(run_dir)
+    w = RunWriter(run_dir, resume=True)
+    w.append("timings", [timing_row(r["impl"], config_of(r), r["time_ms"]) for r in
+                         run.table("batching").to_dict("records")])
+    w.finish("complete")
+    run = load_run(run_dir)
+    out = compare.with_speedup_intervals(batching_table(run), run)
+    b = out[out["B"] == 32].iloc[0]
+    # B * p20(B=1) / p80(B) .. B * p80(B=1) / p20(B), each time's p20–p80 being +-0.5%: speedup x 0.995/1.005..
+    assert b["speedup_interval"] == compare.PCT_LABEL
+    assert b["speedup_low"] == pytest.approx(b["speedup_vs_b1"] * 0.995 / 1.005)
+    assert b["speedup_high"] == pytest.approx(b["speedup_vs_b1"] * 1.005 / 0.995)
