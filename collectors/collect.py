@@ -12,7 +12,7 @@ Per case, in this order (collectors/bench.py does the first two for `perfmodel b
 each case's rows are stored as soon as it is done (collectors.store), ending with its row in the `cases` log,
 which is what `--resume` skips. Then, once per run: the census of each (stage, config) (compiled for sm_90 on
 the CPU, collectors.census), the batching table derived from the timings, this GPU's ceilings
-(collectors.ceilings), and ONE Nsight Compute session over all correct cases (collectors.ncu, the worker
+(collectors.ceilings), and ONE Nsight Compute session over all correct cases (collectors.ncu_phase, the worker
 process collectors.worker) parsed into `ncu_metrics` and `stalls`.
 
 `interpret=True` needs no GPU: a child process started with TRITON_INTERPRET=1 (Triton reads it when a kernel
@@ -37,7 +37,7 @@ from typing import Callable
 
 import pandas as pd
 
-from collectors import ncu as ncu_mod
+from collectors import ncu_phase, ncu_profile
 from collectors.schema import CONFIG_COLUMNS, columns
 from collectors.store import RunStoreError, RunWriter, load_run, new_run_id
 from kernels.suites import SUITES, get_suite
@@ -175,8 +175,8 @@ class _Collector:
                 "no CUDA GPU is visible here: run `perfmodel collect` on an NVIDIA GPU (H100), or add --interpret "
                 "to check correctness and census on the CPU.")
         if self.opts.ncu:
-            self.ncu_path = ncu_mod.require_ncu()
-            self.ncu_version = ncu_mod.ncu_version(self.ncu_path)
+            self.ncu_path = ncu_profile.require_ncu()
+            self.ncu_version = ncu_profile.ncu_version(self.ncu_path)
 
     def _resolve(self) -> None:
         from collectors.bench import resolve
@@ -322,9 +322,7 @@ class _Collector:
         if gpu and self.opts.ncu:
             steps.step("Nsight Compute: starting one session over all correct cases")
             with self._timed("ncu"):
-                ncu_problem = self._ncu(writer, steps)
-            if ncu_problem:
-                problems.append(ncu_problem)
+                problems += self._ncu(writer, steps)
         elif not writer.meta.get("ncu"):
             reason = "--interpret runs on the CPU" if self.opts.interpret else "--no-ncu"
             writer.update_meta(ncu={"status": "not_measured", "reason": reason})
@@ -415,10 +413,10 @@ class _Collector:
     def _interpret_cases(self, writer: RunWriter, todo, steps: _Steps) -> None:
         if not todo:
             return
-        cases = [{"impl": impl.name, "config": cfg.as_dict(), "range": ncu_mod.range_name(impl.name, cfg.id)}
+        cases = [{"impl": impl.name, "config": cfg.as_dict(), "range": ncu_profile.range_name(impl.name, cfg.id)}
                  for impl, cfg in todo]
         work = writer.path / "interpret"
-        cases_file = ncu_mod.write_cases_file(work / "cases.json", cases, self.opts.seed)
+        cases_file = ncu_profile.write_cases_file(work / "cases.json", cases, self.opts.seed)
         report = work / "report.jsonl"
         report.write_text("")
         env = dict(os.environ)
@@ -527,118 +525,14 @@ class _Collector:
             writer.append("batching", rows)
 
     # -- Nsight Compute
-    def _ncu(self, writer: RunWriter, steps: _Steps | None = None) -> str | None:
-        """One ncu session over every correct case not yet profiled; returns a problem sentence or None.
+    def _ncu(self, writer: RunWriter, steps: _Steps | None = None,
+             extra_cases: list[dict] | None = None) -> list[str]:
+        """The Nsight Compute phase (collectors/ncu_phase.py): one session over every correct case not yet
+        profiled and `extra_cases` ({"impl", "label", "config", "tuned_config"} each); returns its problems.
         `steps` gets one step per case as the worker finishes it (the progress line and its ETA)."""
-        run = load_run(writer.path)
-        correctness = run.table("correctness")
-        profiled = run.table("ncu_metrics")
-        have = set(zip(profiled["impl"].astype(str), profiled["config_id"].astype(str))) if not profiled.empty \
-            else set()
-        by_id = {c.id: c for c in self.configs}
-        tuned = self._tuned_configs(run)
-        cases, mapping = [], {}
-        for _, r in correctness[correctness["status"] == "ok"].iterrows():
-            key = (str(r["impl"]), str(r["config_id"]))
-            if key in have or key[1] not in by_id:
-                continue
-            cfg = by_id[key[1]]
-            name = ncu_mod.range_name(key[0], key[1])
-            case = {"impl": key[0], "config": cfg.as_dict(), "range": name}
-            if tuned.get(key):
-                case["tuned_config"] = tuned[key]  # the worker profiles the config that was timed
-            cases.append(case)
-            mapping[name] = _key(key[0], cfg)
-        if cases:
-            # the ceiling microbenchmarks ride along (their counters, and a kernel with no branch at all)
-            from collectors.ceilings import PROBE_CONFIG_ID, PROBES
-
-            for probe in PROBES:
-                if (probe, PROBE_CONFIG_ID) not in have:
-                    name = ncu_mod.range_name(probe, PROBE_CONFIG_ID)
-                    cases.append({"impl": probe, "config": None, "range": name})
-                    mapping[name] = {"impl": probe, "config_id": PROBE_CONFIG_ID,
-                                     **{c: None for c in ("B", "H", "S", "D", "causal", "dtype")}}
-        info = dict(writer.meta.get("ncu") or {})
-        info.update(path=str(self.ncu_path), version=self.ncu_version)
-        if not cases:
-            info.setdefault("status", "ok" if have else "not_measured")
-            if not have:
-                info["reason"] = "no correct case to profile"
-            writer.update_meta(ncu=info)
-            return None
-        n = len(info.get("sessions", [])) + 1
-        report_name = ncu_mod.REPORT_NAME if n == 1 else f"{ncu_mod.REPORT_NAME}-{n}"
-        ncu_dir = writer.path / ncu_mod.NCU_DIR
-        cases_file = ncu_mod.write_cases_file(ncu_dir / f"cases-{n}.json", cases, self.opts.seed)
-        from collectors import metrics as M
-
-        available = ncu_mod.query_metrics(self.ncu_path)
-        kept, dropped = ncu_mod.filter_available(M.extra_metrics(), available)
-        session_info = {"report": f"{report_name}.ncu-rep", "cases": len(cases), "metrics_dropped": dropped,
-                        "metrics_checked": available is not None}
-        try:
-            on_case = None
-            if steps is not None:
-                steps.expect(len(cases))
-
-                def on_case(rec: dict, n_cases=len(cases)) -> None:
-                    steps.step(f"ncu {rec.get('range')} ({rec.get('status')}; session {n}, {n_cases} cases)")
-            session = ncu_mod.run_session(self.ncu_path, writer.path, cases_file, list(mapping), metrics=kept,
-                                          timeout_s=self.opts.ncu_timeout_s, report_name=report_name,
-                                          on_case=on_case)
-            suffix = "" if n == 1 else f"-{n}"
-            raw_path, details_path = ncu_mod.export_csv(self.ncu_path, session.report, ncu_dir, suffix=suffix)
-            raw = ncu_mod.parse_raw_csv(raw_path.read_text())
-            details = ncu_mod.parse_details_csv(details_path.read_text())
-            tidy = ncu_mod.tidy_metrics(raw, details, mapping)
-            stalls = ncu_mod.stalls_table(tidy)
-        except ncu_mod.NcuError as exc:
-            session_info.update(status="failed", error=str(exc))
-            info.update(status="failed", error=str(exc), sessions=[*info.get("sessions", []), session_info])
-            writer.update_meta(ncu=info)
-            return str(exc)
-        worker_log = session.worker_log
-        records = []
-        if worker_log is not None and worker_log.is_file():
-            for line in worker_log.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if rec.get("range") in mapping:
-                    records.append(rec)
-        if session.interrupted and not tidy.empty:
-            # keep the cases whose range had ended (the worker writes a case's line after it); the case ncu was
-            # inside when the Ctrl-C came may have only some of its kernels in the report
-            ended = {(mapping[r["range"]]["impl"], mapping[r["range"]]["config_id"]) for r in records}
-            keep = [(i, c) in ended for i, c in zip(tidy["impl"], tidy["config_id"])]
-            tidy = tidy[keep].reset_index(drop=True)
-            stalls = ncu_mod.stalls_table(tidy)
-        writer.append("ncu_metrics", tidy)
-        writer.append("stalls", stalls)
-        got = set(zip(tidy["impl"], tidy["config_id"])) if not tidy.empty else set()
-        missing = sorted(name for name, c in mapping.items() if (c["impl"], c["config_id"]) not in got)
-        failed = [f"{r.get('range')}: {r.get('error')}" for r in records if r.get("status") != "ok"]
-        # where the session's wall time went: the worker's set-up of each case (inputs, compilation, outside the
-        # ranges), the profiled ranges (ncu's replay passes) and the rest (process start, imports, report writing)
-        session_info.update(worker_warmup_s=round(sum(r.get("warmup_s") or 0.0 for r in records), 1),
-                            worker_profiled_s=round(sum(r.get("profiled_s") or 0.0 for r in records), 1))
-        session_info.update(status="interrupted" if session.interrupted else "ok", wall_s=round(session.wall_s, 1),
-                            returncode=session.returncode,
-                            kernels=int(len(tidy[["impl", "config_id", "kernel_index"]].drop_duplicates()))
-                            if not tidy.empty else 0,
-                            cases_profiled=len(got), cases_without_kernels=missing, worker_failures=failed,
-                            command=" ".join(session.command))
-        info.update(status="ok" if not missing else "partial", sessions=[*info.get("sessions", []), session_info])
-        info.pop("error", None)
-        writer.update_meta(ncu=info)
-        if session.interrupted:
-            raise KeyboardInterrupt  # the run is interrupted; `--resume` profiles the cases not profiled yet
-        if missing:
-            return f"ncu recorded no kernels for {len(missing)} case(s): {', '.join(missing[:5])}."
-        return None
-
+        return ncu_phase.profile(writer, self.ncu_path, self.ncu_version, self.configs,
+                                 tuned_configs=self._tuned_configs(load_run(writer.path)), extra_cases=extra_cases,
+                                 seed=self.opts.seed, timeout_s=self.opts.ncu_timeout_s, steps=steps)
 
 def collect(opts: CollectOptions) -> Path:
     """Run the collection described by `opts`; returns the run folder."""

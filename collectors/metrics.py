@@ -1,10 +1,13 @@
 """The one mapping from short metric names to raw Nsight Compute metric names.
 
 Everything outside this module (the ncu parser, the run tables, the models, the dashboard) uses the short
-names; only the ncu command line and the parser's reverse lookup see the raw ones. Metric names are those of
+names; only the ncu command line and the readers' reverse lookup see the raw ones. Metric names are those of
 Nsight Compute 2025.3 on sm_90 (ANCHORS.md, "Nsight Compute facts"; NVIDIA's Kernel Profiling Guide,
-"Metrics Reference" and "Metrics Decoder"). Metrics that a given GPU does not have are dropped from the
-command line by `collectors.ncu.filter_available` after asking `ncu --query-metrics`, and said so in the run.
+"Metrics Reference" and "Metrics Decoder"), each checked against the committed H100 reports
+(tests/data/h100/profile.ncu-rep.gz and the seed run's: `ncu_report`'s `IAction.metric_names()` and
+`IMetric.description()`) and against `ncu --query-metrics --chip gh100` (ncu 2025.3.1). Metrics that a given GPU
+does not have are dropped from the command line by `collectors.ncu_profile.filter_available` after asking
+`ncu --query-metrics`; run.json lists them per session (`metrics_dropped`) and collect prints them.
 
 Naming of raw metrics: `<unit>__<counter>.<rollup>[.<submetric>]`. With `--csv --page raw` ncu adds the
 `.avg/.max/.min/.sum` rollups to every base counter requested through `--metrics` unless the name already
@@ -88,10 +91,16 @@ METRICS: dict[str, str] = {
     "dram_read_bytes": "dram__bytes_read.sum",
     "dram_write_bytes": "dram__bytes_write.sum",
     "l2_hit_rate_pct": "lts__t_sector_hit_rate.pct",
-    # compute pipes: tensor cores. On Hopper, wgmma runs on the "gmma" pipe; the hmma counter covers the older
-    # mma.sync path. Both are asked for; a GPU without one of them drops it (see module docstring).
+    # compute pipes: tensor cores. On Hopper the hmma cycle counter counts wgmma too: its description (in the
+    # reports and `ncu --query-metrics --chip gh100`) is "# of cycles where tensor pipe was active
+    # (HMMA/HFMA2.MMA/HGMMA/QGMMA ops)"; it is the Compute Workload Analysis' "Tensor (FP)" pipe, % of active cycles.
     "tensor_pipe_pct": "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
-    "tensor_gmma_pipe_pct": "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",
+    # wgmma alone: the gh100 listing has no gmma *cycle* counter (the `sm__pipe_tensor_op_gmma_cycles_active` once
+    # asked for here does not exist and was dropped); it has "# of warp instructions executed by tensor pipe
+    # (HGMMA/QGMMA/IGMMA/BGMMA ops)", the Compute Workload Analysis' "Tensor (Warp Group)" pipe in its chart
+    # "% of peak instructions executed". One wgmma keeps the pipe busy for many cycles, so this reads far below
+    # tensor_pipe_pct: compare it across kernels, not with that.
+    "tensor_gmma_pipe_pct": "sm__inst_executed_pipe_tensor_op_gmma.avg.pct_of_peak_sustained_active",
     "fma_pipe_pct": "sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active",
     "alu_pipe_pct": "sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active",
     "xu_pipe_pct": "sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active",  # MUFU: ex2 runs here
@@ -110,7 +119,7 @@ METRICS: dict[str, str] = {
     "active_warps_per_scheduler": "smsp__warps_active.avg.per_cycle_active",
     # occupancy and launch (constraint 2)
     "achieved_occupancy_pct": "sm__warps_active.avg.pct_of_peak_sustained_active",
-    "theoretical_occupancy_pct": "sm__maximum_warps_per_active_cycle_pct",
+    "theoretical_occupancy_pct": "sm__maximum_warps_per_active_cycle_pct",  # from the Occupancy section
     "registers_per_thread": "launch__registers_per_thread",
     "dynamic_shared_mem_per_block_bytes": "launch__shared_mem_per_block_dynamic",
     "static_shared_mem_per_block_bytes": "launch__shared_mem_per_block_static",
@@ -121,7 +130,14 @@ METRICS: dict[str, str] = {
 }
 METRICS.update({f"stall_{reason}": stall_metric(reason) for reason in STALL_REASONS})
 
-# raw -> short, for the parser.
+# Metrics of METRICS that a section of SECTIONS already reports, and which `ncu --query-metrics` does not list
+# (it lists hardware counters, not what a section derives): asking for them with `--metrics` would only have them
+# dropped as unknown. The Occupancy section's header carries this one as "Theoretical Occupancy" (both reports).
+SECTION_METRICS: dict[str, str] = {
+    "sm__maximum_warps_per_active_cycle_pct": "Occupancy",
+}
+
+# raw -> short, for the readers.
 SHORT_NAMES: dict[str, str] = {raw: short for short, raw in METRICS.items()}
 
 
@@ -136,5 +152,6 @@ def base_name(raw_metric: str) -> str:
 
 
 def extra_metrics() -> list[str]:
-    """The raw metrics requested with `--metrics` on top of SECTIONS (all of METRICS, sections may repeat some)."""
-    return list(dict.fromkeys(METRICS.values()))
+    """The raw metrics requested with `--metrics` on top of SECTIONS: all of METRICS but SECTION_METRICS
+    (sections may repeat some others)."""
+    return [m for m in dict.fromkeys(METRICS.values()) if m not in SECTION_METRICS]

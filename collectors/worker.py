@@ -5,7 +5,7 @@ TRITON_INTERPRET=1 in its environment, which Triton reads when a kernel module i
 on CPU tensors, compares with the float64 reference and writes one JSON line of correctness-table columns per
 case. The parent keeps JIT-compiled kernels for the census.)
 
-For each case of the cases file (written by collectors.ncu.write_cases_file) it builds the inputs, runs the
+For each case of the cases file (written by collectors.ncu_profile.write_cases_file) it builds the inputs, runs the
 implementation once outside any NVTX range (compilation, autotuning and torch.compile's tracing happen here, not
 in the profile), synchronizes, and then runs it exactly once inside
 
@@ -153,7 +153,7 @@ def _json_default(value):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m collectors.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", required=True, help="JSON file written by collectors.ncu.write_cases_file")
+    parser.add_argument("--cases", required=True, help="JSON file written by collectors.ncu_profile.write_cases_file")
     parser.add_argument("--report", help="JSON-lines file to append one status line per case to (default stdout)")
     parser.add_argument("--check", action="store_true",
                         help="check correctness on the CPU instead of running the cases for ncu")

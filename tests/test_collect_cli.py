@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import ncu
+from collectors import ncu_profile
 from collectors.store import RunWriter
 from perfmodel.cli import main
 
@@ -65,8 +65,8 @@ def test_ncu_missing_is_reported_before_anything_is_measured(capsys, tmp_path, m
     monkeypatch.setattr(collectors.timing, "cuda_available", lambda: True)  # as if on a GPU machine
     monkeypatch.delenv("PERFMODEL_NCU", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    monkeypatch.setattr(ncu, "DEFAULT_PATHS", ())
-    monkeypatch.setattr(ncu, "DEFAULT_GLOBS", ())
+    monkeypatch.setattr(ncu_profile, "DEFAULT_PATHS", ())
+    monkeypatch.setattr(ncu_profile, "DEFAULT_GLOBS", ())
     code, _, err = run_cli(capsys, "collect", "--out", str(tmp_path / "runs"))
     assert_one_sentence(code, err, "Nsight Compute (ncu) was not found", "--no-ncu")
     assert not (tmp_path / "runs").exists()

@@ -1,4 +1,5 @@
-"""Nsight Compute: the command line collectors/ncu.py builds, and its parsers on real exports.
+"""Nsight Compute: the command line collectors/ncu_profile.py builds, and the CSV parsers of collectors/ncu_parse.py
+on real exports.
 
 The exports under tests/data/h100/ were captured on the lent H100 by this project's own collector
 (scripts/device_collect.sh: `perfmodel collect --suite seed`, then `ncu --import profile.ncu-rep --csv --page raw
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from collectors import metrics as M
-from collectors import ncu
+from collectors import ncu_parse, ncu_profile
 
 DATA = Path(__file__).resolve().parent / "data" / "h100"
 RAW = DATA / "raw.csv"
@@ -23,10 +24,10 @@ DETAILS = DATA / "details.csv"
 
 # ---- the command line and small pieces (no export needed) ------------------------------------------------------
 def test_one_command_with_nvtx_filters_clock_control_sections_and_metrics(tmp_path):
-    names = [ncu.range_name("stage0_baseline", "B16-H16-S2048-D64-causal-fp16"),
-             ncu.range_name("sdpa_cudnn", "B16-H16-S2048-D64-causal-fp16")]
-    cmd = ncu.build_command("/usr/local/cuda/bin/ncu", tmp_path / "profile", ["python", "-m", "collectors.worker"],
-                            names)
+    names = [ncu_profile.range_name("stage0_baseline", "B16-H16-S2048-D64-causal-fp16"),
+             ncu_profile.range_name("sdpa_cudnn", "B16-H16-S2048-D64-causal-fp16")]
+    cmd = ncu_profile.build_command("/usr/local/cuda/bin/ncu", tmp_path / "profile",
+                                    ["python", "-m", "collectors.worker"], names)
     joined = " ".join(cmd)
     assert cmd[:2] == ["/usr/local/cuda/bin/ncu", "--nvtx"]
     # push/pop ranges of the perfmodel domain: '<domain>@<range>/' (ANCHORS.md: push/pop needs the slash)
@@ -34,6 +35,8 @@ def test_one_command_with_nvtx_filters_clock_control_sections_and_metrics(tmp_pa
     assert includes == ["perfmodel@stage0_baseline:B16-H16-S2048-D64-causal-fp16/",
                         "perfmodel@sdpa_cudnn:B16-H16-S2048-D64-causal-fp16/"]
     assert "--clock-control none" in joined and "--replay-mode kernel" in joined
+    # the kernels' source goes into the report, so the GUI shows the Triton source on another machine
+    assert "--import-source yes" in joined
     assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--section"] == list(M.SECTIONS)
     metrics = cmd[cmd.index("--metrics") + 1].split(",")
     for short in ("branch_uniformity_pct", "tensor_pipe_pct", "dram_read_bytes", "dram_write_bytes",
@@ -45,9 +48,9 @@ def test_one_command_with_nvtx_filters_clock_control_sections_and_metrics(tmp_pa
 
 def test_range_names_refuse_nvtx_filter_syntax():
     with pytest.raises(ValueError):
-        ncu.range_name("stage/0", "B1-H1-S1-D64-full-fp16")
+        ncu_profile.range_name("stage/0", "B1-H1-S1-D64-full-fp16")
     with pytest.raises(ValueError):
-        ncu.range_name("a@b", "B1-H1-S1-D64-full-fp16")
+        ncu_profile.range_name("a@b", "B1-H1-S1-D64-full-fp16")
 
 
 def test_metric_mapping_round_trips_and_names_every_stall_reason():
@@ -61,16 +64,17 @@ def test_metric_mapping_round_trips_and_names_every_stall_reason():
 
 
 def test_numbers_with_thousands_separators_and_missing_values():
-    assert ncu.to_number("1,234,567.5") == 1234567.5
-    assert ncu.to_number("0.25") == 0.25 and ncu.to_number("-3") == -3.0 and ncu.to_number("1e3") == 1000.0
+    assert ncu_parse.to_number("1,234,567.5") == 1234567.5
+    assert ncu_parse.to_number("0.25") == 0.25 and ncu_parse.to_number("-3") == -3.0
+    assert ncu_parse.to_number("1e3") == 1000.0
     for cell in ("", "n/a", "(128, 1, 1)", None, "12,34"):
-        assert math.isnan(ncu.to_number(cell))
+        assert math.isnan(ncu_parse.to_number(cell))
 
 
 def test_metrics_the_gpu_lacks_are_dropped_not_sent():
     # what `ncu --query-metrics` lists: counters without rollups
     available = {"gpu__time_duration", "sm__pipe_tensor_op_hmma_cycles_active", "sm__throughput"}
-    kept, dropped = ncu.filter_available(
+    kept, dropped = ncu_profile.filter_available(
         ["gpu__time_duration.sum", "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",
          "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active", "launch__registers_per_thread"],
         available)
@@ -79,16 +83,16 @@ def test_metrics_the_gpu_lacks_are_dropped_not_sent():
                     "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
                     "launch__registers_per_thread"]
     assert dropped == ["sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active"]
-    assert ncu.filter_available(["x__y.sum"], None) == (["x__y.sum"], [])
+    assert ncu_profile.filter_available(["x__y.sum"], None) == (["x__y.sum"], [])
 
 
 def test_session_failures_are_classified_in_one_sentence():
-    perm = ncu.classify_failure("==ERROR== ERR_NVGPUCTRPERM - The user does not have permission to access "
-                                "NVIDIA GPU Performance Counters")
-    assert isinstance(perm, ncu.NcuPermission) and "permission" in str(perm)
-    none = ncu.classify_failure("==WARNING== No kernels were profiled.")
-    assert isinstance(none, ncu.NcuNoKernels)
-    assert ncu.classify_failure("==PROF== Disconnected from process 1") is None
+    perm = ncu_profile.classify_failure("==ERROR== ERR_NVGPUCTRPERM - The user does not have permission to "
+                                        "access NVIDIA GPU Performance Counters")
+    assert isinstance(perm, ncu_profile.NcuPermission) and "permission" in str(perm)
+    none = ncu_profile.classify_failure("==WARNING== No kernels were profiled.")
+    assert isinstance(none, ncu_profile.NcuNoKernels)
+    assert ncu_profile.classify_failure("==PROF== Disconnected from process 1") is None
 
 
 def test_ncu_is_looked_for_on_path_and_in_the_usual_places(tmp_path, monkeypatch):
@@ -98,22 +102,22 @@ def test_ncu_is_looked_for_on_path_and_in_the_usual_places(tmp_path, monkeypatch
     fake.chmod(0o755)
     monkeypatch.delenv("PERFMODEL_NCU", raising=False)
     monkeypatch.setenv("PATH", str(fake.parent))
-    assert ncu.find_ncu() == fake
-    assert ncu.ncu_version(fake) == "2025.3.1.0"
+    assert ncu_profile.find_ncu() == fake
+    assert ncu_profile.ncu_version(fake) == "2025.3.1.0"
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.setattr(ncu, "DEFAULT_PATHS", ())
-    monkeypatch.setattr(ncu, "DEFAULT_GLOBS", ())
-    assert ncu.find_ncu() is None
-    with pytest.raises(ncu.NcuMissing, match="--no-ncu"):
-        ncu.require_ncu()
+    monkeypatch.setattr(ncu_profile, "DEFAULT_PATHS", ())
+    monkeypatch.setattr(ncu_profile, "DEFAULT_GLOBS", ())
+    assert ncu_profile.find_ncu() is None
+    with pytest.raises(ncu_profile.NcuMissing, match="--no-ncu"):
+        ncu_profile.require_ncu()
 
 
 def test_nvtx_cells_give_back_the_case():
     known = {"stage0_baseline:B16-H16-S2048-D64-causal-fp16": ("stage0_baseline", "B16-H16-S2048-D64-causal-fp16")}
     cell = '1  "perfmodel:stage0_baseline:B16-H16-S2048-D64-causal-fp16:none:none:none:none:none:none"'
-    assert ncu.case_of(cell, known) == ("stage0_baseline", "B16-H16-S2048-D64-causal-fp16")
-    assert ncu.case_of(cell) == ("stage0_baseline", "B16-H16-S2048-D64-causal-fp16")
-    assert ncu.case_of('1  "<default domain>:something:none"') is None
+    assert ncu_parse.case_of(cell, known) == ("stage0_baseline", "B16-H16-S2048-D64-causal-fp16")
+    assert ncu_parse.case_of(cell) == ("stage0_baseline", "B16-H16-S2048-D64-causal-fp16")
+    assert ncu_parse.case_of('1  "<default domain>:something:none"') is None
 
 
 # ---- real exports from the H100 ---------------------------------------------------------------------------------
@@ -125,23 +129,23 @@ needs_exports = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def raw():
-    return ncu.parse_raw_csv(RAW.read_text())
+    return ncu_parse.parse_raw_csv(RAW.read_text())
 
 
 @pytest.fixture(scope="module")
 def details():
-    return ncu.parse_details_csv(DETAILS.read_text())
+    return ncu_parse.parse_details_csv(DETAILS.read_text())
 
 
 @pytest.fixture(scope="module")
 def tidy(raw, details):
-    return ncu.tidy_metrics(raw, details)
+    return ncu_parse.tidy_metrics(raw, details)
 
 
 @needs_exports
 def test_raw_export_has_one_row_per_kernel_with_units_and_numbers(raw):
     assert len(raw) >= 2
-    assert ncu.find_nvtx_column(raw.columns) is not None
+    assert ncu_parse.find_nvtx_column(raw.columns) is not None
     assert raw.attrs["units"].get("gpu__time_duration.sum")
     duration = raw["gpu__time_duration.sum"]
     assert (duration > 0).all()
@@ -151,8 +155,8 @@ def test_raw_export_has_one_row_per_kernel_with_units_and_numbers(raw):
 
 @needs_exports
 def test_every_profiled_kernel_maps_to_a_case_of_ours_or_a_peer(raw, tidy):
-    nvtx = ncu.find_nvtx_column(raw.columns)
-    cases = [ncu.case_of(c) for c in raw[nvtx]]
+    nvtx = ncu_parse.find_nvtx_column(raw.columns)
+    cases = [ncu_parse.case_of(c) for c in raw[nvtx]]
     assert all(c is not None for c in cases), "a profiled kernel outside every perfmodel range"
     impls = {c[0] for c in cases}
     assert any(i.startswith("stage") for i in impls)
@@ -190,7 +194,7 @@ def test_branch_uniformity_reads_zero_where_a_kernel_has_no_branches(tidy):
 
 @needs_exports
 def test_stalls_sum_to_the_warp_cycles_per_issued_instruction(tidy):
-    stalls = ncu.stalls_table(tidy)
+    stalls = ncu_parse.stalls_table(tidy)
     assert not stalls.empty
     assert set(stalls["reason"]) <= set(M.STALL_REASONS)
     keys = ["impl", "config_id", "kernel", "kernel_index"]

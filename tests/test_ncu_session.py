@@ -1,6 +1,7 @@
 """The ncu session's process handling, with a stand-in `ncu` (no GPU here): a normal end, a Ctrl-C that keeps the
 report of what was profiled so far, a Ctrl-C before any report, a session past its time limit, and the counter
-permission error. The stand-in reads the real command line `collectors.ncu.build_command` writes (`-o REPORT`)."""
+permission error. The stand-in reads the real command line `collectors.ncu_profile.build_command` writes
+(`-o REPORT`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from collectors import ncu as ncu_mod
+from collectors import ncu_profile
 
 FAKE_NCU = """#!{python}
 import json, signal, sys, time
@@ -57,9 +58,9 @@ def _fake_ncu(tmp_path, mode: str):
 
 def _session(tmp_path, mode, **kw):
     run_dir = tmp_path / "run"
-    cases = ncu_mod.write_cases_file(run_dir / "ncu" / "cases-1.json", [], 0)
-    return ncu_mod.run_session(_fake_ncu(tmp_path, mode), run_dir, cases, ["stage0_baseline:B1-H1-S64-D64-full-fp16"],
-                               metrics=[], **kw)
+    cases = ncu_profile.write_cases_file(run_dir / "ncu" / "cases-1.json", [], 0)
+    return ncu_profile.run_session(_fake_ncu(tmp_path, mode), run_dir, cases,
+                                   ["stage0_baseline:B1-H1-S64-D64-full-fp16"], metrics=[], **kw)
 
 
 def _ctrl_c_after(seconds: float):
@@ -81,12 +82,12 @@ def test_ctrl_c_keeps_the_report_of_what_was_profiled(tmp_path):
     s = _session(tmp_path, "report-on-interrupt")
     timer.join()
     assert s.interrupted and s.report.read_text() == "partial report"
-    assert time.monotonic() - t0 < 1.5 + ncu_mod.NCU_INTERRUPT_GRACE_S
+    assert time.monotonic() - t0 < 1.5 + ncu_profile.NCU_INTERRUPT_GRACE_S
     assert "interrupted" in s.log.read_text()
 
 
 def test_ctrl_c_without_a_report_interrupts(tmp_path, monkeypatch):
-    monkeypatch.setattr(ncu_mod, "NCU_INTERRUPT_GRACE_S", 2.0)
+    monkeypatch.setattr(ncu_profile, "NCU_INTERRUPT_GRACE_S", 2.0)
     timer = _ctrl_c_after(1.5)
     with pytest.raises(KeyboardInterrupt):
         _session(tmp_path, "exit-on-interrupt")
@@ -94,22 +95,22 @@ def test_ctrl_c_without_a_report_interrupts(tmp_path, monkeypatch):
 
 
 def test_a_session_past_its_limit_is_stopped(tmp_path, monkeypatch):
-    monkeypatch.setattr(ncu_mod, "NCU_INTERRUPT_GRACE_S", 2.0)
-    with pytest.raises(ncu_mod.NcuFailed, match="wrote no report"):
+    monkeypatch.setattr(ncu_profile, "NCU_INTERRUPT_GRACE_S", 2.0)
+    with pytest.raises(ncu_profile.NcuFailed, match="wrote no report"):
         _session(tmp_path, "exit-on-interrupt", timeout_s=1.0)
     assert "stopped after 1 s" in (tmp_path / "run" / "ncu" / "profile.log").read_text()
 
 
 def test_counter_permission_is_one_clear_error(tmp_path):
-    with pytest.raises(ncu_mod.NcuPermission, match="ERR_NVGPUCTRPERM"):
+    with pytest.raises(ncu_profile.NcuPermission, match="ERR_NVGPUCTRPERM"):
         _session(tmp_path, "permission")
 
 
 def test_a_missing_ncu_binary(tmp_path):
     run_dir = tmp_path / "run"
-    cases = ncu_mod.write_cases_file(run_dir / "ncu" / "cases-1.json", [], 0)
-    with pytest.raises(ncu_mod.NcuMissing):
-        ncu_mod.run_session(tmp_path / "no-such-ncu", run_dir, cases, ["x:y"], metrics=[])
+    cases = ncu_profile.write_cases_file(run_dir / "ncu" / "cases-1.json", [], 0)
+    with pytest.raises(ncu_profile.NcuMissing):
+        ncu_profile.run_session(tmp_path / "no-such-ncu", run_dir, cases, ["x:y"], metrics=[])
 
 
 def test_progress_reports_each_case_as_the_worker_finishes_it(tmp_path):

@@ -46,7 +46,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from collectors.collect import CollectError, CollectOptions, collect
-    from collectors.ncu import NcuError
+    from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run
     from kernels.workload import parse_config
 
