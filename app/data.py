@@ -78,6 +78,7 @@ def tables(run_dir: str, stamp: float) -> dict:
                 "gates": data.gates, "stages": data.stages, "peers": data.peers, "constraints": data.constraints,
                 "stalls": data.stalls, "roofline": data.roofline, "batching": data.batching,
                 "batching_summary": data.batching_summary, "headlines": data.headlines, "mapping": data.mapping,
+                "evidence": data.evidence, "stall_shift": data.stall_shift, "regressions": data.regressions,
                 "correctness": data.correctness,
             })
             _TABLES[run_dir] = hit

@@ -67,6 +67,7 @@ class CollectOptions:
     refs: str = "all"  # comma list of peer names, "all" or "none"
     out_dir: Path = Path("runs")
     ncu: bool = True
+    ablation: bool = True  # measure each technique switch of the stages that declare some (collectors.ablation)
     resume: bool = False
     interpret: bool = False
     determinism_runs: int = 100
@@ -234,6 +235,7 @@ class _Collector:
             stages=old.get("stages", self.opts.stages), refs=old.get("refs", self.opts.refs),
             interpret=bool(old.get("interpret", self.opts.interpret)),
             determinism_runs=int(old.get("determinism_runs", self.opts.determinism_runs)),
+            ablation=bool(old.get("ablation", True)) and self.opts.ablation,
             ncu=bool(old.get("ncu", True)) and self.opts.ncu)
 
     # -- the sweep
@@ -284,9 +286,10 @@ class _Collector:
         stage_names = [i.name for i in self.impls if i.kind == "stage"]
         census_done = self._census_done(writer)
         census_todo = [(s, c) for c in self.configs for s in stage_names if (s, c.id) not in census_done]
+        ablation_todo = self._ablation_todo(writer) if self.opts.ablation else []
         gpu = not self.opts.interpret
         ceilings_todo = gpu and "ceilings" not in load_run(writer.path).tables()
-        steps = _Steps(len(todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu),
+        steps = _Steps(len(todo) + len(ablation_todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu),
                        self.opts.progress)
         problems: list[str] = []
         if gpu:
@@ -301,6 +304,9 @@ class _Collector:
         else:
             with self._timed("cases"):
                 self._interpret_cases(writer, todo, steps)
+        if ablation_todo:
+            with self._timed("ablation"):
+                self._ablation(writer, ablation_todo, steps)
         with self._timed("census"):
             tuned = self._tuned_configs(load_run(writer.path)) if census_todo else {}
             for impl, cfg in census_todo:
@@ -322,7 +328,7 @@ class _Collector:
         if gpu and self.opts.ncu:
             steps.step("Nsight Compute: starting one session over all correct cases")
             with self._timed("ncu"):
-                problems += self._ncu(writer, steps)
+                problems += self._ncu(writer, steps, extra_cases=self._ablation_ncu_cases(writer))
         elif not writer.meta.get("ncu"):
             reason = "--interpret runs on the CPU" if self.opts.interpret else "--no-ncu"
             writer.update_meta(ncu={"status": "not_measured", "reason": reason})
@@ -480,6 +486,57 @@ class _Collector:
             return {}
         t = t[t["tuned_config"].notna() & (t["tuned_config"].astype(str) != "")]
         return {(str(r.impl), str(r.config_id)): str(r.tuned_config) for r in t.itertuples()}
+
+    # -- ablation
+    def _ablation_todo(self, writer: RunWriter) -> list[tuple[str, AttentionConfig]]:
+        """(stage, config) pairs of stages that declare technique switches and have no ablation rows yet."""
+        import kernels
+
+        df = load_run(writer.path).table("ablation")
+        done = set(zip(df["impl"].astype(str), df["config_id"].astype(str))) if not df.empty else set()
+        names = [i.name for i in self.impls if i.kind == "stage" and kernels.get_stage(i.name).switches()]
+        return [(n, c) for c in self.configs for n in names if (n, c.id) not in done]
+
+    def _ablation(self, writer: RunWriter, todo, steps: _Steps) -> None:
+        """Each technique switch measured alone (collectors/ablation.py), one (stage, config) at a time."""
+        if not todo:
+            return
+        import kernels
+        from collectors import ablation as A
+
+        run = load_run(writer.path)
+        c = run.table("correctness")
+        correct = set(zip(c.loc[c["status"] == "ok", "impl"].astype(str), c.loc[c["status"] == "ok", "config_id"]))
+        tuned = self._tuned_configs(run)
+        declared = dict(writer.meta.get("ablation") or {})
+        for impl, cfg in todo:
+            steps.step(f"ablation {impl} {cfg.id}")
+            stage = kernels.get_stage(impl)
+            declared[impl] = A.declared(stage)
+            tuned_cfg = stage.module().config_from_report(tuned.get((impl, cfg.id)))
+            if (impl, cfg.id) not in correct:
+                variants, timed = [], False
+                why = "the case itself was not correct, so its variants were not run (see the correctness table)"
+            else:
+                variants = A.plan_variants(stage, cfg, tuned_cfg)
+                if self.opts.interpret:
+                    A.check_in_interpreter(stage, cfg, variants, writer.path / "interpret", self.opts.seed)
+                    timed, why = False, "--interpret runs on the CPU; there is no GPU to time"
+                else:
+                    A.measure_on_gpu(stage, cfg, variants, warmup_ms=self.opts.warmup_ms, rep_ms=self.opts.rep_ms,
+                                     seed=self.opts.seed)
+                    timed, why = True, ""
+            writer.append("ablation_variants", A.variant_rows(stage, cfg, variants, tuned_cfg))
+            writer.append("timing_samples", A.sample_rows(stage, cfg, variants))
+            writer.append("ablation", A.gain_rows(stage, cfg, variants, tuned_cfg, timed, why))
+        writer.update_meta(ablation=declared)
+
+    def _ablation_ncu_cases(self, writer: RunWriter) -> list[dict]:
+        """The ablation variants each measured gain compares, for the Nsight Compute session (under their label)."""
+        from collectors import ablation as A
+
+        run = load_run(writer.path)
+        return A.ncu_cases(run.table("ablation"), run.table("ablation_variants"), {c.id: c for c in self.configs})
 
     # -- census
     @staticmethod

@@ -113,6 +113,7 @@ def run_cases(payload: dict, report) -> int:
 
 def check_cases(payload: dict, report) -> int:
     """Correctness of every case on the CPU (under the interpreter when TRITON_INTERPRET=1 was set)."""
+    import kernels
     from collectors.bench import CaseResult, check_output, make_input_sets, one_line
     from kernels.workload import AttentionConfig
 
@@ -127,7 +128,9 @@ def check_cases(payload: dict, report) -> int:
                 result.status, result.error = "unavailable", reason
             else:
                 q, k, v = make_input_sets(cfg, 1, device="cpu", seed=seed)[0]
-                out = launcher(q, k, v, causal=cfg.causal)
+                # an ablation variant names the kernel config to run (`tuned_config`), as in the ncu worker
+                with kernels.pinned(impl, case.get("tuned_config")):
+                    out = launcher(q, k, v, causal=cfg.causal)
                 if tuple(out.shape) != tuple(q.shape):
                     raise ValueError(f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
                 result.correctness = check_output(out, q, k, v, cfg.causal)
@@ -140,6 +143,7 @@ def check_cases(payload: dict, report) -> int:
             result.status, result.error = "failed", one_line(exc)
         row = result.correctness_row()
         row.pop("run_id", None)
+        row["range"] = case.get("range")
         report.write(json.dumps(row, default=_json_default) + "\n")
         report.flush()
     return failures

@@ -7,6 +7,13 @@ stage's module is imported the first time its launcher is called or `StageInfo.m
 `removes` lists the Einstein constraint ids (1 branching, 2 launch, 3 sync, 4 memory) that the design document's
 stage table says each stage eliminates: stage 1 is "architecture only", stage 5 "All 4", of which #1 is the one
 no earlier stage claims.
+
+A stage may also declare its technique switches (`SWITCHES` in its module, a tuple of `Switch`): the field of its
+config that turns one technique on or off, and the plan constraint(s) that technique removes; `NOT_ABLATABLE`
+({constraint id: reason}) names the constraints the kernel cannot switch. `perfmodel collect`'s ablation phase
+reads them through `StageInfo.switches()` / `StageInfo.not_ablatable()`; the mapping lives beside the kernel
+because which technique a config field turns on is a fact about the kernel's code, while the plan's model file
+is the user's document and does not know the kernel's fields.
 """
 
 from __future__ import annotations
@@ -36,6 +43,34 @@ class _LazyLauncher:
 
 
 @dataclass(frozen=True)
+class Switch:
+    """One technique a kernel can turn on and off: a field of the kernel's config, the value that means "on" and
+    the one that means "off", the plan constraint ids it removes, and what it does in one line."""
+
+    name: str
+    on: object
+    off: object
+    removes: tuple[int, ...]
+    technique: str
+    # (field, value) pairs the rest of the config must have for this switch to change the kernel at all
+    requires: tuple[tuple[str, object], ...] = ()
+
+    def is_on(self, config) -> bool:
+        return getattr(config, self.name) == self.on
+
+    def no_effect(self, config) -> str | None:
+        """Why flipping this switch leaves `config`'s kernel unchanged, or None when it changes it."""
+        unmet = [f"{k}={getattr(config, k)}" for k, v in self.requires if getattr(config, k) != v]
+        return f"{self.name} has no effect with {', '.join(unmet)}" if unmet else None
+
+    def flipped(self, config):
+        """`config` with this switch set the other way."""
+        import dataclasses
+
+        return dataclasses.replace(config, **{self.name: self.off if self.is_on(config) else self.on})
+
+
+@dataclass(frozen=True)
 class StageInfo:
     """One stage: its position, registry name, launcher, one-line description and the constraints it removes."""
 
@@ -48,6 +83,19 @@ class StageInfo:
     def module(self) -> ModuleType:
         """The stage's kernel module (imported now if it was not yet)."""
         return self.launcher.module()
+
+    def switches(self) -> tuple[Switch, ...]:
+        """The technique switches the stage's module declares (`SWITCHES`); () for a stage without any."""
+        return tuple(getattr(self.module(), "SWITCHES", ()))
+
+    def not_ablatable(self) -> dict[int, str]:
+        """{constraint id: why no switch of this stage removes it} (`NOT_ABLATABLE` in the stage's module)."""
+        return dict(getattr(self.module(), "NOT_ABLATABLE", {}))
+
+    def variants(self, config) -> list:
+        """The kernel configs an ablation compares for an AttentionConfig: the module's tuner candidates."""
+        candidates = getattr(self.module(), "candidate_configs", None)
+        return list(candidates(config.S, config.D, config.causal)) if callable(candidates) else []
 
 
 STAGES: tuple[StageInfo, ...] = (

@@ -27,6 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import Switch
 from ._launch import (KernelUnsupported, check_inputs, empty_output, interpreting, is_compiler_refusal,
                       l2_group, launch_or_refuse, programs_per_sm, sm_count, strides,
                       UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
@@ -284,6 +285,32 @@ def candidate_configs(S: int, D: int, causal: bool) -> list[Config]:
         cands.append(Config(num_warps=4, num_stages=2, warp_specialize=True))
         cands.append(Config(num_warps=4, num_stages=2, warp_specialize=True, persistent=True))
     return list(dict.fromkeys(cands))  # D=128 makes some entries equal; keep the first of each
+
+
+# The techniques of stages 1-4, as fields of Config, and the plan constraint each removes (the plan's stage table
+# and each constraint's "removal" text, perfmodel/data/einstein.toml). `perfmodel collect` measures each one by
+# ablation: the fastest correct candidate with it on against the fastest with it off, and the flip of the tuned
+# config.
+SWITCHES = (
+    Switch("use_tma", True, False, (4,),
+           "TMA tensor-descriptor loads (the asynchronous copy engine) instead of pointer loads"),
+    Switch("masked_loop", False, True, (3,),
+           "split key loop: no mask in the steady state, masked diagonal/tail blocks after it (stage 2, the "
+           "stage the plan credits with #3)"),
+    Switch("warp_specialize", True, False, (4,),
+           "producer/consumer warp specialization of the key loop (#4's removal: load tile N+1 while the "
+           "consumer computes tile N)"),
+    Switch("persistent", True, False, (2,),
+           "persistent grid of about one program per SM slot walking the work items (#2's removal)"),
+    Switch("overlap", True, False, (4,),
+           "QKᵀ of the next key block issued before the softmax of this one (stage 4, #4)",
+           requires=(("masked_loop", False),)),
+)
+# The plan constraints this kernel has no switch for, and why.
+NOT_ABLATABLE = {
+    1: "Triton lowers the causal and tail masks to predicated compares and selects (setp/selp, counted by the "
+       "census) in every variant; no variant branches on the mask, so there is no branching to switch off",
+}
 
 
 # What the tuner chose, by key (N_CTX, HEAD_DIM, causal, dtype, device, B·H bucket), and what it skipped and why.

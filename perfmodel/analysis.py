@@ -471,8 +471,10 @@ def roofline_table(run: Run, model=None) -> pd.DataFrame:
 
 
 # ---- headlines ----------------------------------------------------------------------------------------------
-def headlines(stages: pd.DataFrame, peers: pd.DataFrame, constraints: pd.DataFrame) -> list[str]:
-    """A few one-sentence verdicts for the top of the report and the dashboard's overview."""
+def headlines(stages: pd.DataFrame, peers: pd.DataFrame, constraints: pd.DataFrame,
+              evidence: pd.DataFrame | None = None) -> list[str]:
+    """A few one-sentence verdicts for the top of the report and the dashboard's overview; with `evidence`
+    (perfmodel.ablation.constraint_evidence) the constraint lines give the ablation, else the stage chain."""
     out = []
     measured = stages.dropna(subset=["measured_tflops"])
     if measured.empty:
@@ -491,9 +493,19 @@ def headlines(stages: pd.DataFrame, peers: pd.DataFrame, constraints: pd.DataFra
         if not abs_in.empty:
             line += f"; {int(abs_in.sum())} of {len(abs_in)} stages inside the plan's target band"
         out.append(line + ".")
+    if evidence is not None and not evidence.empty and (evidence["ablation_status"] != "not_measured").any():
+        for row in evidence.itertuples():
+            if row.ablation_status == "ok":
+                out.append(f"Constraint #{row.constraint} ({row.name}), switch {row.switch} at {row.config_id}: "
+                           f"ablation {row.ablation_gain:+.1%} [{row.ablation_ci_low:+.1%}, {row.ablation_ci_high:+.1%}]"
+                           f" vs claimed {row.claimed_gain_low:+.0%}…{row.claimed_gain_high:+.0%}: {row.verdict}.")
+            elif row.ablation_status == "not_ablatable":
+                out.append(f"Constraint #{row.constraint} ({row.name}) at {row.config_id}: not ablatable "
+                           f"({row.reason}).")
+        return out
     c = constraints.dropna(subset=["measured_gain"])
     for row in c.itertuples():
-        out.append(f"Constraint #{row.constraint} ({row.name}) at {row.config_id}: measured "
+        out.append(f"Constraint #{row.constraint} ({row.name}) at {row.config_id}: stage chain "
                    f"{row.measured_gain:+.1%} vs claimed {row.claimed_gain_low:+.0%}…{row.claimed_gain_high:+.0%}"
                    + (f", Amdahl bound {row.amdahl_max_gain:+.1%}" if math.isfinite(row.amdahl_max_gain) else "")
                    + ".")

@@ -167,23 +167,46 @@ def terms_figure(stages: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def constraints_figure(constraints: pd.DataFrame) -> go.Figure:
-    """Per constraint: the plan's claimed gain band, the gain measured when its stage lands, the Amdahl bound."""
-    title = "Constraints: claimed vs measured gain vs Amdahl bound"
-    if constraints.empty:
+def _ci_error(gain: pd.Series, low: pd.Series, high: pd.Series, scale: float = 100.0) -> dict:
+    """Plotly asymmetric error bars for a point estimate and its interval (NaN-safe: no bar where unknown)."""
+    up = ((high - gain) * scale).where(high.notna() & gain.notna())
+    down = ((gain - low) * scale).where(low.notna() & gain.notna())
+    return dict(type="data", symmetric=False, array=up.tolist(), arrayminus=down.tolist(), thickness=1.5)
+
+
+def constraints_figure(evidence: pd.DataFrame) -> go.Figure:
+    """Per constraint and switch (perfmodel.ablation.constraint_evidence, ONE config): the plan's claimed gain band,
+    the ablation gain with its 95% interval (primary), the one-switch flip, the stage-chain gain and the Amdahl
+    bound from the counters. Markers take the constraint's colour; a constraint without a switch is labelled."""
+    title = "Constraints: claimed vs ablation gain (95% CI) vs stage chain vs Amdahl bound"
+    if evidence.empty:
         return _empty(title, "no constraint rows for this selection")
-    df = constraints.sort_values("constraint")
-    x = [f"#{c} {n}" for c, n in zip(df["constraint"], df["name"])]
+    df = evidence.sort_values(["constraint", "switch"], na_position="last")
+    x = [f"#{c} {sw}" if isinstance(sw, str) and sw else f"#{c} {n} ({st.replace('_', ' ')})"
+         for c, n, sw, st in zip(df["constraint"], df["name"], df["switch"], df["ablation_status"])]
     pct = 100.0
+    colors = [CONSTRAINT_COLORS.get(int(c), MEASURED) for c in df["constraint"]]
     fig = go.Figure()
     fig.add_trace(_band(x, df["claimed_gain_low"] * pct, df["claimed_gain_high"] * pct, "claimed (plan)",
                         EINSTEIN_ABS))
-    fig.add_trace(go.Scatter(x=x, y=df["measured_gain"] * pct, mode="markers", name="measured (stage k vs k−1)",
-                             marker=dict(color=MEASURED, size=13, symbol="diamond")))
+    fig.add_trace(go.Scatter(
+        x=x, y=df["ablation_gain"] * pct, mode="markers", name="ablation: best with vs best without (95% CI)",
+        marker=dict(color=colors, size=13, symbol="circle"),
+        error_y=_ci_error(df["ablation_gain"], df["ablation_ci_low"], df["ablation_ci_high"])))
+    fig.add_trace(go.Scatter(
+        x=x, y=df["flip_gain"] * pct, mode="markers", name="ablation: flip at the tuned config (95% CI)",
+        marker=dict(color=colors, size=10, symbol="circle-open", line=dict(width=2)),
+        error_y=_ci_error(df["flip_gain"], df["flip_ci_low"], df["flip_ci_high"])))
+    fig.add_trace(go.Scatter(x=x, y=df["stage_chain_gain"] * pct, mode="markers",
+                             name="stage chain (stage k vs k−1; not the technique alone; 95% CI where sampled)",
+                             marker=dict(color=BOUND, size=11, symbol="diamond-open"),
+                             error_y=_ci_error(df["stage_chain_gain"], df["stage_chain_ci_low"],
+                                               df["stage_chain_ci_high"])))
     fig.add_trace(go.Scatter(x=x, y=df["amdahl_max_gain"] * pct, mode="markers", name="Amdahl bound (counters)",
-                             marker=dict(color=BOUND, size=14, symbol="triangle-down")))
+                             marker=dict(color=BOUND, size=13, symbol="triangle-down")))
     fig.add_hline(y=0, line=dict(color="black", width=1))
-    fig.update_layout(title=title, barmode="overlay", xaxis_title="constraint", yaxis_title="gain (%)", **_LAYOUT)
+    fig.update_layout(title=title, barmode="overlay", xaxis_title="constraint and switch", yaxis_title="gain (%)",
+                      **_LAYOUT)
     return fig
 
 

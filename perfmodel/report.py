@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from perfmodel import analysis, compare, figures
+from perfmodel import ablation, analysis, compare, figures
 from perfmodel.constraint_map import mapping_rows
 from perfmodel.correctness import correctness_summary, correctness_table
 from perfmodel.gates import evaluate_gates
@@ -30,8 +30,9 @@ SECTION_INTRO = {
                  "measured gain against its claim.",
     "stages": "Measured TFLOP/s of each stage beside the plan's target band, the plan's gains applied to the "
               "measured baseline, our analytic model and the physical bound, with each prediction's error.",
-    "constraints": "For each of the plan's four constraints: the gain it claims, the gain measured when the stage "
-                   "that removes it lands, and the most the counters say removing it could buy (Amdahl).",
+    "constraints": "For each of the plan's four constraints: the gain it claims, the gain its technique is worth "
+                   "by ablation (with its 95% interval), the gain measured when the stage that removes it lands, "
+                   "and the most the counters say removing it could buy (Amdahl). " + ablation.FAIR_MEASURE,
     "stalls": "Where the warps' cycles go: Nsight Compute's stall reasons as shares of all stall cycles, per "
               "implementation.",
     "roofline": "How close each kernel runs to the nearest ceiling: tensor cores, the exponential unit "
@@ -64,6 +65,9 @@ class ReportData:
     baseline: Run | None = None
     comparison: pd.DataFrame | None = None
     mapping: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(mapping_rows()))
+    evidence: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.ablation.constraint_evidence
+    stall_shift: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.ablation.stall_shift
+    regressions: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.ablation.stage_regressions
     correctness: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.correctness.correctness_table
 
 
@@ -73,14 +77,17 @@ def collect(run: Run, baseline: Run | None = None, model=None) -> ReportData:
     stages = compare.with_timing_intervals(analysis.stage_table(run, model), run)
     peers = compare.with_timing_intervals(analysis.peer_table(run, model), run)
     constraints = analysis.constraint_table(run, model)
+    evidence = ablation.constraint_evidence(run, model)
     return ReportData(
         run=run, gates=evaluate_gates(run, model), stages=stages, peers=peers, constraints=constraints,
         stalls=analysis.stall_table(run, model),
         roofline=compare.with_timing_intervals(analysis.roofline_table(run, model), run),
         batching=compare.with_speedup_intervals(analysis.batching_table(run), run),
         batching_summary=analysis.batching_summary(run), correctness=correctness_table(run, model),
-        headlines=analysis.headlines(stages, peers, constraints), baseline=baseline,
+        headlines=analysis.headlines(stages, peers, constraints, evidence), baseline=baseline,
         comparison=compare.compare_runs(run, baseline) if baseline is not None else None,
+        evidence=evidence, stall_shift=ablation.stall_shift(run, model),
+        regressions=ablation.stage_regressions(run, model),
     )
 
 
@@ -208,6 +215,54 @@ def constraints_display(constraints: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _ci_text(gain, lo, hi) -> str:
+    if not pd.notna(gain):
+        return "—"
+    return f"{_pct(gain)} [{_pct(lo)}, {_pct(hi)}]" if pd.notna(lo) and pd.notna(hi) else _pct(gain)
+
+
+def evidence_display(ev: pd.DataFrame) -> pd.DataFrame:
+    """perfmodel.ablation.constraint_evidence for people: the ablation first, the stage chain labelled."""
+    return pd.DataFrame({
+        "config": ev["config_id"], "constraint": [f"#{c} {n}" for c, n in zip(ev["constraint"], ev["name"])],
+        "claimed": [f"{_pct(a)}…{_pct(b)}" for a, b in zip(ev["claimed_gain_low"], ev["claimed_gain_high"])],
+        "switch": ev["switch"].fillna("—"),
+        "ablation (best on vs off, 95% CI)": [_ci_text(g, lo, hi) for g, lo, hi in
+                                              zip(ev["ablation_gain"], ev["ablation_ci_low"], ev["ablation_ci_high"])],
+        "flip at tuned (95% CI)": [_ci_text(g, lo, hi) if st == "ok" else (st.replace("_", " ") if isinstance(st, str) else "—")
+                                   for g, lo, hi, st in zip(ev["flip_gain"], ev["flip_ci_low"], ev["flip_ci_high"],
+                                                            ev["flip_status"])],
+        "stage chain": [f"{_ci_text(g, lo, hi)} ({t})" if t else "—" for g, lo, hi, t in
+                        zip(ev["stage_chain_gain"], ev["stage_chain_ci_low"], ev["stage_chain_ci_high"],
+                            ev["stage_chain"])],
+        "Amdahl max": [_pct(v) for v in ev["amdahl_max_gain"]],
+        "verdict": ev["verdict"], "why": ev["reason"].fillna(""),
+    })
+
+
+def stall_shift_display(shift: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """Per config and switch, the stall reasons that moved most between technique off and on."""
+    if shift.empty:
+        return pd.DataFrame()
+    rows = []
+    for (cid, impl, sw), g in shift.groupby(["config_id", "impl", "switch"], sort=False):
+        g = g.reindex(g["delta"].abs().sort_values(ascending=False).index).head(top)
+        rows.append({"config": cid, "switch": sw, "largest shifts (off → on, share of stall cycles)": "; ".join(
+            f"{r.reason} {r.off_fraction:.1%} → {r.on_fraction:.1%}" for r in g.itertuples())})
+    return pd.DataFrame(rows)
+
+
+def regressions_display(reg: pd.DataFrame) -> pd.DataFrame:
+    if reg.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "config": reg["config_id"], "stage": reg["impl"], "vs": reg["before"],
+        "slower by": [_pct(v) for v in reg["slowdown"]], "time (ms)": [f"{a:.4g} vs {b:.4g}" for a, b in
+                                                                      zip(reg["time_ms"], reg["before_time_ms"])],
+        "noise": reg["interval"], "ablation of what the stage adds": reg["explained_by"],
+    })
+
+
 def stalls_display(stalls: pd.DataFrame) -> pd.DataFrame:
     if stalls.empty:
         return pd.DataFrame()
@@ -306,8 +361,8 @@ def section_figures(data: ReportData) -> dict[str, list]:
         f2 = figures.terms_figure(s)
         f2.update_layout(title=f"{f2.layout.title.text} — {cid}")
         figs["stages"] += [f1, f2]
-    for cid in data.constraints["config_id"].unique():
-        f = figures.constraints_figure(data.constraints[data.constraints["config_id"] == cid])
+    for cid in data.evidence["config_id"].unique() if not data.evidence.empty else []:
+        f = figures.constraints_figure(data.evidence[data.evidence["config_id"] == cid])
         f.update_layout(title=f"{f.layout.title.text} — {cid}")
         figs["constraints"].append(f)
     for cid in data.stalls["config_id"].unique():
@@ -326,9 +381,16 @@ def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]
     t = {
         "gates": [("", gates_display(data.gates))],
         "stages": [("", stages_display(data.stages)),
-                   ("Peers measured in the same run", peers_display(data.peers))],
-        "constraints": [("How each constraint is measured", data.mapping),
-                        ("", constraints_display(data.constraints))],
+                   ("Peers measured in the same run", peers_display(data.peers)),
+                   ("Stages slower than the stage before beyond noise (the check the plan forgot)",
+                    regressions_display(data.regressions))],
+        "constraints": [("Ablation: what each technique is worth alone (the fair measure)",
+                         evidence_display(data.evidence)),
+                        ("Stall reasons that moved when the technique was switched on",
+                         stall_shift_display(data.stall_shift)),
+                        ("Stage chain: stage k against stage k−1 (everything the stage file changes)",
+                         constraints_display(data.constraints)),
+                        ("How each constraint is measured", data.mapping)],
         "stalls": [("", stalls_display(data.stalls))],
         "roofline": [("", roofline_display(data.roofline))],
         "batching": [("", batching_display(data.batching_summary))],

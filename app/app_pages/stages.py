@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.report import SECTION_INTRO, stages_display
+from perfmodel.report import SECTION_INTRO, regressions_display, stages_display
 
 sel = widgets.selection()
 st.title("Stages")
@@ -14,3 +14,8 @@ st.plotly_chart(charts.terms_figure(stages), key="terms")
 if not stages.empty:
     st.caption(f"Analytic model GPU: {stages['analytic_gpu'].iloc[0]}")
 st.dataframe(stages_display(stages), hide_index=True, width="stretch")
+reg = sel.for_config("regressions")
+if not reg.empty:
+    st.warning("A stage is slower than the stage before it beyond noise (the check the plan forgot); the ablation "
+               "of the technique it adds is beside it.")
+    st.dataframe(regressions_display(reg), hide_index=True, width="stretch")

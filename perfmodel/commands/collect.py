@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import sys
 
-from kernels.suites import SUITE_HELP
+from kernels.suites import SUITE_DETERMINISM_RUNS, SUITE_HELP
 from perfmodel.errors import UserError
+
+# Bitwise repetitions per case when neither --determinism nor the suite names a number.
+DEFAULT_DETERMINISM_RUNS = 100
 
 HELP = "measure every stage and peer on a suite into a run folder (H100; timings, ncu counters, census)"
 EXAMPLES = [
     "perfmodel collect --suite seed                         # the document's config, with Nsight Compute",
     "perfmodel collect --suite fa3-grid --refs sdpa_cudnn,sdpa_flash --out runs/",
     "perfmodel collect --config B=8,H=16,S=4096,D=128,causal --stages stage0_baseline,stage5_full --no-ncu",
+    "perfmodel collect --suite fa3-grid --no-ablation    # only the stages, peers and counters",
     "perfmodel collect --resume runs/20261124-163012-seed-nvidia-h100-80gb-hbm3",
     "perfmodel collect --interpret --stages stage0_baseline,stage1_warpspec   # no GPU: correctness + census",
 ]
@@ -35,13 +39,18 @@ def add_arguments(parser) -> None:
                         help="folder the run folder is created in (default: runs/)")
     parser.add_argument("--no-ncu", action="store_true",
                         help="skip the Nsight Compute session (counters are recorded as not measured)")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="skip the ablation phase (each technique switch of the stages that declare switches, "
+                             "e.g. stage 5, timed on and off over its tuner's candidates; every variant is checked "
+                             "against the reference and timed like a case)")
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue an interrupted run: finished cases are kept, the rest are measured")
     parser.add_argument("--interpret", action="store_true",
                         help="no GPU: run the kernels under Triton's CPU interpreter on small configs and record "
                              "correctness and census only (timings and counters: not measured)")
-    parser.add_argument("--determinism", type=int, default=100, metavar="N",
-                        help="repeated runs compared bitwise per case (default 100; the document asks 1000)")
+    parser.add_argument("--determinism", type=int, default=None, metavar="N",
+                        help="repeated runs compared bitwise per case (default: the suite's own, 1000 for "
+                             "--suite plan as the document asks, else 100)")
 
 
 def run(args) -> int:
@@ -56,7 +65,10 @@ def run(args) -> int:
         opts = CollectOptions(
             suite=suite, configs=configs, stages=args.stages, refs=args.refs,
             out_dir=args.resume or args.out, ncu=not args.no_ncu, resume=bool(args.resume),
-            interpret=args.interpret, determinism_runs=args.determinism,
+            ablation=not args.no_ablation,
+            interpret=args.interpret,
+            determinism_runs=args.determinism if args.determinism is not None
+            else SUITE_DETERMINISM_RUNS.get(suite, DEFAULT_DETERMINISM_RUNS),
             command_line=tuple(sys.argv),
         )
         path = collect(opts)

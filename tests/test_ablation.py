@@ -1,0 +1,215 @@
+"""The ablation: stage 5's switches are real compiled variants, the phase's tables have their documented shape
+under the CPU interpreter, gains and their intervals come from the samples, and the analysis leads with the
+ablation, labels the stage chain and reports a constraint without a switch as not ablatable."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kernels
+from collectors import ablation as A
+from collectors.schema import columns
+from collectors.store import RunWriter, load_run
+from collectors.timing import Timing
+from kernels.workload import AttentionConfig
+from perfmodel import ablation as PA
+from perfmodel.cli import main
+
+STAGE5 = kernels.get_stage("stage5_full")
+# non-causal and S % 64 == 0: the one case where Triton 3.6 builds the warp-specialized loop, so every switch
+# has candidates on both sides
+NONCAUSAL = AttentionConfig(B=1, H=2, S=128, D=64, causal=False, dtype="fp16")
+# the smallest causal tail case: S < BLOCK_N, one masked block
+TAIL = AttentionConfig(B=1, H=1, S=17, D=64, causal=True, dtype="fp16")
+
+
+# ---- the declaration ----------------------------------------------------------------------------------------
+def test_stage5_declares_its_switches_and_what_it_cannot_switch():
+    names = [s.name for s in STAGE5.switches()]
+    assert names == ["use_tma", "masked_loop", "warp_specialize", "persistent", "overlap"]
+    fields = set(STAGE5.module().Config.__dataclass_fields__)
+    assert set(names) <= fields
+    for sw in STAGE5.switches():
+        assert sw.removes and all(c in (1, 2, 3, 4) for c in sw.removes)
+        assert sw.on != sw.off
+    assert 1 in STAGE5.not_ablatable() and "select" in STAGE5.not_ablatable()[1]
+
+
+def test_stages_without_switches_declare_none():
+    assert kernels.get_stage("stage0_baseline").switches() == ()
+
+
+def test_flip_and_no_effect():
+    cfg = STAGE5.module().Config(masked_loop=True)
+    overlap = next(s for s in STAGE5.switches() if s.name == "overlap")
+    assert overlap.no_effect(cfg) and "masked_loop=True" in overlap.no_effect(cfg)
+    tma = STAGE5.switches()[0]
+    assert tma.flipped(cfg).use_tma is (not cfg.use_tma)
+    variants = A.plan_variants(STAGE5, NONCAUSAL, cfg)
+    texts = [str(v.config) for v in variants]
+    assert len(texts) == len(set(texts))  # each kernel config once
+    assert str(tma.flipped(cfg)) in texts
+    assert {v.role for v in variants} <= {"candidate", "flip"}
+
+
+def test_variant_ids_are_stable_and_distinct():
+    variants = STAGE5.variants(NONCAUSAL)
+    ids = [A.variant_id("stage5_full", v) for v in variants]
+    assert len(set(ids)) == len(ids)
+    assert ids == [A.variant_id("stage5_full", v) for v in STAGE5.variants(NONCAUSAL)]
+    assert all("/" not in A.variant_label("stage5_full", i) and "@" not in A.variant_label("stage5_full", i)
+               for i in ids)
+
+
+# ---- switch variants are real compiled variants (sm_90, no GPU needed) --------------------------------------
+@pytest.fixture(scope="module")
+def variant_census():
+    from collectors.census import census
+
+    def of(cfg_kernel, config=NONCAUSAL):
+        return census("stage5_full", config, tuned_config=str(cfg_kernel))
+
+    return of
+
+
+def test_each_switch_changes_the_compiled_kernel(variant_census):
+    Config = STAGE5.module().Config
+    base = Config(num_warps=4, num_stages=2)
+    for sw in STAGE5.switches():
+        on = sw.flipped(base) if not sw.is_on(base) else base
+        if sw.no_effect(on):
+            on = Config(num_warps=4, num_stages=2, **{sw.name: sw.on})
+        off = sw.flipped(on)
+        a, b = variant_census(on), variant_census(off)
+        assert a.status == "ok" and b.status == "ok", (sw.name, a.error, b.error)
+        assert a.ptx != b.ptx, f"{sw.name} on and off compiled to the same PTX"
+
+
+def test_switches_show_their_technique_in_the_code(variant_census):
+    Config = STAGE5.module().Config
+    tma_on, tma_off = variant_census(Config(use_tma=True)), variant_census(Config(use_tma=False))
+    assert tma_on.tma > 0 and tma_off.tma == 0
+    ws_on = variant_census(Config(num_warps=4, num_stages=2, warp_specialize=True))
+    ws_off = variant_census(Config(num_warps=4, num_stages=2))
+    assert ws_on.num_warps > ws_off.num_warps  # the producer warps
+    masked = variant_census(Config(masked_loop=True), TAIL.with_(S=1024))
+    split = variant_census(Config(), TAIL.with_(S=1024))
+    assert masked.loop_predicates > split.loop_predicates  # the mask leaves the steady state
+
+
+# ---- gains from samples -------------------------------------------------------------------------------------
+def _timed(cfg, median_ms: float, seed: int) -> A.Variant:
+    rng = np.random.default_rng(seed)
+    samples = (median_ms * (1 + 0.01 * rng.standard_normal(200))).tolist()
+    return A.Variant(cfg, "candidate", status="ok", timing=Timing.from_samples(samples))
+
+
+def test_best_with_vs_best_without_and_the_flip():
+    Config = STAGE5.module().Config
+    fast_tma = Config(use_tma=True, num_stages=2)
+    slow_tma = Config(use_tma=True, num_stages=3)
+    ptr = Config(use_tma=False, num_stages=3)
+    wrong = A.Variant(Config(use_tma=False, num_stages=2), "candidate", status="wrong", error="max abs error 1")
+    variants = [_timed(fast_tma, 1.0, 1), _timed(slow_tma, 1.3, 2), _timed(ptr, 1.2, 3), wrong]
+    rows = pd.DataFrame(A.gain_rows(STAGE5, NONCAUSAL, variants, tuned=slow_tma, timed=True))
+    tma_best = rows[(rows["switch"] == "use_tma") & (rows["measure"] == "best")].iloc[0]
+    assert tma_best["status"] == "ok"
+    assert tma_best["gain"] == pytest.approx(1.2 / 1.0 - 1, abs=0.01)  # t_off / t_on - 1, fastest of each side
+    assert tma_best["gain_ci_low"] < tma_best["gain"] < tma_best["gain_ci_high"]
+    assert tma_best["n_on"] == 2 and tma_best["n_off"] == 1  # the wrong variant is not counted, nor timed
+    assert tma_best["on_variant"] == str(fast_tma) and tma_best["off_variant"] == str(ptr)
+    tma_flip = rows[(rows["switch"] == "use_tma") & (rows["measure"] == "flip")].iloc[0]
+    assert tma_flip["status"] == "ok" and tma_flip["gain"] == pytest.approx(1.2 / 1.3 - 1, abs=0.01)
+    # no candidate with warp specialization on: not measured, with the reason, never a number
+    ws = rows[(rows["switch"] == "warp_specialize") & (rows["measure"] == "best")].iloc[0]
+    assert ws["status"] == "not_measured" and math.isnan(ws["gain"]) and "warp_specialize=True" in ws["error"]
+    overlap_flip = rows[(rows["switch"] == "overlap") & (rows["measure"] == "flip")].iloc[0]
+    assert overlap_flip["status"] == "ok" or overlap_flip["status"] == "not_measured"
+    assert set(rows.columns) >= set(columns("ablation")) - {"run_id"}
+
+
+def test_untimed_ablation_records_why():
+    rows = A.gain_rows(STAGE5, NONCAUSAL, [], tuned=None, timed=False, why_not_timed="--interpret: no GPU")
+    assert rows and all(r["status"] == "not_measured" and r["error"] for r in rows)
+    assert all(math.isnan(r["gain"]) for r in rows)
+
+
+# ---- the phase under the interpreter ------------------------------------------------------------------------
+@pytest.mark.interpreter
+def test_collect_interpret_ablation_tables(tmp_path):
+    code = main(["collect", "--interpret", "--stages", "stage5_full", "--refs", "none", "--config",
+                 "B=1,H=1,S=17,D=64,causal", "--no-ncu", "--determinism", "1", "--out", str(tmp_path)])
+    assert code == 0
+    (path,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    run = load_run(path)
+    assert run.meta["ablation"]["stage5_full"]["not_ablatable"]["1"]
+    assert [s["name"] for s in run.meta["ablation"]["stage5_full"]["switches"]][0] == "use_tma"
+    assert "ablation" in run.meta["phases_s"]
+    v = run.table("ablation_variants")
+    assert len(v) == len(STAGE5.variants(TAIL.with_(dtype="fp16")))  # every candidate, no flips (untuned)
+    assert set(v["status"]) <= {"ok", "wrong", "failed"} and (v["status"] == "ok").any()
+    ok = v[v["status"] == "ok"]
+    assert (ok["max_abs_err"] <= ok["budget_abs_err"]).all() and ok["time_ms"].isna().all()
+    assert v["label"].str.startswith("stage5_full#").all()
+    a = run.table("ablation")
+    assert len(a) == 2 * len(STAGE5.switches())
+    assert set(a["status"]) == {"not_measured"} and a["gain"].isna().all() and a["error"].notna().all()
+    # resume: the ablation is done and is not redone
+    assert main(["collect", "--resume", str(path)]) == 0
+    assert len(load_run(path).table("ablation")) == len(a)
+
+
+# ---- analysis -----------------------------------------------------------------------------------------------
+def _synthetic_ablation_run(tmp_path) -> object:
+    """A run with timings of stages 3 and 4 (4 slower beyond noise) and an ablation of stage 5 at one config."""
+    cfg = AttentionConfig(B=16, H=16, S=2048, D=64, causal=True, dtype="fp16")
+    key = {"config_id": cfg.id, **cfg.as_dict()}
+    w = RunWriter(tmp_path / "r", {"suite": "custom", "mode": "gpu", "environment": {"gpu_name": "NVIDIA H200"},
+                                   "ablation": {"stage5_full": A.declared(STAGE5)}})
+    rows = []
+    for impl, ms in (("stage3_persistent", 0.50), ("stage4_overlap", 0.60)):
+        rows.append({"impl": impl, **key, "status": "ok", "time_ms": ms, "time_ms_p20": ms * 0.99,
+                     "time_ms_p80": ms * 1.01, "tflops": cfg.tflops_at(ms)})
+    w.append("timings", rows)
+    w.append("correctness", [{"impl": r["impl"], **key, "status": "ok"} for r in rows])
+    Config = STAGE5.module().Config
+    on, off = Config(overlap=True, num_warps=8), Config(num_warps=8)
+    gains = A.gain_rows(STAGE5, cfg, [_timed(on, 0.6, 5), _timed(off, 0.5, 6)], tuned=off, timed=True)
+    w.append("ablation", gains)
+    w.finish("complete")
+    return load_run(w.path), cfg
+
+
+def test_constraint_evidence_leads_with_the_ablation(tmp_path):
+    run, cfg = _synthetic_ablation_run(tmp_path)
+    ev = PA.constraint_evidence(run)
+    assert set(ev["constraint"]) == {1, 2, 3, 4}
+    one = ev[ev["constraint"] == 1].iloc[0]
+    assert one["ablation_status"] == "not_ablatable" and "select" in one["reason"] and math.isnan(one["ablation_gain"])
+    overlap = ev[(ev["constraint"] == 4) & (ev["switch"] == "overlap")].iloc[0]
+    assert overlap["ablation_gain"] == pytest.approx(0.5 / 0.6 - 1, abs=0.01)
+    assert overlap["ablation_ci_high"] < 0 and "costs time" in overlap["verdict"]
+    assert "below the plan's claim" in overlap["verdict"]
+    assert (ev[ev["constraint"] == 4]["stage_chain"].str.contains("stage4_overlap vs stage3_persistent")).all()
+
+
+def test_stage_regression_is_flagged_with_the_ablation_that_explains_it(tmp_path):
+    run, cfg = _synthetic_ablation_run(tmp_path)
+    reg = PA.stage_regressions(run)
+    assert list(reg["impl"]) == ["stage4_overlap"] and reg["slowdown"].iloc[0] == pytest.approx(0.2)
+    assert "overlap" in reg["explained_by"].iloc[0] and "p20–p80" in reg["interval"].iloc[0]
+
+
+def test_report_shows_the_ablation_first(tmp_path):
+    from perfmodel.report import build_report
+
+    run, _ = _synthetic_ablation_run(tmp_path)
+    md = build_report(run, fmt="md")
+    section = md[md.index("## Constraints"):]
+    assert section.index("Ablation: what each technique is worth alone") < section.index("Stage chain")
+    assert "fair measure" in section and "not ablatable" in section
+    assert "the check the plan forgot" in md
