@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One `perfmodel collect` on the lent H100, packed for the trip back (at most 8 files come back from $OUT).
+# One `perfmodel collect` on the lent GPU (H100 or H200), packed for the trip back (at most 8 files come back from $OUT).
 #
 # Run from the repository root on the device, carrying .whl (the nvtx wheel: ../shared/device/wheels.sh nvtx):
 #     bash scripts/device_collect.sh [SUITE] [extra perfmodel collect arguments...]
@@ -119,6 +119,12 @@ if not m.empty:
                                                  aggfunc="first")
     print(wide.to_string())
     print("ncu_metrics rows:", len(m), "kernels:", len(m[["impl", "config_id", "kernel_index"]].drop_duplicates()))
+a = run.table("ablation")
+if not a.empty:
+    print(a[["config_id", "switch", "measure", "status", "gain", "gain_ci_low", "gain_ci_high", "on_time_ms",
+             "off_time_ms", "error"]].to_string(index=False, max_colwidth=60))
+    v = run.table("ablation_variants")
+    print(v.groupby(["config_id", "status"]).size().to_string())
 PY
 ls -la "$OUT"
 exit 0
