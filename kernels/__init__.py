@@ -79,6 +79,9 @@ class StageInfo:
     launcher: Callable
     description: str
     removes: tuple[int, ...]
+    # the switches of stage 5 (its SWITCHES' names) whose techniques this stage adds to the stage before it: what
+    # the ablation says about a stage-to-stage change
+    adds: tuple[str, ...] = ()
 
     def module(self) -> ModuleType:
         """The stage's kernel module (imported now if it was not yet)."""
@@ -104,14 +107,15 @@ STAGES: tuple[StageInfo, ...] = (
               "iteration, fixed config", ()),
     StageInfo(1, "stage1_warpspec", _LazyLauncher("stage1_warpspec"),
               "TMA tensor-descriptor loads in a warp-specialized key loop (producer warp group + 2 consumers)",
-              ()),
+              (), ("use_tma", "warp_specialize")),
     StageInfo(2, "stage2_reduced_sync", _LazyLauncher("stage2_reduced_sync"),
-              "split key loop: unmasked steady state, masked diagonal/tail blocks after it", (3,)),
+              "split key loop: unmasked steady state, masked diagonal/tail blocks after it", (3,), ("masked_loop",)),
     StageInfo(3, "stage3_persistent", _LazyLauncher("stage3_persistent"),
               "persistent grid of #SMs x occupancy programs over (tile, batch, head), causal heaviest first",
-              (2,)),
+              (2,), ("persistent",)),
     StageInfo(4, "stage4_overlap", _LazyLauncher("stage4_overlap"),
-              "3-deep TMA K/V ring and QK^T of the next block issued before the softmax of this one", (4,)),
+              "3-deep TMA K/V ring and QK^T of the next block issued before the softmax of this one", (4,),
+              ("overlap",)),
     StageInfo(5, "stage5_full", _LazyLauncher("stage5_full"),
               "all earlier techniques as switches, autotuned per (S, D, causal, dtype); chosen config reported",
               (1,)),

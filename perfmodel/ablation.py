@@ -217,6 +217,17 @@ def _interval(row) -> tuple[float, float, str]:
     return _f(row.get("time_ms_p20")), _f(row.get("time_ms_p80")), "p20–p80 (no samples)"
 
 
+def _adds(impl: str) -> tuple[str, ...] | None:
+    """The switches whose techniques stage `impl` adds (kernels' registry), None for an impl it does not know (a
+    user's plan): then the switches removing the constraints the stage removes are shown instead."""
+    import kernels
+
+    try:
+        return kernels.get_stage(impl).adds
+    except KeyError:
+        return None
+
+
 def stage_regressions(run: Run, model=None) -> pd.DataFrame:
     """The check the plan forgot: every stage slower than its predecessor beyond noise (its time interval entirely
     above the predecessor's), with the ablation figure of the technique(s) the stage adds."""
@@ -238,9 +249,11 @@ def stage_regressions(run: Run, model=None) -> pd.DataFrame:
                 continue
             explained = []
             removes = [int(x) for x in (cur.removes or [])]
+            adds = _adds(cur.impl)
             ab = abl[(abl["config_id"] == cid) & (abl["measure"] == "best")] if not abl.empty else abl
             for r in ab.itertuples():
-                if set(_ids(r.constraints)) & set(removes) and math.isfinite(_f(r.gain)):
+                relevant = r.switch in adds if adds is not None else bool(set(_ids(r.constraints)) & set(removes))
+                if relevant and math.isfinite(_f(r.gain)):
                     explained.append(f"{r.switch} {_f(r.gain):+.1%} [{_f(r.gain_ci_low):+.1%}, "
                                      f"{_f(r.gain_ci_high):+.1%}] (ablation of {r.impl})")
             rows.append({"run_id": run.run_id, "config_id": cid, **{k: b[k] for k in ("B", "H", "S", "D", "causal",
@@ -249,8 +262,9 @@ def stage_regressions(run: Run, model=None) -> pd.DataFrame:
                          "before_time_ms": _f(a["time_ms"]), "slowdown": _f(b["time_ms"]) / _f(a["time_ms"]) - 1,
                          "interval": how_b if how_a == how_b else f"{how_b} / {how_a}",
                          "explained_by": "; ".join(explained) or
-                         ("no ablation of the technique(s) this stage adds (constraints "
-                          f"{', '.join(map(str, removes)) or 'none'})")})
+                         ("no ablation of the technique(s) this stage adds ("
+                          + (f"switches {', '.join(adds)}" if adds else
+                             f"constraints {', '.join(map(str, removes)) or 'none'}") + ")")})
     out = pd.DataFrame(rows, columns=REGRESSION_COLUMNS)
     order_idx = stage_order(model)
     return out.sort_values(["config_id", "impl"], key=lambda s: s.map(order_idx) if s.name == "impl" else s) \
