@@ -3,6 +3,7 @@
 #
 # Run from the repository root on the device, carrying .whl (the nvtx wheel: ../shared/device/wheels.sh nvtx):
 #     bash scripts/device_collect.sh [SUITE] [extra perfmodel collect arguments...]
+# Set PERFMODEL_GIT_COMMIT to this checkout's commit in the run command (the device copy's .git may be stale).
 # It installs the carried wheels, runs `python3 -m perfmodel collect --suite SUITE` (default seed, with Nsight
 # Compute) under a time limit (COLLECT_LIMIT_S, default 450 s; on expiry the collector gets SIGINT, marks the run
 # interrupted and keeps what it measured, and `--resume` can finish it), then leaves in $OUT:
