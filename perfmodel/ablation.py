@@ -17,6 +17,7 @@ import math
 import pandas as pd
 
 from collectors.schema import CONFIG_COLUMNS
+from perfmodel.compare import case_samples, time_intervals
 from perfmodel.analysis import (NAN, _configs, _f, _model, attributable_fraction, constraint_table, stage_order,
                                 stall_table)
 from perfmodel.constraint_map import amdahl_max_gain
@@ -72,21 +73,12 @@ def claim_verdict(gain: float, low_ci: float, high_ci: float, claim_low: float, 
     return "; ".join(parts)
 
 
-def _samples(run: Run) -> dict[tuple[str, str], list[float]]:
-    """(impl, config_id) -> the timed samples (ms) the run kept (none for runs older than `timing_samples`)."""
-    t = run.table("timing_samples")
-    if t.empty:
-        return {}
-    t = t.assign(time_ms=pd.to_numeric(t["time_ms"], errors="coerce"))
-    return {(str(i), str(c)): g["time_ms"].tolist() for (i, c), g in t.groupby(["impl", "config_id"], sort=False)}
-
-
 def _chain_ci(samples: dict, impl, before, config_id: str) -> tuple[float, float]:
     """The stage chain's gain interval (stage `impl` against `before`) from both stages' samples, else NaN."""
     from collectors.stats import ratio_gain_ci
 
     a, b = samples.get((str(before), config_id)), samples.get((str(impl), config_id))
-    if not a or not b:
+    if a is None or b is None or not len(a) or not len(b):
         return NAN, NAN
     _, lo, hi = ratio_gain_ci(a, b)
     return lo, hi
@@ -106,7 +98,7 @@ def constraint_evidence(run: Run, model=None) -> pd.DataFrame:
     chain = constraint_table(run, model)
     stalls = stall_table(run, model)
     declared = _declared(run)
-    samples = _samples(run)
+    samples = case_samples(run)
     rows = []
     for cfg in _configs(run):
         a = abl[abl["config_id"] == cfg.id]
@@ -210,13 +202,6 @@ REGRESSION_COLUMNS = ["run_id", *CONFIG_COLUMNS, "impl", "before", "time_ms", "b
                       "interval", "explained_by"]
 
 
-def _interval(row) -> tuple[float, float, str]:
-    lo, hi = _f(row.get("time_ms_ci_low")), _f(row.get("time_ms_ci_high"))
-    if math.isfinite(lo) and math.isfinite(hi):
-        return lo, hi, "95% CI"
-    return _f(row.get("time_ms_p20")), _f(row.get("time_ms_p80")), "p20–p80 (no samples)"
-
-
 def _adds(impl: str) -> tuple[str, ...] | None:
     """The switches whose techniques stage `impl` adds (kernels' registry), None for an impl it does not know (a
     user's plan): then the switches removing the constraints the stage removes are shown instead."""
@@ -235,6 +220,7 @@ def stage_regressions(run: Run, model=None) -> pd.DataFrame:
     order = sorted(model.stages, key=lambda s: int(s.index))
     t = run.table("timings")
     t = t[t["status"] == "ok"]
+    t = pd.concat([t, time_intervals(t)], axis=1)  # the same interval rule as `perfmodel compare`
     abl = ablation_rows(run)
     rows = []
     for cid, g in t.groupby("config_id", sort=False):
@@ -243,8 +229,8 @@ def stage_regressions(run: Run, model=None) -> pd.DataFrame:
             a, b = by_impl.get(prev.impl), by_impl.get(cur.impl)
             if a is None or b is None:
                 continue
-            a_lo, a_hi, how_a = _interval(a)
-            b_lo, b_hi, how_b = _interval(b)
+            a_hi, how_a = _f(a["time_ms_high"]), a["time_interval"]
+            b_lo, how_b = _f(b["time_ms_low"]), b["time_interval"]
             if not (math.isfinite(a_hi) and math.isfinite(b_lo)) or b_lo <= a_hi:
                 continue
             explained = []
