@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
+from collectors.metrics import STALL_REASONS
 from perfmodel import compare
 from perfmodel.constraint_map import REASON_TO_CONSTRAINT
 
@@ -29,6 +31,13 @@ PEER_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 CONSTRAINT_COLORS = {1: "#d62728", 2: "#ff7f0e", 3: "#9467bd", 4: "#1f77b4"}
 TERM_COLORS = {"tensor_ms": "#1f77b4", "exp_ms": "#ff7f0e", "hbm_ms": "#2ca02c", "launch_ms": "#d62728",
                "wave_ms": "#9467bd"}
+# One fixed colour per stall reason, the same in every chart that colours stall reasons: plotly's qualitative
+# Dark24 palette (plotly.colors.qualitative.Dark24, 24 colours made for a white background) in the order of
+# collectors.metrics.STALL_REASONS (19 reasons), so no two reasons share a colour and a reason keeps its colour
+# whichever reasons a frame holds (tests/test_charts.py checks both). A reason outside STALL_REASONS (a newer ncu)
+# is drawn in STALL_OTHER, the palette's last colour, which no listed reason uses, until it is added there.
+STALL_COLORS: dict[str, str] = dict(zip(STALL_REASONS, qualitative.Dark24[:-1]))
+STALL_OTHER = qualitative.Dark24[-1]
 
 # legend at the right, one entry a line: above the plot, a long legend (stall reasons, peers) ran into the title
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=60), height=420,
@@ -223,6 +232,7 @@ def stalls_figure(stalls: pd.DataFrame) -> go.Figure:
         cid = REASON_TO_CONSTRAINT.get(reason)
         name = f"{reason} (#{cid})" if cid else reason
         fig.add_trace(go.Bar(x=order, y=(sub["fraction"] * 100).tolist(), name=name,
+                             marker_color=STALL_COLORS.get(reason, STALL_OTHER),
                              marker_line=dict(width=2 if cid else 0, color=CONSTRAINT_COLORS.get(cid, "white"))))
     # tall enough for one legend line per reason (a legend taller than the figure scrolls)
     fig.update_layout(title=title, barmode="stack", xaxis_title="implementation",

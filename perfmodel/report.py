@@ -403,14 +403,24 @@ def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]
     return t
 
 
+# run.json `environment` key (collectors/env.py) -> header label, in header order
+_ENV_LINES = (("driver_version", "driver"), ("cuda_version", "CUDA"), ("torch_version", "torch"),
+              ("triton_version", "triton"), ("cudnn_version", "cuDNN"), ("ncu_version", "ncu"),
+              ("git_commit", "commit"))
+
+
 def _meta_lines(run: Run) -> list[tuple[str, str]]:
     env = run.environment
     lines = [("run", run.run_id), ("GPU", gpu_name(run) or "none (no GPU in this run)"),
              ("status", run.status), ("created", str(run.meta.get("created", "—"))),
              ("suite", str(run.meta.get("suite", "—")))]
-    for key in ("driver", "cuda", "torch", "triton", "git_commit"):
-        if env.get(key):
-            lines.append((key, str(env[key])))
+    for key, label in _ENV_LINES:  # a run made before a field was recorded lacks it: skipped, never filled in
+        value = env.get(key)
+        if value is None or value == "":
+            continue
+        if key == "git_commit" and env.get("git_dirty") is True:
+            value = f"{value} (with uncommitted changes)"
+        lines.append((label, str(value)))
     if run.meta.get("note"):
         lines.append(("note", str(run.meta["note"])))
     return lines

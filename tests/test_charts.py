@@ -69,6 +69,29 @@ def test_stalls_figure_is_stacked(run):
     assert list(fig.data[0].x)[0] == "stage0_baseline"
 
 
+def _stall_colors(fig: go.Figure) -> dict:
+    """reason -> the colour its bars are drawn in (a trace is named "reason" or "reason (#constraint)")."""
+    return {t.name.split(" (#")[0]: t.marker.color for t in fig.data}
+
+
+def test_stall_reasons_keep_one_colour_each_across_charts(run):
+    from collectors.metrics import STALL_REASONS
+    from perfmodel.figures import STALL_COLORS, STALL_OTHER
+
+    assert set(STALL_COLORS) == set(STALL_REASONS)
+    assert len(set(STALL_COLORS.values()) | {STALL_OTHER}) == len(STALL_REASONS) + 1  # no two reasons share one
+    full = analysis.stall_table(run)
+    # a second frame with other reasons and another order: only three reasons, the smallest made the largest
+    part = full[full["reason"].isin(["barrier", "membar", "selected"])].copy()
+    part.loc[part["reason"] == "membar", "fraction"] = 0.9
+    first, second = _stall_colors(charts.stalls_figure(full)), _stall_colors(charts.stalls_figure(part))
+    assert len(first) == full["reason"].nunique() and set(second) == {"barrier", "membar", "selected"}
+    assert list(second)[0] == "membar" != list(first)[0]  # the trace order did change
+    for reason, colour in second.items():
+        assert colour == first[reason] == STALL_COLORS[reason]
+    assert len(set(first.values())) == len(first)
+
+
 def test_roofline_figure_has_three_ceilings_on_log_axes(run):
     fig = charts.roofline_figure(analysis.roofline_table(run))
     names = _names(fig)

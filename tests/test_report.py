@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,24 @@ def test_report_baseline_uses_the_bootstrap_cis_when_both_runs_have_samples(tmp_
     assert "| 95% CI | regression |" in md and "p20–p80, no samples" not in md.split("## Comparison")[1]
     stages = md[md.index("## Stages"):md.index("## Constraints")]
     assert "(95% CI) | no |" in stages  # the stage table's interval and wide-CI flag
+
+
+def test_markdown_header_names_the_environment(capsys):
+    """The H200 run's run.json keeps `*_version` keys (collectors/env.py); the header shows each one it has."""
+    run_dir = Path(__file__).resolve().parent.parent / "runs" / "20261201-224820-seed-nvidia-h200"
+    assert main(["report", str(run_dir), "--format", "md", "--out", "-"]) == 0
+    header = capsys.readouterr().out.split("\n## ")[0]
+    for line in ("- **GPU**: NVIDIA H200", "- **driver**: 580.159.04", "- **CUDA**: 13.0", "- **torch**: 2.11.0",
+                 "- **triton**: 3.6.0", "- **cuDNN**: 91900", "- **ncu**: 2025.3.1.0", "- **commit**: 0e0a725"):
+        assert line in header.splitlines()
+
+
+def test_header_skips_environment_fields_a_run_lacks(synthetic_run_dir):
+    from perfmodel.report import _meta_lines
+    from perfmodel.runs import load_run
+
+    run = load_run(synthetic_run_dir)
+    run.meta["environment"] = {"gpu_name": "NVIDIA H200", "torch_version": "2.11.0", "cudnn_version": None}
+    lines = dict(_meta_lines(run))
+    assert lines["GPU"] == "NVIDIA H200" and lines["torch"] == "2.11.0"
+    assert not {"driver", "CUDA", "triton", "cuDNN", "ncu", "commit"} & set(lines)
