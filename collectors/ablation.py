@@ -28,12 +28,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from collectors.schema import case_key as _key
 from kernels.workload import AttentionConfig
 
 MEASURES = ("best", "flip")
@@ -123,23 +122,20 @@ def check_in_interpreter(stage, config: AttentionConfig, variants: list[Variant]
                          seed: int = 0) -> None:
     """Correctness of every variant in a TRITON_INTERPRET=1 child process (collectors.worker --check)."""
     from collectors.bench import Correctness
+    from collectors.ncu_profile import write_cases_file
+    from collectors.worker import check_command
 
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     tag = f"ablation-{stage.name}-{config.id}"
     cases = [{"impl": stage.name, "config": config.as_dict(), "range": str(i), "tuned_config": str(v.config)}
              for i, v in enumerate(variants)]
-    cases_file = work_dir / f"{tag}.json"
-    cases_file.write_text(json.dumps({"domain": "perfmodel", "seed": seed, "cases": cases}, indent=1))
+    cases_file = write_cases_file(work_dir / f"{tag}.json", cases, seed)
     report = work_dir / f"{tag}.jsonl"
     report.write_text("")
-    env = dict(os.environ)
-    env["TRITON_INTERPRET"] = "1"
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    argv, env, root = check_command(cases_file, report)
     with open(work_dir / f"{tag}.log", "w") as log:
-        proc = subprocess.run([sys.executable, "-m", "collectors.worker", "--check", "--cases", str(cases_file),
-                               "--report", str(report)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     rows = {}
     for line in report.read_text().splitlines():
         row = json.loads(line)
@@ -159,10 +155,6 @@ def check_in_interpreter(stage, config: AttentionConfig, variants: list[Variant]
 
 
 # ---- rows -------------------------------------------------------------------------------------------------------
-def _key(impl: str, config: AttentionConfig) -> dict:
-    return {"impl": impl, "config_id": config.id, **config.as_dict()}
-
-
 def variant_rows(stage, config: AttentionConfig, variants: list[Variant], tuned) -> list[dict]:
     """Rows of the `ablation_variants` table."""
     rows = []

@@ -27,9 +27,7 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ import pandas as pd
 
 from collectors import ncu_phase, ncu_profile
 from collectors.schema import CONFIG_COLUMNS, columns
+from collectors.schema import case_key as _key
 from collectors.store import RunStoreError, RunWriter, load_run, new_run_id
 from kernels.suites import SUITES, get_suite
 from kernels.workload import AttentionConfig
@@ -135,10 +134,6 @@ class _Steps:
 
 
 # ---- rows -------------------------------------------------------------------------------------------------------
-def _key(impl: str, config: AttentionConfig) -> dict:
-    return {"impl": impl, "config_id": config.id, **config.as_dict()}
-
-
 def _status_row(table: str, impl: str, config: AttentionConfig, status: str, error: str | None) -> dict:
     """A row of `table` with every value null: `status` says why (not_measured, failed, wrong, unavailable)."""
     row = {c: None for c in columns(table) if c != "run_id"}
@@ -425,14 +420,12 @@ class _Collector:
         cases_file = ncu_profile.write_cases_file(work / "cases.json", cases, self.opts.seed)
         report = work / "report.jsonl"
         report.write_text("")
-        env = dict(os.environ)
-        env["TRITON_INTERPRET"] = "1"
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        from collectors.worker import check_command
+
+        argv, env, root = check_command(cases_file, report)
         by_key = {(impl.name, cfg.id): (impl, cfg) for impl, cfg in todo}
         log = open(work / "worker.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "collectors.worker", "--check", "--cases", str(cases_file),
-                                 "--report", str(report)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
         seen = 0
         t_case = time.monotonic()
         if todo:

@@ -34,6 +34,11 @@ CONFIG_COLUMNS = ["config_id", "B", "H", "S", "D", "causal", "dtype"]
 PROBE_CONFIG_ID = "probe"
 CASE_KEY = ["run_id", "impl", *CONFIG_COLUMNS]
 
+
+def case_key(impl: str, config) -> dict:
+    """The key columns of a case row but `run_id` (which the store fills in): impl, config_id, B, H, S, D, ..."""
+    return {"impl": impl, "config_id": config.id, **config.as_dict()}
+
 # table name -> {column: description with unit}. Columns listed in CASE_KEY are implied where `case` is True.
 TABLES: dict[str, dict] = {
     "correctness": {

@@ -149,6 +149,20 @@ def check_cases(payload: dict, report) -> int:
     return failures
 
 
+def check_command(cases_file, report) -> tuple[list[str], dict, str]:
+    """(argv, environment, working folder) of a `--check` child that runs the cases under Triton's CPU interpreter
+    (TRITON_INTERPRET=1 is read when a kernel module is imported, so it must be set before the process starts)."""
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env["TRITON_INTERPRET"] = "1"
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "collectors.worker", "--check", "--cases", str(cases_file), "--report", str(report)]
+    return argv, env, root
+
+
 def _json_default(value):
     if hasattr(value, "item"):
         return value.item()
