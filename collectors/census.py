@@ -406,7 +406,11 @@ def _compile_launch(launch: _Launch):
     binder = create_function_from_signature(fn.signature, fn.params, backend)
     bound_args, specialization, options = binder(*launch.args, **kwargs)
     options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound_args, specialization, options)
-    compiled = triton_compile(ASTSource(fn, signature, constexprs, attrs), target=target, options=options.__dict__)
+    # a Gluon kernel (GluonJITFunction) builds its IR from a GluonASTSource, as its own `run` does on a GPU
+    source = getattr(fn, "ASTSource", None) or ASTSource
+    if getattr(fn, "is_gluon", lambda: False)():
+        from triton.experimental.gluon._runtime import GluonASTSource as source
+    compiled = triton_compile(source(fn, signature, constexprs, attrs), target=target, options=options.__dict__)
     return compiled, bound_args
 
 

@@ -509,7 +509,12 @@ class _Collector:
             tuned_cfg = stage.module().config_from_report(tuned.get((impl, cfg.id)))
             if (impl, cfg.id) not in correct:
                 variants, timed = [], False
-                why = "the case itself was not correct, so its variants were not run (see the correctness table)"
+                status = c.loc[(c["impl"].astype(str) == impl) & (c["config_id"] == cfg.id), "status"]
+                if (status == "not_measured").any():
+                    why = ("the case itself could not run here (e.g. a Gluon kernel under --interpret), so its "
+                           "variants were not run (see the correctness table)")
+                else:
+                    why = "the case itself was not correct, so its variants were not run (see the correctness table)"
             else:
                 variants = A.plan_variants(stage, cfg, tuned_cfg)
                 if self.opts.interpret:

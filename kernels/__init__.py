@@ -1,5 +1,9 @@
 """The staged attention kernels: an ordered registry of the six stages of the design document.
 
+Stage 0 is the FlashAttention-2 baseline in Triton's `tl` front end; stages 1-5 are Gluon kernels
+(`triton.experimental.gluon`, kernels/_gluon.py), which have no interpreter: under TRITON_INTERPRET=1 they raise
+KernelUnsupported and are checked on the GPU instead. Triton's `tl` front end at its best is the `triton_tl` peer.
+
 Each stage is a file `kernels/stageN_<name>.py` with one launcher `attention(q, k, v, causal=False,
 sm_scale=None) -> Tensor`. Importing this package imports no stage module (no triton import, no compile): a
 stage's module is imported the first time its launcher is called or `StageInfo.module()` is asked for.
@@ -103,23 +107,27 @@ class StageInfo:
 
 STAGES: tuple[StageInfo, ...] = (
     StageInfo(0, "stage0_baseline", _LazyLauncher("stage0_baseline"),
-              "FA2 online softmax, pointer loads, one program per (query tile, batch-head), tl.where mask every "
-              "iteration, fixed config", ()),
+              "FA2 online softmax in Triton tl, pointer loads, one program per (query tile, batch-head), tl.where "
+              "mask every iteration, fixed config", ()),
     StageInfo(1, "stage1_warpspec", _LazyLauncher("stage1_warpspec"),
-              "TMA tensor-descriptor loads in a warp-specialized key loop (producer warp group + 2 consumers)",
-              (), ("use_tma", "warp_specialize")),
+              "Gluon: TMA producer warp (24 registers) filling a 2-deep K/V ring through mbarriers, 8-warp wgmma "
+              "consumer (240 registers); K and V handed over separately, every block masked", ()),
     StageInfo(2, "stage2_reduced_sync", _LazyLauncher("stage2_reduced_sync"),
-              "split key loop: unmasked steady state, masked diagonal/tail blocks after it", (3,), ("masked_loop",)),
+              "one mbarrier hand-off per K/V slot; masks only on the diagonal and tail key blocks", (3,),
+              ("masked_loop",)),
     StageInfo(3, "stage3_persistent", _LazyLauncher("stage3_persistent"),
-              "persistent grid of #SMs x occupancy programs over (tile, batch, head), causal heaviest first",
+              "persistent grid of one program per SM walking (tile, batch, head) work items, causal heaviest first",
               (2,), ("persistent",)),
     StageInfo(4, "stage4_overlap", _LazyLauncher("stage4_overlap"),
-              "3-deep TMA K/V ring and QK^T of the next block issued before the softmax of this one", (4,),
-              ("overlap",)),
+              "two consumer warp groups in ping-pong, P·V of one block in flight during the next softmax "
+              "(async wgmma), 3-deep K/V ring", (4,), ("pingpong", "overlap")),
     StageInfo(5, "stage5_full", _LazyLauncher("stage5_full"),
-              "all earlier techniques as switches, autotuned per (S, D, causal, dtype); chosen config reported",
-              (1,)),
+              "stage 4 with every technique a switch, tuned per (S, D, causal, dtype, B·H): block sizes, ring depth, "
+              "consumer groups and their register split; chosen config reported", (1,)),
 )
+
+# Stages written in Gluon (triton.experimental.gluon): no interpreter, so their correctness is checked on the GPU.
+GLUON_STAGES = frozenset(s.name for s in STAGES if s.index >= 1)
 
 _BY_NAME = {s.name: s for s in STAGES}
 

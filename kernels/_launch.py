@@ -26,6 +26,11 @@ class KernelUnsupported(RuntimeError):
     """Triton refused to compile or run this stage for this case; no other stage is substituted."""
 
 
+class NoInterpreter(KernelUnsupported):
+    """The kernel cannot run under TRITON_INTERPRET=1 (a Gluon kernel: Triton has no Gluon interpreter). Not a
+    failure of the kernel: nothing could be measured on the CPU, so a run records the case as not measured."""
+
+
 def interpreting() -> bool:
     """True when Triton runs kernels on the CPU (TRITON_INTERPRET=1), read at call time."""
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")

@@ -8,6 +8,8 @@ contiguous), returning [B, H, S, D]:
   attention). SDPA's `is_causal=True` is the top-left aligned mask, the same as kernels/reference.py.
 - `flex`: `torch.nn.attention.flex_attention.flex_attention` compiled with `torch.compile`; causal through a
   block mask built once per (sequence length, device) and cached.
+- `triton_tl`: the best of Triton's plain `tl` front end (kernels/triton_tl.py, this toolkit's stage 5 before the
+  Gluon stages): one tuned kernel with stages 0-4's `tl` techniques as switches. Runs under the interpreter too.
 - `fa3`: FlashAttention-3's `flash_attn_interface.flash_attn_func`, which takes [B, S, H, D]; we hand it
   transposed views and transpose the result back. Not installable on the lent H100 (ANCHORS.md), so there
   cuDNN is the FA3-class peer.
@@ -152,6 +154,21 @@ def _fa3_available() -> str | None:
     return None
 
 
+# ---- Triton's tl front end, tuned ------------------------------------------------------------------------------
+def triton_tl(q, k, v, causal: bool = False, sm_scale: float | None = None) -> torch.Tensor:
+    from .triton_tl import attention
+
+    return attention(q, k, v, causal=causal, sm_scale=sm_scale)
+
+
+def _triton_tl_available() -> str | None:
+    from ._launch import interpreting
+
+    if interpreting():
+        return None
+    return _cuda_reason()
+
+
 # ---- registry -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PeerInfo:
@@ -177,6 +194,8 @@ PEERS: dict[str, PeerInfo] = {
         PeerInfo("sdpa_efficient", sdpa_efficient, "PyTorch SDPA, memory-efficient backend", _cuda_reason),
         PeerInfo("flex", flex, "FlexAttention compiled with torch.compile (causal via a cached block mask)",
                  _flex_available),
+        PeerInfo("triton_tl", triton_tl, "Triton tl front end, tuned: stages 0-4's tl techniques as switches "
+                 "(the pre-Gluon stage 5)", _triton_tl_available),
         PeerInfo("fa3", fa3, "FlashAttention-3 flash_attn_func (flash_attn_interface)", _fa3_available),
     )
 }

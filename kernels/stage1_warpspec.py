@@ -1,129 +1,135 @@
-"""Stage 1, producer/consumer: the baseline's loop, with its loads handed to a producer warp group.
+"""Stage 1, producer/consumer: stage 0's FlashAttention-2 loop split into a TMA producer and a wgmma consumer.
 
-Against stage 0 this changes only how K and V reach the tensor cores (the document's "architecture only" step):
-- Q, K, V and O go through tensor descriptors (`tl.make_tensor_descriptor`, built on the device for each
-  (batch, head) with that head's real strides and its own bound N_CTX), so the loads are TMA bulk copies into
-  shared memory that zero-fill past the end of this head's sequence, and the O store is clipped there;
-- the key loop is `tl.range(..., warp_specialize=True)`: Triton's warp-specialization pass splits the loop into a
-  producer partition (one warp issuing the TMA loads) and consumer warp groups (wgmma + softmax), which talk
-  through mbarriers in shared memory instead of every warp doing both jobs in turn.
-The loop body itself is stage 0's: the tail and causal masks are still evaluated with `tl.where` in every
-iteration, so the difference against stage 0 is the load path alone. If Triton refuses to build this for a case,
-the launcher raises KernelUnsupported; it never falls back to another stage.
-Causal is refused on the GPU (KernelUnsupported, see CAUSAL_REFUSAL): Triton 3.6 builds the warp-specialized
-causal loop but it computes wrong results on the H100 (measured 2026-11-24), while the same loop is right without
-the row-dependent causal mask (non-causal, with or without the sequence-tail mask) and under the interpreter.
-Triton splits the 128 query rows between its two consumer warp groups (data partitioning); the causal mask is the
-one operand that depends on the row index, which points at that split.
+Against stage 0 (one program of 4-8 warps that all load, wait and compute in turn) the work is divided between
+warp-specialized partitions (`gl.warp_specialize`), as FlashAttention-3 does:
+- a producer partition of one warp with 24 registers (setmaxnreg) issues the TMA copies: Q of the tile once, then
+  K and V of every key block into a 2-deep ring of shared-memory slots;
+- a consumer partition of 8 warps (two warp groups, 64 query rows each) with the registers the producer gave up
+  (240 a thread) runs QKᵀ and P·V on the tensor cores (wgmma from shared memory, P from registers) and the online
+  softmax;
+- they hand each slot over through mbarriers: K and V each have a "ready" barrier (the TMA copy completes it) and
+  an "empty" one (the consumer arrives when it is done with that operand): K is handed back after QKᵀ, V after
+  P·V.
+The softmax is stage 0's, and like stage 0 this stage applies the causal and tail masks to every key block. It
+runs causal and non-causal inputs alike. Programs are numbered causal heaviest first (kernels/_gluon.py
+`work_item`): the hardware starts them in that order, so the longest query tiles start in the first wave.
 """
 
 from __future__ import annotations
 
 import torch
 import triton
-import triton.language as tl
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
-from ._launch import (KernelUnsupported, check_inputs, empty_output, interpreting, launch_or_refuse, strides,
-                      use_tma_allocator)
+from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
+                     mma_layout, p_operand_layout, rescale, softmax_step, store_output, work_item)
+from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse
 
-
-@triton.jit
-def _attn_fwd_inner(acc, l_i, m_i, q, desc_k, desc_v, start_m, qk_scale, N_CTX,
-                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr):
-    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    if CAUSAL:
-        hi = tl.minimum((start_m + 1) * BLOCK_M, N_CTX)
-    else:
-        hi = N_CTX
-    for start_n in tl.range(0, hi, BLOCK_N, warp_specialize=True):
-        start_n = tl.multiple_of(start_n, BLOCK_N)
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        # -- TMA load of K (zero past N_CTX) and qk; the same mask is evaluated in every iteration --
-        k = desc_k.load([start_n, 0]).T
-        qk = tl.dot(q, k)
-        mask = offs_n[None, :] < N_CTX
-        if CAUSAL:
-            mask = mask & (offs_m[:, None] >= offs_n[None, :])
-        qk = tl.where(mask, qk * qk_scale, -1.0e6)
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_ij[:, None])
-        l_ij = tl.sum(p, 1)
-        # -- rescale the running sum and accumulator to the new max --
-        alpha = tl.math.exp2(m_i - m_ij)
-        l_i = l_i * alpha + l_ij
-        acc = acc * alpha[:, None]
-        v = desc_v.load([start_n, 0])
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_ij
-    return acc, l_i, m_i
+NAME = "stage1_warpspec"
 
 
-# One fixed config per head dim (tuning is stage 5's job). 4 warps: with Triton 3.6 on sm_90 only 4-warp programs
-# get warp-specialized (the pass turns them into 12 warps: a producer warp group plus two consumer warp groups,
-# each owning 64 of the 128 query rows); an 8-warp program compiles but is silently left unspecialized (seen in
-# the sm_90 PTX: no setmaxnreg, 8 warps). BLOCK_N 64 keeps each consumer's qk tile and acc in registers at D=128;
-# num_stages 2 is the depth of the K/V shared-memory ring the producer fills (stage 4 makes it deeper).
-CONFIGS = {
-    64: dict(BLOCK_M=128, BLOCK_N=64, num_warps=4, num_stages=2),
-    128: dict(BLOCK_M=128, BLOCK_N=64, num_warps=4, num_stages=2),
-}
+@gluon.jit
+def _producer(desc_q, desc_k, desc_v, q_buf, k_bufs, v_bufs, q_ready, k_ready, k_empty, v_ready, v_empty, B, H,
+              N_CTX, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr):
+    m, b, h = work_item(gl.program_id(0), gl.cdiv(N_CTX, BLOCK_M), B, H, CAUSAL)
+    tile_m0 = m * BLOCK_M
+    n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, BLOCK_M, BLOCK_N, CAUSAL)
+    mbarrier.expect(q_ready.index(0), desc_q.block_type.nbytes)
+    tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0, 0], q_ready.index(0), q_buf.index(0))
+    for j in range(n_blocks):
+        slot = j % RING
+        phase = ((j // RING) & 1) ^ 1
+        mbarrier.wait(k_empty.index(slot), phase)
+        mbarrier.expect(k_ready.index(slot), desc_k.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], k_ready.index(slot), k_bufs.index(slot))
+        mbarrier.wait(v_empty.index(slot), phase)
+        mbarrier.expect(v_ready.index(slot), desc_v.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_v, [b, h, j * BLOCK_N, 0], v_ready.index(slot), v_bufs.index(slot))
 
 
-CAUSAL_REFUSAL = ("stage1_warpspec: causal attention is refused on the GPU: Triton 3.6 compiles this stage's "
-                  "warp-specialized causal loop for sm_90 without error but it computes wrong results (max error "
-                  "0.4-1.0 against the float64 reference on every fa3-grid and batching causal config, H100, "
-                  "2026-11-24; also with every program running all key blocks); no other stage was run in its place.")
+@gluon.jit
+def _consumer(q_buf, k_bufs, v_bufs, q_ready, k_ready, k_empty, v_ready, v_empty, o_ptr, sob, soh, som, qk_scale,
+              B, H, N_CTX, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr,
+              WARPS: gl.constexpr, CAUSAL: gl.constexpr):
+    dtype: gl.constexpr = q_buf.dtype
+    bits: gl.constexpr = dtype.primitive_bitwidth
+    s_layout: gl.constexpr = mma_layout(WARPS, BLOCK_N, bits)
+    o_layout: gl.constexpr = mma_layout(WARPS, HEAD_D, bits)
+    p_layout: gl.constexpr = p_operand_layout(o_layout, bits)
+    s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+    m, b, h = work_item(gl.program_id(0), gl.cdiv(N_CTX, BLOCK_M), B, H, CAUSAL)
+    tile_m0 = m * BLOCK_M
+    n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, BLOCK_M, BLOCK_N, CAUSAL)
+    mbarrier.wait(q_ready.index(0), 0)
+    q = q_buf.index(0).reshape([BLOCK_M, HEAD_D])
+    m_i = gl.full([BLOCK_M], -float("inf"), gl.float32, gl.SliceLayout(1, s_layout))
+    l_i = gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, s_layout))
+    acc = gl.zeros([BLOCK_M, HEAD_D], gl.float32, o_layout)
+    for j in range(n_blocks):
+        slot = j % RING
+        phase = (j // RING) & 1
+        mbarrier.wait(k_ready.index(slot), phase)
+        k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+        s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+        s = warpgroup_mma_wait(0, deps=(s, ))
+        mbarrier.arrive(k_empty.index(slot), count=1)
+        s = mask_scores(s, tile_m0, j * BLOCK_N, N_CTX, BLOCK_M, BLOCK_N, CAUSAL, s_layout)
+        p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+        acc = rescale(acc, alpha, o_layout)
+        p_op = gl.convert_layout(p.to(dtype), p_layout)
+        mbarrier.wait(v_ready.index(slot), phase)
+        v = v_bufs.index(slot).reshape([BLOCK_N, HEAD_D])
+        acc = warpgroup_mma(p_op, v, acc, is_async=True)
+        acc = warpgroup_mma_wait(0, deps=(acc, ))
+        mbarrier.arrive(v_empty.index(slot), count=1)
+    store_output(o_ptr, acc, l_i, b, h, tile_m0, N_CTX, sob, soh, som, BLOCK_M, HEAD_D, o_layout)
 
 
-@triton.jit
-def _attn_fwd(Q, K, V, Out, sm_scale,
-              stride_qz, stride_qh, stride_qm, stride_qk,
-              stride_kz, stride_kh, stride_kn, stride_kk,
-              stride_vz, stride_vh, stride_vn, stride_vk,
-              stride_oz, stride_oh, stride_om, stride_ok,
-              H, N_CTX,
-              HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr):
-    start_m = tl.program_id(0)
-    off_hz = tl.program_id(1)
-    off_z = off_hz // H
-    off_h = off_hz % H
-    # one 2-D descriptor per (batch, head): this head's rows only, so TMA zero-fills (and clips stores) at N_CTX
-    desc_q = tl.make_tensor_descriptor(Q + off_z.to(tl.int64) * stride_qz + off_h.to(tl.int64) * stride_qh,
-                                       shape=[N_CTX, HEAD_DIM], strides=[stride_qm, 1],
-                                       block_shape=[BLOCK_M, HEAD_DIM])
-    desc_k = tl.make_tensor_descriptor(K + off_z.to(tl.int64) * stride_kz + off_h.to(tl.int64) * stride_kh,
-                                       shape=[N_CTX, HEAD_DIM], strides=[stride_kn, 1],
-                                       block_shape=[BLOCK_N, HEAD_DIM])
-    desc_v = tl.make_tensor_descriptor(V + off_z.to(tl.int64) * stride_vz + off_h.to(tl.int64) * stride_vh,
-                                       shape=[N_CTX, HEAD_DIM], strides=[stride_vn, 1],
-                                       block_shape=[BLOCK_N, HEAD_DIM])
-    desc_o = tl.make_tensor_descriptor(Out + off_z.to(tl.int64) * stride_oz + off_h.to(tl.int64) * stride_oh,
-                                       shape=[N_CTX, HEAD_DIM], strides=[stride_om, 1],
-                                       block_shape=[BLOCK_M, HEAD_DIM])
-    m_i = tl.zeros([BLOCK_M], dtype=tl.float32) - float("inf")
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    qk_scale = sm_scale * 1.44269504  # exp(x) = exp2(x * log2(e)): fold log2(e) into the scale
-    q = desc_q.load([start_m * BLOCK_M, 0])
-    acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, desc_k, desc_v, start_m, qk_scale, N_CTX,
-                                    BLOCK_M, BLOCK_N, HEAD_DIM, CAUSAL)
-    acc = acc / l_i[:, None]
-    desc_o.store([start_m * BLOCK_M, 0], acc.to(Out.dtype.element_ty))
+@gluon.jit(do_not_specialize=["B", "H"])
+def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CTX, HEAD_D: gl.constexpr,
+              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr,
+              PRODUCER_REGS: gl.constexpr):
+    dtype: gl.constexpr = desc_q.dtype
+    q_buf = gl.allocate_shared_memory(dtype, [1] + desc_q.block_type.shape, desc_q.layout)
+    k_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_k.block_type.shape, desc_k.layout)
+    v_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_v.block_type.shape, desc_v.layout)
+    q_ready = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    k_ready = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    k_empty = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    v_ready = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    v_empty = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_ready.index(0), count=1)
+    for i in gl.static_range(RING):
+        mbarrier.init(k_ready.index(i), count=1)
+        mbarrier.init(k_empty.index(i), count=1)
+        mbarrier.init(v_ready.index(i), count=1)
+        mbarrier.init(v_empty.index(i), count=1)
+    gl.warp_specialize([
+        (_consumer, (q_buf, k_bufs, v_bufs, q_ready, k_ready, k_empty, v_ready, v_empty, o_ptr, sob, soh, som,
+                     qk_scale, B, H, N_CTX, HEAD_D, BLOCK_M, BLOCK_N, RING, 8, CAUSAL)),
+        (_producer, (desc_q, desc_k, desc_v, q_buf, k_bufs, v_bufs, q_ready, k_ready, k_empty, v_ready, v_empty, B,
+                     H, N_CTX, BLOCK_M, BLOCK_N, RING, CAUSAL)),
+    ], [1], [PRODUCER_REGS])
+
+
+# One fixed config (tuning is stage 5's job): 128 query rows shared by the two warp groups of an 8-warp consumer
+# (64 rows each), 128-key blocks, a 2-deep K/V ring (stage 4 deepens it).
+BLOCK_M, BLOCK_N, RING = 128, 128, 2
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
               sm_scale: float | None = None) -> torch.Tensor:
     """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D]."""
     sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
-    if causal and not interpreting():
-        raise KernelUnsupported(CAUSAL_REFUSAL)
+    if interpreting():
+        raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
     B, H, S, D = q.shape
     o = empty_output(q)
-    cfg = CONFIGS[D]
-    use_tma_allocator()
-    grid = (triton.cdiv(S, cfg["BLOCK_M"]), B * H)
-    launch_or_refuse("stage1_warpspec", _attn_fwd[grid], q, k, v, o, sm_scale,
-                     *strides(q), *strides(k), *strides(v), *strides(o), H, S,
-                     HEAD_DIM=D, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], CAUSAL=causal,
-                     num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    grid = (triton.cdiv(S, BLOCK_M) * B * H, )
+    launch_or_refuse(NAME, _attn_fwd[grid], descriptor(q, BLOCK_M), descriptor(k, BLOCK_N), descriptor(v, BLOCK_N),
+                     o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, S, HEAD_D=D,
+                     BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal, PRODUCER_REGS=PRODUCER_REGS,
+                     num_warps=8, maxnreg=kernel_maxnreg(12))
     return o

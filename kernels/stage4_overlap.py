@@ -1,209 +1,189 @@
-"""Stage 4, overlap: stage 3 with the next K/V tiles and the next QKᵀ in flight while the current tile computes.
+"""Stage 4, overlap: stage 3 with two consumer warp groups in ping-pong, P·V of one key block in flight during
+the softmax of the next, and a 3-deep K/V ring.
 
-What the earlier stages already had, honestly: Triton's software pipeliner turns every key loop into a ring of
-`num_stages` shared-memory buffers filled ahead by asynchronous copies (cp.async in stage 0, TMA in stages 1-3,
-issued by a producer warp group where stages 1-3 warp-specialize), so K/V loads of the next block were already
-in flight during the current one at depth 2 (stages 1-3) or 3 (stage 0). This stage adds:
-- a deeper K/V ring (num_stages 3), so two blocks' loads are in flight behind the one being used;
-- FlashAttention-3's intra-warpgroup GEMM-softmax overlap, written into the loop by hand: the steady-state loop
-  issues the wgmma for QKᵀ of block j+1 before it runs the softmax of block j, so the tensor cores work on the
-  next scores while the same warps compute exp2 and the row sums of the current ones (the loop carries the
-  scores one block ahead; the last block is finished after the loop). The pipeliner makes that wgmma
-  asynchronous because its result is only consumed in the next iteration (census: wgmma.wait_group with
-  pending groups).
-Measured on the H100 (2026-11-24) and read in the sm_90 code: Triton 3.6 does not keep that QKᵀ wgmma in flight
-across the softmax. Its pipeliner leaves a wgmma asynchronous only when its result is the accumulator of the same
-dot in the next iteration, so it waits for the scores right after issuing them (`wgmma.wait_group 0`); the P·V
-wgmma is the one left in flight across the next block's TMA wait and QKᵀ issue. The rotation is kept because it
-is what the stage claims and it is measured as such; stage 5 tunes it on or off.
-Not warp-specialized: Triton's pass accepts neither the rotated loop nor (correctly) a persistent kernel with a
-3-deep ring, see CONFIGS. This is the document's constraint #4 (memory/compute).
+FlashAttention-3's two overlaps, written with Gluon's primitives (Gluon has no named barriers, so the ping-pong
+is ordered with mbarriers):
+- inter-warpgroup ping-pong: the 128 query rows of a tile are split between two consumer partitions of one warp
+  group each (64 rows, 240 registers a thread: `worker_num_regs` for the second, what is left for the first),
+  which issue their wgmmas in turn: each waits on its "turn" barrier before issuing and arrives on the other's
+  after, so while one group runs its softmax (exp2 on the special-function unit) the other's matmuls keep the
+  tensor cores busy;
+- intra-warpgroup overlap: each iteration issues QKᵀ of block j and P·V of block j-1 together
+  (`warpgroup_mma(..., is_async=True)`), waits only for QKᵀ (`warpgroup_mma_wait(1)`), runs the softmax of block
+  j while P·V is still in flight, and only then waits for P·V, rescales the accumulator and hands block j-1's
+  slot back;
+- a 3-deep ring, since a slot is now held until P·V of the next iteration completes.
+Everything else is stage 3's (producer partition, hand-offs, masks only on diagonal and tail blocks, persistent
+heaviest-first schedule). The ring slot is freed by both consumers (its "empty" barrier counts two arrivals).
 """
 
 from __future__ import annotations
 
 import torch
 import triton
-import triton.language as tl
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
-from ._launch import (check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, programs_per_sm,
-                      sm_count, strides, UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
+from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
+                     mma_layout, p_operand_layout, rescale, softmax_step, store_output, work_item)
+from ._launch import (NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse,
+                      sm_count)
 
-
-@triton.jit
-def _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, start_n, offs_m, qk_scale, N_CTX,
-                         BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASK: tl.constexpr):
-    # the online-softmax update and P·V for one key block whose scores qk are already computed
-    if MASK:
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        mask = offs_n[None, :] < N_CTX
-        if CAUSAL:
-            mask = mask & (offs_m[:, None] >= offs_n[None, :])
-        qk = tl.where(mask, qk * qk_scale, -1.0e6)
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_ij[:, None])
-    else:
-        m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-        p = tl.math.exp2(qk * qk_scale - m_ij[:, None])
-    l_ij = tl.sum(p, 1)
-    # -- rescale the running sum and accumulator to the new max --
-    alpha = tl.math.exp2(m_i - m_ij)
-    l_i = l_i * alpha + l_ij
-    acc = acc * alpha[:, None]
-    v = desc_v.load([start_n, 0])
-    acc = tl.dot(p.to(v.dtype), v, acc)
-    return acc, l_i, m_ij
+NAME = "stage4_overlap"
 
 
-@triton.jit
-def _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, start_n, offs_m, qk_scale, N_CTX,
-                    BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASK: tl.constexpr):
-    # one key block of the online softmax; only MASK blocks build and apply a mask
-    k = desc_k.load([start_n, 0]).T
-    qk = tl.dot(q, k)
-    return _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, start_n, offs_m, qk_scale, N_CTX, BLOCK_N, CAUSAL, MASK)
+@gluon.jit
+def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H, N_CTX,
+              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
+              CAUSAL: gl.constexpr):
+    ROWS: gl.constexpr = BLOCK_M // CONSUMERS
+    num_m = gl.cdiv(N_CTX, BLOCK_M)
+    it = 0
+    t = 0
+    for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
+        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
+        tile_m0 = m * BLOCK_M
+        n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+        for c in gl.static_range(CONSUMERS):
+            mbarrier.wait(q_empty.index(c), (t & 1) ^ 1)
+            mbarrier.expect(q_ready.index(c), desc_q.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(c), q_bufs.index(c))
+        for j in range(n_blocks):
+            slot = it % RING
+            mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)
+            mbarrier.expect(kv_ready.index(slot), desc_k.block_type.nbytes + desc_v.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), k_bufs.index(slot))
+            tma.async_copy_global_to_shared(desc_v, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), v_bufs.index(slot))
+            it += 1
+        t += 1
 
 
-@triton.jit
-def _attn_fwd_inner(acc, l_i, m_i, q, desc_k, desc_v, start_m, qk_scale, split, N_CTX,
-                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr,
-                    MASK_TAIL: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, OVERLAP: tl.constexpr):
-    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    # steady state: keys [0, split), every block whole and fully visible: no mask, no compare, no select
-    if OVERLAP:
-        # scores of block 0 first; then each iteration issues QKᵀ of the next block before the softmax of this
-        # one. The loop ends holding the scores of block `split`: the first diagonal block (causal) or the
-        # tail block (non-causal), finished below with the mask (wholly past N_CTX it reads zeros, adds nothing)
-        qk = tl.dot(q, desc_k.load([0, 0]).T)
-        for start_n in tl.range(0, split, BLOCK_N):
-            start_n = tl.multiple_of(start_n, BLOCK_N)
-            qk_next = tl.dot(q, desc_k.load([start_n + BLOCK_N, 0]).T)
-            acc, l_i, m_i = _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, start_n, offs_m, qk_scale, N_CTX,
-                                                 BLOCK_N, CAUSAL, False)
-            qk = qk_next
-        if CAUSAL:
-            acc, l_i, m_i = _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, split, offs_m, qk_scale, N_CTX,
-                                                 BLOCK_N, CAUSAL, True)
-            for j in tl.static_range(1, BLOCK_M // BLOCK_N):
-                acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, split + j * BLOCK_N, offs_m,
-                                                qk_scale, N_CTX, BLOCK_N, CAUSAL, True)
-        elif MASK_TAIL:
-            acc, l_i, m_i = _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, split, offs_m, qk_scale, N_CTX,
-                                                 BLOCK_N, CAUSAL, True)
-    else:
-        for start_n in tl.range(0, split, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
-            start_n = tl.multiple_of(start_n, BLOCK_N)
-            acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, start_n, offs_m, qk_scale, N_CTX,
-                                            BLOCK_N, CAUSAL, False)
-        # then the diagonal (causal: BLOCK_M // BLOCK_N blocks) or the sequence tail (one block), masked, as
-        # unrolled straight-line code: a diagonal block wholly past N_CTX reads zeros and is masked out
-        if CAUSAL:
-            for j in tl.static_range(BLOCK_M // BLOCK_N):
-                acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, split + j * BLOCK_N, offs_m,
-                                                qk_scale, N_CTX, BLOCK_N, CAUSAL, True)
-        elif MASK_TAIL:
-            acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, split, offs_m, qk_scale, N_CTX,
-                                            BLOCK_N, CAUSAL, True)
-    return acc, l_i, m_i
+@gluon.jit
+def _issue_turn_wait(turn, it, C: gl.constexpr):
+    # consumer 0 goes first (its barrier's fresh phase 1 counts as done), then each waits for the other's issue
+    mbarrier.wait(turn.index(C), (it & 1) ^ (1 - C))
 
 
-@triton.jit
-def _tile_coords(tile_id, num_m_tiles, BH, GROUP, CAUSAL: tl.constexpr):
-    # work item -> (query tile, batch·head)
-    if CAUSAL:
-        # groups of GROUP heads; inside a group, the largest query tile first (heaviest first)
-        group = tile_id // (GROUP * num_m_tiles)
-        r = tile_id % (GROUP * num_m_tiles)
-        heads_here = tl.minimum(GROUP, BH - group * GROUP)
-        start_m = num_m_tiles - 1 - r // heads_here
-        off_hz = group * GROUP + r % heads_here
-    else:
-        start_m = tile_id % num_m_tiles
-        off_hz = tile_id // num_m_tiles
-    return start_m, off_hz
+@gluon.jit
+def _issue_turn_pass(turn, C: gl.constexpr):
+    mbarrier.arrive(turn.index(1 - C), count=1)
 
 
-# One fixed config per head dim (tuning is stage 5's job): the hand-overlapped loop holds two 128x64 fp32 score
-# tiles plus the accumulator, which fits without spilling at 8 warps (two warp groups of 64 query rows each);
-# num_stages 3: a 3-deep K/V ring, two blocks in flight behind the one in use. Not warp-specialized: Triton 3.6
-# needs 4-warp programs for that, and its persistent warp-specialized kernel with a 3-deep ring gave non-finite
-# outputs on the H100 (measured 2026-11-24), so the deeper ring and warp specialization do not go together here.
-CONFIGS = {
-    64: dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),
-    128: dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),
-}
+@gluon.jit
+def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som, qk_scale,
+              B, H, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+              RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr, CAUSAL: gl.constexpr):
+    ROWS: gl.constexpr = BLOCK_M // CONSUMERS
+    dtype: gl.constexpr = q_bufs.dtype
+    bits: gl.constexpr = dtype.primitive_bitwidth
+    s_layout: gl.constexpr = mma_layout(WARPS, BLOCK_N, bits)
+    o_layout: gl.constexpr = mma_layout(WARPS, HEAD_D, bits)
+    p_layout: gl.constexpr = p_operand_layout(o_layout, bits)
+    s_zero = gl.zeros([ROWS, BLOCK_N], gl.float32, s_layout)
+    num_m = gl.cdiv(N_CTX, BLOCK_M)
+    it = 0
+    t = 0
+    for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
+        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
+        tile_m0 = m * BLOCK_M
+        rows_m0 = tile_m0 + C * ROWS
+        n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+        mbarrier.wait(q_ready.index(C), t & 1)
+        q = q_bufs.index(C).reshape([ROWS, HEAD_D])
+        m_i = gl.full([ROWS], -float("inf"), gl.float32, gl.SliceLayout(1, s_layout))
+        l_i = gl.zeros([ROWS], gl.float32, gl.SliceLayout(1, s_layout))
+        acc = gl.zeros([ROWS, HEAD_D], gl.float32, o_layout)
+        # block 0: QKᵀ and its softmax; then each iteration issues QKᵀ of block j with P·V of block j-1
+        slot = it % RING
+        mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+        k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+        _issue_turn_wait(turn, it, C)
+        s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+        _issue_turn_pass(turn, C)
+        s = warpgroup_mma_wait(0, deps=(s, ))
+        if n_unmasked <= 0:
+            s = mask_scores(s, rows_m0, 0, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+        p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+        p_op = gl.convert_layout(p.to(dtype), p_layout)
+        prev = slot
+        it += 1
+        for j in range(1, n_blocks):
+            slot = it % RING
+            mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+            k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+            v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+            _issue_turn_wait(turn, it, C)
+            s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+            acc = warpgroup_mma(p_op, v, acc, is_async=True)
+            _issue_turn_pass(turn, C)
+            s = warpgroup_mma_wait(1, deps=(s, ))  # QKᵀ done; P·V of the block before may still run
+            if j >= n_unmasked:
+                s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+            p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+            acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+            mbarrier.arrive(kv_empty.index(prev), count=1)
+            acc = rescale(acc, alpha, o_layout)
+            p_op = gl.convert_layout(p.to(dtype), p_layout)
+            prev = slot
+            it += 1
+        v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+        acc = warpgroup_mma(p_op, v, acc, is_async=True)
+        acc = warpgroup_mma_wait(0, deps=(acc, ))
+        mbarrier.arrive(kv_empty.index(prev), count=1)
+        mbarrier.arrive(q_empty.index(C), count=1)
+        store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
+        t += 1
 
 
-@triton.jit(do_not_specialize=UNSPECIALIZED_SHAPE_ARGS)
-def _attn_fwd(Q, K, V, Out, sm_scale,
-              stride_qz, stride_qh, stride_qm, stride_qk,
-              stride_kz, stride_kh, stride_kn, stride_kk,
-              stride_vz, stride_vh, stride_vn, stride_vk,
-              stride_oz, stride_oh, stride_om, stride_ok,
-              B, H, N_CTX, GROUP,
-              HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
-              MASK_TAIL: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, OVERLAP: tl.constexpr):
-    num_m_tiles = tl.cdiv(N_CTX, BLOCK_M)
-    total_tiles = num_m_tiles * B * H
-    qk_scale = sm_scale * 1.44269504  # exp(x) = exp2(x * log2(e)): fold log2(e) into the scale
-    for tile_id in range(tl.program_id(0), total_tiles, tl.num_programs(0)):
-        start_m, off_hz = _tile_coords(tile_id, num_m_tiles, B * H, GROUP, CAUSAL)
-        off_z = off_hz // H
-        off_h = off_hz % H
-        # one 2-D descriptor per (batch, head): this head's rows only, so TMA zero-fills (and clips stores) at N_CTX
-        desc_q = tl.make_tensor_descriptor(Q + off_z.to(tl.int64) * stride_qz + off_h.to(tl.int64) * stride_qh,
-                                           shape=[N_CTX, HEAD_DIM], strides=[stride_qm, 1],
-                                           block_shape=[BLOCK_M, HEAD_DIM])
-        desc_k = tl.make_tensor_descriptor(K + off_z.to(tl.int64) * stride_kz + off_h.to(tl.int64) * stride_kh,
-                                           shape=[N_CTX, HEAD_DIM], strides=[stride_kn, 1],
-                                           block_shape=[BLOCK_N, HEAD_DIM])
-        desc_v = tl.make_tensor_descriptor(V + off_z.to(tl.int64) * stride_vz + off_h.to(tl.int64) * stride_vh,
-                                           shape=[N_CTX, HEAD_DIM], strides=[stride_vn, 1],
-                                           block_shape=[BLOCK_N, HEAD_DIM])
-        desc_o = tl.make_tensor_descriptor(Out + off_z.to(tl.int64) * stride_oz + off_h.to(tl.int64) * stride_oh,
-                                           shape=[N_CTX, HEAD_DIM], strides=[stride_om, 1],
-                                           block_shape=[BLOCK_M, HEAD_DIM])
-        m_i = tl.zeros([BLOCK_M], dtype=tl.float32) - float("inf")
-        l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-        acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-        q = desc_q.load([start_m * BLOCK_M, 0])
-        if CAUSAL:
-            split = start_m * BLOCK_M  # keys left of this tile's diagonal: all valid and all visible
-        else:
-            split = (N_CTX // BLOCK_N) * BLOCK_N  # whole key blocks; the partial block at the tail is masked
-        acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, desc_k, desc_v, start_m, qk_scale, split, N_CTX,
-                                        BLOCK_M, BLOCK_N, HEAD_DIM, CAUSAL, MASK_TAIL, WARP_SPECIALIZE,
-                                        OVERLAP)
-        acc = acc / l_i[:, None]
-        desc_o.store([start_m * BLOCK_M, 0], acc.to(Out.dtype.element_ty))
+@gluon.jit(do_not_specialize=["B", "H"])
+def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CTX, HEAD_D: gl.constexpr,
+              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr,
+              CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr):
+    dtype: gl.constexpr = desc_q.dtype
+    q_bufs = gl.allocate_shared_memory(dtype, [2] + desc_q.block_type.shape, desc_q.layout)
+    k_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_k.block_type.shape, desc_k.layout)
+    v_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_v.block_type.shape, desc_v.layout)
+    q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    kv_ready = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    kv_empty = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(2):
+        mbarrier.init(q_ready.index(i), count=1)
+        mbarrier.init(q_empty.index(i), count=1)
+        mbarrier.init(turn.index(i), count=1)
+    for i in gl.static_range(RING):
+        mbarrier.init(kv_ready.index(i), count=1)
+        mbarrier.init(kv_empty.index(i), count=2)  # both consumers hand the slot back
+    gl.warp_specialize([
+        (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                     qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, 2, 4, CAUSAL)),
+        (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                     qk_scale, B, H, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, 2, 4, CAUSAL)),
+        (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
+                     N_CTX, BLOCK_M, BLOCK_N, RING, 2, CAUSAL)),
+    ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
 
 
-# programs per SM of the compiled kernel, by (device, dtype, head dim, causal, tail mask)
-_OCCUPANCY: dict[tuple, int] = {}
+# One fixed config (tuning is stage 5's job): 128 query rows (64 per consumer warp group), 128-key blocks, a 3-deep
+# ring (3 x 64 KB of K/V + 32 KB of Q at D=128: within the 227 KB an SM gives one program), 240 registers a
+# consumer thread (2 x 240 + 24 for the producer's warp group = the 168 a thread of 12 warps gets at launch x 3).
+BLOCK_M, BLOCK_N, RING, CONSUMER_REGS = 128, 128, 3, 240
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
               sm_scale: float | None = None) -> torch.Tensor:
     """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D]."""
     sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
+    if interpreting():
+        raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
     B, H, S, D = q.shape
     o = empty_output(q)
-    cfg = CONFIGS[D]
-    use_tma_allocator()
-    mask_tail = S % cfg["BLOCK_N"] != 0
-    args = (q, k, v, o, sm_scale, *strides(q), *strides(k), *strides(v), *strides(o), B, H, S,
-            l2_group(B, H, S, D, q.element_size()))
-    meta = dict(HEAD_DIM=D, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], CAUSAL=causal, MASK_TAIL=mask_tail,
-                WARP_SPECIALIZE=False, OVERLAP=True, num_warps=cfg["num_warps"],
-                num_stages=cfg["num_stages"])
-    tiles = triton.cdiv(S, cfg["BLOCK_M"]) * B * H
-    key = (q.device, q.dtype, D, causal, mask_tail)
-    if key not in _OCCUPANCY:
-        if interpreting():
-            _OCCUPANCY[key] = 1
-        else:
-            compiled = launch_or_refuse("stage4_overlap", _attn_fwd.warmup, *args, grid=(1,), **meta)
-            _OCCUPANCY[key] = programs_per_sm(compiled, q.device)
-    grid = (min(tiles, sm_count(q.device) * _OCCUPANCY[key]),)
-    launch_or_refuse("stage4_overlap", _attn_fwd[grid], *args, **meta)
+    grid = (min(triton.cdiv(S, BLOCK_M) * B * H, sm_count(q.device)), )
+    launch_or_refuse(NAME, _attn_fwd[grid], descriptor(q, BLOCK_M // 2), descriptor(k, BLOCK_N),
+                     descriptor(v, BLOCK_N), o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, S,
+                     HEAD_D=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal,
+                     CONSUMER_REGS=CONSUMER_REGS, PRODUCER_REGS=PRODUCER_REGS, num_warps=4,
+                     maxnreg=kernel_maxnreg(12))
     return o

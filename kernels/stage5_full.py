@@ -1,513 +1,376 @@
-"""Stage 5, full: every earlier stage's technique as a switch, and a tuner that decides which ones pay.
+"""Stage 5, full: every technique of stages 1-4 as a switch of one Gluon kernel, tuned per key.
 
-One kernel holds all the choices of stages 0-4 as compile-time switches:
-- USE_TMA: tensor-descriptor (TMA) loads (stages 1-4) or masked pointer loads (stage 0);
-- MASKED_LOOP: one key loop that masks every iteration (stages 0-1) or the split loop whose steady state carries
-  no mask (stages 2-4);
-- WARP_SPECIALIZE: Triton's producer/consumer warp specialization of the key loop (stages 1-3, where Triton 3.6
-  builds it correctly: a single non-causal loop, 4 warps);
-- PERSISTENT: about one program per SM slot walking the work items, heaviest first for causal (stages 3-4), or
-  one program per work item (stages 0-2);
-- OVERLAP: the hand-rotated loop that issues QKᵀ of the next block before the softmax of this one (stage 4);
-plus BLOCK_M, BLOCK_N, num_warps and num_stages (the depth of the K/V ring). On the first call with a key
-(N_CTX, HEAD_DIM, causal, dtype, and B·H rounded down to a power of two) the launcher runs every candidate of
-`candidate_configs` once, rejects the ones Triton refuses to build or whose output differs from the stage-0
-candidate's (a miscompile), times the rest with do_bench, keeps the fastest, and reports it through
-`last_tuned_config()` (`tuning_report()` gives every timing and every rejection with its reason).
-A hand-written tuner instead of `@triton.autotune`: Triton's autotuner lets a crashing compiler pass abort the
-whole tuning and never checks outputs, and a persistent candidate's grid depends on its compiled occupancy.
+The kernel is stage 4's (TMA producer partition, K/V ring, persistent heaviest-first schedule, two consumer warp
+groups in ping-pong, P·V of one block under the softmax of the next) with each technique a compile-time switch:
+- masked_loop=False masks only the diagonal and tail key blocks (stage 2); True masks every block (stage 1);
+- persistent: about one program per SM walking the work items (stage 3), or one program per work item;
+- pingpong: two consumer warp groups of BLOCK_M/2 rows each, ordered by mbarriers so one's softmax runs under the
+  other's wgmmas (stage 4), or one 8-warp consumer sharing the 128 rows (stages 1-3);
+- overlap: the QKᵀ of block j+1 and the P·V of block j issued together, asynchronously, the softmax of j+1 run
+  while P·V is in flight (stage 4), or each wgmma waited for at once (stages 1-3);
+plus the tuning knobs BLOCK_N, the ring depth and the consumer's register budget. The tuner (kernels/tuner.py)
+times the candidates per key and keeps the fastest correct one.
+What stays on in every variant: the TMA producer partition with its few registers (stage 1; the stage chain
+0 -> 1 measures it, see NOT_ABLATABLE).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
 import torch
 import triton
-import triton.language as tl
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from . import Switch
-from ._launch import (KernelUnsupported, check_inputs, empty_output, interpreting, is_compiler_refusal,
-                      l2_group, launch_or_refuse, programs_per_sm, sm_count, strides,
-                      UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
+from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
+                     mma_layout, p_operand_layout, rescale, softmax_step, store_output, work_item)
+from ._launch import (NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse,
+                      sm_count)
+from .tuner import Tuner
+
+NAME = "stage5_full"
 
 
-@triton.jit
-def _load_kt(desc_k, K, stride_kn, start_n, N_CTX, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-             USE_TMA: tl.constexpr, MASK: tl.constexpr):
-    # Kᵀ of one key block, [HEAD_DIM, BLOCK_N]; zeros past N_CTX
-    if USE_TMA:
-        k = desc_k.load([start_n, 0]).T
-    else:
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        offs_d = tl.arange(0, HEAD_DIM)
-        ptrs = K + offs_n[None, :] * stride_kn + offs_d[:, None]
-        if MASK:
-            k = tl.load(ptrs, mask=offs_n[None, :] < N_CTX, other=0.0)
-        else:
-            k = tl.load(ptrs)
-    return k
+@gluon.jit
+def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H, N_CTX,
+              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
+              CAUSAL: gl.constexpr):
+    ROWS: gl.constexpr = BLOCK_M // CONSUMERS
+    num_m = gl.cdiv(N_CTX, BLOCK_M)
+    it = 0
+    t = 0
+    for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
+        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
+        tile_m0 = m * BLOCK_M
+        n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+        for c in gl.static_range(CONSUMERS):
+            mbarrier.wait(q_empty.index(c), (t & 1) ^ 1)
+            mbarrier.expect(q_ready.index(c), desc_q.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(c), q_bufs.index(c))
+        for j in range(n_blocks):
+            slot = it % RING
+            mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)
+            mbarrier.expect(kv_ready.index(slot), desc_k.block_type.nbytes + desc_v.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), k_bufs.index(slot))
+            tma.async_copy_global_to_shared(desc_v, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), v_bufs.index(slot))
+            it += 1
+        t += 1
 
 
-@triton.jit
-def _load_v(desc_v, V, stride_vn, start_n, N_CTX, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-            USE_TMA: tl.constexpr, MASK: tl.constexpr):
-    # V of one key block, [BLOCK_N, HEAD_DIM]; zeros past N_CTX
-    if USE_TMA:
-        v = desc_v.load([start_n, 0])
-    else:
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        offs_d = tl.arange(0, HEAD_DIM)
-        ptrs = V + offs_n[:, None] * stride_vn + offs_d[None, :]
-        if MASK:
-            v = tl.load(ptrs, mask=offs_n[:, None] < N_CTX, other=0.0)
-        else:
-            v = tl.load(ptrs)
-    return v
+@gluon.jit
+def _issue_turn_wait(turn, it, C: gl.constexpr, CONSUMERS: gl.constexpr):
+    # the consumers issue in turn 0, 1, (2,) 0, ...: consumer 0 goes first (its barrier's fresh phase 1 counts as
+    # done), each later one waits for the one before it; FIRST is 1 for consumer 0, else 0
+    FIRST: gl.constexpr = 1 - (C + CONSUMERS - 1) // CONSUMERS
+    if CONSUMERS > 1:
+        mbarrier.wait(turn.index(C), (it & 1) ^ FIRST)
 
 
-@triton.jit
-def _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, V, stride_vn, start_n, offs_m, qk_scale, N_CTX,
-                         BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, MASK: tl.constexpr,
-                         USE_TMA: tl.constexpr):
-    # the online-softmax update and P·V for one key block whose scores qk are already computed
-    if MASK:
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        mask = offs_n[None, :] < N_CTX
-        if CAUSAL:
-            mask = mask & (offs_m[:, None] >= offs_n[None, :])
-        qk = tl.where(mask, qk * qk_scale, -1.0e6)
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_ij[:, None])
-    else:
-        m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-        p = tl.math.exp2(qk * qk_scale - m_ij[:, None])
-    l_ij = tl.sum(p, 1)
-    # -- rescale the running sum and accumulator to the new max --
-    alpha = tl.math.exp2(m_i - m_ij)
-    l_i = l_i * alpha + l_ij
-    acc = acc * alpha[:, None]
-    v = _load_v(desc_v, V, stride_vn, start_n, N_CTX, BLOCK_N, HEAD_DIM, USE_TMA, MASK)
-    acc = tl.dot(p.to(v.dtype), v, acc)
-    return acc, l_i, m_ij
+@gluon.jit
+def _issue_turn_pass(turn, C: gl.constexpr, CONSUMERS: gl.constexpr):
+    if CONSUMERS > 1:
+        mbarrier.arrive(turn.index((C + 1) % CONSUMERS), count=1)
 
 
-@triton.jit
-def _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn, start_n, offs_m, qk_scale,
-                    N_CTX, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr,
-                    MASK: tl.constexpr, USE_TMA: tl.constexpr):
-    # one key block of the online softmax; only MASK blocks build and apply a mask
-    k = _load_kt(desc_k, K, stride_kn, start_n, N_CTX, BLOCK_N, HEAD_DIM, USE_TMA, MASK)
-    qk = tl.dot(q, k)
-    return _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, V, stride_vn, start_n, offs_m, qk_scale, N_CTX,
-                                BLOCK_N, HEAD_DIM, CAUSAL, MASK, USE_TMA)
-
-
-@triton.jit
-def _attn_fwd_inner(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn, start_m, qk_scale, N_CTX,
-                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr,
-                    MASK_TAIL: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, OVERLAP: tl.constexpr,
-                    MASKED_LOOP: tl.constexpr, USE_TMA: tl.constexpr):
-    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    if MASKED_LOOP:
-        # stages 0-1: one loop up to the diagonal (causal) or the end, the mask evaluated in every iteration
-        if CAUSAL:
-            hi = tl.minimum((start_m + 1) * BLOCK_M, N_CTX)
-        else:
-            hi = N_CTX
-        for start_n in tl.range(0, hi, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
-            start_n = tl.multiple_of(start_n, BLOCK_N)
-            acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn, start_n,
-                                            offs_m, qk_scale, N_CTX, BLOCK_N, HEAD_DIM, CAUSAL, True, USE_TMA)
-    else:
-        if CAUSAL:
-            split = start_m * BLOCK_M  # keys left of this tile's diagonal: all valid and all visible
-        else:
-            split = (N_CTX // BLOCK_N) * BLOCK_N  # whole key blocks; the partial block at the tail is masked
+@gluon.jit
+def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som, qk_scale,
+              B, H, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+              RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr, CAUSAL: gl.constexpr,
+              OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr):
+    ROWS: gl.constexpr = BLOCK_M // CONSUMERS
+    dtype: gl.constexpr = q_bufs.dtype
+    bits: gl.constexpr = dtype.primitive_bitwidth
+    s_layout: gl.constexpr = mma_layout(WARPS, BLOCK_N, bits)
+    o_layout: gl.constexpr = mma_layout(WARPS, HEAD_D, bits)
+    p_layout: gl.constexpr = p_operand_layout(o_layout, bits)
+    s_zero = gl.zeros([ROWS, BLOCK_N], gl.float32, s_layout)
+    num_m = gl.cdiv(N_CTX, BLOCK_M)
+    it = 0
+    t = 0
+    for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
+        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
+        tile_m0 = m * BLOCK_M
+        rows_m0 = tile_m0 + C * ROWS
+        n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+        if MASKED_LOOP:
+            n_unmasked = 0
+        mbarrier.wait(q_ready.index(C), t & 1)
+        q = q_bufs.index(C).reshape([ROWS, HEAD_D])
+        m_i = gl.full([ROWS], -float("inf"), gl.float32, gl.SliceLayout(1, s_layout))
+        l_i = gl.zeros([ROWS], gl.float32, gl.SliceLayout(1, s_layout))
+        acc = gl.zeros([ROWS, HEAD_D], gl.float32, o_layout)
         if OVERLAP:
-            # stage 4: QKᵀ of the next block is issued before the softmax of this one; the loop ends holding the
-            # scores of block `split` (first diagonal block, or the tail block), finished below with the mask
-            qk = tl.dot(q, _load_kt(desc_k, K, stride_kn, 0, N_CTX, BLOCK_N, HEAD_DIM, USE_TMA, True))
-            for start_n in tl.range(0, split, BLOCK_N):
-                start_n = tl.multiple_of(start_n, BLOCK_N)
-                qk_next = tl.dot(q, _load_kt(desc_k, K, stride_kn, start_n + BLOCK_N, N_CTX, BLOCK_N, HEAD_DIM,
-                                             USE_TMA, True))
-                acc, l_i, m_i = _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, V, stride_vn, start_n, offs_m,
-                                                     qk_scale, N_CTX, BLOCK_N, HEAD_DIM, CAUSAL, False, USE_TMA)
-                qk = qk_next
-            if CAUSAL:
-                acc, l_i, m_i = _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, V, stride_vn, split, offs_m,
-                                                     qk_scale, N_CTX, BLOCK_N, HEAD_DIM, CAUSAL, True, USE_TMA)
-                for j in tl.static_range(1, BLOCK_M // BLOCK_N):
-                    acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn,
-                                                    split + j * BLOCK_N, offs_m, qk_scale, N_CTX, BLOCK_N,
-                                                    HEAD_DIM, CAUSAL, True, USE_TMA)
-            elif MASK_TAIL:
-                acc, l_i, m_i = _attn_fwd_softmax_pv(acc, l_i, m_i, qk, desc_v, V, stride_vn, split, offs_m,
-                                                     qk_scale, N_CTX, BLOCK_N, HEAD_DIM, CAUSAL, True, USE_TMA)
+            # block 0: QKᵀ and its softmax; then each iteration issues QKᵀ of block j with P·V of block j-1
+            slot = it % RING
+            mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+            k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+            _issue_turn_wait(turn, it, C, CONSUMERS)
+            s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+            _issue_turn_pass(turn, C, CONSUMERS)
+            s = warpgroup_mma_wait(0, deps=(s, ))
+            if n_unmasked <= 0:
+                s = mask_scores(s, rows_m0, 0, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+            p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+            p_op = gl.convert_layout(p.to(dtype), p_layout)
+            prev = slot
+            it += 1
+            for j in range(1, n_blocks):
+                slot = it % RING
+                mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+                k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+                v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+                _issue_turn_wait(turn, it, C, CONSUMERS)
+                s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+                acc = warpgroup_mma(p_op, v, acc, is_async=True)
+                _issue_turn_pass(turn, C, CONSUMERS)
+                s = warpgroup_mma_wait(1, deps=(s, ))  # QKᵀ done; P·V of the block before may still run
+                if j >= n_unmasked:
+                    s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+                p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+                acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                mbarrier.arrive(kv_empty.index(prev), count=1)
+                acc = rescale(acc, alpha, o_layout)
+                p_op = gl.convert_layout(p.to(dtype), p_layout)
+                prev = slot
+                it += 1
+            v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+            acc = warpgroup_mma(p_op, v, acc, is_async=True)
+            acc = warpgroup_mma_wait(0, deps=(acc, ))
+            mbarrier.arrive(kv_empty.index(prev), count=1)
         else:
-            # stages 2-3: the steady state carries no mask; the diagonal / tail block(s) follow, masked
-            for start_n in tl.range(0, split, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
-                start_n = tl.multiple_of(start_n, BLOCK_N)
-                acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn,
-                                                start_n, offs_m, qk_scale, N_CTX, BLOCK_N, HEAD_DIM, CAUSAL, False,
-                                                USE_TMA)
-            if CAUSAL:
-                for j in tl.static_range(BLOCK_M // BLOCK_N):
-                    acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn,
-                                                    split + j * BLOCK_N, offs_m, qk_scale, N_CTX, BLOCK_N,
-                                                    HEAD_DIM, CAUSAL, True, USE_TMA)
-            elif MASK_TAIL:
-                acc, l_i, m_i = _attn_fwd_block(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn,
-                                                split, offs_m, qk_scale, N_CTX, BLOCK_N, HEAD_DIM, CAUSAL, True,
-                                                USE_TMA)
-    return acc, l_i, m_i
+            for j in range(n_blocks):
+                slot = it % RING
+                mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+                k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+                v = v_bufs.index(slot).reshape([BLOCK_N, HEAD_D])
+                _issue_turn_wait(turn, it, C, CONSUMERS)
+                s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+                _issue_turn_pass(turn, C, CONSUMERS)
+                s = warpgroup_mma_wait(0, deps=(s, ))
+                if j >= n_unmasked:
+                    s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+                p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+                acc = rescale(acc, alpha, o_layout)
+                p_op = gl.convert_layout(p.to(dtype), p_layout)
+                acc = warpgroup_mma(p_op, v, acc, is_async=True)
+                acc = warpgroup_mma_wait(0, deps=(acc, ))
+                mbarrier.arrive(kv_empty.index(slot), count=1)
+                it += 1
+        mbarrier.arrive(q_empty.index(C), count=1)
+        store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
+        t += 1
 
 
-@triton.jit
-def _tile_coords(tile_id, num_m_tiles, BH, GROUP, CAUSAL: tl.constexpr):
-    # work item -> (query tile, batch·head)
-    if CAUSAL:
-        # groups of GROUP heads; inside a group, the largest query tile first (heaviest first)
-        group = tile_id // (GROUP * num_m_tiles)
-        r = tile_id % (GROUP * num_m_tiles)
-        heads_here = tl.minimum(GROUP, BH - group * GROUP)
-        start_m = num_m_tiles - 1 - r // heads_here
-        off_hz = group * GROUP + r % heads_here
+@gluon.jit(do_not_specialize=["B", "H"])
+def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CTX, HEAD_D: gl.constexpr,
+              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
+              CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+              PRODUCER_REGS: gl.constexpr):
+    dtype: gl.constexpr = desc_q.dtype
+    q_bufs = gl.allocate_shared_memory(dtype, [CONSUMERS] + desc_q.block_type.shape, desc_q.layout)
+    k_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_k.block_type.shape, desc_k.layout)
+    v_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_v.block_type.shape, desc_v.layout)
+    q_ready = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
+    kv_ready = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    kv_empty = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [3, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(CONSUMERS):
+        mbarrier.init(q_ready.index(i), count=1)
+        mbarrier.init(q_empty.index(i), count=1)
+    for i in gl.static_range(RING):
+        mbarrier.init(kv_ready.index(i), count=1)
+        mbarrier.init(kv_empty.index(i), count=CONSUMERS)  # every consumer hands the slot back
+    for i in gl.static_range(3):
+        mbarrier.init(turn.index(i), count=1)
+    if CONSUMERS == 3:
+        gl.warp_specialize([
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                         qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
+                         MASKED_LOOP)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                         qk_scale, B, H, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
+                         MASKED_LOOP)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                         qk_scale, B, H, N_CTX, 2, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
+                         MASKED_LOOP)),
+            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
+                         N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+        ], [4, 4, 1], [CONSUMER_REGS, CONSUMER_REGS, PRODUCER_REGS])
+    elif CONSUMERS == 2:
+        gl.warp_specialize([
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                         qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
+                         MASKED_LOOP)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                         qk_scale, B, H, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
+                         MASKED_LOOP)),
+            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
+                         N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+        ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
     else:
-        start_m = tile_id % num_m_tiles
-        off_hz = tile_id // num_m_tiles
-    return start_m, off_hz
-
-
-@triton.jit
-def _attn_fwd_tile(Q, K, V, Out, qk_scale, tile_id, num_m_tiles,
-                   stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
-                   stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om,
-                   B, H, N_CTX, GROUP,
-                   HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
-                   MASK_TAIL: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, OVERLAP: tl.constexpr,
-                   MASKED_LOOP: tl.constexpr, USE_TMA: tl.constexpr):
-    # one work item: query tile start_m of head off_hz
-    start_m, off_hz = _tile_coords(tile_id, num_m_tiles, B * H, GROUP, CAUSAL)
-    off_z = off_hz // H
-    off_h = off_hz % H
-    Q += off_z.to(tl.int64) * stride_qz + off_h.to(tl.int64) * stride_qh
-    K += off_z.to(tl.int64) * stride_kz + off_h.to(tl.int64) * stride_kh
-    V += off_z.to(tl.int64) * stride_vz + off_h.to(tl.int64) * stride_vh
-    Out += off_z.to(tl.int64) * stride_oz + off_h.to(tl.int64) * stride_oh
-    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, HEAD_DIM)
-    if USE_TMA:
-        # one 2-D descriptor per (batch, head): this head's rows only, so TMA zero-fills (clips stores) at N_CTX
-        desc_q = tl.make_tensor_descriptor(Q, shape=[N_CTX, HEAD_DIM], strides=[stride_qm, 1],
-                                           block_shape=[BLOCK_M, HEAD_DIM])
-        desc_k = tl.make_tensor_descriptor(K, shape=[N_CTX, HEAD_DIM], strides=[stride_kn, 1],
-                                           block_shape=[BLOCK_N, HEAD_DIM])
-        desc_v = tl.make_tensor_descriptor(V, shape=[N_CTX, HEAD_DIM], strides=[stride_vn, 1],
-                                           block_shape=[BLOCK_N, HEAD_DIM])
-        desc_o = tl.make_tensor_descriptor(Out, shape=[N_CTX, HEAD_DIM], strides=[stride_om, 1],
-                                           block_shape=[BLOCK_M, HEAD_DIM])
-        q = desc_q.load([start_m * BLOCK_M, 0])
-    else:
-        desc_k = K
-        desc_v = V
-        q = tl.load(Q + offs_m[:, None] * stride_qm + offs_d[None, :], mask=offs_m[:, None] < N_CTX, other=0.0)
-    m_i = tl.zeros([BLOCK_M], dtype=tl.float32) - float("inf")
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, desc_k, desc_v, K, V, stride_kn, stride_vn, start_m,
-                                    qk_scale, N_CTX, BLOCK_M, BLOCK_N, HEAD_DIM, CAUSAL, MASK_TAIL,
-                                    WARP_SPECIALIZE, OVERLAP, MASKED_LOOP, USE_TMA)
-    acc = acc / l_i[:, None]
-    if USE_TMA:
-        desc_o.store([start_m * BLOCK_M, 0], acc.to(Out.dtype.element_ty))
-    else:
-        tl.store(Out + offs_m[:, None] * stride_om + offs_d[None, :], acc.to(Out.dtype.element_ty),
-                 mask=offs_m[:, None] < N_CTX)
+        gl.warp_specialize([
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
+                         qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 8, CAUSAL, OVERLAP,
+                         MASKED_LOOP)),
+            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
+                         N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+        ], [1], [PRODUCER_REGS])
 
 
 @dataclass(frozen=True)
 class Config:
     """One point of stage 5's search space."""
 
-    BLOCK_M: int = 128
-    BLOCK_N: int = 64
-    num_warps: int = 4
-    num_stages: int = 3
-    warp_specialize: bool = False
-    persistent: bool = False
-    overlap: bool = False
+    BLOCK_N: int = 128
+    ring: int = 3
     masked_loop: bool = False
-    use_tma: bool = True
+    persistent: bool = True
+    pingpong: bool = True
+    overlap: bool = True
+    BLOCK_M: int = 128  # 64 query rows per consumer warp group with pingpong: 128 = two groups, 192 = three
 
     def __str__(self) -> str:
-        return (f"BLOCK_M={self.BLOCK_M} BLOCK_N={self.BLOCK_N} num_warps={self.num_warps} "
-                f"num_stages={self.num_stages} warp_specialize={self.warp_specialize} "
-                f"persistent={self.persistent} overlap={self.overlap} masked_loop={self.masked_loop} "
-                f"loads={'tma' if self.use_tma else 'pointer'}")
+        return (f"BLOCK_M={self.BLOCK_M} BLOCK_N={self.BLOCK_N} ring={self.ring} masked_loop={self.masked_loop} "
+                f"persistent={self.persistent} pingpong={self.pingpong} overlap={self.overlap}")
+
+    @property
+    def consumers(self) -> int:
+        """Consumer partitions: one warp group per 64 query rows with pingpong, else one 8-warp consumer."""
+        return self.BLOCK_M // 64 if self.pingpong else 1
+
+
+def register_split(consumers: int) -> tuple[int, int]:
+    """(warps of the whole program, registers a consumer thread gets) for `consumers` consumer partitions: the
+    producer's warp group keeps PRODUCER_REGS, the consumer groups share the rest of the register file evenly (a
+    single consumer is one 8-warp partition)."""
+    groups = (2 if consumers == 1 else consumers) + 1
+    per_group = kernel_maxnreg(4 * groups) * groups
+    share = 2 if consumers == 1 else consumers
+    return 4 * groups, min(256, (per_group - PRODUCER_REGS) // share // 8 * 8)
+
+
+def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
+    B, H, S, D = q.shape
+    consumers = cfg.consumers
+    if consumers not in (1, 2, 3) or cfg.BLOCK_M % consumers:
+        raise ValueError(f"stage5_full: {cfg} needs BLOCK_M of 128 or 192 with pingpong, 128 without.")
+    warps, consumer_regs = register_split(consumers)
+    tiles = triton.cdiv(S, cfg.BLOCK_M) * B * H
+    grid = min(tiles, sm_count(q.device)) if cfg.persistent else tiles
+    return _attn_fwd[(grid, )](
+        descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), descriptor(v, cfg.BLOCK_N),
+        o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, S,
+        HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers, CAUSAL=causal,
+        OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop, CONSUMER_REGS=consumer_regs,
+        PRODUCER_REGS=PRODUCER_REGS, num_warps=8 if consumers == 1 else 4, maxnreg=kernel_maxnreg(warps))
 
 
 def candidate_configs(S: int, D: int, causal: bool) -> list[Config]:
-    """The configs tuned for one key: each earlier stage's own config plus the variations measured to matter.
-
-    About a dozen per key: compiling a candidate takes ~1-2 s and timing it ~0.1 s, so a key tunes in well under
-    a minute on the H100, and keys that differ only in S share compiled kernels (S enters only through the tail
-    mask). Left out, because measured wrong on the H100 with Triton 3.6 (2026-11-24): the warp-specialized
-    masked loop for causal (stage 1 needs every program to run all key blocks there, twice the work) and
-    warp specialization with a 3-deep ring in the persistent kernel (non-finite outputs).
-    """
-    wide = 8 if D == 128 else 4  # two warp groups hold the 128x128 fp32 accumulator at D=128 (stage 0)
+    """The configs tuned for one key: stage 4's config, each technique switched off alone, and the ring depth and
+    key-block width around it. Seven or eight per key (a Gluon candidate compiles in 1-2 s and times in 0.1 s)."""
     cands = [
-        # stage 0: pointer loads, mask in every iteration
-        Config(num_warps=wide, num_stages=3, masked_loop=True, use_tma=False),
-        # the split loop with pointer loads (the "plain Triton" kernel of ANCHORS.md): depth, width, persistence
-        Config(num_warps=wide, num_stages=3, use_tma=False),
-        Config(num_warps=wide, num_stages=4, use_tma=False),
-        Config(num_warps=8, num_stages=3, use_tma=False),
-        Config(num_warps=wide, num_stages=3, use_tma=False, persistent=True),
-        # stages 2-3 where the loop is not warp-specialized: TMA split loop, 2- or 3-deep ring
-        Config(num_warps=wide, num_stages=2),
-        Config(num_warps=wide, num_stages=3),
-        Config(num_warps=8, num_stages=3),
-        Config(num_warps=wide, num_stages=2, persistent=True),
-        # stage 4: the hand-overlapped loop
-        Config(num_warps=8, num_stages=3, overlap=True, persistent=True),
-        Config(num_warps=8, num_stages=3, overlap=True),
+        Config(),                          # stage 4: ping-pong, overlap, persistent, 3-deep ring
+        Config(ring=2),
+        Config(overlap=False),             # each wgmma waited at once
+        Config(overlap=False, ring=2),
+        Config(persistent=False),          # one program per work item
+        Config(pingpong=False),            # one 8-warp consumer: no ping-pong
     ]
     if D == 64:
-        # wider key blocks halve the loop trips; the 128x128 score tile needs 8 warps
-        cands.append(Config(BLOCK_N=128, num_warps=8, num_stages=2, use_tma=False))
-    if not causal and S % 64 == 0:
-        # here the split loop is a single loop, which Triton can warp-specialize: stages 1, 2 and 3's configs
-        cands.append(Config(num_warps=4, num_stages=2, warp_specialize=True, masked_loop=True))
-        cands.append(Config(num_warps=4, num_stages=2, warp_specialize=True))
-        cands.append(Config(num_warps=4, num_stages=2, warp_specialize=True, persistent=True))
-    return list(dict.fromkeys(cands))  # D=128 makes some entries equal; keep the first of each
+        cands.append(Config(ring=4))
+        # three consumer groups (192 rows, 160 registers each): more warps to hide the exp2 latency at D=64
+        cands.append(Config(BLOCK_M=192))
+        cands.append(Config(BLOCK_M=192, overlap=False))
+        cands.append(Config(BLOCK_M=192, ring=4, overlap=False))
+    else:
+        cands.append(Config(BLOCK_N=64, ring=4))
+        cands.append(Config(BLOCK_M=192, overlap=False, ring=2))  # 2 x 64 KB of K/V + 48 KB of Q
+    return list(dict.fromkeys(cands))
 
 
-# The techniques of stages 1-4, as fields of Config, and the plan constraint each removes (the plan's stage table
-# and each constraint's "removal" text, perfmodel/data/einstein.toml). `perfmodel collect` measures each one by
+# The techniques of stages 2-4 as fields of Config, and the plan constraint each removes (the plan's stage table
+# and each constraint's "removal" text, perfmodel/data/einstein.toml). `perfmodel collect` measures each by
 # ablation: the fastest correct candidate with it on against the fastest with it off, and the flip of the tuned
 # config.
 SWITCHES = (
-    Switch("use_tma", True, False, (4,),
-           "TMA tensor-descriptor loads (the asynchronous copy engine) instead of pointer loads"),
     Switch("masked_loop", False, True, (3,),
-           "split key loop: no mask in the steady state, masked diagonal/tail blocks after it (stage 2, the "
+           "masks only on the diagonal and tail key blocks; the steady-state blocks carry no mask (stage 2, the "
            "stage the plan credits with #3)"),
-    Switch("warp_specialize", True, False, (4,),
-           "producer/consumer warp specialization of the key loop (#4's removal: load tile N+1 while the "
-           "consumer computes tile N)"),
     Switch("persistent", True, False, (2,),
-           "persistent grid of about one program per SM slot walking the work items (#2's removal)"),
+           "persistent grid of about one program per SM walking the work items, causal heaviest first (#2)"),
+    Switch("pingpong", True, False, (4,),
+           "two consumer warp groups in ping-pong: one's softmax under the other's wgmmas (stage 4, #4)"),
     Switch("overlap", True, False, (4,),
-           "QKᵀ of the next key block issued before the softmax of this one (stage 4, #4)",
-           requires=(("masked_loop", False),)),
+           "asynchronous wgmma: P·V of one key block in flight during the softmax of the next (stage 4, #4)"),
 )
 # The plan constraints this kernel has no switch for, and why.
 NOT_ABLATABLE = {
-    1: "Triton lowers the causal and tail masks to predicated compares and selects (setp/selp, counted by the "
-       "census) in every variant; no variant branches on the mask, so there is no branching to switch off",
+    1: "the diagonal and tail masks are a uniform branch per key block (masked_loop) plus predicated selects "
+       "inside the masked blocks; no variant has divergent branches to switch off",
 }
 
-
-# What the tuner chose, by key (N_CTX, HEAD_DIM, causal, dtype, device, B·H bucket), and what it skipped and why.
-_TUNED: dict[tuple, Config] = {}
-_TIMINGS: dict[tuple, list[tuple[str, float]]] = {}
-_SKIPPED: dict[tuple, list[tuple[str, str]]] = {}
-_OCCUPANCY: dict[tuple, int] = {}
-_LAST_RUN: list[tuple[tuple, Config, str]] = []  # (key, config, "tuned" | "pinned" | "untuned")
-# Tests (and users who want a fixed kernel) set this to one Config to bypass tuning.
 PINNED_CONFIG: Config | None = None
-# do_bench settings for tuning (ms): short, since a key times a dozen candidates.
-TUNE_WARMUP_MS = 5
-TUNE_REP_MS = 40
-# A candidate whose output differs from the stage-0 candidate's by more than this (relative to its largest
-# value) is rejected as a miscompile: correct configs differ by rounding only (~1e-3 in fp16).
-TUNE_MAX_REL_DIFF = 2e-2
 
 
-def _launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
-    B, H, S, D = q.shape
-    mask_tail = S % cfg.BLOCK_N != 0
-    num_m_tiles = triton.cdiv(S, cfg.BLOCK_M)
-    tiles = num_m_tiles * B * H
-    args = (q, k, v, o, sm_scale, *strides(q), *strides(k), *strides(v), *strides(o), B, H, S,
-            l2_group(B, H, S, D, q.element_size()))
-    meta = dict(HEAD_DIM=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, CAUSAL=causal, MASK_TAIL=mask_tail,
-                WARP_SPECIALIZE=cfg.warp_specialize, OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop,
-                USE_TMA=cfg.use_tma, PERSISTENT=cfg.persistent, num_warps=cfg.num_warps,
-                num_stages=cfg.num_stages)
-    if cfg.use_tma:
-        use_tma_allocator()
-    if cfg.persistent:
-        okey = (q.device, q.dtype, D, causal, mask_tail, cfg)
-        if okey not in _OCCUPANCY:
-            if interpreting():
-                _OCCUPANCY[okey] = 1
-            else:
-                compiled = _attn_fwd.warmup(*args, grid=(1,), **meta)
-                _OCCUPANCY[okey] = programs_per_sm(compiled, q.device)
-        grid = (min(tiles, sm_count(q.device) * _OCCUPANCY[okey]),)
-    else:
-        grid = (tiles,)
-    _attn_fwd[grid](*args, **meta)
+def _reference(q, k, v, causal: bool, sm_scale: float):
+    from .stage0_baseline import attention as stage0
+
+    return stage0(q, k, v, causal=causal, sm_scale=sm_scale)
 
 
-@triton.jit(do_not_specialize=UNSPECIALIZED_SHAPE_ARGS)
-def _attn_fwd(Q, K, V, Out, sm_scale,
-              stride_qz, stride_qh, stride_qm, stride_qk,
-              stride_kz, stride_kh, stride_kn, stride_kk,
-              stride_vz, stride_vh, stride_vn, stride_vk,
-              stride_oz, stride_oh, stride_om, stride_ok,
-              B, H, N_CTX, GROUP,
-              HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
-              MASK_TAIL: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, OVERLAP: tl.constexpr,
-              MASKED_LOOP: tl.constexpr, USE_TMA: tl.constexpr, PERSISTENT: tl.constexpr):
-    num_m_tiles = tl.cdiv(N_CTX, BLOCK_M)
-    qk_scale = sm_scale * 1.44269504  # exp(x) = exp2(x * log2(e)): fold log2(e) into the scale
-    if PERSISTENT:
-        total_tiles = num_m_tiles * B * H
-        for tile_id in range(tl.program_id(0), total_tiles, tl.num_programs(0)):
-            _attn_fwd_tile(Q, K, V, Out, qk_scale, tile_id, num_m_tiles,
-                           stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
-                           stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om,
-                           B, H, N_CTX, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, CAUSAL, MASK_TAIL, WARP_SPECIALIZE,
-                           OVERLAP, MASKED_LOOP, USE_TMA)
-    else:
-        _attn_fwd_tile(Q, K, V, Out, qk_scale, tl.program_id(0), num_m_tiles,
-                       stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
-                       stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om,
-                       B, H, N_CTX, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, CAUSAL, MASK_TAIL, WARP_SPECIALIZE,
-                       OVERLAP, MASKED_LOOP, USE_TMA)
-
-
-def _tune(key: tuple, q, k, v, o, sm_scale: float, causal: bool) -> Config:
-    B, H, S, D = q.shape
-    timings: list[tuple[str, float]] = []
-    skipped: list[tuple[str, str]] = []
-    best: tuple[float, Config] | None = None
-    base = None
-    for cfg in candidate_configs(S, D, causal):
-        try:
-            o.fill_(float("nan"))
-            _launch(cfg, q, k, v, o, sm_scale, causal)
-            if base is None:
-                base = o.clone()
-            diff = (o.float() - base.float()).abs().max().item()
-            scale = base.float().abs().max().item() or 1.0
-            if not diff <= TUNE_MAX_REL_DIFF * scale:  # NaN (an unwritten or broken output) fails too
-                skipped.append((str(cfg), f"wrong result: max |out - stage-0 candidate| = {diff:.3g}"))
-                continue
-            ms = triton.testing.do_bench(lambda: _launch(cfg, q, k, v, o, sm_scale, causal),
-                                         warmup=TUNE_WARMUP_MS, rep=TUNE_REP_MS, return_mode="median")
-        except Exception as exc:  # a refused candidate is skipped and recorded, anything else is a bug
-            if not is_compiler_refusal(exc):
-                raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            skipped.append((str(cfg), f"{type(exc).__name__}: {first[:200]}"))
-            continue
-        timings.append((str(cfg), ms))
-        if best is None or ms < best[0]:
-            best = (ms, cfg)
-    _TIMINGS[key] = timings
-    _SKIPPED[key] = skipped
-    if best is None:
-        raise KernelUnsupported(f"stage5_full: Triton refused every candidate config for this case "
-                                f"({len(skipped)} skipped); no other stage was run in its place.")
-    return best[1]
-
-
-def last_tuned_config() -> str:
-    """The config stage 5 ran with on its last call (tuned, or pinned), with its key; '' before any call."""
-    if not _LAST_RUN:
-        return ""
-    key, cfg, how = _LAST_RUN[-1]
-    S, D, causal, dtype, _device, bh = key
-    return (f"S={S} D={D} causal={causal} dtype={str(dtype).replace('torch.', '')} B*H~{bh}: {cfg} ({how})")
-
-
-def chosen_config() -> str | None:
-    """`last_tuned_config()`, or None before any call (the name the bench collector looks for)."""
-    return last_tuned_config() or None
-
-
-def tuned_config_for(config) -> Config | None:
-    """The config the tuner chose in this process for an AttentionConfig's key, on any device; None if not tuned."""
-    bh = 1 << (config.B * config.H).bit_length() - 1
-    dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}.get(config.dtype, config.dtype)
-    for (S, D, causal, tdtype, _device, bucket), cfg in _TUNED.items():
-        if (S, D, causal, bucket) == (config.S, config.D, config.causal, bh) and str(tdtype).endswith(dtype):
-            return cfg
-    return None
-
-
-_REPORT_FIELD = re.compile(r"\b(BLOCK_M|BLOCK_N|num_warps|num_stages|warp_specialize|persistent|overlap|masked_loop|"
-                           r"loads)=(\S+)")
+_REPORT_FIELD = re.compile(r"\b(BLOCK_M|BLOCK_N|ring|masked_loop|persistent|pingpong|overlap)=(\S+)")
 
 
 def config_from_report(text: str | None) -> Config | None:
-    """The Config named in a `last_tuned_config()` string (a run's `tuned_config` column); None if it names none.
-
-    What lets a later process run exactly the config a run timed: the Nsight Compute worker profiles it and the
-    census of a resumed run compiles it, instead of tuning again (a second tuning can pick another config when
-    two candidates are within noise, and costs seconds a key)."""
+    """The Config named in a `str(Config)` report (a run's `tuned_config` column); None if it names none."""
     fields = dict(_REPORT_FIELD.findall(text or ""))
     if not fields:
         return None
     try:
-        flags = {name: fields[name] == "True" for name in ("warp_specialize", "persistent", "overlap", "masked_loop")}
-        return Config(BLOCK_M=int(fields["BLOCK_M"]), BLOCK_N=int(fields["BLOCK_N"]),
-                      num_warps=int(fields["num_warps"]), num_stages=int(fields["num_stages"]),
-                      use_tma=fields["loads"] == "tma", **flags)
+        kw = {f.name: (fields[f.name] == "True") if f.type in (bool, "bool") else int(fields[f.name])
+              for f in dataclasses.fields(Config) if f.name in fields}
+        return Config(**kw)
     except (KeyError, ValueError):
         return None
 
 
-def CENSUS_CONFIG(config) -> Config:
-    """The config to compile for an sm_90 census of `config` (an AttentionConfig): the one the tuner chose on the
-    H100 for that head dim and causality at S=2048 fp16 (device run 3, 2026-11-24). A census cannot tune
-    (nothing runs), so it should set PINNED_CONFIG to this while it captures the launch."""
-    if config.D == 64:
-        if config.causal:
-            return Config(num_warps=4, num_stages=3, use_tma=False)
-        return Config(num_warps=8, num_stages=3, use_tma=False)
-    if config.causal:
-        return Config(num_warps=8, num_stages=2)
-    return Config(num_warps=4, num_stages=2, warp_specialize=True, persistent=True)
+TUNER = Tuner(NAME, candidate_configs, launch, config_from_report, _reference)
+
+
+def last_tuned_config() -> str:
+    return TUNER.last_tuned_config()
+
+
+def chosen_config() -> str | None:
+    return TUNER.last_tuned_config() or None
+
+
+def tuned_config_for(config) -> Config | None:
+    return TUNER.tuned_config_for(config)
 
 
 def tuning_report(key: tuple | None = None) -> dict:
-    """Timings (ms) of every candidate and the skipped ones with Triton's reason, for `key` (default: last)."""
-    if key is None:
-        if not _LAST_RUN:
-            return {}
-        key = _LAST_RUN[-1][0]
-    chosen = _TUNED.get(key)
-    return {"key": key, "chosen": str(chosen) if chosen else None, "timings_ms": list(_TIMINGS.get(key, [])),
-            "skipped": list(_SKIPPED.get(key, []))}
+    return TUNER.report(key)
+
+
+def CENSUS_CONFIG(config) -> Config:
+    """The config an sm_90 census compiles when no run says which one was timed: stage 4's (Config())."""
+    return Config()
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
               sm_scale: float | None = None) -> torch.Tensor:
     """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D]."""
     sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
-    B, H, S, D = q.shape
+    if interpreting():
+        raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
     o = empty_output(q)
-    # the issue's key (S, D, causal, dtype) plus the batch·heads count rounded down to a power of two: the best
-    # config at B=1 (a fraction of a wave) is not the best at B=32 (measured on the H100, 2026-11-24)
-    key = (S, D, causal, q.dtype, q.device, 1 << (B * H).bit_length() - 1)
-    if PINNED_CONFIG is not None:
-        cfg, how = PINNED_CONFIG, "pinned"
-    elif interpreting():
-        # nothing can be timed on the CPU: the interpreter runs the first candidate, untuned
-        cfg, how = candidate_configs(S, D, causal)[0], "untuned: interpreter"
-    else:
-        if key not in _TUNED:
-            _TUNED[key] = _tune(key, q, k, v, o, sm_scale, causal)
-        cfg, how = _TUNED[key], "tuned"
-    _LAST_RUN[:] = [(key, cfg, how)]
-    launch_or_refuse("stage5_full", _launch, cfg, q, k, v, o, sm_scale, causal)
+    cfg = TUNER.choose(q, k, v, o, sm_scale, causal, pinned=PINNED_CONFIG)
+    launch_or_refuse(NAME, launch, cfg, q, k, v, o, sm_scale, causal)
     return o

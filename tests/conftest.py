@@ -18,8 +18,11 @@ import sys
 
 import pytest
 
-KERNEL_MODULES = ("kernels.stage0_baseline", "kernels.stage1_warpspec", "kernels.stage2_reduced_sync",
-                  "kernels.stage3_persistent", "kernels.stage4_overlap", "kernels.stage5_full")
+# every kernels module that imports triton at import time (a Gluon module left from an interpreted import would
+# hand the GPU copies another copy's TensorDescriptor class, which Triton's launcher cannot specialize)
+KERNEL_MODULES = ("kernels._gluon", "kernels.stage0_baseline", "kernels.stage1_warpspec",
+                  "kernels.stage2_reduced_sync", "kernels.stage3_persistent", "kernels.stage4_overlap",
+                  "kernels.stage5_full", "kernels.triton_tl")
 
 # The interpreted copies of triton's Python modules and of the kernel modules, imported once per session.
 _INTERPRETED: dict[str, object] = {}
@@ -66,12 +69,34 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+def _bind_gluon_descriptor_class() -> None:
+    """Have Triton's launcher look up Gluon's TensorDescriptor class now, in the GPU copy of triton.
+
+    Triton's C++ argument specializer finds that class by module name the first time it meets one and keeps it; the
+    interpreter also specializes arguments, so a first lookup under the interpreted copy would make every later
+    sm_90 compile of a Gluon stage fail ("failed to specialize argument of type: TensorDescriptor")."""
+    import torch
+    from triton.backends.compiler import BaseBackend
+    from triton.runtime.jit import native_specialize_impl
+
+    from kernels._gluon import descriptor
+
+    native_specialize_impl(BaseBackend, descriptor(torch.empty(1, 1, 16, 64, dtype=torch.float16), 16), False, True,
+                           True)
+
+
 @pytest.fixture(autouse=True)
 def _kernel_mode(request, monkeypatch):
     """Interpreter tests get interpreted kernel modules; every test gets stage 5 pinned unless it opts out."""
     interpret = request.node.get_closest_marker("interpreter") is not None
     previous = None
     if interpret:
+        if not _INTERPRETED:
+            # the GPU copies first, so that every triton module they use (Gluon's included) is put back after the
+            # interpreted import: Triton's launcher looks Gluon's TensorDescriptor class up by module name
+            for name in KERNEL_MODULES:
+                importlib.import_module(name)
+            _bind_gluon_descriptor_class()
         monkeypatch.setenv("TRITON_INTERPRET", "1")
         if not _INTERPRETED:
             saved = _swap_in({name: None for name in _interpretable_names() + list(KERNEL_MODULES)})
@@ -85,8 +110,9 @@ def _kernel_mode(request, monkeypatch):
                 _swap_in(saved)
         previous = _swap_in(dict(_INTERPRETED))
     if "unpinned_stage5" not in request.fixturenames:
-        stage5 = importlib.import_module("kernels.stage5_full")
-        monkeypatch.setattr(stage5, "PINNED_CONFIG", stage5.Config())
+        for name in ("kernels.stage5_full", "kernels.triton_tl"):
+            tuning = importlib.import_module(name)
+            monkeypatch.setattr(tuning, "PINNED_CONFIG", tuning.Config())
     yield
     if previous is not None:
         _swap_in(previous)
@@ -94,16 +120,14 @@ def _kernel_mode(request, monkeypatch):
 
 @pytest.fixture
 def unpinned_stage5(monkeypatch):
-    """Stage 5 with its tuner active (tuning state cleared before and after the test)."""
+    """Stage 5 with its tuner active (its tuner's state cleared before the test and restored after it)."""
+    import copy
+
     stage5 = importlib.import_module("kernels.stage5_full")
     monkeypatch.setattr(stage5, "PINNED_CONFIG", None)
-    saved = (dict(stage5._TUNED), dict(stage5._TIMINGS), dict(stage5._SKIPPED), list(stage5._LAST_RUN))
-    stage5._TUNED.clear()
+    saved = copy.copy(stage5.TUNER.__dict__)
+    for name in ("tuned", "timings", "skipped"):
+        setattr(stage5.TUNER, name, {})
+    stage5.TUNER.last_run = []
     yield stage5
-    stage5._TUNED.clear()
-    stage5._TUNED.update(saved[0])
-    stage5._TIMINGS.clear()
-    stage5._TIMINGS.update(saved[1])
-    stage5._SKIPPED.clear()
-    stage5._SKIPPED.update(saved[2])
-    stage5._LAST_RUN[:] = saved[3]
+    stage5.TUNER.__dict__.update(saved)

@@ -1,8 +1,11 @@
-"""The six attention stages against the float64 reference, their input checks, and the registry.
+"""The six attention stages and the `triton_tl` peer against the float64 reference, their input checks, and the
+registry.
 
-CPU tests run the kernels in Triton's interpreter (TRITON_INTERPRET=1, see conftest.py) on small shapes chosen to
-hit the edges; tolerances come from kernels.reference's error budget (2x PyTorch's own low-precision error).
-bf16 is tested on the GPU only: Triton 3.6's interpreter gives garbage for bf16 (ANCHORS.md).
+CPU tests run the `tl` kernels (stage 0 and the triton_tl peer) in Triton's interpreter (TRITON_INTERPRET=1, see
+conftest.py) on small shapes chosen to hit the edges; tolerances come from kernels.reference's error budget (2x
+PyTorch's own low-precision error). bf16 is tested on the GPU only: Triton 3.6's interpreter gives garbage for bf16
+(ANCHORS.md). The Gluon stages 1-5 have no interpreter: on the CPU they must refuse clearly (and their sm_90 code
+is checked by tests/test_census.py); their correctness is the GPU-marked tests here.
 """
 
 from __future__ import annotations
@@ -15,9 +18,20 @@ import torch
 
 import kernels
 from kernels import STAGES, get_stage
+from kernels._launch import KernelUnsupported
 from kernels.reference import compare, make_inputs
 
 STAGE_NAMES = [s.name for s in STAGES]
+GLUON_NAMES = [n for n in STAGE_NAMES if n in kernels.GLUON_STAGES]
+# the implementations the interpreter runs: stage 0 and the tl peer
+TL_IMPLS = ["stage0_baseline", "triton_tl"]
+
+
+def _launcher(name: str):
+    from kernels.peers import PEERS
+
+    return PEERS[name].launcher if name in PEERS else get_stage(name).launcher
+
 
 # (B, H, S, D, causal, dtype, layout) — why each one is here:
 EDGE_CASES = [
@@ -31,7 +45,7 @@ EDGE_CASES = [
     pytest.param(1, 2, 257, 64, False, torch.float16, "bshd", id="S257-D64-full-fp16-transposed"),
     # S = 257 causal, D = 128, fp32: three query tiles, so the unmasked off-diagonal loop runs before the diagonal
     pytest.param(2, 1, 257, 128, True, torch.float32, "bhsd", id="S257-D128-causal-fp32"),
-    # S = 192, a multiple of BLOCK_N: no tail, so stages 2-3 take their warp-specialized single loop
+    # S = 192, a multiple of BLOCK_N: no tail, so the tl peer's warp-specialized candidates apply
     pytest.param(1, 2, 192, 64, False, torch.float16, "bshd", id="S192-D64-full-fp16-transposed"),
 ]
 
@@ -43,68 +57,79 @@ def _check(out, q, k, v, causal):
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("impl", TL_IMPLS)
 @pytest.mark.parametrize("B,H,S,D,causal,dtype,layout", EDGE_CASES)
-def test_stage_matches_reference(stage, B, H, S, D, causal, dtype, layout):
+def test_tl_kernels_match_reference(impl, B, H, S, D, causal, dtype, layout):
     q, k, v = make_inputs(B, H, S, D, dtype, seed=S * 7 + D, layout=layout)
-    out = get_stage(stage).launcher(q, k, v, causal=causal)
+    out = _launcher(impl)(q, k, v, causal=causal)
     _check(out, q, k, v, causal)
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_custom_scale(stage):
+@pytest.mark.parametrize("impl", TL_IMPLS)
+def test_custom_scale(impl):
     q, k, v = make_inputs(1, 2, 70, 64, torch.float32, seed=5)
-    out = get_stage(stage).launcher(q, k, v, causal=True, sm_scale=0.3)
+    out = _launcher(impl)(q, k, v, causal=True, sm_scale=0.3)
     report = compare(out, q, k, v, True, sm_scale=0.3)
     assert report.within_budget, report
 
 
-def _stage5_cases():
-    import kernels.stage5_full as s5
+@pytest.mark.interpreter
+@pytest.mark.parametrize("stage", GLUON_NAMES)
+def test_gluon_stages_refuse_the_interpreter(stage):
+    q, k, v = make_inputs(1, 2, 70, 64, torch.float32, seed=5)
+    with pytest.raises(KernelUnsupported, match=f"{stage}: Gluon kernels cannot run under TRITON_INTERPRET=1"):
+        get_stage(stage).launcher(q, k, v, causal=True)
+
+
+def _triton_tl_cases():
+    import kernels.triton_tl as tl_peer
 
     cases = []
     # causal with a tail, transposed: pointer and TMA loads, persistent, overlap, masked and split loops
-    for i, cfg in enumerate(s5.candidate_configs(130, 64, True)):
+    for i, cfg in enumerate(tl_peer.candidate_configs(130, 64, True)):
         cases.append(pytest.param(cfg, 1, 2, 130, 64, True, "bshd", id=f"causal-S130-cand{i}"))
     # non-causal, whole blocks: adds the warp-specialized candidates
-    for i, cfg in enumerate(s5.candidate_configs(128, 64, False)):
+    for i, cfg in enumerate(tl_peer.candidate_configs(128, 64, False)):
         cases.append(pytest.param(cfg, 2, 1, 128, 64, False, "bhsd", id=f"full-S128-cand{i}"))
     return cases
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("cfg,B,H,S,D,causal,layout", _stage5_cases())
-def test_stage5_every_candidate(cfg, B, H, S, D, causal, layout, monkeypatch):
-    s5 = sys.modules["kernels.stage5_full"]
-    monkeypatch.setattr(s5, "PINNED_CONFIG", cfg)
+@pytest.mark.parametrize("cfg,B,H,S,D,causal,layout", _triton_tl_cases())
+def test_triton_tl_every_candidate(cfg, B, H, S, D, causal, layout, monkeypatch):
+    tl_peer = sys.modules["kernels.triton_tl"]
+    monkeypatch.setattr(tl_peer, "PINNED_CONFIG", cfg)
     q, k, v = make_inputs(B, H, S, D, torch.float32, seed=11, layout=layout)
-    out = s5.attention(q, k, v, causal=causal)
+    out = tl_peer.attention(q, k, v, causal=causal)
     _check(out, q, k, v, causal)
-    assert "(pinned)" in s5.last_tuned_config() and str(cfg) in s5.last_tuned_config()
+    assert "(pinned)" in tl_peer.last_tuned_config() and str(cfg) in tl_peer.last_tuned_config()
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("stage", ["stage3_persistent", "stage4_overlap"])
-def test_persistent_partial_head_group(stage, monkeypatch):
+def test_triton_tl_persistent_partial_head_group(monkeypatch):
     # an L2 budget for two heads' K/V: three heads make a full group and a partial one, which the causal
     # heaviest-first order must still cover exactly once (2 interpreter "SMs": each program loops)
     import kernels._launch as launch
 
+    tl_peer = sys.modules["kernels.triton_tl"]
+    monkeypatch.setattr(tl_peer, "PINNED_CONFIG", tl_peer.Config(num_warps=4, num_stages=2, persistent=True))
     q, k, v = make_inputs(1, 3, 257, 64, torch.float32, seed=3)
     per_head = 2 * 257 * 64 * 4
     monkeypatch.setattr(launch, "L2_BUDGET_BYTES", 2 * per_head + 1)
     assert launch.l2_group(1, 3, 257, 64, 4) == 2
-    out = get_stage(stage).launcher(q, k, v, causal=True)
+    out = tl_peer.attention(q, k, v, causal=True)
     _check(out, q, k, v, True)
 
 
 @pytest.mark.interpreter
-def test_stage5_untuned_under_interpreter(unpinned_stage5):
+def test_triton_tl_untuned_under_interpreter(monkeypatch):
+    tl_peer = sys.modules["kernels.triton_tl"]
+    monkeypatch.setattr(tl_peer, "PINNED_CONFIG", None)
     q, k, v = make_inputs(1, 1, 40, 64, torch.float32, seed=2)
-    out = unpinned_stage5.attention(q, k, v, causal=True)
+    out = tl_peer.attention(q, k, v, causal=True)
     _check(out, q, k, v, True)
-    assert "untuned: interpreter" in kernels.last_tuned_config()
+    assert "untuned: interpreter" in tl_peer.last_tuned_config()
 
 
 @pytest.mark.interpreter
@@ -120,9 +145,10 @@ def test_interpreter_sm_count_and_switch(monkeypatch):
 # ---- input checks ---------------------------------------------------------------------------------------------
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("stage", STAGE_NAMES + ["triton_tl"])
 def test_rejects_bad_inputs(stage):
-    launcher = get_stage(stage).launcher
+    # the Gluon stages check their inputs before they refuse the interpreter, so this runs for them too
+    launcher = _launcher(stage)
     q, k, v = make_inputs(1, 1, 8, 64, torch.float32, seed=0)
     bad = {
         "head dimension 32": [t[..., :32].contiguous() for t in (q, k, v)],
@@ -201,27 +227,39 @@ def test_import_compiles_nothing():
 
 
 # ---- GPU --------------------------------------------------------------------------------------------------------
+# the shape grid of the Gluon stages (issue: odd S, both dtypes, causal, transposed views, B·H not a multiple of
+# the SM count): (B, H, S, D, layout)
+GPU_SHAPES = ((2, 3, 1531, 64, "bshd"), (1, 4, 2048, 128, "bhsd"), (2, 2, 1, 64, "bhsd"), (1, 133, 200, 128, "bshd"),
+              (3, 2, 65, 128, "bhsd"), (1, 2, 257, 64, "bhsd"))
+
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("impl", STAGE_NAMES + ["triton_tl"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("causal", [False, True])
-def test_gpu_stage_matches_reference(stage, dtype, causal):
-    if stage == "stage1_warpspec" and causal:
-        pytest.skip("stage 1 refuses causal on the GPU (test_gpu_stage1_refuses_causal)")
-    for B, H, S, D, layout in ((2, 3, 1000, 64, "bshd"), (1, 4, 2048, 128, "bhsd"), (2, 2, 1, 64, "bhsd")):
+def test_gpu_stage_matches_reference(impl, dtype, causal):
+    for B, H, S, D, layout in GPU_SHAPES:
         q, k, v = make_inputs(B, H, S, D, dtype, device="cuda", seed=S, layout=layout)
-        out = get_stage(stage).launcher(q, k, v, causal=causal)
+        out = _launcher(impl)(q, k, v, causal=causal)
         _check(out, q, k, v, causal)
 
 
 @pytest.mark.gpu
-def test_gpu_stage1_refuses_causal():
-    from kernels._launch import KernelUnsupported
-
-    q, k, v = make_inputs(1, 2, 256, 64, torch.float16, device="cuda", seed=0)
-    with pytest.raises(KernelUnsupported, match="stage1_warpspec"):
-        get_stage(1).launcher(q, k, v, causal=True)
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gpu_stage5_every_candidate(D, causal, monkeypatch):
+    s5 = sys.modules["kernels.stage5_full"]
+    q, k, v = make_inputs(2, 3, 777, D, torch.bfloat16, device="cuda", seed=D, layout="bshd")
+    variants = s5.candidate_configs(777, D, causal)
+    variants += [sw.flipped(c) for c in variants[:1] for sw in s5.SWITCHES]  # each switch off alone
+    for cfg in variants:
+        monkeypatch.setattr(s5, "PINNED_CONFIG", cfg)
+        try:
+            out = s5.attention(q, k, v, causal=causal)
+        except KernelUnsupported as exc:  # a candidate Triton refuses (too much shared memory) is not a bug
+            assert "refused" in str(exc), exc
+            continue
+        _check(out, q, k, v, causal)
 
 
 @pytest.mark.gpu
@@ -232,62 +270,6 @@ def test_gpu_stage5_tunes_and_reports(unpinned_stage5):
     assert "(tuned)" in kernels.last_tuned_config()
     report = unpinned_stage5.tuning_report()
     assert report["chosen"] and report["timings_ms"]
-
-
-# ---- sm_90 code (compiled on the CPU, no GPU) -------------------------------------------------------------------
-
-def _compile_sm90(module_name: str, causal: bool, mask_tail: bool = False):
-    import importlib
-
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    mod = importlib.import_module(module_name)
-    fn = mod._attn_fwd
-    assert isinstance(fn, triton.runtime.jit.JITFunction)  # the GPU copy, also after interpreter tests
-    cfg = mod.CONFIGS[(64, not causal and not mask_tail)] if (64, True) in mod.CONFIGS else mod.CONFIGS[64]
-    sig, const = {}, {}
-    for a in fn.arg_names:
-        if a in ("Q", "K", "V", "Out"):
-            sig[a] = "*fp16"
-        elif a == "sm_scale":
-            sig[a] = "fp32"
-        elif a.startswith("stride") and a[-1] in "k":
-            sig[a], const[a] = "constexpr", 1
-        elif a.startswith("stride") or a in ("B", "H", "N_CTX", "GROUP"):
-            sig[a] = "i32"
-        else:
-            sig[a] = "constexpr"
-    const.update(HEAD_DIM=64, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], CAUSAL=causal)
-    extra = dict(MASK_TAIL=mask_tail, WARP_SPECIALIZE=not causal and not mask_tail)
-    const.update({k: v for k, v in extra.items() if k in fn.arg_names})
-    attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names)
-             if sig[a] == "*fp16" or (a.startswith("stride") and sig[a] == "i32")}
-    kernel = triton.compile(ASTSource(fn, sig, const, attrs), target=GPUTarget("cuda", 90, 32),
-                            options=dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"]))
-    return kernel.asm["ptx"], kernel.metadata.num_warps
-
-
-def test_sm90_code_has_the_claimed_techniques():
-    from collectors.census import math_loops, ptx_loops
-
-    ptx0, _ = _compile_sm90("kernels.stage0_baseline", causal=True)
-    assert "wgmma.mma_async" in ptx0 and "cp.async.bulk.tensor" not in ptx0
-    ptx1, warps1 = _compile_sm90("kernels.stage1_warpspec", causal=False)
-    # warp-specialized: 4 requested warps became a producer warp group plus two consumer warp groups
-    assert warps1 == 12 and "setmaxnreg" in ptx1 and "cp.async.bulk.tensor" in ptx1
-    ptx1c, _ = _compile_sm90("kernels.stage1_warpspec", causal=True)  # builds; refused at launch on the GPU
-    ptx2, warps2 = _compile_sm90("kernels.stage2_reduced_sync", causal=True)
-    assert warps2 == 4 and "cp.async.bulk.tensor" in ptx2 and "wgmma.mma_async" in ptx2
-    # Static totals do not drop (43 vs 41: stage 2 adds unrolled diagonal blocks); per loop iteration they do.
-    # Stage 1's causal loops (producer and two consumers, warp-specialized) vs stage 2's causal steady-state loop
-    # (pipelined): fewer bar.sync per iteration, and the mask's compares/selects are gone from it.
-    loops1 = math_loops(ptx_loops(ptx1c))  # the innermost loops issuing wgmma (not the producer's, nor a wrapper)
-    loops2 = math_loops(ptx_loops(ptx2))
-    assert loops1 and loops2
-    assert max(lp["bar_sync"] for lp in loops2) < min(lp["bar_sync"] for lp in loops1)
-    assert max(lp["setp_selp"] for lp in loops2) * 10 < min(lp["setp_selp"] for lp in loops1)
 
 
 # ---- stage 5's report of its choice, read back ------------------------------------------------------------------
@@ -308,7 +290,7 @@ def test_pinned_runs_the_reported_config_and_restores():
     import kernels
     from kernels import stage5_full
 
-    cfg = stage5_full.Config(num_warps=8, num_stages=2)
+    cfg = stage5_full.Config(ring=2, overlap=False)
     before = stage5_full.PINNED_CONFIG
     with kernels.pinned("stage5_full", f"S=64 D=64: {cfg} (tuned)") as got:
         assert got == cfg and stage5_full.PINNED_CONFIG == cfg

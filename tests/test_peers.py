@@ -16,7 +16,7 @@ needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 
 
 def test_registry_names_and_order():
-    assert list(PEERS) == ["sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flex", "fa3"]
+    assert list(PEERS) == ["sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flex", "triton_tl", "fa3"]
     assert BASELINE_PEER in PEERS
     for name, peer in PEERS.items():
         assert peer.name == name and peer.description and callable(peer.launcher)

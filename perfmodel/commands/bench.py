@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stages", default="all", metavar="all|none|NAME,...",
                         help="stages to time, in registry order (default: all)")
     parser.add_argument("--refs", default="all", metavar="all|none|NAME,...",
-                        help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, fa3 (default: all; "
+                        help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, triton_tl, fa3 (default: all; "
                              "ratios are to sdpa_cudnn)")
     parser.add_argument("--dtype", choices=["fp16", "bf16"], help="override every config's dtype")
     parser.add_argument("--csv", metavar="FILE", help="also write the full table (with GPU, versions, date) here")

@@ -34,7 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stages", default="all", metavar="all|none|NAME,...",
                         help="stages to measure, in registry order (default: all)")
     parser.add_argument("--refs", default="all", metavar="all|none|NAME,...",
-                        help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, fa3 (default: all)")
+                        help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, triton_tl, fa3 (default: all)")
     parser.add_argument("--out", default="runs", metavar="DIR",
                         help="folder the run folder is created in (default: runs/)")
     parser.add_argument("--no-ncu", action="store_true",

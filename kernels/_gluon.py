@@ -1,0 +1,145 @@
+"""What the Gluon stages (1-5) share: layouts, the online-softmax step, the work-item schedule, the epilogue and
+the host side (TMA descriptors, the interpreter refusal, the launch).
+
+Gluon (`triton.experimental.gluon`, Triton 3.6) exposes what Triton's `tl` front end decides for itself: shared
+memory buffers, mbarriers, TMA copies, asynchronous wgmma (`warpgroup_mma(..., is_async=True)` +
+`warpgroup_mma_wait`) and warp-specialized partitions with their own register budgets (`gl.warp_specialize`).
+The stages use them as FlashAttention-3 does: a producer partition (one warp, few registers) fills a ring of K/V
+slots through TMA; consumer warps run the two wgmmas and the online softmax, and hand each slot back through an
+mbarrier when they are done with it.
+
+Conventions in every stage kernel:
+- Q, K, V are read through 4-D TMA descriptors over the [B, H, S, D] tensors with their real strides (so a
+  transposed [B, S, H, D] view works); TMA zero-fills past S in every dimension, so a tile or key block that runs
+  past the end of a head reads zeros, never the next head. O is written with masked pointer stores (rows < S).
+- Scores are kept in the exp2 domain: qk_scale = sm_scale * log2(e) is folded into one FMA per score
+  (`s * qk_scale - m`), and a masked score is -inf. The first key block of every query row holds key 0, which
+  no mask removes, so every running max is finite after the first block and -inf never reaches an exp2 argument
+  as -inf - (-inf).
+- mbarrier parity: a fresh barrier counts as having completed phase 1, so a producer's first wait on an "empty"
+  barrier passes at once (`phase ^ 1`) and a consumer's first wait on a "ready" barrier waits for the first fill.
+
+Gluon has no interpreter: under TRITON_INTERPRET=1 a Gluon stage raises KernelUnsupported (NO_INTERPRETER). Its
+correctness is checked on the GPU (GPU-marked tests, the correctness table of every run); the census compiles it
+for sm_90 without a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+LOG2E = 1.4426950408889634
+
+GL_DTYPES = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16}
+if hasattr(torch, "float8_e4m3fn"):
+    GL_DTYPES[torch.float8_e4m3fn] = gl.float8e4nv
+
+NO_INTERPRETER = ("{stage}: Gluon kernels cannot run under TRITON_INTERPRET=1 (Triton 3.6 has no Gluon "
+                  "interpreter); this stage's correctness is checked on the GPU, and its census compiles for sm_90 "
+                  "without one. No other stage was run in its place.")
+
+# Registers of the producer partition (one warp issuing TMA copies and mbarrier waits): FA3's 24-32.
+PRODUCER_REGS = 24
+# Hopper: 64 K 32-bit registers per SM; setmaxnreg works per warp group (128 threads), in steps of 8.
+SM90_REGISTERS = 65536
+
+
+def kernel_maxnreg(total_warps: int) -> int:
+    """The per-thread register limit to compile a warp-specialized kernel of `total_warps` warps (all partitions,
+    rounded up to warp groups) with: the SM's register file split evenly, in setmaxnreg's steps of 8. Partitions
+    then move registers between them (`worker_num_regs`); the default partition keeps what the workers leave."""
+    groups = -(-total_warps // 4)
+    return (SM90_REGISTERS // (groups * 128)) // 8 * 8
+
+
+def descriptor(t: torch.Tensor, rows: int) -> TensorDescriptor:
+    """A 4-D TMA descriptor over a [B, H, S, D] tensor (its own strides), one [1, 1, rows, D] block per copy."""
+    D = t.shape[-1]
+    block = [1, 1, rows, D]
+    layout = gl.NVMMASharedLayout.get_default_for(block, GL_DTYPES[t.dtype])
+    return TensorDescriptor(t, list(t.shape), list(t.stride()), block, layout)
+
+
+# ---- device helpers --------------------------------------------------------------------------------------------
+@gluon.constexpr_function
+def mma_layout(num_warps, instr_n, bitwidth):
+    """The wgmma accumulator layout of a [16 * num_warps, instr_n] tile: warps stacked along the rows (each warp
+    group owns 64 rows), one instruction covering all instr_n columns, K step 256 bits."""
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                     instr_shape=[16, instr_n, 256 // bitwidth])
+
+
+@gluon.constexpr_function
+def p_operand_layout(o_layout, bitwidth):
+    """P's register layout as wgmma's A operand for P·V (k_width: 32 bits of P per register)."""
+    return gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=32 // bitwidth)
+
+
+@gluon.jit
+def work_item(tile, num_m, B, H, CAUSAL: gl.constexpr):
+    """(query tile, batch, head) of work item `tile`. Causal: heaviest (last) query tiles first, so the long tiles
+    start in the first wave and the short ones fill the tail; all heads of one query tile are adjacent."""
+    BH = B * H
+    m = tile // BH
+    if CAUSAL:
+        m = num_m - 1 - m
+    bh = tile % BH
+    return m, bh // H, bh % H
+
+
+@gluon.jit
+def key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M: gl.constexpr, ROWS: gl.constexpr, BLOCK_N: gl.constexpr,
+               CAUSAL: gl.constexpr):
+    """(key blocks the query tile starting at `tile_m0` reads, key blocks that need no mask for the `ROWS` rows
+    starting at `rows_m0`). Unmasked: every key of the block is < N_CTX and, when causal, <= the first row."""
+    if CAUSAL:
+        hi = gl.minimum(tile_m0 + BLOCK_M, N_CTX)
+        unmasked = gl.minimum((rows_m0 + 1) // BLOCK_N, N_CTX // BLOCK_N)
+    else:
+        hi = N_CTX
+        unmasked = N_CTX // BLOCK_N
+    return gl.cdiv(hi, BLOCK_N), unmasked
+
+
+@gluon.jit
+def mask_scores(s, rows_m0, n0, N_CTX, ROWS: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr,
+                s_layout: gl.constexpr):
+    """Scores of keys past N_CTX (and, when causal, of keys after the query row) set to -inf."""
+    offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    keep = gl.expand_dims(offs_n < N_CTX, 0)
+    if CAUSAL:
+        offs_m = rows_m0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
+        keep = keep & (gl.expand_dims(offs_m, 1) >= gl.expand_dims(offs_n, 0))
+    return gl.where(keep, s, -float("inf"))
+
+
+@gluon.jit
+def softmax_step(s, m_i, l_i, qk_scale):
+    """One online-softmax step on a block of raw scores: (p, new max, new sum, alpha = rescale of the old sums)."""
+    m_new = gl.maximum(m_i, gl.max(s, axis=1) * qk_scale)
+    p = gl.exp2(s * qk_scale - gl.expand_dims(m_new, 1))
+    alpha = gl.exp2(m_i - m_new)
+    l_new = l_i * alpha + gl.sum(p, axis=1)
+    return p, m_new, l_new, alpha
+
+
+@gluon.jit
+def rescale(acc, alpha, o_layout: gl.constexpr):
+    return acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+
+
+@gluon.jit
+def store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS: gl.constexpr, HEAD_D: gl.constexpr,
+                 o_layout: gl.constexpr):
+    """O rows [rows_m0, rows_m0 + ROWS) of head (b, h) = acc / l, rows past N_CTX not written."""
+    l_o = gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))
+    out = acc / gl.expand_dims(l_o, 1)
+    rows = rows_m0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, o_layout))
+    cols = gl.arange(0, HEAD_D, layout=gl.SliceLayout(0, o_layout))
+    base = o_ptr + b.to(gl.int64) * sob + h.to(gl.int64) * soh
+    ptrs = base + gl.expand_dims(rows.to(gl.int64) * som, 1) + gl.expand_dims(cols, 0)
+    keep = gl.expand_dims(rows < N_CTX, 1) & gl.expand_dims(cols < HEAD_D, 0)
+    gl.store(ptrs, out.to(o_ptr.dtype.element_ty), mask=keep)
