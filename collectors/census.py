@@ -31,18 +31,19 @@ kernel has no loop issuing wgmma. The PTX itself is kept in `CensusResult.ptx` a
 How a stage is compiled without a GPU: the stage's own launcher is called on CPU tensors of the config's shape
 with Triton's launch path intercepted (`_capture_launches`), so the census compiles exactly the kernel, argument
 specialization, constexprs, options and grid the launcher would use; the captured call is then bound and
-compiled with `triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))`, the route
-`JITFunction.run` takes on a real H100. A persistent launcher that sizes its grid from the compiled kernel's
-occupancy gets the sm_90 build and the per-SM limits of compute capability 9.0 (`sm90_programs_per_sm`).
+compiled with `triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))` (a `GluonASTSource` for the
+Gluon stages), the route `JITFunction.run` takes on a real H100. A persistent launcher that sizes its grid from
+the compiled kernel's occupancy gets the sm_90 build and the per-SM limits of compute capability 9.0 (`sm90_programs_per_sm`).
 Stage 5 tunes on the GPU (its own tuner, no `triton.autotune`); nothing can be timed here, so the census pins it
 (`PINNED_CONFIG`) to the config a run timed (`tuned_config`, the run's report of its tuner's choice), else to
 the config its tuner chose for this config in this process (`tuned_config_for(config)`, when a GPU run tuned
 before its census), or else to the module's stated census default (`CENSUS_CONFIG(config)`,
-the config the tuner chose on the H100). The config compiled is in `launch_meta` (USE_TMA, PERSISTENT,
-WARP_SPECIALIZE, ... and num_warps, num_stages).
+stage 4's config for the Gluon stage 5). The config compiled is in `launch_meta` (the kernel's constexprs, e.g.
+BLOCK_M, RING, CONSUMERS, OVERLAP, and num_warps).
 
-A launcher that refuses a config (e.g. stage 1 refuses causal on the GPU: KernelUnsupported) gives a census with
-status 'failed' and the refusal as its error: the census never compiles past a stage's own refusal.
+A launcher that refuses a config (KernelUnsupported, e.g. a candidate needing more shared memory than an SM has)
+gives a census with status 'failed' and the refusal as its error: the census never compiles past a stage's own
+refusal.
 """
 
 from __future__ import annotations

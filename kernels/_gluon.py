@@ -31,6 +31,8 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
+from ._launch import KernelUnsupported
+
 LOG2E = 1.4426950408889634
 
 GL_DTYPES = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16}
@@ -40,6 +42,16 @@ if hasattr(torch, "float8_e4m3fn"):
 NO_INTERPRETER = ("{stage}: Gluon kernels cannot run under TRITON_INTERPRET=1 (Triton 3.6 has no Gluon "
                   "interpreter); this stage's correctness is checked on the GPU, and its census compiles for sm_90 "
                   "without one. No other stage was run in its place.")
+
+def require_sm90(stage: str, device: torch.device) -> None:
+    """Refuse a GPU that is not Hopper: the stages use wgmma, TMA and setmaxnreg, which exist on sm_90 only."""
+    if device.type == "cuda":
+        cc = torch.cuda.get_device_capability(device)
+        if cc[0] != 9:
+            raise KernelUnsupported(f"{stage}: this Gluon kernel needs a Hopper GPU (compute capability 9.x: wgmma, "
+                                    f"TMA, setmaxnreg); {torch.cuda.get_device_name(device)} is {cc[0]}.{cc[1]}. "
+                                    "No other stage was run in its place.")
+
 
 # Registers of the producer partition (one warp issuing TMA copies and mbarrier waits): FA3's 24-32.
 PRODUCER_REGS = 24

@@ -13,6 +13,15 @@ warp-specialized partitions (`gl.warp_specialize`), as FlashAttention-3 does:
 The softmax is stage 0's, and like stage 0 this stage applies the causal and tail masks to every key block. It
 runs causal and non-causal inputs alike. Programs are numbered causal heaviest first (kernels/_gluon.py
 `work_item`): the hardware starts them in that order, so the longest query tiles start in the first wave.
+
+Measured on the lent H200 (2026-12-02, runs/20261202-012725-seed-nvidia-h200, benchmarks/h200/): this stage is
+slower than stage 0, 205 against 263 TFLOP/s at the seed config and a median of 0.86x stage 0 over 19 fa3-grid
+configs (fp16). A finding, not hidden: Nsight Compute puts 35% of its stall samples on `barrier` (stage 0: wait
+33%, no barrier in its top three) and its tensor pipe at 22.8% of peak (stage 0: 30.5%). Gluon brackets every
+mbarrier wait and arrive with a `bar.sync` of the whole 8-warp consumer (census: 4 per key block here, against 2
+for the same loop with one hand-off per slot), so the two warp groups, which could drift apart, are re-aligned
+four times a block. Stage 2 removes half of those hand-offs and the per-block mask and gains 1.30x at the seed
+config (median 1.08x over fa3-grid).
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
-                     mma_layout, p_operand_layout, rescale, softmax_step, store_output, work_item)
+                     mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output, work_item)
 from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse
 
 NAME = "stage1_warpspec"
@@ -125,6 +134,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
     if interpreting():
         raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
+    require_sm90(NAME, q.device)
     B, H, S, D = q.shape
     o = empty_output(q)
     grid = (triton.cdiv(S, BLOCK_M) * B * H, )

@@ -14,6 +14,9 @@ Against stage 2, and nothing else:
 This is the document's constraint #2 (launch): its "one launch per batch element" is not what FA2/FA3 or these
 kernels do (all of them launch once for the whole batch, ANCHORS.md); what persistence removes is the per-program
 set-up and the wave-quantization tail.
+Measured on the lent H200 (2026-12-02, runs/20261202-012725-seed-nvidia-h200, benchmarks/h200/): 278 against stage
+2's 267 TFLOP/s at the seed config (1.04x); median 1.01x over 19 fa3-grid configs (fp16), from 0.94x (B4 H16
+S4096 D128 non-causal) to 1.16x (B32 H32 S512 D64 causal, the most work items).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
-                     mma_layout, p_operand_layout, rescale, softmax_step, store_output, work_item)
+                     mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output, work_item)
 from ._launch import (NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse,
                       sm_count)
 
@@ -134,6 +137,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
     if interpreting():
         raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
+    require_sm90(NAME, q.device)
     B, H, S, D = q.shape
     o = empty_output(q)
     grid = (min(triton.cdiv(S, BLOCK_M) * B * H, sm_count(q.device)), )

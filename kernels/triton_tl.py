@@ -24,8 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import (check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, programs_per_sm, sm_count, strides,
-                      UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
+from ._launch import (check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, programs_per_sm,
+                      sm_count, strides, UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
 from .tuner import Tuner
 
 
