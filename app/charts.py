@@ -1,6 +1,6 @@
 """Pure `DataFrame -> plotly Figure` builders for the pages.
 
-The builders themselves live in `perfmodel/figures.py`, because the report builder (`perfmodel/report.py`) draws
+The builders themselves live in `perfmodel/figures.py`, because the report builder (`perfmodel/reporting.py`) draws
 the same figures and imports only run app -> perfmodel, never the reverse. This module is the dashboard's one
 door to them, so that pages import charts from `app.charts` alone.
 """

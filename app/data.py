@@ -21,7 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from perfmodel import compare as _compare
-from perfmodel import report as _report
+from perfmodel import reporting as _report
 from perfmodel import runs as _runs
 from perfmodel.errors import UserError
 
@@ -66,7 +66,7 @@ _RUN_LOCKS: dict[str, threading.Lock] = {}
 
 
 def tables(run_dir: str, stamp: float) -> dict:
-    """Every analysis table of the run (perfmodel.report.collect) as a dict of DataFrames, computed once per
+    """Every analysis table of the run (perfmodel.reporting.collect) as a dict of DataFrames, computed once per
     process and run.json stamp; a second caller (the warm-up thread, a page) waits for the first."""
     with _TABLES_LOCK:
         lock = _RUN_LOCKS.setdefault(run_dir, threading.Lock())
@@ -91,7 +91,7 @@ def _bundle(run_dir: str, stamp: float) -> dict:
 
 
 def bundle(run_dir: str) -> dict:
-    """Every analysis table of the run (perfmodel.report.collect), as a dict of DataFrames."""
+    """Every analysis table of the run (perfmodel.reporting.collect), as a dict of DataFrames."""
     return _bundle(run_dir, _stamp(run_dir))
 
 

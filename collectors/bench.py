@@ -61,9 +61,10 @@ def peer_names() -> list[str]:
     return list(PEERS)
 
 
-def resolve(stages: str = "all", refs: str = "all") -> list[Implementation]:
-    """Implementations named by comma lists (`all`, `none`, or names); unknown names raise ValueError."""
-    from kernels import STAGES
+def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None = None) -> list[Implementation]:
+    """Implementations named by comma lists (`all`, `none`, or names) plus the user's own (`impls`: {name: SPEC},
+    registered through kernels.registry); unknown names and bad SPECs raise ValueError."""
+    from kernels import STAGES, registry
     from kernels.peers import PEERS
 
     def pick(text: str, known: list[str], what: str) -> list[str]:
@@ -79,11 +80,14 @@ def resolve(stages: str = "all", refs: str = "all") -> list[Implementation]:
         return [n for n in known if n in names]  # registry order, no duplicates
 
     by_stage = {s.name: s for s in STAGES}
-    impls = [Implementation(n, "stage", by_stage[n].launcher, by_stage[n].description)
-             for n in pick(stages, list(by_stage), "stage")]
-    impls += [Implementation(n, "peer", PEERS[n].launcher, PEERS[n].description, PEERS[n].available)
-              for n in pick(refs, list(PEERS), "peer")]
-    return impls
+    out = [Implementation(n, "stage", by_stage[n].launcher, by_stage[n].description)
+           for n in pick(stages, list(by_stage), "stage")]
+    out += [Implementation(n, "peer", PEERS[n].launcher, PEERS[n].description, PEERS[n].available)
+            for n in pick(refs, list(PEERS), "peer")]
+    for name, spec in (impls or {}).items():
+        registry.register(name, spec)
+        out.append(Implementation(name, "user", registry.load(name, spec), f"your kernel: {spec}"))
+    return out
 
 
 # ---- inputs and the reference ---------------------------------------------------------------------------------

@@ -387,7 +387,7 @@ def capture(stage_module, config: AttentionConfig, sm_count: int, tuned_config: 
             if not launches:
                 raise
     if not launches:
-        raise RuntimeError(f"{stage_module.__name__}.attention made no Triton launch for {config.id}.")
+        raise NoTritonLaunch(f"{stage_module.__name__}.attention made no Triton launch for {config.id}.")
     return launches
 
 
@@ -496,8 +496,24 @@ def _one_line(exc: BaseException) -> str:
 
 
 def stage_module(impl: str):
-    """The kernels module of a stage name (e.g. 'stage0_baseline')."""
-    return importlib.import_module(f"kernels.{impl}")
+    """The kernels module of a stage name (e.g. 'stage0_baseline'), or for a user implementation (kernels.registry)
+    a stand-in module whose `attention` is the user's function."""
+    import types
+
+    from kernels import registry, stage_names
+
+    if impl in stage_names():
+        return importlib.import_module(f"kernels.{impl}")
+    spec = registry.spec_of(impl)
+    if spec is None:
+        raise KeyError(f"no census for {impl!r}: it is neither a stage nor a registered implementation.")
+    proxy = types.ModuleType(f"perfmodel_user_census.{impl}")
+    proxy.attention = registry.load(impl, spec)
+    return proxy
+
+
+class NoTritonLaunch(RuntimeError):
+    """The implementation ran without launching any Triton kernel: there is nothing to census."""
 
 
 _CACHE: dict[tuple, CensusResult] = {}
@@ -575,6 +591,13 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,
         result.ptx = "\n".join(ptx_parts)
         result.launch_meta = {k: v for k, v in launches[0].kwargs.items()
                               if isinstance(v, (bool, int, float, str)) and k != "debug"}
+    except NoTritonLaunch as exc:
+        from kernels import registry
+
+        if registry.spec_of(impl) is None:  # a stage must launch its kernel
+            result.status, result.error = "failed", str(exc)
+        else:  # a user kernel that is not a Triton kernel: nothing to count, and nothing wrong
+            result.status, result.error = "not_measured", "no census: not a Triton kernel (it launched none)"
     except Exception as exc:  # a refused compile is a census finding, recorded with its reason
         result.status, result.error = "failed", str(exc) if isinstance(exc, RuntimeError) else _one_line(exc)
     _CACHE[key] = result

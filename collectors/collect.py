@@ -64,6 +64,7 @@ class CollectOptions:
     configs: tuple[AttentionConfig, ...] = ()  # when given, these replace the suite's configs
     stages: str = "all"  # comma list of stage names, "all" or "none"
     refs: str = "all"  # comma list of peer names, "all" or "none"
+    impls: tuple[tuple[str, str], ...] = ()  # the user's own kernels: (name, SPEC) pairs (kernels.registry)
     out_dir: Path = Path("runs")
     ncu: bool = True
     ablation: bool = True  # measure each technique switch of the stages that declare some (collectors.ablation)
@@ -88,6 +89,7 @@ class CollectOptions:
             raise CollectError("warm-up and repetition times must be positive.")
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         object.__setattr__(self, "configs", tuple(self.configs))
+        object.__setattr__(self, "impls", tuple((str(n), str(s)) for n, s in dict(self.impls).items()))
 
     def config_list(self) -> list[AttentionConfig]:
         return list(self.configs) if self.configs else get_suite(self.suite)
@@ -96,6 +98,7 @@ class CollectOptions:
         """The options as run.json records them (and --resume reads them back)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("progress",)}
         d["configs"] = [c.as_dict() for c in self.configs]
+        d["impls"] = dict(self.impls)
         d["out_dir"] = str(self.out_dir)
         d["command_line"] = list(self.command_line) if self.command_line else None
         return d
@@ -178,7 +181,7 @@ class _Collector:
         from collectors.bench import resolve
 
         try:
-            self.impls = resolve(self.opts.stages, self.opts.refs)
+            self.impls = resolve(self.opts.stages, self.opts.refs, dict(self.opts.impls))
         except ValueError as e:
             raise CollectError(str(e)) from None
         if not self.impls:
@@ -228,6 +231,7 @@ class _Collector:
         self.opts = dataclasses.replace(
             self.opts, suite=old.get("suite", self.opts.suite), configs=configs,
             stages=old.get("stages", self.opts.stages), refs=old.get("refs", self.opts.refs),
+            impls=tuple((old.get("impls") or {}).items()) or self.opts.impls,
             interpret=bool(old.get("interpret", self.opts.interpret)),
             determinism_runs=int(old.get("determinism_runs", self.opts.determinism_runs)),
             ablation=bool(old.get("ablation", True)) and self.opts.ablation,
@@ -278,7 +282,9 @@ class _Collector:
     def _sweep(self, writer: RunWriter) -> str:
         done = writer.done_cases()
         todo = [(impl, cfg) for cfg in self.configs for impl in self.impls if (impl.name, cfg.id) not in done]
-        stage_names = [i.name for i in self.impls if i.kind == "stage"]
+        # the census compiles the stages and the user's kernels (a user kernel that launches no Triton kernel gets
+        # "no census: not a Triton kernel")
+        stage_names = [i.name for i in self.impls if i.kind in ("stage", "user")]
         census_done = self._census_done(writer)
         census_todo = [(s, c) for c in self.configs for s in stage_names if (s, c.id) not in census_done]
         ablation_todo = self._ablation_todo(writer) if self.opts.ablation else []

@@ -35,15 +35,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def resolve(impl: str):
-    """(launcher, unavailable_reason) of a stage or peer name."""
-    from kernels import peers
+    """(launcher, unavailable_reason) of a stage, peer or user implementation name (kernels.registry)."""
+    from kernels import registry
 
-    if impl in peers.PEERS:
-        ok, reason = peers.PEERS[impl].available()
-        return peers.PEERS[impl].launcher, (None if ok else reason)
-    import kernels
-
-    return kernels.get_stage(impl).launcher, None
+    return registry.resolve(impl)
 
 
 def _profile_once(prepare, name: str, domain: str, record: dict) -> None:

@@ -65,6 +65,8 @@ SUITE_HELP = {
 # document's "Constant-time: Bitwise identical across 1000 runs" (seed/einstein-triton-integration.md, Minimum
 # Viable); the model file's determinism gate (`repetitions`) is the figure the gates check against.
 SUITE_DETERMINISM_RUNS: dict[str, int] = {"plan": 1000}
+# repetitions of the determinism check for a suite that names none (and for custom configs)
+DEFAULT_DETERMINISM_RUNS = 100
 
 
 def get_suite(name: str, dtype: str | None = None) -> list[AttentionConfig]:

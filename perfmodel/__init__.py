@@ -12,3 +12,15 @@ try:
     __version__ = version("perfmodel")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
+
+
+__all__ = ["collect", "load_run", "report", "__version__"]
+
+
+def __getattr__(name: str):
+    # the Python API (perfmodel/api.py), imported on first use so that `import perfmodel` stays light
+    if name in ("collect", "load_run", "report"):
+        from perfmodel import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'perfmodel' has no attribute {name!r}")

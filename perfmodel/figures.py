@@ -1,13 +1,13 @@
 """Pure figure builders: one analysis DataFrame in, one plotly Figure out; no I/O, no Streamlit.
 
-They live in `perfmodel/` (not `app/`) because both the report builder (`perfmodel/report.py`) and the dashboard
+They live in `perfmodel/` (not `app/`) because both the report builder (`perfmodel/reporting.py`) and the dashboard
 draw them, and imports only run app -> perfmodel; `app/charts.py` re-exports them for the pages. Each builder
 takes the frame the matching function of `perfmodel.analysis` returns (already filtered by the caller) and
 never changes it.
 
 A measured time or TFLOP/s is drawn with its interval as error bars (a peer's as a band): the bootstrap 95% CI
 of the median where the run kept samples, else p20–p80, read by `perfmodel.compare.time_intervals` from the
-frame's timing columns (`perfmodel.report.collect` adds them with `compare.with_timing_intervals`); TFLOP/s
+frame's timing columns (`perfmodel.reporting.collect` adds them with `compare.with_timing_intervals`); TFLOP/s
 bounds are the time bounds converted (the upper TFLOP/s end comes from the lower time end). A note above the
 plot says which interval the bars are.
 """

@@ -204,7 +204,7 @@ def test_stage_regression_is_flagged_with_the_ablation_that_explains_it(tmp_path
 
 
 def test_report_shows_the_ablation_first(tmp_path):
-    from perfmodel.report import build_report
+    from perfmodel.reporting import build_report
 
     run, _ = _synthetic_ablation_run(tmp_path)
     md = build_report(run, fmt="md")

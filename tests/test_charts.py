@@ -127,7 +127,7 @@ def test_empty_frames_give_a_labelled_empty_chart(builder):
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory):
     """The report's tables of a synthetic run re-timed from samples (bootstrap CIs), and of the plain one."""
-    from perfmodel.report import collect
+    from perfmodel.reporting import collect
     from test_compare import with_samples
 
     root = tmp_path_factory.mktemp("sampled")

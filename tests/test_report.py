@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from perfmodel.cli import main
-from perfmodel.report import SECTION_INTRO, figure_specs
+from perfmodel.reporting import SECTION_INTRO, figure_specs
 from synthetic_run import make_run, synthetic_run_dir  # noqa: F401 (fixture)
 
 
@@ -98,7 +98,7 @@ def test_correctness_section(synthetic_run_dir, tmp_path, capsys):
 
 
 def test_stage_and_peer_tables_show_the_interval_and_wide_ci_flag(synthetic_run_dir):
-    from perfmodel.report import collect, peers_display, stages_display
+    from perfmodel.reporting import collect, peers_display, stages_display
     from perfmodel.runs import load_run
 
     data = collect(load_run(synthetic_run_dir))
@@ -134,7 +134,7 @@ def test_markdown_header_names_the_environment(capsys):
 
 
 def test_header_skips_environment_fields_a_run_lacks(synthetic_run_dir):
-    from perfmodel.report import _meta_lines
+    from perfmodel.reporting import _meta_lines
     from perfmodel.runs import load_run
 
     run = load_run(synthetic_run_dir)

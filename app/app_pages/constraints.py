@@ -4,7 +4,7 @@ import streamlit as st
 
 from app import charts, widgets
 from perfmodel.ablation import FAIR_MEASURE
-from perfmodel.report import (SECTION_INTRO, constraints_display, evidence_display, stall_shift_display)
+from perfmodel.reporting import (SECTION_INTRO, constraints_display, evidence_display, stall_shift_display)
 
 sel = widgets.selection()
 st.title("Constraints")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app import widgets
 from perfmodel.correctness import correctness_summary
-from perfmodel.report import SECTION_INTRO, correctness_display, correctness_summary_display
+from perfmodel.reporting import SECTION_INTRO, correctness_display, correctness_summary_display
 
 sel = widgets.selection()
 st.title("Correctness")

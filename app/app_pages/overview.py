@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.report import SECTION_INTRO, gates_display
+from perfmodel.reporting import SECTION_INTRO, gates_display
 
 sel = widgets.selection()
 info, t = sel.info, sel.tables

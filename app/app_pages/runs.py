@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, widgets
-from perfmodel.report import SECTION_INTRO, comparison_display
+from perfmodel.reporting import SECTION_INTRO, comparison_display
 
 sel = widgets.selection()
 st.title("Runs")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.report import SECTION_INTRO, regressions_display, stages_display
+from perfmodel.reporting import SECTION_INTRO, regressions_display, stages_display
 
 sel = widgets.selection()
 st.title("Stages")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.report import SECTION_INTRO, stalls_display
+from perfmodel.reporting import SECTION_INTRO, stalls_display
 
 sel = widgets.selection()
 st.title("Stall reasons")

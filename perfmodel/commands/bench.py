@@ -37,6 +37,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--refs", default="all", metavar="all|none|NAME,...",
                         help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, triton_tl, fa3 (default: all; "
                              "ratios are to sdpa_cudnn)")
+    parser.add_argument("--impl", action="append", default=[], metavar="NAME=SPEC",
+                        help="a kernel of your own (repeatable): SPEC is package.module:function or "
+                             "path/to/file.py:function, a function (q, k, v, causal=..., sm_scale=...) on [B, H, S, D] "
+                             "tensors (README: 'Measure your own kernel')")
     parser.add_argument("--dtype", choices=["fp16", "bf16"], help="override every config's dtype")
     parser.add_argument("--csv", metavar="FILE", help="also write the full table (with GPU, versions, date) here")
     parser.add_argument("--rep-ms", type=float, default=100.0, help="timed milliseconds per case (default 100)")
@@ -53,6 +57,22 @@ def _configs(args):
     return get_suite(args.suite, dtype=args.dtype)
 
 
+def _impls(args) -> dict[str, str]:
+    """--impl NAME=SPEC arguments as {name: spec}; a malformed or repeated name is one sentence."""
+    from kernels.registry import ImplError, parse_impl_arg
+
+    out: dict[str, str] = {}
+    for text in args.impl or []:
+        try:
+            name, spec = parse_impl_arg(text)
+        except ImplError as exc:
+            raise UserError(str(exc)) from None
+        if name in out and out[name] != spec:
+            raise UserError(f"--impl {name} is given twice, as {out[name]!r} and {spec!r}.")
+        out[name] = spec
+    return out
+
+
 def run(args) -> int:
     from collectors import bench
     from collectors.timing import cuda_available
@@ -61,7 +81,7 @@ def run(args) -> int:
     if any(c.dtype not in ("fp16", "bf16") for c in configs):
         raise UserError("perfmodel bench times fp16 and bf16 configs only; use dtype=fp16 or dtype=bf16.")
     try:
-        impls = bench.resolve(args.stages, args.refs)
+        impls = bench.resolve(args.stages, args.refs, _impls(args))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if not impls:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from kernels.suites import SUITE_DETERMINISM_RUNS, SUITE_HELP
+from kernels.suites import DEFAULT_DETERMINISM_RUNS, SUITE_DETERMINISM_RUNS, SUITE_HELP
 from perfmodel.errors import UserError
 
-# Bitwise repetitions per case when neither --determinism nor the suite names a number.
-DEFAULT_DETERMINISM_RUNS = 100
 
 HELP = "measure every stage and peer on a suite into a run folder (H100; timings, ncu counters, census)"
 EXAMPLES = [
@@ -35,6 +33,10 @@ def add_arguments(parser) -> None:
                         help="stages to measure, in registry order (default: all)")
     parser.add_argument("--refs", default="all", metavar="all|none|NAME,...",
                         help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, triton_tl, fa3 (default: all)")
+    parser.add_argument("--impl", action="append", default=[], metavar="NAME=SPEC",
+                        help="a kernel of your own (repeatable): SPEC is package.module:function or "
+                             "path/to/file.py:function, a function (q, k, v, causal=..., sm_scale=...) on [B, H, S, D] "
+                             "tensors (README: 'Measure your own kernel')")
     parser.add_argument("--out", default="runs", metavar="DIR",
                         help="folder the run folder is created in (default: runs/)")
     parser.add_argument("--no-ncu", action="store_true",
@@ -53,6 +55,22 @@ def add_arguments(parser) -> None:
                              "--suite plan as the document asks, else 100)")
 
 
+def _impls(args) -> dict[str, str]:
+    """--impl NAME=SPEC arguments as {name: spec}; a malformed or repeated name is one sentence."""
+    from kernels.registry import ImplError, parse_impl_arg
+
+    out: dict[str, str] = {}
+    for text in args.impl or []:
+        try:
+            name, spec = parse_impl_arg(text)
+        except ImplError as exc:
+            raise UserError(str(exc)) from None
+        if name in out and out[name] != spec:
+            raise UserError(f"--impl {name} is given twice, as {out[name]!r} and {spec!r}.")
+        out[name] = spec
+    return out
+
+
 def run(args) -> int:
     from collectors.collect import CollectError, CollectOptions, collect
     from collectors.ncu_profile import NcuError
@@ -63,7 +81,7 @@ def run(args) -> int:
     suite = args.suite or ("tiny" if args.interpret else "seed")
     try:
         opts = CollectOptions(
-            suite=suite, configs=configs, stages=args.stages, refs=args.refs,
+            suite=suite, configs=configs, stages=args.stages, refs=args.refs, impls=tuple(_impls(args).items()),
             out_dir=args.resume or args.out, ncu=not args.no_ncu, resume=bool(args.resume),
             ablation=not args.no_ablation,
             interpret=args.interpret,

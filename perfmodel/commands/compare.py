@@ -48,7 +48,7 @@ def run(args) -> int:
     from collectors.store import RunStoreError
     from perfmodel import runs
     from perfmodel.compare import DEFAULT_THRESHOLD_PCT, compare_runs, no_longer_ok, regressions
-    from perfmodel.report import comparison_display, markdown_table
+    from perfmodel.reporting import comparison_display, markdown_table
 
     if args.threshold_pct is None:
         args.threshold_pct = DEFAULT_THRESHOLD_PCT

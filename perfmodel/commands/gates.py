@@ -51,7 +51,7 @@ def run(args) -> int:
     from perfmodel.errors import UserError
     from perfmodel.gates import blocking, evaluate_evidence, exit_status, failed, not_measured, one_run_for
     from perfmodel.gates_evidence import Evidence
-    from perfmodel.report import gates_display, markdown_table
+    from perfmodel.reporting import gates_display, markdown_table
 
     model = load_model(args.model) if args.model else load_model()
     evidence = Evidence(runs.load_runs(runs.resolve_run_dirs(args.runs or None)))

@@ -29,7 +29,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from perfmodel import runs
     from perfmodel.einstein import load_model
-    from perfmodel.report import build_report
+    from perfmodel.reporting import build_report
 
     start = time.perf_counter()
     fmt = args.format

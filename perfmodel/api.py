@@ -1,0 +1,77 @@
+"""The Python API: measure, open and report runs from a notebook or a script, without the command line.
+
+    import perfmodel
+    run = perfmodel.collect(impls={"myattn": "path/to/attn.py:attention"}, configs=["B=1,H=2,S=128,D=64,causal"],
+                            out="runs", interpret=True)          # interpret=False (default) on an H100/H200
+    run.table("correctness")                                   # the documented DataFrames (collectors/schema.py)
+    perfmodel.report(run, out="report.html")
+
+`collect` takes the same choices as `perfmodel collect` (stages, refs, suite or configs, ncu, ablation,
+determinism) and returns the run opened for reading (`collectors.store.Run`); `load_run(path)` opens an existing
+run folder. Errors are the command line's: one sentence, raised as `perfmodel.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from perfmodel.errors import UserError
+
+
+def collect(impls: dict[str, str] | None = None, configs: Iterable | None = None, out: str | os.PathLike = "runs",
+            *, suite: str | None = None, stages: str = "all", refs: str = "all", ncu: bool = True,
+            ablation: bool = True, interpret: bool = False, determinism: int | None = None, progress=None):
+    """Measure `impls` ({name: SPEC}, your kernels) beside the stages and peers named by `stages` / `refs` on
+    `configs` (AttentionConfig objects or 'B=..,H=..,S=..,D=..[,causal]' strings; default: the suite) and return
+    the run. `interpret=True` runs on the CPU (Triton's interpreter: correctness and census; timings and counters
+    are recorded as not measured, and ncu is not used)."""
+    from collectors.collect import CollectError, CollectOptions
+    from collectors.collect import collect as run_collect
+    from collectors.ncu_profile import NcuError
+    from collectors.store import RunStoreError, load_run as open_run
+    from kernels.suites import DEFAULT_DETERMINISM_RUNS, SUITE_DETERMINISM_RUNS
+    from kernels.workload import AttentionConfig, parse_config
+
+    parsed = tuple(c if isinstance(c, AttentionConfig) else parse_config(str(c)) for c in (configs or ()))
+    suite = suite or ("tiny" if interpret else "seed")
+    try:
+        opts = CollectOptions(suite=suite, configs=parsed, stages=stages, refs=refs,
+                              impls=tuple((impls or {}).items()), out_dir=Path(out), ncu=ncu and not interpret,
+                              ablation=ablation, interpret=interpret,
+                              determinism_runs=determinism if determinism is not None
+                              else SUITE_DETERMINISM_RUNS.get(suite, DEFAULT_DETERMINISM_RUNS),
+                              command_line=("perfmodel.collect",), progress=progress)
+        return open_run(run_collect(opts))
+    except (CollectError, RunStoreError, NcuError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def load_run(path: str | os.PathLike):
+    """The run folder at `path`, opened for reading; `.table(name)` gives its DataFrames, `.meta` its run.json."""
+    from collectors.store import RunStoreError
+    from collectors.store import load_run as open_run
+
+    try:
+        return open_run(path)
+    except RunStoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+def report(run, out: str | os.PathLike | None = None, *, baseline=None, fmt: str | None = None) -> str:
+    """The report of `run` (a Run or a run folder) as text, HTML by default or Markdown (fmt='md', or an `out`
+    ending in .md); written to `out` when given. `baseline` (a Run or folder) adds the comparison columns."""
+    from perfmodel.reporting import build_report
+
+    run = load_run(run) if isinstance(run, (str, os.PathLike)) else run
+    if isinstance(baseline, (str, os.PathLike)):
+        baseline = load_run(baseline)
+    fmt = fmt or ("md" if out is not None and str(out).endswith(".md") else "html")
+    text = build_report(run, baseline, fmt=fmt)
+    if out is not None:
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {out}: {exc.strerror or exc}.") from None
+    return text
