@@ -37,13 +37,14 @@ REFERENCE_CHUNK_BYTES = 1 << 30
 # ---- implementations ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Implementation:
-    """A stage or a peer, as the benchmark sees it."""
+    """A stage, a peer or a user kernel, as the benchmark sees it."""
 
     name: str
-    kind: str  # "stage" | "peer"
+    kind: str  # "stage" | "peer" | "user"
     launcher: Callable
     description: str
     availability: Callable[[], tuple[bool, str]] = lambda: (True, "")
+    spec: str | None = None  # a user implementation's SPEC as registered (kernels.registry)
 
     def available(self) -> tuple[bool, str]:
         return self.availability()
@@ -85,8 +86,8 @@ def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None
     out += [Implementation(n, "peer", PEERS[n].launcher, PEERS[n].description, PEERS[n].available)
             for n in pick(refs, list(PEERS), "peer")]
     for name, spec in (impls or {}).items():
-        registry.register(name, spec)
-        out.append(Implementation(name, "user", registry.load(name, spec), f"your kernel: {spec}"))
+        spec = registry.register(name, spec)
+        out.append(Implementation(name, "user", registry.load(name, spec), f"your kernel: {spec}", spec=spec))
     return out
 
 

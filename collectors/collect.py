@@ -182,6 +182,9 @@ class _Collector:
 
         try:
             self.impls = resolve(self.opts.stages, self.opts.refs, dict(self.opts.impls))
+            # the run records each user SPEC as resolved (an absolute file path), so --resume finds it from anywhere
+            self.opts = dataclasses.replace(self.opts, impls=tuple((i.name, i.spec) for i in self.impls
+                                                                   if i.kind == "user"))
         except ValueError as e:
             raise CollectError(str(e)) from None
         if not self.impls:

@@ -182,3 +182,11 @@ def test_python_api_end_to_end(user_files, tmp_path):
     assert md.startswith("#")
     with pytest.raises(perfmodel.errors.UserError):
         perfmodel.load_run(tmp_path / "nowhere")
+
+
+def test_a_relative_spec_is_recorded_absolute(user_files, monkeypatch):
+    # the interpreter child and the ncu worker start in the project folder: a relative path must not break them
+    monkeypatch.chdir(user_files)
+    code, run = _run(user_files, "rel=tk.py:attention")
+    assert code == 0 and list(run.table("correctness")["status"]) == ["ok"]
+    assert run.meta["options"]["impls"] == {"rel": f"{user_files / 'tk.py'}:attention"}
