@@ -194,6 +194,43 @@ def case_of_ranges(ranges: list[tuple[str, str]], known: dict[str, tuple[str, st
     return None
 
 
+# A kernel profiled outside the toolkit (`perfmodel import`) belongs to no case: it gets an implementation name of
+# its own (its innermost NVTX range, else its kernel's short name) and this config id.
+IMPORTED_CONFIG = "imported"
+
+
+def short_kernel_name(kernel: str) -> str:
+    """A kernel's function name without its namespaces, template arguments and parameters
+    ('void at::native::(anonymous namespace)::fmha<half, 64>(Params)' -> 'fmha')."""
+    name = str(kernel or "").replace("(anonymous namespace)", "anonymous")
+    name = name.split("(")[0].split("<")[0].strip()
+    name = name.split()[-1] if name.split() else name
+    return (name.split("::")[-1] or str(kernel))[:80]
+
+
+def imported_case(range_names: list[str], kernel: str) -> tuple[str, str]:
+    """(impl, config_id) of a kernel of an imported profile: its innermost NVTX range, else its short kernel name."""
+    names = [n.strip() for n in range_names if n and n.strip()]
+    return (names[-1][:80] if names else short_kernel_name(kernel)), IMPORTED_CONFIG
+
+
+_MSG = re.compile(r":(?:REGISTERED|ASCII|UNICODE):([^\"]+)")
+
+
+def ranges_of_cell(nvtx_cell) -> list[str]:
+    """The range names in a CSV export's NVTX cell, outermost first. ncu writes each range as
+    'domain:range:PL_Type:PL_Value:CLR_Type:Color:Msg_Type:Msg' (names may hold ':'), so the name is what follows
+    the message type; a cell in another form is taken whole."""
+    cell = str(nvtx_cell or "").strip()
+    if not cell or cell.lower() in ("nan", "none", "n/a"):
+        return []
+    names = [m.strip() for m in _MSG.findall(cell)]
+    if names:
+        return names
+    text = cell.strip('" ').lstrip("0123456789 ").strip('" ')
+    return [text] if text else []
+
+
 # ---- tidy rows --------------------------------------------------------------------------------------------------
 # canonical units of short names, and how to get there from what ncu may print
 _SCALE_TO = {
@@ -240,12 +277,13 @@ def tidy_frame(rows: list[dict], cases: dict[str, dict] | None = None) -> pd.Dat
 
 
 def tidy_metrics(raw: pd.DataFrame, details: pd.DataFrame | None = None,
-                 cases: dict[str, dict] | None = None) -> pd.DataFrame:
+                 cases: dict[str, dict] | None = None, any_kernel: bool = False) -> pd.DataFrame:
     """Long rows of the ncu_metrics table (collectors/schema.py) from parsed CSV exports.
 
     `cases` maps range names to the case's columns ({"impl", "config_id", "B", ..., "dtype"}); kernels whose
     NVTX cell names no case are kept with impl and config_id from the cell when it has the perfmodel form, and
-    dropped otherwise (they were not ours to profile). `kernel_index` numbers the kernels of one case in the
+    dropped otherwise (they were not ours to profile), unless `any_kernel` (an imported profile), which keeps every
+    kernel under `imported_case`. `kernel_index` numbers the kernels of one case in the
     order ncu profiled them. Details rows are added with source "details" and metric "<Section>: <Metric>".
     """
     known = known_ranges(cases)
@@ -258,11 +296,13 @@ def tidy_metrics(raw: pd.DataFrame, details: pd.DataFrame | None = None,
     order = raw.sort_values("ID") if "ID" in raw.columns else raw
     for _, r in order.iterrows():
         case = case_of(r[nvtx_col], known) if nvtx_col else None
+        kernel = str(r[kernel_col]) if kernel_col else ""
+        if case is None and any_kernel:
+            case = imported_case(ranges_of_cell(r[nvtx_col]) if nvtx_col else [], kernel)
         if case is None:
             continue
         index = counters.get(case, 0)
         counters[case] = index + 1
-        kernel = str(r[kernel_col]) if kernel_col else ""
         if "ID" in raw.columns:
             kernel_ids[r["ID"]] = (case, kernel, index)
         base = {"impl": case[0], "config_id": case[1], "kernel": kernel, "kernel_index": index}
@@ -280,6 +320,8 @@ def tidy_metrics(raw: pd.DataFrame, details: pd.DataFrame | None = None,
             hit = kernel_ids.get(d["id"])
             if hit is None:
                 case = case_of(d["nvtx"], known)
+                if case is None and any_kernel:
+                    case = imported_case(ranges_of_cell(d["nvtx"]), str(d["kernel"]))
                 if case is None:
                     continue
                 hit = (case, str(d["kernel"]), None)

@@ -148,6 +148,17 @@ def _number(metric) -> float | None:
     return None if math.isnan(value) else value
 
 
+def _text(metric) -> str | None:
+    """A text metric's value (e.g. the device's name), or None."""
+    if metric is None:
+        return None
+    try:
+        value = metric.as_string()
+    except Exception:  # not a text metric, or one the module cannot decode
+        return None
+    return str(value).strip() or None
+
+
 def push_pop_ranges(action) -> list[tuple[str, str]]:
     """[(domain name, range name), ...] of the NVTX push/pop ranges a profiled kernel ran inside."""
     state = action.nvtx_state()
@@ -176,11 +187,14 @@ def _open(module: ReportModule, path: Path):
 
 
 def read_report(path: str | Path, cases: dict[str, dict] | None = None,
-                module: ReportModule | None = None) -> pd.DataFrame:
+                module: ReportModule | None = None, any_kernel: bool = False,
+                info: dict | None = None) -> pd.DataFrame:
     """The ncu_metrics rows of a .ncu-rep (or a gzipped .ncu-rep.gz), as `ncu_parse.tidy_metrics` gives them
     from that report's CSV exports but with exact values.
 
-    `cases` is the session's {range name: case columns}; kernels outside every case are left out, as there.
+    `cases` is the session's {range name: case columns}; kernels outside every case are left out, as there, unless
+    `any_kernel` (an imported profile: every kernel, named by `ncu_parse.imported_case`). `info`, when given, gets
+    the report's GPU (`gpu_name`, from the first kernel's device__attribute_display_name).
     Raises ReportUnreadable when the report cannot be opened, NcuError when no ncu_report can be imported.
     """
     module = module or load_module()
@@ -192,12 +206,17 @@ def read_report(path: str | Path, cases: dict[str, dict] | None = None,
             plain = Path(tmp) / path.stem
             with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            return read_report(plain, cases, module)
+            return read_report(plain, cases, module, any_kernel, info)
     known = P.known_ranges(cases)
     rows: list[dict] = []
     counters: dict[tuple[str, str], int] = {}
     for action in _actions(_open(module, path)):
-        case = P.case_of_ranges(push_pop_ranges(action), known)
+        if info is not None and "gpu_name" not in info:
+            info["gpu_name"] = _text(action.metric_by_name("device__attribute_display_name"))
+        ranges = push_pop_ranges(action)
+        case = P.case_of_ranges(ranges, known)
+        if case is None and any_kernel:
+            case = P.imported_case([name for _, name in ranges], action.name(action.NameBase_DEMANGLED))
         if case is None:
             continue
         index = counters.get(case, 0)
@@ -222,7 +241,7 @@ def read_report(path: str | Path, cases: dict[str, dict] | None = None,
 
 # ---- in a child process -----------------------------------------------------------------------------------------
 def read_in_child(path: str | Path, cases: dict[str, dict] | None = None, ncu: str | Path | None = None,
-                  timeout_s: float = 1800) -> pd.DataFrame:
+                  timeout_s: float = 1800, any_kernel: bool = False, info: dict | None = None) -> pd.DataFrame:
     """`read_report` run by `python -m collectors.ncu_read` (module docstring: why); ReportUnreadable when that
     process fails (the module crashed, could not be imported, or could not open the report)."""
     root = str(Path(__file__).resolve().parent.parent)
@@ -234,6 +253,11 @@ def read_in_child(path: str | Path, cases: dict[str, dict] | None = None, ncu: s
         cmd = [sys.executable, "-m", "collectors.ncu_read", str(path), "--cases", str(cases_file), "--out", str(out)]
         if ncu is not None:
             cmd += ["--ncu", str(ncu)]
+        if any_kernel:
+            cmd.append("--any-kernel")
+        info_file = Path(tmp) / "info.json"
+        if info is not None:
+            cmd += ["--info", str(info_file)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=root)
         except subprocess.TimeoutExpired:
@@ -247,6 +271,8 @@ def read_in_child(path: str | Path, cases: dict[str, dict] | None = None, ncu: s
                     raise ReportUnreadable(last)
                 how = f"exit status {proc.returncode}: {last[:200]}"
             raise ReportUnreadable(f"ncu_report stopped while reading {path} ({how}).")
+        if info is not None and info_file.exists():
+            info.update(json.loads(info_file.read_text()))
         return pd.read_parquet(out)
 
 
@@ -257,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", help="JSON file: {range name: case columns}")
     parser.add_argument("--out", required=True, help="Parquet file to write")
     parser.add_argument("--ncu", help="the ncu executable whose install may ship ncu_report")
+    parser.add_argument("--any-kernel", action="store_true", help="keep kernels outside the toolkit's ranges")
+    parser.add_argument("--info", help="JSON file to write the report's GPU name to")
     args = parser.parse_args(argv)
     module = load_module(args.ncu)
     if module is None:
@@ -264,11 +292,14 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     cases = json.loads(Path(args.cases).read_text()) if args.cases else None
     try:
-        tidy = read_report(args.report, cases, module)
+        info: dict = {}
+        tidy = read_report(args.report, cases, module, args.any_kernel, info)
     except ReportUnreadable as exc:
         print(str(exc), file=sys.stderr)
         return 2
     tidy.to_parquet(args.out, index=False)
+    if args.info:
+        Path(args.info).write_text(json.dumps(info))
     return 0
 
 

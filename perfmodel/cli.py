@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "collect": "collect",
     "runs": "runs",
+    "import": "import_profile",
     "report": "report",
     "compare": "compare",
     "gates": "gates",
