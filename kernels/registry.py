@@ -58,6 +58,18 @@ def parse_impl_arg(text: str) -> tuple[str, str]:
     return name, spec
 
 
+def parse_impl_args(texts) -> dict[str, str]:
+    """Repeated `--impl NAME=SPEC` arguments as {name: spec}; a malformed one or a name given two SPECs is one
+    sentence (ImplError)."""
+    out: dict[str, str] = {}
+    for text in texts or []:
+        name, spec = parse_impl_arg(text)
+        if name in out and out[name] != spec:
+            raise ImplError(f"--impl {name} is given twice, as {out[name]!r} and {spec!r}.")
+        out[name] = spec
+    return out
+
+
 def _environment() -> dict[str, str]:
     raw = os.environ.get(ENV_VAR, "").strip()
     if not raw:
@@ -83,9 +95,23 @@ def user_specs() -> dict[str, str]:
     return {**entry_points(), **_environment()}
 
 
-def register(name: str, spec: str) -> None:
-    """Make `name` resolve to the function SPEC names, here and in the processes this one starts. The SPEC is loaded
-    now, so a bad one fails at once with one sentence."""
+def _is_path(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def normalize(spec: str) -> str:
+    """SPEC with a file path made absolute, so that processes started in another folder (the interpreter child, the
+    Nsight Compute worker) find the same file."""
+    target, sep, func = spec.rpartition(":")
+    if sep and target and _is_path(target):
+        return f"{Path(target).expanduser().resolve()}:{func}"
+    return spec
+
+
+def register(name: str, spec: str) -> str:
+    """Make `name` resolve to the function SPEC names, here and in the processes this one starts; returns the SPEC
+    as recorded (file paths made absolute). The SPEC is loaded now, so a bad one fails at once with one sentence."""
+    spec = normalize(spec)
     if not _NAME.match(name):
         raise ImplError(f"implementation name {name!r} must be letters, digits, '_', '.' or '-' (at most 64), "
                         "starting with a letter or '_'.")
@@ -97,6 +123,7 @@ def register(name: str, spec: str) -> None:
     load(name, spec)
     known[name] = spec
     os.environ[ENV_VAR] = json.dumps(known)
+    return spec
 
 
 def spec_of(name: str) -> str | None:
@@ -111,7 +138,7 @@ def load(name: str, spec: str) -> Callable:
     target, sep, func = spec.rpartition(":")
     if not sep or not target or not func.isidentifier():
         raise ImplError(f"{name}: SPEC {spec!r} must be 'package.module:function' or 'path/to/file.py:function'.")
-    if target.endswith(".py") or "/" in target or os.sep in target:
+    if _is_path(target):
         path = Path(target).expanduser().resolve()
         if not path.is_file():
             raise ImplError(f"{name}: {path} does not exist (from SPEC {spec!r}).")

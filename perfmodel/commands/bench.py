@@ -57,31 +57,17 @@ def _configs(args):
     return get_suite(args.suite, dtype=args.dtype)
 
 
-def _impls(args) -> dict[str, str]:
-    """--impl NAME=SPEC arguments as {name: spec}; a malformed or repeated name is one sentence."""
-    from kernels.registry import ImplError, parse_impl_arg
-
-    out: dict[str, str] = {}
-    for text in args.impl or []:
-        try:
-            name, spec = parse_impl_arg(text)
-        except ImplError as exc:
-            raise UserError(str(exc)) from None
-        if name in out and out[name] != spec:
-            raise UserError(f"--impl {name} is given twice, as {out[name]!r} and {spec!r}.")
-        out[name] = spec
-    return out
-
 
 def run(args) -> int:
     from collectors import bench
+    from kernels.registry import parse_impl_args
     from collectors.timing import cuda_available
 
     configs = _configs(args)
     if any(c.dtype not in ("fp16", "bf16") for c in configs):
         raise UserError("perfmodel bench times fp16 and bf16 configs only; use dtype=fp16 or dtype=bf16.")
     try:
-        impls = bench.resolve(args.stages, args.refs, _impls(args))
+        impls = bench.resolve(args.stages, args.refs, parse_impl_args(args.impl))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if not impls:

@@ -55,33 +55,23 @@ def add_arguments(parser) -> None:
                              "--suite plan as the document asks, else 100)")
 
 
-def _impls(args) -> dict[str, str]:
-    """--impl NAME=SPEC arguments as {name: spec}; a malformed or repeated name is one sentence."""
-    from kernels.registry import ImplError, parse_impl_arg
-
-    out: dict[str, str] = {}
-    for text in args.impl or []:
-        try:
-            name, spec = parse_impl_arg(text)
-        except ImplError as exc:
-            raise UserError(str(exc)) from None
-        if name in out and out[name] != spec:
-            raise UserError(f"--impl {name} is given twice, as {out[name]!r} and {spec!r}.")
-        out[name] = spec
-    return out
-
 
 def run(args) -> int:
     from collectors.collect import CollectError, CollectOptions, collect
     from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run
+    from kernels.registry import ImplError, parse_impl_args
     from kernels.workload import parse_config
 
     configs = tuple(parse_config(text) for text in (args.config or []))
+    try:
+        impls = parse_impl_args(args.impl)
+    except ImplError as exc:
+        raise UserError(str(exc)) from None
     suite = args.suite or ("tiny" if args.interpret else "seed")
     try:
         opts = CollectOptions(
-            suite=suite, configs=configs, stages=args.stages, refs=args.refs, impls=tuple(_impls(args).items()),
+            suite=suite, configs=configs, stages=args.stages, refs=args.refs, impls=tuple(impls.items()),
             out_dir=args.resume or args.out, ncu=not args.no_ncu, resume=bool(args.resume),
             ablation=not args.no_ablation,
             interpret=args.interpret,
