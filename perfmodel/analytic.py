@@ -59,11 +59,11 @@ import heapq
 import math
 from dataclasses import dataclass
 
+from kernels import stage_names
 from kernels.workload import AttentionConfig, ConfigError
 from perfmodel.hardware import GpuSpec
 
-STAGE_IMPLS = ("stage0_baseline", "stage1_warpspec", "stage2_reduced_sync", "stage3_persistent",
-               "stage4_overlap", "stage5_full")
+STAGE_IMPLS = tuple(stage_names())  # the registry's stages (kernels/__init__.py), in order
 DEFAULT_BLOCK_M = 128  # the project's kernels' query tile (ANCHORS: BLOCK_M 128, BLOCK_N 64)
 BLOCK_N = 64
 STAGE5_BLOCK_M = (64, 128)  # the query tiles stage 5's autotuner chooses from
