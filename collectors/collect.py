@@ -87,7 +87,9 @@ class CollectOptions:
             raise CollectError(f"--determinism must be a whole number of at least 1, got {self.determinism_runs!r}.")
         if self.warmup_ms <= 0 or self.rep_ms <= 0:
             raise CollectError("warm-up and repetition times must be positive.")
-        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        # absolute: the interpreter child and the Nsight Compute worker run in the project folder, not in the
+        # caller's (a relative --out, the default `runs` included, used to fail from any other folder)
+        object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser().absolute())
         object.__setattr__(self, "configs", tuple(self.configs))
         object.__setattr__(self, "impls", tuple((str(n), str(s)) for n, s in dict(self.impls).items()))
 

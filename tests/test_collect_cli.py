@@ -114,3 +114,14 @@ def test_progress_count_follows_the_ncu_session(capsys):
     steps.step("ncu b")
     err = capsys.readouterr().err
     assert "[4/5] ncu a" in err and "[5/5] ncu b" in err and "ETA -1" not in err and "/3] ncu a" not in err
+
+
+def test_interpret_with_a_relative_out_from_another_folder(tmp_path, monkeypatch):
+    # the interpreter child runs in the project folder: a relative --out (here the default, runs/) must still work
+    from collectors.store import load_run
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["collect", "--interpret", "--stages", "stage0_baseline", "--refs", "none", "--config",
+                 "B=1,H=1,S=16,D=64", "--no-ncu", "--determinism", "1"]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert list(load_run(run_dir).table("correctness")["status"]) == ["ok"]
