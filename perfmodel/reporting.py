@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -500,9 +501,25 @@ def _html_table(df: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def to_html(data: ReportData) -> str:
-    from plotly.offline import get_plotlyjs
+# plotly.js's "basic" partial bundle (bar, scatter, pie; MIT licence, perfmodel/data/plotly-basic.LICENSE), the
+# npm package plotly.js-basic-dist-min at the version plotly.py itself embeds: 1.2 MB instead of the full 4.8 MB.
+PLOTLY_BASIC = Path(__file__).resolve().parent / "data" / "plotly-basic.min.js"
+PLOTLY_BASIC_VERSION = "4.1.1"
+PLOTLY_BASIC_TRACES = frozenset({"bar", "scatter", "pie"})
 
+
+def plotly_js(figs) -> str:
+    """The plotly.js to embed: the basic bundle when every trace is one of its types and it matches plotly.py's
+    plotly.js version, else the full bundle plotly.py ships (never a report whose charts cannot draw)."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    types = {trace.type for fig in figs for trace in fig.data}
+    if types <= PLOTLY_BASIC_TRACES and get_plotlyjs_version() == PLOTLY_BASIC_VERSION and PLOTLY_BASIC.is_file():
+        return PLOTLY_BASIC.read_text(encoding="utf-8")
+    return get_plotlyjs()
+
+
+def to_html(data: ReportData) -> str:
     figs = section_figures(data)
     tables = section_tables(data)
     parts = [f"<h1>Predicted vs measured: {html.escape(data.run.run_id)}</h1>", '<dl class="meta">']
@@ -531,7 +548,7 @@ def to_html(data: ReportData) -> str:
     title = html.escape(f"perfmodel report: {data.run.run_id}")
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             f"<title>{title}</title><style>{_CSS}</style>"
-            f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
+            f"<script type=\"text/javascript\">{plotly_js(f for fs in figs.values() for f in fs)}</script></head><body>"
             + "\n".join(parts) + f"<script>{_RENDER_JS}</script></body></html>")
 
 

@@ -216,3 +216,24 @@ def test_ten_runs(bundled, gpu, tmp_path):
           + ", ".join(f"{k} {v:.2f}" for k, v in switches.items()))
     assert t["first_page"] < 30
     assert max(switches.values()) < 10
+
+
+def test_html_report_draws_every_chart_with_the_basic_plotly_bundle(tmp_path):
+    # the report embeds plotly.js's basic partial bundle (bar, scatter, pie): every figure must still draw, offline,
+    # without a console error, and the file stays small
+    from perfmodel.cli import main
+
+    out = tmp_path / "report.html"
+    assert main(["report", "--out", str(out)]) == 0  # the bundled run
+    assert out.stat().st_size <= 1.5 * 2**20, out.stat().st_size
+    errors: list[str] = []
+    with chromium() as page:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(out.as_uri())
+        n_figs = page.locator(".fig").count()
+        page.wait_for_function(f"document.querySelectorAll('.fig .main-svg').length >= {n_figs}", timeout=30000)
+        drawn = page.evaluate("() => Array.from(document.querySelectorAll('.fig')).filter("
+                              "d => d.querySelector('.main-svg .trace')).length")
+    assert n_figs > 0 and drawn == n_figs, (drawn, n_figs)
+    assert not errors, errors

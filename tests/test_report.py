@@ -25,10 +25,10 @@ def html_report(synthetic_run_dir, tmp_path_factory):
 def test_html_is_self_contained_with_plotly_inlined(html_report):
     text, _ = html_report
     assert text.startswith("<!DOCTYPE html>")
-    from plotly.offline import get_plotlyjs
+    from perfmodel.reporting import PLOTLY_BASIC
 
-    bundle = get_plotlyjs()
-    assert bundle in text  # the plotly.js bundle is inlined...
+    bundle = PLOTLY_BASIC.read_text(encoding="utf-8")
+    assert bundle in text  # plotly.js's basic bundle is inlined (every chart is bar or scatter)...
     rest = text.replace(bundle, "")
     assert "src=" not in rest and "http" not in rest  # ...and nothing else is fetched: opens offline
     assert "Plotly.newPlot" in rest
@@ -142,3 +142,14 @@ def test_header_skips_environment_fields_a_run_lacks(synthetic_run_dir):
     lines = dict(_meta_lines(run))
     assert lines["GPU"] == "NVIDIA H200" and lines["torch"] == "2.11.0"
     assert not {"driver", "CUDA", "triton", "cuDNN", "ncu", "commit"} & set(lines)
+
+
+def test_html_embeds_the_basic_plotly_bundle_unless_a_figure_needs_more():
+    import plotly.graph_objects as go
+
+    from perfmodel.reporting import PLOTLY_BASIC, plotly_js
+
+    basic = PLOTLY_BASIC.read_text(encoding="utf-8")
+    assert plotly_js([go.Figure(go.Bar(x=[1], y=[1])), go.Figure(go.Scatter(x=[1], y=[1]))]) == basic
+    full = plotly_js([go.Figure(go.Heatmap(z=[[1]]))])  # not in the basic bundle: the full one, never a blank chart
+    assert full != basic and len(full) > len(basic)
