@@ -38,8 +38,8 @@ import pandas as pd
 from collectors import ncu_phase, ncu_profile
 from collectors.schema import CONFIG_COLUMNS, columns
 from collectors.schema import case_key as _key
-from collectors.store import RunStoreError, RunWriter, load_run, new_run_id
-from kernels.suites import SUITES, get_suite
+from collectors.store import RunStoreError, RunWriter, load_run, new_run_dir
+from kernels.suites import DEFAULT_DETERMINISM_RUNS, SUITE_DETERMINISM_RUNS, SUITES, get_suite
 from kernels.workload import AttentionConfig
 
 # Largest problem run under the CPU interpreter: B·H·S² score elements. The tiny suite's biggest is 1·1·130²;
@@ -60,7 +60,7 @@ def _one_line(exc: BaseException) -> str:
 class CollectOptions:
     """What to collect. `out_dir` is the folder new runs go under, or with `resume=True` the run to continue."""
 
-    suite: str = "seed"
+    suite: str | None = None  # None: "tiny" with interpret (small enough for the CPU), else "seed"
     configs: tuple[AttentionConfig, ...] = ()  # when given, these replace the suite's configs
     stages: str = "all"  # comma list of stage names, "all" or "none"
     refs: str = "all"  # comma list of peer names, "all" or "none"
@@ -70,7 +70,7 @@ class CollectOptions:
     ablation: bool = True  # measure each technique switch of the stages that declare some (collectors.ablation)
     resume: bool = False
     interpret: bool = False
-    determinism_runs: int = 100
+    determinism_runs: int | None = None  # None: the suite's own number (kernels.suites), else the default
     warmup_ms: float = 25.0
     rep_ms: float = 100.0
     seed: int = 0
@@ -80,8 +80,13 @@ class CollectOptions:
     progress: Callable[[int, int, str], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.suite is None:
+            object.__setattr__(self, "suite", "tiny" if self.interpret else "seed")
         if self.suite not in SUITES:
             raise CollectError(f"unknown suite {self.suite!r}; known suites: {', '.join(SUITES)}.")
+        if self.determinism_runs is None:
+            object.__setattr__(self, "determinism_runs",
+                               SUITE_DETERMINISM_RUNS.get(self.suite, DEFAULT_DETERMINISM_RUNS))
         if isinstance(self.determinism_runs, bool) or not isinstance(self.determinism_runs, int) \
                 or self.determinism_runs < 1:
             raise CollectError(f"--determinism must be a whole number of at least 1, got {self.determinism_runs!r}.")
@@ -216,11 +221,8 @@ class _Collector:
             return RunWriter(self.opts.out_dir, {"command_line": env["command_line"], "environment": env},
                              resume=True)
         meta["environment"] = env
-        base = new_run_id(meta["suite"], env.get("gpu_name") or ("interpret" if self.opts.interpret else None))
-        run_dir, n = self.opts.out_dir / base, 1
-        while run_dir.exists():
-            n += 1
-            run_dir = self.opts.out_dir / f"{base}-{n}"
+        run_dir = new_run_dir(self.opts.out_dir, meta["suite"],
+                              env.get("gpu_name") or ("interpret" if self.opts.interpret else None))
         return RunWriter(run_dir, meta, run_id=run_dir.name)
 
     def _apply_resume_options(self) -> None:

@@ -13,11 +13,17 @@ from pathlib import Path
 import pandas as pd
 
 from collectors import ncu_parse as P
-from collectors.store import RunWriter, new_run_id
+from collectors.store import RunWriter, new_run_dir
 
 
 class ImportProblem(ValueError):
     """The profile cannot be imported, in one sentence."""
+
+
+def _text(path: Path) -> str:
+    """A CSV export's text, plain or gzipped."""
+    with (gzip.open if path.name.endswith(".gz") else open)(path, "rt", encoding="utf-8", errors="replace") as f:
+        return f.read()
 
 
 def _read(profile: Path, details: Path | None) -> tuple[pd.DataFrame, dict]:
@@ -34,15 +40,9 @@ def _read(profile: Path, details: Path | None) -> tuple[pd.DataFrame, dict]:
         except NcuError as exc:
             raise ImportProblem(str(exc)) from None
         return tidy, {"source_format": "ncu-rep", **info}
-    opener = gzip.open if name.endswith(".gz") else open
     try:
-        with opener(profile, "rt", encoding="utf-8", errors="replace") as f:
-            raw = P.parse_raw_csv(f.read())
-        det = None
-        if details is not None:
-            with (gzip.open if details.name.endswith(".gz") else open)(details, "rt", encoding="utf-8",
-                                                                      errors="replace") as f:
-                det = P.parse_details_csv(f.read())
+        raw = P.parse_raw_csv(_text(profile))
+        det = P.parse_details_csv(_text(details)) if details is not None else None
     except OSError as exc:
         raise ImportProblem(f"cannot read {exc.filename}: {exc.strerror}.") from None
     except ValueError as exc:
@@ -74,11 +74,7 @@ def import_profile(profile: Path, out_dir: Path, details: Path | None = None) ->
     }
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        base = new_run_id("imported", gpu)
-        run_dir, n = out_dir / base, 1
-        while run_dir.exists():
-            n += 1
-            run_dir = out_dir / f"{base}-{n}"
+        run_dir = new_run_dir(out_dir, "imported", gpu)
         writer = RunWriter(run_dir, meta, run_id=run_dir.name)
         writer.append("ncu_metrics", tidy)
         writer.append("stalls", stalls)

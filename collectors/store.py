@@ -89,6 +89,16 @@ def new_run_id(suite: str, gpu: str | None) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(suite)}-{slug(gpu or 'no-gpu')}"
 
 
+def new_run_dir(out_dir: Path, suite: str, gpu: str | None) -> Path:
+    """A run folder under `out_dir` named by `new_run_id` that does not exist yet (`-2`, `-3`, ... appended)."""
+    base = new_run_id(suite, gpu)
+    run_dir, n = Path(out_dir) / base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = Path(out_dir) / f"{base}-{n}"
+    return run_dir
+
+
 def _to_frame(table: str, rows) -> pd.DataFrame:
     if isinstance(rows, pd.DataFrame):
         df = rows.copy()

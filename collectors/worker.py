@@ -34,13 +34,6 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:400]
 
 
-def resolve(impl: str):
-    """(launcher, unavailable_reason) of a stage, peer or user implementation name (kernels.registry)."""
-    from kernels import registry
-
-    return registry.resolve(impl)
-
-
 def _profile_once(prepare, name: str, domain: str, record: dict) -> None:
     """`prepare()` builds a case's call and warms it up (inputs, compilation, tuning) outside any NVTX range; the
     call then runs exactly once inside the range `name`. The seconds of each part go into `record`."""
@@ -72,6 +65,7 @@ def run_cases(payload: dict, report) -> int:
 
     import kernels
     from collectors.ceilings import PROBE_CONFIG_ID, PROBES
+    from kernels import registry
     from kernels.workload import AttentionConfig
 
     domain = payload.get("domain", "perfmodel")
@@ -87,7 +81,7 @@ def run_cases(payload: dict, report) -> int:
             if probe:
                 _profile_once(PROBES[impl], name, domain, record)
             else:
-                launcher, reason = resolve(impl)
+                launcher, reason = registry.resolve(impl)
                 if reason:
                     record.update(status="unavailable", error=reason)
                 else:
@@ -110,6 +104,7 @@ def check_cases(payload: dict, report) -> int:
     """Correctness of every case on the CPU (under the interpreter when TRITON_INTERPRET=1 was set)."""
     import kernels
     from collectors.bench import CaseResult, check_output, make_input_sets, one_line
+    from kernels import registry
     from kernels._launch import NoInterpreter
     from kernels.workload import AttentionConfig
 
@@ -119,7 +114,7 @@ def check_cases(payload: dict, report) -> int:
         impl, cfg = case["impl"], AttentionConfig(**case["config"])
         result = CaseResult(impl, cfg, "ok")
         try:
-            launcher, reason = resolve(impl)
+            launcher, reason = registry.resolve(impl)
             if reason:
                 result.status, result.error = "unavailable", reason
             else:

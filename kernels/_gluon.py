@@ -144,6 +144,23 @@ def rescale(acc, alpha, o_layout: gl.constexpr):
 
 
 @gluon.jit
+def online_block(s, m_i, l_i, acc, qk_scale, dtype: gl.constexpr, p_layout: gl.constexpr, o_layout: gl.constexpr):
+    """One key block's online softmax when its P·V follows at once: (P as P·V's A operand, new max, new sum, the
+    accumulator rescaled to the new max)."""
+    p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+    acc = rescale(acc, alpha, o_layout)
+    return gl.convert_layout(p.to(dtype), p_layout), m_i, l_i, acc
+
+
+@gluon.jit
+def fresh_state(ROWS: gl.constexpr, HEAD_D: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """(running max, running sum, accumulator) of a query tile before its first key block."""
+    m_i = gl.full([ROWS], -float("inf"), gl.float32, gl.SliceLayout(1, s_layout))
+    l_i = gl.zeros([ROWS], gl.float32, gl.SliceLayout(1, s_layout))
+    return m_i, l_i, gl.zeros([ROWS, HEAD_D], gl.float32, o_layout)
+
+
+@gluon.jit
 def store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS: gl.constexpr, HEAD_D: gl.constexpr,
                  o_layout: gl.constexpr):
     """O rows [rows_m0, rows_m0 + ROWS) of head (b, h) = acc / l, rows past N_CTX not written."""

@@ -39,13 +39,9 @@ class ImplError(ValueError):
 def builtin_names() -> list[str]:
     """Stage and peer names, which a user implementation may not reuse."""
     import kernels
+    from kernels.peers import PEERS
 
-    return kernels.stage_names() + _peer_names()
-
-
-def _peer_names() -> list[str]:
-    # the peers' names without importing torch (kernels.peers imports it): kept equal by tests/test_registry.py
-    return ["sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flex", "triton_tl", "fa3"]
+    return kernels.stage_names() + list(PEERS)
 
 
 def parse_impl_arg(text: str) -> tuple[str, str]:
@@ -179,14 +175,13 @@ def load(name: str, spec: str) -> Callable:
 def resolve(name: str) -> tuple[Callable, str | None]:
     """(launcher, why it cannot run here or None) of a stage, peer or user implementation name."""
     import kernels
+    from kernels.peers import PEERS
 
     if name in kernels.stage_names():
         return kernels.get_stage(name).launcher, None
-    if name in _peer_names():
-        from kernels import peers
-
-        ok, reason = peers.PEERS[name].available()
-        return peers.PEERS[name].launcher, (None if ok else reason)
+    if name in PEERS:
+        ok, reason = PEERS[name].available()
+        return PEERS[name].launcher, (None if ok else reason)
     spec = spec_of(name)
     if spec is None:
         raise ImplError(f"unknown implementation {name!r}; stages and peers: {', '.join(builtin_names())}; a kernel "

@@ -24,8 +24,8 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
-from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
-                     mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output, work_item)
+from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
+                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, work_item)
 from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse
 
 NAME = "stage2_reduced_sync"
@@ -62,9 +62,7 @@ def _consumer(q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, so
     n_blocks, n_unmasked = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, BLOCK_M, BLOCK_N, CAUSAL)
     mbarrier.wait(q_ready.index(0), 0)
     q = q_buf.index(0).reshape([BLOCK_M, HEAD_D])
-    m_i = gl.full([BLOCK_M], -float("inf"), gl.float32, gl.SliceLayout(1, s_layout))
-    l_i = gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, s_layout))
-    acc = gl.zeros([BLOCK_M, HEAD_D], gl.float32, o_layout)
+    m_i, l_i, acc = fresh_state(BLOCK_M, HEAD_D, s_layout, o_layout)
     for j in range(n_blocks):
         slot = j % RING
         mbarrier.wait(kv_ready.index(slot), (j // RING) & 1)
@@ -74,9 +72,7 @@ def _consumer(q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, so
         s = warpgroup_mma_wait(0, deps=(s, ))
         if j >= n_unmasked:
             s = mask_scores(s, tile_m0, j * BLOCK_N, N_CTX, BLOCK_M, BLOCK_N, CAUSAL, s_layout)
-        p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
-        acc = rescale(acc, alpha, o_layout)
-        p_op = gl.convert_layout(p.to(dtype), p_layout)
+        p_op, m_i, l_i, acc = online_block(s, m_i, l_i, acc, qk_scale, dtype, p_layout, o_layout)
         acc = warpgroup_mma(p_op, v, acc, is_async=True)
         acc = warpgroup_mma_wait(0, deps=(acc, ))
         mbarrier.arrive(kv_empty.index(slot), count=1)

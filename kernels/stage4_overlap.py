@@ -28,8 +28,9 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
-from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
-                     mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output, work_item)
+from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
+                     mask_scores, mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output,
+                     work_item)
 from ._launch import (NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse,
                       sm_count)
 
@@ -63,14 +64,66 @@ def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, 
 
 
 @gluon.jit
-def _issue_turn_wait(turn, it, C: gl.constexpr):
-    # consumer 0 goes first (its barrier's fresh phase 1 counts as done), then each waits for the other's issue
-    mbarrier.wait(turn.index(C), (it & 1) ^ (1 - C))
+def _issue_turn_wait(turn, it, C: gl.constexpr, CONSUMERS: gl.constexpr):
+    # the consumers issue in turn 0, 1, (2,) 0, ...: consumer 0 goes first (its barrier's fresh phase 1 counts as
+    # done), each later one waits for the one before it; FIRST is 1 for consumer 0, else 0
+    FIRST: gl.constexpr = 1 - (C + CONSUMERS - 1) // CONSUMERS
+    if CONSUMERS > 1:
+        mbarrier.wait(turn.index(C), (it & 1) ^ FIRST)
 
 
 @gluon.jit
-def _issue_turn_pass(turn, C: gl.constexpr):
-    mbarrier.arrive(turn.index(1 - C), count=1)
+def _issue_turn_pass(turn, C: gl.constexpr, CONSUMERS: gl.constexpr):
+    if CONSUMERS > 1:
+        mbarrier.arrive(turn.index((C + 1) % CONSUMERS), count=1)
+
+
+@gluon.jit
+def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc, it, n_blocks, n_unmasked,
+                       rows_m0, qk_scale, N_CTX, C: gl.constexpr, CONSUMERS: gl.constexpr, HEAD_D: gl.constexpr,
+                       BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr, s_layout: gl.constexpr,
+                       o_layout: gl.constexpr, p_layout: gl.constexpr):
+    """The key blocks of one work item with P·V in flight: block 0's QKᵀ and softmax, then each iteration issues
+    QKᵀ of block j with P·V of block j-1 and runs the softmax of j while P·V runs; (acc, m_i, l_i, ring counter)."""
+    ROWS: gl.constexpr = s_zero.shape[0]
+    dtype: gl.constexpr = k_bufs.dtype
+    slot = it % RING
+    mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+    k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+    _issue_turn_wait(turn, it, C, CONSUMERS)
+    s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+    _issue_turn_pass(turn, C, CONSUMERS)
+    s = warpgroup_mma_wait(0, deps=(s, ))
+    if n_unmasked <= 0:
+        s = mask_scores(s, rows_m0, 0, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+    p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+    p_op = gl.convert_layout(p.to(dtype), p_layout)
+    prev = slot
+    it += 1
+    for j in range(1, n_blocks):
+        slot = it % RING
+        mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+        k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+        v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+        _issue_turn_wait(turn, it, C, CONSUMERS)
+        s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+        acc = warpgroup_mma(p_op, v, acc, is_async=True)
+        _issue_turn_pass(turn, C, CONSUMERS)
+        s = warpgroup_mma_wait(1, deps=(s, ))  # QKᵀ done; P·V of the block before may still run
+        if j >= n_unmasked:
+            s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+        p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+        acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+        mbarrier.arrive(kv_empty.index(prev), count=1)
+        acc = rescale(acc, alpha, o_layout)
+        p_op = gl.convert_layout(p.to(dtype), p_layout)
+        prev = slot
+        it += 1
+    v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+    acc = warpgroup_mma(p_op, v, acc, is_async=True)
+    acc = warpgroup_mma_wait(0, deps=(acc, ))
+    mbarrier.arrive(kv_empty.index(prev), count=1)
+    return acc, m_i, l_i, it
 
 
 @gluon.jit
@@ -94,46 +147,10 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
         n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
         mbarrier.wait(q_ready.index(C), t & 1)
         q = q_bufs.index(C).reshape([ROWS, HEAD_D])
-        m_i = gl.full([ROWS], -float("inf"), gl.float32, gl.SliceLayout(1, s_layout))
-        l_i = gl.zeros([ROWS], gl.float32, gl.SliceLayout(1, s_layout))
-        acc = gl.zeros([ROWS, HEAD_D], gl.float32, o_layout)
-        # block 0: QKᵀ and its softmax; then each iteration issues QKᵀ of block j with P·V of block j-1
-        slot = it % RING
-        mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
-        k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
-        _issue_turn_wait(turn, it, C)
-        s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
-        _issue_turn_pass(turn, C)
-        s = warpgroup_mma_wait(0, deps=(s, ))
-        if n_unmasked <= 0:
-            s = mask_scores(s, rows_m0, 0, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
-        p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
-        p_op = gl.convert_layout(p.to(dtype), p_layout)
-        prev = slot
-        it += 1
-        for j in range(1, n_blocks):
-            slot = it % RING
-            mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
-            k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
-            v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
-            _issue_turn_wait(turn, it, C)
-            s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
-            acc = warpgroup_mma(p_op, v, acc, is_async=True)
-            _issue_turn_pass(turn, C)
-            s = warpgroup_mma_wait(1, deps=(s, ))  # QKᵀ done; P·V of the block before may still run
-            if j >= n_unmasked:
-                s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
-            p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
-            acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
-            mbarrier.arrive(kv_empty.index(prev), count=1)
-            acc = rescale(acc, alpha, o_layout)
-            p_op = gl.convert_layout(p.to(dtype), p_layout)
-            prev = slot
-            it += 1
-        v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
-        acc = warpgroup_mma(p_op, v, acc, is_async=True)
-        acc = warpgroup_mma_wait(0, deps=(acc, ))
-        mbarrier.arrive(kv_empty.index(prev), count=1)
+        m_i, l_i, acc = fresh_state(ROWS, HEAD_D, s_layout, o_layout)
+        acc, m_i, l_i, it = _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc, it,
+                                               n_blocks, n_unmasked, rows_m0, qk_scale, N_CTX, C, CONSUMERS, HEAD_D,
+                                               BLOCK_N, RING, CAUSAL, s_layout, o_layout, p_layout)
         mbarrier.arrive(q_empty.index(C), count=1)
         store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
         t += 1

@@ -33,57 +33,16 @@ import torch
 import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup_mma, warpgroup_mma_wait
 
 from . import Switch
-from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, kernel_maxnreg, key_blocks, mask_scores,
-                     mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output, work_item)
-from ._launch import (NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse,
-                      sm_count)
+from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
+                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, work_item)
+from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse, sm_count
+from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _producer
 from .tuner import Tuner
 
 NAME = "stage5_full"
-
-
-@gluon.jit
-def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H, N_CTX,
-              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
-              CAUSAL: gl.constexpr):
-    ROWS: gl.constexpr = BLOCK_M // CONSUMERS
-    num_m = gl.cdiv(N_CTX, BLOCK_M)
-    it = 0
-    t = 0
-    for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
-        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
-        tile_m0 = m * BLOCK_M
-        n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
-        for c in gl.static_range(CONSUMERS):
-            mbarrier.wait(q_empty.index(c), (t & 1) ^ 1)
-            mbarrier.expect(q_ready.index(c), desc_q.block_type.nbytes)
-            tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(c), q_bufs.index(c))
-        for j in range(n_blocks):
-            slot = it % RING
-            mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)
-            mbarrier.expect(kv_ready.index(slot), desc_k.block_type.nbytes + desc_v.block_type.nbytes)
-            tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), k_bufs.index(slot))
-            tma.async_copy_global_to_shared(desc_v, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), v_bufs.index(slot))
-            it += 1
-        t += 1
-
-
-@gluon.jit
-def _issue_turn_wait(turn, it, C: gl.constexpr, CONSUMERS: gl.constexpr):
-    # the consumers issue in turn 0, 1, (2,) 0, ...: consumer 0 goes first (its barrier's fresh phase 1 counts as
-    # done), each later one waits for the one before it; FIRST is 1 for consumer 0, else 0
-    FIRST: gl.constexpr = 1 - (C + CONSUMERS - 1) // CONSUMERS
-    if CONSUMERS > 1:
-        mbarrier.wait(turn.index(C), (it & 1) ^ FIRST)
-
-
-@gluon.jit
-def _issue_turn_pass(turn, C: gl.constexpr, CONSUMERS: gl.constexpr):
-    if CONSUMERS > 1:
-        mbarrier.arrive(turn.index((C + 1) % CONSUMERS), count=1)
 
 
 @gluon.jit
@@ -110,47 +69,11 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
             n_unmasked = 0
         mbarrier.wait(q_ready.index(C), t & 1)
         q = q_bufs.index(C).reshape([ROWS, HEAD_D])
-        m_i = gl.full([ROWS], -float("inf"), gl.float32, gl.SliceLayout(1, s_layout))
-        l_i = gl.zeros([ROWS], gl.float32, gl.SliceLayout(1, s_layout))
-        acc = gl.zeros([ROWS, HEAD_D], gl.float32, o_layout)
+        m_i, l_i, acc = fresh_state(ROWS, HEAD_D, s_layout, o_layout)
         if OVERLAP:
-            # block 0: QKᵀ and its softmax; then each iteration issues QKᵀ of block j with P·V of block j-1
-            slot = it % RING
-            mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
-            k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
-            _issue_turn_wait(turn, it, C, CONSUMERS)
-            s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
-            _issue_turn_pass(turn, C, CONSUMERS)
-            s = warpgroup_mma_wait(0, deps=(s, ))
-            if n_unmasked <= 0:
-                s = mask_scores(s, rows_m0, 0, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
-            p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
-            p_op = gl.convert_layout(p.to(dtype), p_layout)
-            prev = slot
-            it += 1
-            for j in range(1, n_blocks):
-                slot = it % RING
-                mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
-                k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
-                v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
-                _issue_turn_wait(turn, it, C, CONSUMERS)
-                s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
-                acc = warpgroup_mma(p_op, v, acc, is_async=True)
-                _issue_turn_pass(turn, C, CONSUMERS)
-                s = warpgroup_mma_wait(1, deps=(s, ))  # QKᵀ done; P·V of the block before may still run
-                if j >= n_unmasked:
-                    s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
-                p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
-                acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
-                mbarrier.arrive(kv_empty.index(prev), count=1)
-                acc = rescale(acc, alpha, o_layout)
-                p_op = gl.convert_layout(p.to(dtype), p_layout)
-                prev = slot
-                it += 1
-            v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
-            acc = warpgroup_mma(p_op, v, acc, is_async=True)
-            acc = warpgroup_mma_wait(0, deps=(acc, ))
-            mbarrier.arrive(kv_empty.index(prev), count=1)
+            acc, m_i, l_i, it = _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc,
+                                                   it, n_blocks, n_unmasked, rows_m0, qk_scale, N_CTX, C, CONSUMERS,
+                                                   HEAD_D, BLOCK_N, RING, CAUSAL, s_layout, o_layout, p_layout)
         else:
             for j in range(n_blocks):
                 slot = it % RING
@@ -163,9 +86,7 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
                 s = warpgroup_mma_wait(0, deps=(s, ))
                 if j >= n_unmasked:
                     s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
-                p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
-                acc = rescale(acc, alpha, o_layout)
-                p_op = gl.convert_layout(p.to(dtype), p_layout)
+                p_op, m_i, l_i, acc = online_block(s, m_i, l_i, acc, qk_scale, dtype, p_layout, o_layout)
                 acc = warpgroup_mma(p_op, v, acc, is_async=True)
                 acc = warpgroup_mma_wait(0, deps=(acc, ))
                 mbarrier.arrive(kv_empty.index(slot), count=1)
@@ -352,20 +273,10 @@ def config_from_report(text: str | None) -> Config | None:
 TUNER = Tuner(NAME, candidate_configs, launch, config_from_report, _reference)
 
 
-def last_tuned_config() -> str:
-    return TUNER.last_tuned_config()
-
-
-def chosen_config() -> str | None:
-    return TUNER.last_tuned_config() or None
-
-
-def tuned_config_for(config) -> Config | None:
-    return TUNER.tuned_config_for(config)
-
-
-def tuning_report(key: tuple | None = None) -> dict:
-    return TUNER.report(key)
+last_tuned_config = TUNER.last_tuned_config
+chosen_config = TUNER.chosen_config
+tuned_config_for = TUNER.tuned_config_for
+tuning_report = TUNER.report
 
 
 def CENSUS_CONFIG(config) -> Config:

@@ -388,20 +388,10 @@ def CENSUS_CONFIG(config) -> Config:
 TUNER = Tuner(NAME, candidate_configs, _launch, config_from_report, _reference)
 
 
-def last_tuned_config() -> str:
-    return TUNER.last_tuned_config()
-
-
-def chosen_config() -> str | None:
-    return TUNER.last_tuned_config() or None
-
-
-def tuned_config_for(config) -> Config | None:
-    return TUNER.tuned_config_for(config)
-
-
-def tuning_report(key: tuple | None = None) -> dict:
-    return TUNER.report(key)
+last_tuned_config = TUNER.last_tuned_config
+chosen_config = TUNER.chosen_config
+tuned_config_for = TUNER.tuned_config_for
+tuning_report = TUNER.report
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,

@@ -16,9 +16,10 @@ at B=32 (measured on the H100, 2026-11-24).
 Why a hand-written tuner instead of `@triton.autotune`: Triton's autotuner lets a crashing compiler pass abort the
 whole tuning and never checks outputs, and a persistent candidate's grid depends on the device.
 
-The module keeps the hooks the rest of the toolkit reads (`PINNED_CONFIG`, `CENSUS_CONFIG`, `config_from_report`,
-`tuned_config_for`, `last_tuned_config`, `tuning_report`) as thin functions over its Tuner: the census and the
-Nsight Compute worker pin a module to the config a run timed by setting `module.PINNED_CONFIG`.
+The module exposes the hooks the rest of the toolkit reads: `PINNED_CONFIG`, `CENSUS_CONFIG`, `config_from_report`
+of its own, and its Tuner's `last_tuned_config`, `chosen_config`, `tuned_config_for` and `report` (as
+`tuning_report`) bound to module names. The census and the Nsight Compute worker pin a module to the config a run
+timed by setting `module.PINNED_CONFIG`.
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ class Tuner:
         key, cfg, how = self.last_run[-1]
         S, D, causal, dtype, _device, bh = key
         return f"S={S} D={D} causal={causal} dtype={str(dtype).replace('torch.', '')} B*H~{bh}: {cfg} ({how})"
+
+    def chosen_config(self) -> str | None:
+        """`last_tuned_config()`, or None before any call (the name the bench collector looks for)."""
+        return self.last_tuned_config() or None
 
     def tuned_config_for(self, config):
         """The config tuned in this process for an AttentionConfig's key, on any device; None if not tuned."""

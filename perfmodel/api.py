@@ -31,17 +31,14 @@ def collect(impls: dict[str, str] | None = None, configs: Iterable | None = None
     from collectors.collect import collect as run_collect
     from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run as open_run
-    from kernels.suites import DEFAULT_DETERMINISM_RUNS, SUITE_DETERMINISM_RUNS
     from kernels.workload import AttentionConfig, parse_config
 
     parsed = tuple(c if isinstance(c, AttentionConfig) else parse_config(str(c)) for c in (configs or ()))
-    suite = suite or ("tiny" if interpret else "seed")
     try:
         opts = CollectOptions(suite=suite, configs=parsed, stages=stages, refs=refs,
                               impls=tuple((impls or {}).items()), out_dir=Path(out), ncu=ncu and not interpret,
                               ablation=ablation, interpret=interpret,
-                              determinism_runs=determinism if determinism is not None
-                              else SUITE_DETERMINISM_RUNS.get(suite, DEFAULT_DETERMINISM_RUNS),
+                              determinism_runs=determinism,
                               command_line=("perfmodel.collect",), progress=progress)
         return open_run(run_collect(opts))
     except (CollectError, RunStoreError, NcuError) as exc:

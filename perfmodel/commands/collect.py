@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from kernels.suites import DEFAULT_DETERMINISM_RUNS, SUITE_DETERMINISM_RUNS, SUITE_HELP
+from kernels.suites import SUITE_HELP
 from perfmodel.errors import UserError
 
 
@@ -68,15 +68,13 @@ def run(args) -> int:
         impls = parse_impl_args(args.impl)
     except ImplError as exc:
         raise UserError(str(exc)) from None
-    suite = args.suite or ("tiny" if args.interpret else "seed")
     try:
         opts = CollectOptions(
-            suite=suite, configs=configs, stages=args.stages, refs=args.refs, impls=tuple(impls.items()),
+            suite=args.suite, configs=configs, stages=args.stages, refs=args.refs, impls=tuple(impls.items()),
             out_dir=args.resume or args.out, ncu=not args.no_ncu, resume=bool(args.resume),
             ablation=not args.no_ablation,
             interpret=args.interpret,
-            determinism_runs=args.determinism if args.determinism is not None
-            else SUITE_DETERMINISM_RUNS.get(suite, DEFAULT_DETERMINISM_RUNS),
+            determinism_runs=args.determinism,
             command_line=tuple(sys.argv),
         )
         path = collect(opts)
