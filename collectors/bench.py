@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from kernels.reference import ErrorReport
-from kernels.workload import AttentionConfig
+from kernels.workload import AttentionConfig, torch_dtype
 
 from .schema import columns
 from .timing import Timing, inputs_for_rotation, l2_bytes, time_call
@@ -92,12 +92,6 @@ def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None
 
 
 # ---- inputs and the reference ---------------------------------------------------------------------------------
-def torch_dtype(name: str):
-    import torch
-
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
-
-
 def make_input_sets(config: AttentionConfig, n_sets: int, device: str = "cuda", seed: int = 0) -> list[tuple]:
     """`n_sets` independent (q, k, v) sets, standard normal, [B, H, S, D] contiguous, generated on `device`."""
     import torch

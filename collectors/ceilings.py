@@ -25,6 +25,7 @@ import triton.language as tl
 
 from collectors.schema import PROBE_CONFIG_ID  # noqa: F401  (re-exported for the worker and the collector)
 from collectors.timing import cuda_available, host_launch_us
+from kernels.workload import torch_dtype
 
 MATMUL_N = 8192
 COPY_BYTES = 1 << 30
@@ -82,7 +83,7 @@ def _median_ms(fn, warmup_ms: float = 25, rep_ms: float = 200) -> float:
 def matmul_tflops(dtype_name: str) -> float:
     import torch
 
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
+    dtype = torch_dtype(dtype_name)
     a = torch.randn(MATMUL_N, MATMUL_N, device="cuda", dtype=dtype)
     b = torch.randn(MATMUL_N, MATMUL_N, device="cuda", dtype=dtype)
     ms = _median_ms(lambda: torch.matmul(a, b))

@@ -60,7 +60,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kernels.workload import AttentionConfig
+from kernels.workload import AttentionConfig, torch_dtype
 
 from .schema import columns
 
@@ -366,17 +366,11 @@ def _capture_launches(stage_module, sm_count: int, config: AttentionConfig, tune
             setattr(obj, name, value)
 
 
-def _torch_dtype(name: str):
-    import torch
-
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
-
-
 def capture(stage_module, config: AttentionConfig, sm_count: int, tuned_config: str | None = None) -> list[_Launch]:
     """The Triton launches `stage_module.attention` makes for `config`, without running anything."""
     import torch
 
-    dtype = _torch_dtype(config.dtype)
+    dtype = torch_dtype(config.dtype)
     q, k, v = (torch.empty(config.B, config.H, config.S, config.D, dtype=dtype) for _ in range(3))
     with _capture_launches(stage_module, sm_count, config, tuned_config) as launches:
         try:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ._launch import KernelUnsupported, interpreting, is_compiler_refusal
+from .workload import TORCH_DTYPE_NAMES
 
 # do_bench settings for tuning (ms): short, since a key times a dozen candidates.
 TUNE_WARMUP_MS = 5
@@ -121,8 +122,7 @@ class Tuner:
     def tuned_config_for(self, config):
         """The config tuned in this process for an AttentionConfig's key, on any device; None if not tuned."""
         bh = 1 << (config.B * config.H).bit_length() - 1
-        dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32", "fp8": "float8_e4m3fn"}.get(
-            config.dtype, config.dtype)
+        dtype = TORCH_DTYPE_NAMES.get(config.dtype, config.dtype)
         for (S, D, causal, tdtype, _device, bucket), cfg in self.tuned.items():
             if (S, D, causal, bucket) == (config.S, config.D, config.causal, bh) and str(tdtype).endswith(dtype):
                 return cfg

@@ -28,6 +28,20 @@ DTYPE_ALIASES: dict[str, str] = {
 }
 
 
+# The torch dtype of each short name (torch imported only when asked: this module must import without it).
+TORCH_DTYPE_NAMES: dict[str, str] = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32", "fp8": "float8_e4m3fn"}
+
+
+def torch_dtype(name: str):
+    """The torch dtype of a short dtype name or alias ("fp16", "bfloat16", "e4m3", ...)."""
+    import torch
+
+    short = DTYPE_ALIASES.get(str(name).lower())
+    if short is None:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {name!r}.")
+    return getattr(torch, TORCH_DTYPE_NAMES[short])
+
+
 class ConfigError(ValueError):
     """A workload description that cannot be a real attention problem; the message is one sentence."""
 
