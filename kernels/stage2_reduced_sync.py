@@ -25,16 +25,17 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, work_item)
+                     l2_group, mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output,
+                     work_item)
 from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse
 
 NAME = "stage2_reduced_sync"
 
 
 @gluon.jit
-def _producer(desc_q, desc_k, desc_v, q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, B, H, N_CTX,
+def _producer(desc_q, desc_k, desc_v, q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, B, H, GROUP, N_CTX,
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr):
-    m, b, h = work_item(gl.program_id(0), gl.cdiv(N_CTX, BLOCK_M), B, H, CAUSAL)
+    m, b, h = work_item(gl.program_id(0), gl.cdiv(N_CTX, BLOCK_M), B, H, GROUP, CAUSAL)
     tile_m0 = m * BLOCK_M
     n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, BLOCK_M, BLOCK_N, CAUSAL)
     mbarrier.expect(q_ready.index(0), desc_q.block_type.nbytes)
@@ -48,7 +49,7 @@ def _producer(desc_q, desc_k, desc_v, q_buf, k_bufs, v_bufs, q_ready, kv_ready, 
 
 
 @gluon.jit
-def _consumer(q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, soh, som, qk_scale, B, H, N_CTX,
+def _consumer(q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, soh, som, qk_scale, B, H, GROUP, N_CTX,
               HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr,
               WARPS: gl.constexpr, CAUSAL: gl.constexpr):
     dtype: gl.constexpr = q_buf.dtype
@@ -57,7 +58,7 @@ def _consumer(q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, so
     o_layout: gl.constexpr = mma_layout(WARPS, HEAD_D, bits)
     p_layout: gl.constexpr = p_operand_layout(o_layout, bits)
     s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
-    m, b, h = work_item(gl.program_id(0), gl.cdiv(N_CTX, BLOCK_M), B, H, CAUSAL)
+    m, b, h = work_item(gl.program_id(0), gl.cdiv(N_CTX, BLOCK_M), B, H, GROUP, CAUSAL)
     tile_m0 = m * BLOCK_M
     n_blocks, n_unmasked = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, BLOCK_M, BLOCK_N, CAUSAL)
     mbarrier.wait(q_ready.index(0), 0)
@@ -79,8 +80,8 @@ def _consumer(q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, so
     store_output(o_ptr, acc, l_i, b, h, tile_m0, N_CTX, sob, soh, som, BLOCK_M, HEAD_D, o_layout)
 
 
-@gluon.jit(do_not_specialize=["B", "H"])
-def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CTX, HEAD_D: gl.constexpr,
+@gluon.jit(do_not_specialize=["B", "H", "GROUP"])
+def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROUP, N_CTX, HEAD_D: gl.constexpr,
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr,
               PRODUCER_REGS: gl.constexpr):
     dtype: gl.constexpr = desc_q.dtype
@@ -95,9 +96,9 @@ def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CT
         mbarrier.init(kv_ready.index(i), count=1)
         mbarrier.init(kv_empty.index(i), count=1)
     gl.warp_specialize([
-        (_consumer, (q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, soh, som, qk_scale, B, H,
+        (_consumer, (q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, o_ptr, sob, soh, som, qk_scale, B, H, GROUP,
                      N_CTX, HEAD_D, BLOCK_M, BLOCK_N, RING, 8, CAUSAL)),
-        (_producer, (desc_q, desc_k, desc_v, q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, B, H, N_CTX,
+        (_producer, (desc_q, desc_k, desc_v, q_buf, k_bufs, v_bufs, q_ready, kv_ready, kv_empty, B, H, GROUP, N_CTX,
                      BLOCK_M, BLOCK_N, RING, CAUSAL)),
     ], [1], [PRODUCER_REGS])
 
@@ -118,7 +119,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     o = empty_output(q)
     grid = (triton.cdiv(S, BLOCK_M) * B * H, )
     launch_or_refuse(NAME, _attn_fwd[grid], descriptor(q, BLOCK_M), descriptor(k, BLOCK_N), descriptor(v, BLOCK_N),
-                     o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, S, HEAD_D=D,
+                     o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, l2_group(k), S, HEAD_D=D,
                      BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal, PRODUCER_REGS=PRODUCER_REGS,
                      num_warps=8, maxnreg=kernel_maxnreg(12))
     return o

@@ -29,8 +29,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     mask_scores, mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output,
-                     work_item)
+                     l2_group, mask_scores, mma_layout, p_operand_layout, require_sm90, rescale, softmax_step,
+                     store_output, work_item)
 from ._launch import (NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse,
                       sm_count)
 
@@ -38,7 +38,7 @@ NAME = "stage4_overlap"
 
 
 @gluon.jit
-def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H, N_CTX,
+def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H, GROUP, N_CTX,
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
               CAUSAL: gl.constexpr):
     ROWS: gl.constexpr = BLOCK_M // CONSUMERS
@@ -46,7 +46,7 @@ def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, 
     it = 0
     t = 0
     for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
-        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
+        m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
         tile_m0 = m * BLOCK_M
         n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
         for c in gl.static_range(CONSUMERS):
@@ -128,7 +128,7 @@ def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i,
 
 @gluon.jit
 def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som, qk_scale,
-              B, H, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+              B, H, GROUP, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
               RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr, CAUSAL: gl.constexpr):
     ROWS: gl.constexpr = BLOCK_M // CONSUMERS
     dtype: gl.constexpr = q_bufs.dtype
@@ -141,7 +141,7 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
     it = 0
     t = 0
     for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
-        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
+        m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
         tile_m0 = m * BLOCK_M
         rows_m0 = tile_m0 + C * ROWS
         n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
@@ -156,8 +156,8 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
         t += 1
 
 
-@gluon.jit(do_not_specialize=["B", "H"])
-def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CTX, HEAD_D: gl.constexpr,
+@gluon.jit(do_not_specialize=["B", "H", "GROUP"])
+def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROUP, N_CTX, HEAD_D: gl.constexpr,
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr,
               CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr):
     dtype: gl.constexpr = desc_q.dtype
@@ -178,10 +178,10 @@ def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CT
         mbarrier.init(kv_empty.index(i), count=2)  # both consumers hand the slot back
     gl.warp_specialize([
         (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                     qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, 2, 4, CAUSAL)),
+                     qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, 2, 4, CAUSAL)),
         (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                     qk_scale, B, H, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, 2, 4, CAUSAL)),
-        (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
+                     qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, 2, 4, CAUSAL)),
+        (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H, GROUP,
                      N_CTX, BLOCK_M, BLOCK_N, RING, 2, CAUSAL)),
     ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
 
@@ -203,8 +203,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     o = empty_output(q)
     grid = (min(triton.cdiv(S, BLOCK_M) * B * H, sm_count(q.device)), )
     launch_or_refuse(NAME, _attn_fwd[grid], descriptor(q, BLOCK_M // 2), descriptor(k, BLOCK_N),
-                     descriptor(v, BLOCK_N), o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, S,
-                     HEAD_D=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal,
+                     descriptor(v, BLOCK_N), o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
+                     l2_group(k), S, HEAD_D=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal,
                      CONSUMER_REGS=CONSUMER_REGS, PRODUCER_REGS=PRODUCER_REGS, num_warps=4,
                      maxnreg=kernel_maxnreg(12))
     return o

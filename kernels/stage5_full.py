@@ -37,7 +37,8 @@ from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup
 
 from . import Switch
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, work_item)
+                     l2_group, mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output,
+                     work_item)
 from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse, sm_count
 from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _producer
 from .tuner import Tuner
@@ -47,7 +48,7 @@ NAME = "stage5_full"
 
 @gluon.jit
 def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som, qk_scale,
-              B, H, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+              B, H, GROUP, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
               RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr, CAUSAL: gl.constexpr,
               OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr):
     ROWS: gl.constexpr = BLOCK_M // CONSUMERS
@@ -61,7 +62,7 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
     it = 0
     t = 0
     for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
-        m, b, h = work_item(tile, num_m, B, H, CAUSAL)
+        m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
         tile_m0 = m * BLOCK_M
         rows_m0 = tile_m0 + C * ROWS
         n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
@@ -96,8 +97,8 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
         t += 1
 
 
-@gluon.jit(do_not_specialize=["B", "H"])
-def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CTX, HEAD_D: gl.constexpr,
+@gluon.jit(do_not_specialize=["B", "H", "GROUP"])
+def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROUP, N_CTX, HEAD_D: gl.constexpr,
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
               CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, CONSUMER_REGS: gl.constexpr,
               PRODUCER_REGS: gl.constexpr):
@@ -121,35 +122,35 @@ def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, N_CT
     if CONSUMERS == 3:
         gl.warp_specialize([
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
-                         MASKED_LOOP)),
+                         qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP)),
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
-                         MASKED_LOOP)),
+                         qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP)),
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, N_CTX, 2, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
-                         MASKED_LOOP)),
+                         qk_scale, B, H, GROUP, N_CTX, 2, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP)),
             (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
         ], [4, 4, 1], [CONSUMER_REGS, CONSUMER_REGS, PRODUCER_REGS])
     elif CONSUMERS == 2:
         gl.warp_specialize([
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
-                         MASKED_LOOP)),
+                         qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP)),
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL, OVERLAP,
-                         MASKED_LOOP)),
+                         qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP)),
             (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
         ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
     else:
         gl.warp_specialize([
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 8, CAUSAL, OVERLAP,
+                         qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 8, CAUSAL, OVERLAP,
                          MASKED_LOOP)),
             (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
         ], [1], [PRODUCER_REGS])
 
 
@@ -195,7 +196,7 @@ def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
     grid = min(tiles, sm_count(q.device)) if cfg.persistent else tiles
     return _attn_fwd[(grid, )](
         descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), descriptor(v, cfg.BLOCK_N),
-        o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, S,
+        o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, l2_group(k), S,
         HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers, CAUSAL=causal,
         OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop, CONSUMER_REGS=consumer_regs,
         PRODUCER_REGS=PRODUCER_REGS, num_warps=8 if consumers == 1 else 4, maxnreg=kernel_maxnreg(warps))
