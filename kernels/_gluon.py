@@ -67,17 +67,6 @@ def kernel_maxnreg(total_warps: int) -> int:
     return (SM90_REGISTERS // (groups * 128)) // 8 * 8
 
 
-def l2_group(k: torch.Tensor) -> int:
-    """Heads per work-item section (`work_item`): as many heads as have their K and V in half the GPU's L2 (at
-    least one). On a tensor that is not on a GPU (the census compiles without one) 1: the value is a runtime
-    argument, so it does not change the compiled kernel."""
-    B, H, S, D = k.shape
-    if k.device.type != "cuda":
-        return 1
-    l2 = torch.cuda.get_device_properties(k.device).L2_cache_size
-    return max(1, min(B * H, (l2 // 2) // (2 * S * D * k.element_size())))
-
-
 def descriptor(t: torch.Tensor, rows: int) -> TensorDescriptor:
     """A 4-D TMA descriptor over a [B, H, S, D] tensor (its own strides), one [1, 1, rows, D] block per copy."""
     D = t.shape[-1]
@@ -105,11 +94,11 @@ def p_operand_layout(o_layout, bitwidth):
 def work_item(tile, num_m, B, H, GROUP, CAUSAL: gl.constexpr):
     """(query tile, batch, head) of work item `tile`.
 
-    The (batch, head) pairs are taken in sections of GROUP heads whose K and V fit in half the L2 (`l2_group`); a
-    section's work items are numbered query tile by query tile (all its heads' tile m, then m - 1, ...). Programs
-    running at the same time then read the K/V of about one section, which stays in L2, instead of every head's
-    (each read once per query tile from HBM). Causal: heaviest (last) query tiles first within a section, so the
-    long tiles start first and the short ones fill the tail."""
+    The (batch, head) pairs are taken in sections of GROUP heads whose K and V fit in half the L2
+    (`_launch.l2_group`, as the tl peer triton_tl does); a section's work items are numbered query tile by query
+    tile (all its heads' tile m, then m - 1, ...). Programs running at the same time then read the K/V of about one
+    section, which stays in L2, instead of every head's (each read once per query tile from HBM). Causal: heaviest
+    (last) query tiles first within a section, so the long tiles start first and the short ones fill the tail."""
     BH = B * H
     per_section = GROUP * num_m
     first = (tile // per_section) * GROUP

@@ -93,8 +93,10 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool
     return sm_scale
 
 
-# Heads whose K and V the causal heaviest-first order keeps in L2 together (H100 L2: 50 MB; half of it leaves
-# room for the Q and O traffic and other heads' tails).
+# The share of the L2 the work-item order fills with the K and V of the heads it runs together, and the budget used
+# where no GPU says its L2 size (the census compiles without one; the value is a runtime argument there): half of
+# the H100's 50 MB, leaving room for the Q and O traffic and the tails of other heads.
+L2_SHARE = 0.5
 L2_BUDGET_BYTES = 25 * 2**20
 
 
@@ -106,10 +108,14 @@ L2_BUDGET_BYTES = 25 * 2**20
 UNSPECIALIZED_SHAPE_ARGS = ("B", "H", "GROUP")
 
 
-def l2_group(B: int, H: int, S: int, D: int, element_size: int) -> int:
-    """Heads processed together by the causal heaviest-first order so that their K and V stay in L2."""
+def l2_group(B: int, H: int, S: int, D: int, element_size: int, device: torch.device | None = None) -> int:
+    """Heads whose work items are taken together (causal heaviest first among them) so that their K and V stay in
+    L2: as many as fit in L2_SHARE of the GPU's L2 (L2_BUDGET_BYTES off a GPU), at least one."""
     per_head = 2 * S * D * element_size
-    return max(1, min(B * H, L2_BUDGET_BYTES // per_head))
+    budget = L2_BUDGET_BYTES
+    if device is not None and device.type == "cuda" and not interpreting():
+        budget = int(torch.cuda.get_device_properties(device).L2_cache_size * L2_SHARE)
+    return max(1, min(B * H, budget // per_head))
 
 
 def programs_per_sm(kernel, device: torch.device) -> int:

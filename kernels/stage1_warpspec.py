@@ -33,9 +33,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     l2_group, mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output,
-                     work_item)
-from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse
+                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, work_item)
+from ._launch import check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, NoInterpreter
 
 NAME = "stage1_warpspec"
 
@@ -136,7 +135,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     o = empty_output(q)
     grid = (triton.cdiv(S, BLOCK_M) * B * H, )
     launch_or_refuse(NAME, _attn_fwd[grid], descriptor(q, BLOCK_M), descriptor(k, BLOCK_N), descriptor(v, BLOCK_N),
-                     o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, l2_group(k), S, HEAD_D=D,
+                     o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
+                     l2_group(B, H, S, D, k.element_size(), k.device), S, HEAD_D=D,
                      BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal, PRODUCER_REGS=PRODUCER_REGS,
                      num_warps=8, maxnreg=kernel_maxnreg(12))
     return o

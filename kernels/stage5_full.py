@@ -37,9 +37,8 @@ from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup
 
 from . import Switch
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     l2_group, mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output,
-                     work_item)
-from ._launch import NoInterpreter, check_inputs, empty_output, interpreting, launch_or_refuse, sm_count
+                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, work_item)
+from ._launch import check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, NoInterpreter, sm_count
 from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _producer
 from .tuner import Tuner
 
@@ -196,7 +195,8 @@ def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
     grid = min(tiles, sm_count(q.device)) if cfg.persistent else tiles
     return _attn_fwd[(grid, )](
         descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), descriptor(v, cfg.BLOCK_N),
-        o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H, l2_group(k), S,
+        o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
+        l2_group(B, H, S, D, k.element_size(), k.device), S,
         HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers, CAUSAL=causal,
         OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop, CONSUMER_REGS=consumer_regs,
         PRODUCER_REGS=PRODUCER_REGS, num_warps=8 if consumers == 1 else 4, maxnreg=kernel_maxnreg(warps))
