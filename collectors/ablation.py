@@ -1,8 +1,9 @@
 """The ablation phase of `perfmodel collect`: what each technique switch of a kernel is worth, measured alone.
 
-A stage that declares technique switches (`kernels.Switch`, the stage module's `SWITCHES`) is run, per config,
-at every kernel config its tuner may choose (`StageInfo.variants`, the tuner's candidates) and at the one-switch
-flips of the config the sweep timed. Every variant is checked against the float64 reference like any case
+An implementation that declares technique switches (`kernels.Switch`: a stage module's `SWITCHES`, or a user
+function's `switches` attribute, kernels.FunctionSwitches) is run, per config, at every kernel config its tuner
+may choose (`Impl.variants`: the tuner's candidates; for a user function every on/off combination of its
+switches) and at the one-switch flips of the config the sweep timed (`Impl.pinned` runs each one). Every variant is checked against the float64 reference like any case
 (collectors.bench.check_output): a wrong, refused or failing variant gets no time, and the reason is kept. The
 correct ones are timed with the case settings (rotated inputs, the same warm-up and repetition times), not the
 tuner's short timings. Then, per switch:
@@ -52,7 +53,7 @@ def variant_label(impl: str, vid: str) -> str:
 class Variant:
     """One kernel config of an ablation and what was measured of it."""
 
-    config: object  # the stage's own config (e.g. kernels.stage5_full.Config)
+    config: object  # the kernel's own config (kernels.stage5_full.Config, a FunctionSwitches.Config)
     role: str  # "candidate" (the tuner's set) | "flip" (a one-switch flip of the timed config, outside the set)
     status: str = "not_measured"  # ok | wrong | failed | not_measured
     error: str = ""
@@ -85,7 +86,6 @@ def measure_on_gpu(stage, config: AttentionConfig, variants: list[Variant], *, w
     """Check every variant against the reference, then time the correct ones like a case (fills each Variant)."""
     import torch
 
-    import kernels
     from collectors.bench import check_output, make_input_sets, one_line
     from collectors.timing import inputs_for_rotation, l2_bytes, time_call
 
@@ -97,7 +97,7 @@ def measure_on_gpu(stage, config: AttentionConfig, variants: list[Variant], *, w
         if on_variant is not None:
             on_variant(i, len(variants), var)
         try:
-            with kernels.pinned(stage.name, str(var.config)):
+            with stage.pinned(str(var.config)):
                 out = stage.launcher(q, k, v, causal=causal)
                 torch.cuda.synchronize()
                 if tuple(out.shape) != tuple(q.shape):
@@ -166,7 +166,8 @@ def variant_rows(stage, config: AttentionConfig, variants: list[Variant], tuned)
                "status": var.status, "error": var.error or None,
                "max_abs_err": c.max_abs_err if c else math.nan, "budget_abs_err": c.budget_abs_err if c else math.nan,
                "within_budget": c.within_budget if c else None}
-        row.update({sw.name: bool(sw.is_on(var.config)) for sw in stage.switches()})
+        for sw in stage.switches():  # one column per switch; a user's switch never hides a documented column
+            row.setdefault(sw.name, bool(sw.is_on(var.config)))
         if t is not None:
             row.update(t.as_dict())
             row["tflops"] = config.tflops_at(t.median_ms)
@@ -259,7 +260,7 @@ def gain_rows(stage, config: AttentionConfig, variants: list[Variant], tuned, ti
 
 
 def declared(stage) -> dict:
-    """What run.json records of a stage's switches (so analyses need not import the kernel)."""
+    """What run.json records of an implementation's switches (so analyses need not import the kernel)."""
     return {"switches": [{"name": s.name, "on": s.on, "off": s.off, "removes": list(s.removes),
                           "technique": s.technique} for s in stage.switches()],
             "not_ablatable": {str(k): v for k, v in stage.not_ablatable().items()}}

@@ -18,9 +18,9 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 from kernels.reference import ErrorReport
+from kernels.registry import Impl
 from kernels.workload import AttentionConfig, torch_dtype
 
 from .schema import columns
@@ -35,25 +35,10 @@ REFERENCE_CHUNK_BYTES = 1 << 30
 
 
 # ---- implementations ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Implementation:
-    """A stage, a peer or a user kernel, as the benchmark sees it."""
-
-    name: str
-    kind: str  # "stage" | "peer" | "user"
-    launcher: Callable
-    description: str
-    availability: Callable[[], tuple[bool, str]] = lambda: (True, "")
-    spec: str | None = None  # a user implementation's SPEC as registered (kernels.registry)
-
-    def available(self) -> tuple[bool, str]:
-        return self.availability()
-
-
 def stage_names() -> list[str]:
-    from kernels import STAGES
+    from kernels import stage_names as names
 
-    return [s.name for s in STAGES]
+    return names()
 
 
 def peer_names() -> list[str]:
@@ -62,10 +47,10 @@ def peer_names() -> list[str]:
     return list(PEERS)
 
 
-def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None = None) -> list[Implementation]:
-    """Implementations named by comma lists (`all`, `none`, or names) plus the user's own (`impls`: {name: SPEC},
-    registered through kernels.registry); unknown names and bad SPECs raise ValueError."""
-    from kernels import STAGES, registry
+def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None = None) -> list[Impl]:
+    """Implementations (kernels.registry.Impl) named by comma lists (`all`, `none`, or names) plus the user's own
+    (`impls`: {name: SPEC}, registered through kernels.registry); unknown names and bad SPECs raise ValueError."""
+    from kernels import get_stage, registry
     from kernels.peers import PEERS
 
     def pick(text: str, known: list[str], what: str) -> list[str]:
@@ -80,14 +65,11 @@ def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None
             raise ValueError(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}, all, none.")
         return [n for n in known if n in names]  # registry order, no duplicates
 
-    by_stage = {s.name: s for s in STAGES}
-    out = [Implementation(n, "stage", by_stage[n].launcher, by_stage[n].description)
-           for n in pick(stages, list(by_stage), "stage")]
-    out += [Implementation(n, "peer", PEERS[n].launcher, PEERS[n].description, PEERS[n].available)
-            for n in pick(refs, list(PEERS), "peer")]
+    out = [get_stage(n) for n in pick(stages, stage_names(), "stage")]
+    out += [PEERS[n] for n in pick(refs, list(PEERS), "peer")]
     for name, spec in (impls or {}).items():
-        spec = registry.register(name, spec)
-        out.append(Implementation(name, "user", registry.load(name, spec), f"your kernel: {spec}", spec=spec))
+        registry.register(name, spec)
+        out.append(registry.get(name))
     return out
 
 
@@ -220,22 +202,16 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
 
 
-def tuned_config_of(impl: Implementation) -> str:
+def tuned_config_of(impl: Impl) -> str:
     """The config an autotuning stage chose for its last call, when its module reports one (`chosen_config()`)."""
-    import importlib
-
-    launcher = impl.launcher
-    # a stage's launcher is the registry's lazy one: ask it for the stage module, not for where its class lives
-    module = launcher.module() if callable(getattr(launcher, "module", None)) \
-        else importlib.import_module(launcher.__module__)
-    report = getattr(module, "chosen_config", None)
+    report = getattr(impl.module(), "chosen_config", None)
     if not callable(report):
         return ""
     chosen = report()
     return "" if chosen is None else str(chosen)
 
 
-def bench_case(impl: Implementation, config: AttentionConfig, *, warmup_ms: float = 25, rep_ms: float = 100,
+def bench_case(impl: Impl, config: AttentionConfig, *, warmup_ms: float = 25, rep_ms: float = 100,
                time_it: bool = True, seed: int = 0, keep_inputs: bool = False) -> CaseResult:
     """Check `impl` at `config` against the reference, then (if correct and `time_it`) time it on rotated inputs.
 

@@ -49,7 +49,6 @@ refusal.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import sys
@@ -491,18 +490,18 @@ def _one_line(exc: BaseException) -> str:
 
 def stage_module(impl: str):
     """The kernels module of a stage name (e.g. 'stage0_baseline'), or for a user implementation (kernels.registry)
-    a stand-in module whose `attention` is the user's function."""
+    a stand-in module whose `attention` is the user's launcher."""
     import types
 
-    from kernels import registry, stage_names
+    from kernels import registry
 
-    if impl in stage_names():
-        return importlib.import_module(f"kernels.{impl}")
-    spec = registry.spec_of(impl)
-    if spec is None:
+    entry = registry.get(impl)
+    if entry.kind == "stage":
+        return entry.module()
+    if entry.triton is False:
         raise KeyError(f"no census for {impl!r}: it is neither a stage nor a registered implementation.")
     proxy = types.ModuleType(f"perfmodel_user_census.{impl}")
-    proxy.attention = registry.load(impl, spec)
+    proxy.attention = entry.launcher
     return proxy
 
 
@@ -544,12 +543,20 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,
 
     A compile that Triton refuses gives a result with status 'failed' and the reason, not an exception.
     """
+    from kernels import registry
+
     key = (impl, config, sm_count, tuned_config or None)
     if key in _CACHE:
         return _CACHE[key]
     result = CensusResult(impl=impl, config=config)
     try:
-        launches = capture(stage_module(impl), config, sm_count, tuned_config)
+        entry = registry.get(impl)
+    except registry.ImplError:  # a module the registry does not list (a test's stand-in): a stage
+        entry = None
+    try:
+        # the variant `tuned_config` names runs pinned: a user kernel's switches (a stage's capture pins the same)
+        with entry.pinned(tuned_config) if entry is not None else contextlib.nullcontext():
+            launches = capture(stage_module(impl), config, sm_count, tuned_config)
         counts = dict.fromkeys(PTX_PATTERNS, 0)
         ptx_parts, warps, req_warps, regs, shared, spills, programs = [], [], [], [], [], 0, 0
         for launch in launches:
@@ -586,9 +593,7 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,
         result.launch_meta = {k: v for k, v in launches[0].kwargs.items()
                               if isinstance(v, (bool, int, float, str)) and k != "debug"}
     except NoTritonLaunch as exc:
-        from kernels import registry
-
-        if registry.spec_of(impl) is None:  # a stage must launch its kernel
+        if entry is None or entry.triton:  # a stage must launch its kernel
             result.status, result.error = "failed", str(exc)
         else:  # a user kernel that is not a Triton kernel: nothing to count, and nothing wrong
             result.status, result.error = "not_measured", "no census: not a Triton kernel (it launched none)"

@@ -291,7 +291,7 @@ class _Collector:
         todo = [(impl, cfg) for cfg in self.configs for impl in self.impls if (impl.name, cfg.id) not in done]
         # the census compiles the stages and the user's kernels (a user kernel that launches no Triton kernel gets
         # "no census: not a Triton kernel")
-        stage_names = [i.name for i in self.impls if i.kind in ("stage", "user")]
+        stage_names = [i.name for i in self.impls if i.triton is not False]
         census_done = self._census_done(writer)
         census_todo = [(s, c) for c in self.configs for s in stage_names if (s, c.id) not in census_done]
         ablation_todo = self._ablation_todo(writer) if self.opts.ablation else []
@@ -495,20 +495,18 @@ class _Collector:
 
     # -- ablation
     def _ablation_todo(self, writer: RunWriter) -> list[tuple[str, AttentionConfig]]:
-        """(stage, config) pairs of stages that declare technique switches and have no ablation rows yet."""
-        import kernels
-
+        """(impl, config) pairs of implementations that declare technique switches and have no ablation rows yet."""
         df = load_run(writer.path).table("ablation")
         done = set(zip(df["impl"].astype(str), df["config_id"].astype(str))) if not df.empty else set()
-        names = [i.name for i in self.impls if i.kind == "stage" and kernels.get_stage(i.name).switches()]
+        names = [i.name for i in self.impls if i.switches()]
         return [(n, c) for c in self.configs for n in names if (n, c.id) not in done]
 
     def _ablation(self, writer: RunWriter, todo, steps: _Steps) -> None:
         """Each technique switch measured alone (collectors/ablation.py), one (stage, config) at a time."""
         if not todo:
             return
-        import kernels
         from collectors import ablation as A
+        from kernels import registry
 
         run = load_run(writer.path)
         c = run.table("correctness")
@@ -517,9 +515,9 @@ class _Collector:
         declared = dict(writer.meta.get("ablation") or {})
         for impl, cfg in todo:
             steps.step(f"ablation {impl} {cfg.id}")
-            stage = kernels.get_stage(impl)
+            stage = registry.get(impl)
             declared[impl] = A.declared(stage)
-            tuned_cfg = stage.module().config_from_report(tuned.get((impl, cfg.id)))
+            tuned_cfg = stage.config_from_report(tuned.get((impl, cfg.id)))
             if (impl, cfg.id) not in correct:
                 variants, timed = [], False
                 status = c.loc[(c["impl"].astype(str) == impl) & (c["config_id"] == cfg.id), "status"]

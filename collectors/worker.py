@@ -13,8 +13,9 @@ in the profile), synchronizes, and then runs it exactly once inside
 
 followed by a synchronize, so that ncu's `--nvtx-include "perfmodel@<impl>:<config_id>/"` selects exactly the
 kernels of that one call. A case that fails is written to the report and skipped; the others still run.
-A case may name the `tuned_config` the run timed for a tuning stage (stage 5): the worker pins that config
-(`kernels.pinned`) so the profile is of the kernel that was timed, and nothing is tuned a second time.
+A case may name the `tuned_config` the run timed for a tuning stage (stage 5), or an ablation variant's config:
+the worker pins that config (`kernels.registry.Impl.pinned`) so the profile is of the kernel that was timed, and
+nothing is tuned a second time.
 Each line of the report is JSON: {"impl", "config_id", "range", "status": "ok" | "failed" | "unavailable",
 "error", "warmup_s", "profiled_s"}: the seconds spent before the range (inputs, compilation) and inside it
 (under ncu, the kernel's replay passes), which show where a session's time went.
@@ -63,7 +64,6 @@ def _attention_call(launcher, cfg, seed: int):
 def run_cases(payload: dict, report) -> int:
     import torch
 
-    import kernels
     from collectors.ceilings import PROBE_CONFIG_ID, PROBES
     from kernels import registry
     from kernels.workload import AttentionConfig
@@ -81,13 +81,13 @@ def run_cases(payload: dict, report) -> int:
             if probe:
                 _profile_once(PROBES[impl], name, domain, record)
             else:
-                launcher, reason = registry.resolve(impl)
-                if reason:
+                entry = registry.get(impl)
+                if reason := entry.unavailable():
                     record.update(status="unavailable", error=reason)
                 else:
                     # a tuning stage runs the config the run timed (its `tuned_config`), not a second tuning's pick
-                    with kernels.pinned(impl, case.get("tuned_config")):
-                        _profile_once(lambda: _attention_call(launcher, cfg, seed), name, domain, record)
+                    with entry.pinned(case.get("tuned_config")):
+                        _profile_once(lambda: _attention_call(entry.launcher, cfg, seed), name, domain, record)
                     # ncu's kernel replay saves and restores the device memory a kernel may write: keep the pool
                     # small (the inputs went with the call)
                     torch.cuda.empty_cache()
@@ -102,7 +102,6 @@ def run_cases(payload: dict, report) -> int:
 
 def check_cases(payload: dict, report) -> int:
     """Correctness of every case on the CPU (under the interpreter when TRITON_INTERPRET=1 was set)."""
-    import kernels
     from collectors.bench import CaseResult, check_output, make_input_sets, one_line
     from kernels import registry
     from kernels._launch import NoInterpreter
@@ -114,14 +113,14 @@ def check_cases(payload: dict, report) -> int:
         impl, cfg = case["impl"], AttentionConfig(**case["config"])
         result = CaseResult(impl, cfg, "ok")
         try:
-            launcher, reason = registry.resolve(impl)
-            if reason:
+            entry = registry.get(impl)
+            if reason := entry.unavailable():
                 result.status, result.error = "unavailable", reason
             else:
                 q, k, v = make_input_sets(cfg, 1, device="cpu", seed=seed)[0]
                 # an ablation variant names the kernel config to run (`tuned_config`), as in the ncu worker
-                with kernels.pinned(impl, case.get("tuned_config")):
-                    out = launcher(q, k, v, causal=cfg.causal)
+                with entry.pinned(case.get("tuned_config")):
+                    out = entry.launcher(q, k, v, causal=cfg.causal)
                 if tuple(out.shape) != tuple(q.shape):
                     raise ValueError(f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
                 result.correctness = check_output(out, q, k, v, cfg.causal)

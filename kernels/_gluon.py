@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import tma
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from ._launch import KernelUnsupported
@@ -75,6 +76,31 @@ def descriptor(t: torch.Tensor, rows: int) -> TensorDescriptor:
     return TensorDescriptor(t, list(t.shape), list(t.stride()), block, layout)
 
 
+# ---- 8-bit inputs ----------------------------------------------------------------------------------------------
+# Hopper's wgmma takes 8-bit operands from shared memory only K-major (the reduction dimension contiguous). Q and
+# K with their head dimension contiguous are (QKᵀ reduces over D); V is not (P·V reduces over the keys), so an
+# 8-bit V is handed to the kernel transposed, [B, H, D, S] with S contiguous (`transposed_v`), and its blocks are
+# loaded and read as [D, BLOCK_N] tiles (`load_v_block`, `v_operand`). 16-bit V is read as it is.
+
+
+def transposed_v(v: torch.Tensor) -> torch.Tensor:
+    """V as [B, H, D, S_pad] with S contiguous (S_pad: S rounded up to 16 elements, as TMA strides need 16-byte
+    multiples). One extra pass over V, counted in the attention call's time. Columns past S are never read: the
+    descriptor (`v_descriptor`) says S, and TMA zero-fills past it."""
+    B, H, S, D = v.shape
+    vt = torch.empty(B, H, D, -(-S // 16) * 16, dtype=v.dtype, device=v.device)
+    vt[..., :S].copy_(v.transpose(-1, -2))
+    return vt
+
+
+def v_descriptor(vt: torch.Tensor, S: int, block_n: int) -> TensorDescriptor:
+    """TMA descriptor over a `transposed_v` tensor: [B, H, D, S] logically, one [1, 1, D, block_n] block a copy."""
+    B, H, D, _ = vt.shape
+    block = [1, 1, D, block_n]
+    layout = gl.NVMMASharedLayout.get_default_for(block, GL_DTYPES[vt.dtype])
+    return TensorDescriptor(vt, [B, H, D, S], list(vt.stride()), block, layout)
+
+
 # ---- device helpers --------------------------------------------------------------------------------------------
 @gluon.constexpr_function
 def mma_layout(num_warps, instr_n, bitwidth):
@@ -88,6 +114,25 @@ def mma_layout(num_warps, instr_n, bitwidth):
 def p_operand_layout(o_layout, bitwidth):
     """P's register layout as wgmma's A operand for P·V (k_width: 32 bits of P per register)."""
     return gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=32 // bitwidth)
+
+
+@gluon.jit
+def load_v_block(desc_v, b, h, n0, bar, buf):
+    """TMA copy of V's key block starting at key n0 into `buf` (8-bit V: the [D, BLOCK_N] block of transposed V)."""
+    if desc_v.dtype.primitive_bitwidth == 8:
+        tma.async_copy_global_to_shared(desc_v, [b, h, 0, n0], bar, buf)
+    else:
+        tma.async_copy_global_to_shared(desc_v, [b, h, n0, 0], bar, buf)
+
+
+@gluon.jit
+def v_operand(v_bufs, slot, BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr):
+    """Ring slot `slot` of V as P·V's [BLOCK_N, HEAD_D] B operand (8-bit V: a K-major view of its [D, BLOCK_N]
+    tile)."""
+    if v_bufs.dtype.primitive_bitwidth == 8:
+        return v_bufs.index(slot).reshape([HEAD_D, BLOCK_N]).permute((1, 0))
+    else:
+        return v_bufs.index(slot).reshape([BLOCK_N, HEAD_D])
 
 
 @gluon.jit

@@ -13,6 +13,8 @@ import torch
 
 SUPPORTED_HEAD_DIMS = (64, 128)
 GPU_DTYPES = (torch.float16, torch.bfloat16)
+# 8-bit inputs, accepted by the launchers that say so (stage 5); their output is bf16 (`empty_output`).
+FP8_DTYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", ) if hasattr(torch, n))
 # float32 is accepted so that the CPU interpreter tests can run the kernels at full precision.
 ALL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # SM count used under TRITON_INTERPRET=1, where there is no GPU: small, so a persistent grid still has every
@@ -44,12 +46,13 @@ def sm_count(device: torch.device) -> int:
 
 
 def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, sm_scale: float | None,
-                 tma: bool = False) -> float:
+                 tma: bool = False, fp8: bool = False) -> float:
     """Validate q, k, v for the attention launchers and return the softmax scale to use.
 
-    Accepted: [B, H, S, D] tensors of one shape, dtype (fp16/bf16, fp32 only under the interpreter) and device,
-    head dim 64 or 128, last dimension contiguous (any other strides, e.g. a transposed [B, S, H, D] view).
-    With `tma=True` the base addresses and strides must also be 16-byte aligned, as the TMA unit requires.
+    Accepted: [B, H, S, D] tensors of one shape, dtype (fp16/bf16, fp8 e4m3 where the launcher says `fp8=True`,
+    fp32 only under the interpreter) and device, head dim 64 or 128, last dimension contiguous (any other strides,
+    e.g. a transposed [B, S, H, D] view). With `tma=True` the base addresses and strides must also be 16-byte
+    aligned, as the TMA unit requires.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
@@ -63,7 +66,7 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool
         raise ValueError(f"q, k and v must have the same dtype, got {q.dtype}, {k.dtype}, {v.dtype}.")
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k and v must be on the same device, got {q.device}, {k.device}, {v.device}.")
-    allowed = ALL_DTYPES if interpreting() else GPU_DTYPES
+    allowed = (ALL_DTYPES if interpreting() else GPU_DTYPES) + (FP8_DTYPES if fp8 else ())
     if q.dtype not in allowed:
         raise ValueError(f"dtype {q.dtype} is not supported here; use one of "
                          f"{', '.join(str(d) for d in allowed)}.")
@@ -139,8 +142,10 @@ def strides(t: torch.Tensor) -> tuple[int, int, int, int]:
 
 
 def empty_output(q: torch.Tensor) -> torch.Tensor:
-    """The output O, [B, H, S, D] contiguous, in q's dtype and device."""
-    return torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    """The output O, [B, H, S, D] contiguous, in q's dtype (bf16 for 8-bit q, as FlashAttention-3's fp8 forward
+    writes) and device."""
+    dtype = torch.bfloat16 if q.dtype in FP8_DTYPES else q.dtype
+    return torch.empty(q.shape, dtype=dtype, device=q.device)
 
 
 def _tma_scratch(size: int, alignment: int, stream) -> torch.Tensor:

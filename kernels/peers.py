@@ -14,7 +14,8 @@ contiguous), returning [B, H, S, D]:
   transposed views and transpose the result back. Not installable on the lent H100 (ANCHORS.md), so there
   cuDNN is the FA3-class peer.
 
-A peer that cannot run here is reported by `available()` with the reason, never silently dropped. Nothing is
+Each registers below as a `kernels.registry.Impl` of kind "peer". A peer that cannot run here is reported by
+`available()` with the reason, never silently dropped. Nothing is
 imported, compiled or touched on the GPU at import time.
 """
 
@@ -22,10 +23,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from .registry import Impl
 
 
 def _cuda_reason() -> str | None:
@@ -170,33 +172,25 @@ def _triton_tl_available() -> str | None:
 
 
 # ---- registry -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PeerInfo:
-    """One comparison implementation."""
-
-    name: str
-    launcher: Callable[..., torch.Tensor]
-    description: str
-    _unavailable_reason: Callable[[], str | None]
-
-    def available(self) -> tuple[bool, str]:
-        """(True, "") when the peer can run here, else (False, one-line reason)."""
-        reason = self._unavailable_reason()
-        return (reason is None, reason or "")
+def _peer(name: str, launcher: Callable[..., torch.Tensor], description: str,
+          why_unavailable: Callable[[], str | None]) -> Impl:
+    # the census counts our kernels and the user's; a peer gets none (triton=False), even where it launches
+    # Triton kernels (triton_tl, flex's generated ones)
+    return Impl(name, "peer", launcher, description, triton=False, why_unavailable=why_unavailable)
 
 
-PEERS: dict[str, PeerInfo] = {
+PEERS: dict[str, Impl] = {
     p.name: p
     for p in (
-        PeerInfo("sdpa_flash", sdpa_flash, "PyTorch SDPA, FlashAttention-2 backend", _sdpa_flash_available),
-        PeerInfo("sdpa_cudnn", sdpa_cudnn, "PyTorch SDPA, cuDNN fused attention (the FA3-class peer on H100)",
-                 _sdpa_cudnn_available),
-        PeerInfo("sdpa_efficient", sdpa_efficient, "PyTorch SDPA, memory-efficient backend", _cuda_reason),
-        PeerInfo("flex", flex, "FlexAttention compiled with torch.compile (causal via a cached block mask)",
-                 _flex_available),
-        PeerInfo("triton_tl", triton_tl, "Triton tl front end, tuned: stages 0-4's tl techniques as switches "
-                 "(the pre-Gluon stage 5)", _triton_tl_available),
-        PeerInfo("fa3", fa3, "FlashAttention-3 flash_attn_func (flash_attn_interface)", _fa3_available),
+        _peer("sdpa_flash", sdpa_flash, "PyTorch SDPA, FlashAttention-2 backend", _sdpa_flash_available),
+        _peer("sdpa_cudnn", sdpa_cudnn, "PyTorch SDPA, cuDNN fused attention (the FA3-class peer on H100)",
+              _sdpa_cudnn_available),
+        _peer("sdpa_efficient", sdpa_efficient, "PyTorch SDPA, memory-efficient backend", _cuda_reason),
+        _peer("flex", flex, "FlexAttention compiled with torch.compile (causal via a cached block mask)",
+              _flex_available),
+        _peer("triton_tl", triton_tl, "Triton tl front end, tuned: stages 0-4's tl techniques as switches "
+              "(the pre-Gluon stage 5)", _triton_tl_available),
+        _peer("fa3", fa3, "FlashAttention-3 flash_attn_func (flash_attn_interface)", _fa3_available),
     )
 }
 
@@ -204,7 +198,7 @@ PEERS: dict[str, PeerInfo] = {
 BASELINE_PEER = "sdpa_cudnn"
 
 
-def get_peer(name: str) -> PeerInfo:
+def get_peer(name: str) -> Impl:
     if name not in PEERS:
         raise KeyError(f"unknown peer {name!r}; known peers: {', '.join(PEERS)}.")
     return PEERS[name]

@@ -46,11 +46,34 @@ def attention_reference(
     return torch.matmul(probs, vf)
 
 
+def _is_8bit(t: torch.Tensor) -> bool:
+    return t.dtype.is_floating_point and t.element_size() == 1
+
+
+def attention_fp8_math(q, k, v, causal: bool = False, sm_scale: float | None = None) -> torch.Tensor:
+    """PyTorch's math of an fp8 (e4m3) forward, which has no fp8 matmul of its own to measure: the products of the
+    8-bit inputs summed in float32 (as the tensor cores do), the softmax in float32 with each row's probabilities
+    kept unnormalized (exp(s - row max), at most 1) and rounded to e4m3 for P·V, the sum taken before rounding,
+    and the output rounded to bf16 (FlashAttention-3's fp8 forward does each of these)."""
+    if sm_scale is None:
+        sm_scale = 1.0 / math.sqrt(q.shape[-1])
+    qf, kf, vf = (t.to(torch.float32) for t in (q, k, v))
+    scores = torch.matmul(qf, kf.transpose(-2, -1)) * sm_scale
+    if causal:
+        scores = _causal_masked(scores)
+    p = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    out = torch.matmul(p.to(q.dtype).to(torch.float32), vf) / p.sum(dim=-1, keepdim=True)
+    return out.to(torch.bfloat16)
+
+
 def attention_lowp_math(q, k, v, causal: bool = False, sm_scale: float | None = None) -> torch.Tensor:
-    """PyTorch's plain math in the inputs' own dtype: scores, softmax and PV all rounded to that dtype.
+    """PyTorch's plain math in the inputs' own dtype: scores, softmax and PV all rounded to that dtype (8-bit
+    inputs: `attention_fp8_math`).
 
     This is the "PyTorch's own low-precision error" that the budget is measured from.
     """
+    if _is_8bit(q):
+        return attention_fp8_math(q, k, v, causal, sm_scale)
     if sm_scale is None:
         sm_scale = 1.0 / math.sqrt(q.shape[-1])
     scores = torch.matmul(q, k.transpose(-2, -1)) * sm_scale
@@ -84,14 +107,15 @@ def error_budget(q, k, v, causal: bool = False, sm_scale: float | None = None, r
     """Max abs error an implementation may have: BUDGET_FACTOR x that of PyTorch's own math in q's dtype.
 
     `floor` (default: one unit in the last place of the dtype at 1.0) keeps the budget from collapsing to zero
-    for float32, where PyTorch's math can be nearly exact on small inputs.
+    for float32, where PyTorch's math can be nearly exact on small inputs. For 8-bit inputs it is the unit of the
+    bf16 output: e4m3's own (0.125) would allow far more than the math errs.
     """
     if ref is None:
         ref = attention_reference(q, k, v, causal, sm_scale)
     lowp = attention_lowp_math(q, k, v, causal, sm_scale)
     torch_err = (lowp.to(torch.float64) - ref).abs().max().item()
     if floor is None:
-        floor = torch.finfo(q.dtype).eps if q.dtype.is_floating_point else 0.0
+        floor = torch.finfo(torch.bfloat16 if _is_8bit(q) else q.dtype).eps if q.dtype.is_floating_point else 0.0
     return BUDGET_FACTOR * max(torch_err, floor)
 
 

@@ -29,8 +29,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     mask_scores, mma_layout, p_operand_layout, require_sm90, rescale, softmax_step, store_output,
-                     work_item)
+                     load_v_block, mask_scores, mma_layout, p_operand_layout, require_sm90, rescale, softmax_step,
+                     store_output, v_operand, work_item)
 from ._launch import check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, NoInterpreter, sm_count
 
 NAME = "stage4_overlap"
@@ -57,7 +57,7 @@ def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, 
             mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)
             mbarrier.expect(kv_ready.index(slot), desc_k.block_type.nbytes + desc_v.block_type.nbytes)
             tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), k_bufs.index(slot))
-            tma.async_copy_global_to_shared(desc_v, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), v_bufs.index(slot))
+            load_v_block(desc_v, b, h, j * BLOCK_N, kv_ready.index(slot), v_bufs.index(slot))
             it += 1
         t += 1
 
@@ -103,7 +103,7 @@ def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i,
         slot = it % RING
         mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
         k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
-        v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+        v = v_operand(v_bufs, prev, BLOCK_N, HEAD_D)
         _issue_turn_wait(turn, it, C, CONSUMERS)
         s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
         acc = warpgroup_mma(p_op, v, acc, is_async=True)
@@ -118,7 +118,7 @@ def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i,
         p_op = gl.convert_layout(p.to(dtype), p_layout)
         prev = slot
         it += 1
-    v = v_bufs.index(prev).reshape([BLOCK_N, HEAD_D])
+    v = v_operand(v_bufs, prev, BLOCK_N, HEAD_D)
     acc = warpgroup_mma(p_op, v, acc, is_async=True)
     acc = warpgroup_mma_wait(0, deps=(acc, ))
     mbarrier.arrive(kv_empty.index(prev), count=1)

@@ -37,8 +37,10 @@ from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup
 
 from . import Switch
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, work_item)
-from ._launch import check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, NoInterpreter, sm_count
+                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, transposed_v,
+                     v_descriptor, v_operand, work_item)
+from ._launch import (FP8_DTYPES, check_inputs, empty_output, interpreting, KernelUnsupported, l2_group,
+                      launch_or_refuse, NoInterpreter, sm_count)
 from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _producer
 from .tuner import Tuner
 
@@ -79,7 +81,7 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
                 slot = it % RING
                 mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
                 k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
-                v = v_bufs.index(slot).reshape([BLOCK_N, HEAD_D])
+                v = v_operand(v_bufs, slot, BLOCK_N, HEAD_D)
                 _issue_turn_wait(turn, it, C, CONSUMERS)
                 s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
                 _issue_turn_pass(turn, C, CONSUMERS)
@@ -193,8 +195,16 @@ def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
     warps, consumer_regs = register_split(consumers)
     tiles = triton.cdiv(S, cfg.BLOCK_M) * B * H
     grid = min(tiles, sm_count(q.device)) if cfg.persistent else tiles
+    if q.dtype in FP8_DTYPES:  # 8-bit V goes in transposed (wgmma's 8-bit operands are K-major only)
+        if cfg.overlap:
+            raise KernelUnsupported(f"{NAME}: {cfg} cannot run 8-bit inputs: Triton 3.6 cannot keep the 8-bit P "
+                                    "operand of an asynchronous P·V alive across the softmax (LLVM ERROR: "
+                                    "Unexpected bitwidth in WGMMAWaitGroupOp: 8); overlap=False configs run fp8.")
+        desc_v = v_descriptor(transposed_v(v), S, cfg.BLOCK_N)
+    else:
+        desc_v = descriptor(v, cfg.BLOCK_N)
     return _attn_fwd[(grid, )](
-        descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), descriptor(v, cfg.BLOCK_N),
+        descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), desc_v,
         o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
         l2_group(B, H, S, D, k.element_size(), k.device), S,
         HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers, CAUSAL=causal,
@@ -252,6 +262,8 @@ PINNED_CONFIG: Config | None = None
 def _reference(q, k, v, causal: bool, sm_scale: float):
     from .stage0_baseline import attention as stage0
 
+    if q.dtype in FP8_DTYPES:  # every e4m3 value is exact in fp16, which stage 0 runs
+        q, k, v = (t.to(torch.float16) for t in (q, k, v))
     return stage0(q, k, v, causal=causal, sm_scale=sm_scale)
 
 
@@ -287,8 +299,11 @@ def CENSUS_CONFIG(config) -> Config:
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
               sm_scale: float | None = None) -> torch.Tensor:
-    """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D]."""
-    sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
+    """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D].
+
+    fp16, bf16, and fp8 (torch.float8_e4m3fn, the plan's stretch goal): fp8 inputs give a bf16 output, P is rounded
+    to e4m3 for P·V (as FlashAttention-3's fp8 forward does), and V is transposed in the call (one extra pass)."""
+    sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True, fp8=True)
     if interpreting():
         raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
     require_sm90(NAME, q.device)

@@ -47,7 +47,7 @@ def _parse_variant(text: str) -> dict:
     return out
 
 
-def child(stage: int, variant: str, do_time: bool) -> dict:
+def child(stage: int, variant: str, do_time: bool, fp8: bool = False) -> dict:
     import torch
     import triton
 
@@ -59,6 +59,8 @@ def child(stage: int, variant: str, do_time: bool) -> dict:
     if variant:
         mod.PINNED_CONFIG = dataclasses.replace(mod.Config(), **_parse_variant(variant))
     dt = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    if fp8:  # every shape in e4m3 (stage 5 only); timing against cuDNN on the same values in fp16
+        dt = {"fp16": torch.float8_e4m3fn, "bf16": torch.float8_e4m3fn}
     res = {"stage": info.name, "variant": variant, "checks": [], "times": []}
     for B, H, S, D, causal, dtype, layout in SHAPES:
         q, k, v = make_inputs(B, H, S, D, dt[dtype], device="cuda", seed=1, layout=layout)
@@ -74,12 +76,13 @@ def child(stage: int, variant: str, do_time: bool) -> dict:
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         for B, H, S, D, causal in TIMED:
-            q, k, v = make_inputs(B, H, S, D, torch.float16, device="cuda", seed=2)
+            q, k, v = make_inputs(B, H, S, D, dt["fp16"], device="cuda", seed=2)
             flops = 4 * B * H * S * S * D / (2 if causal else 1)
             ms = triton.testing.do_bench(lambda: info.launcher(q, k, v, causal=causal), warmup=25, rep=200)
+            q16, k16, v16 = (t.to(torch.float16) for t in (q, k, v))
             with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
                 ms_c = triton.testing.do_bench(
-                    lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal),
+                    lambda: torch.nn.functional.scaled_dot_product_attention(q16, k16, v16, is_causal=causal),
                     warmup=25, rep=200)
             chosen = getattr(mod, "last_tuned_config", lambda: "")()
             res["times"].append([B, H, S, D, causal, round(flops / ms * 1e-9, 1), round(flops / ms_c * 1e-9, 1),
@@ -93,28 +96,34 @@ def main() -> int:
     ap.add_argument("--variants", default="", help="stage-5 variants, ';'-separated, each 'field=value,...'")
     ap.add_argument("--time", action="store_true")
     ap.add_argument("--limit", type=int, default=120, help="seconds per (stage, variant)")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--fp8", action="store_true", help="stage-5 variants also in fp8 (e4m3; cuDNN timed in fp16)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(int(args.child[0]), args.child[1], args.child[2] == "1")))
+        print("RESULT " + json.dumps(child(int(args.child[0]), args.child[1], args.child[2] == "1",
+                                           args.child[3] == "1")))
         return 0
-    jobs = [(int(s), "") for s in args.stages.split(",") if s]
-    jobs += [(5, v) for v in args.variants.split(";") if v]
-    for stage, variant in jobs:
+    jobs = [(int(s), "", False) for s in args.stages.split(",") if s]
+    jobs += [(5, v, False) for v in args.variants.split(";") if v]
+    if args.fp8:
+        jobs += [(5, v, True) for v in args.variants.split(";") if v]
+    for stage, variant, fp8 in jobs:
         t0 = time.time()
+        label = f"{variant}{' fp8' if fp8 else ''}"
         try:
-            p = subprocess.run([sys.executable, __file__, "--child", str(stage), variant, "1" if args.time else "0"],
+            p = subprocess.run([sys.executable, __file__, "--child", str(stage), variant, "1" if args.time else "0",
+                                "1" if fp8 else "0"],
                                capture_output=True, text=True, timeout=args.limit)
             lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
             if not lines:
-                print(f"stage {stage} [{variant}] rc={p.returncode}: {p.stderr[-1500:]}")
+                print(f"stage {stage} [{label}] rc={p.returncode}: {p.stderr[-1500:]}")
                 continue
             res = json.loads(lines[-1][7:])
         except subprocess.TimeoutExpired:
-            print(f"stage {stage} [{variant}] TIMEOUT after {args.limit} s (deadlock?)")
+            print(f"stage {stage} [{label}] TIMEOUT after {args.limit} s (deadlock?)")
             continue
         ok = sum(1 for c in res["checks"] if c[7] is True)
-        print(f"stage {stage} [{variant}] {ok}/{len(res['checks'])} correct, {time.time() - t0:.0f} s")
+        print(f"stage {stage} [{label}] {ok}/{len(res['checks'])} correct, {time.time() - t0:.0f} s")
         for c in res["checks"]:
             if c[7] is not True:
                 print("   FAIL", c)

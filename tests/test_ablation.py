@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import kernels
 from collectors import ablation as A
@@ -212,3 +213,168 @@ def test_report_shows_the_ablation_first(tmp_path):
     assert section.index("Ablation: what each technique is worth alone") < section.index("Stage chain")
     assert "fair measure" in section and "not ablatable" in section
     assert "the check the plan forgot" in md
+
+
+# ---- a user's kernel that declares a switch -----------------------------------------------------------------
+# The README's protocol: a keyword argument with a default, and `attention.switches` saying what it switches. A
+# Triton kernel, so the interpreter child runs it and the census compiles it.
+USER_KERNEL = '''
+import torch
+import triton
+import triton.language as tl
+
+CALLS = []  # the switch value of every call, for the tests
+
+
+@triton.jit
+def _copy(src, dst, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(dst + offs, tl.load(src + offs, mask=offs < n), mask=offs < n)
+
+
+def _sdpa(q, k, v, causal, sm_scale):
+    return torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal,
+                                                            scale=sm_scale).to(q.dtype).contiguous()
+
+
+def attention(q, k, v, causal=False, sm_scale=None, *, wide=True):
+    CALLS.append(wide)
+    ref = _sdpa(q, k, v, causal, sm_scale)
+    out = torch.empty_like(ref)
+    block = 1024 if wide else 64
+    _copy[(triton.cdiv(ref.numel(), block),)](ref, out, ref.numel(), BLOCK=block)
+    return out
+
+
+attention.switches = {"wide": {"on": True, "off": False, "removes": [2], "technique": "1024 elements a program"}}
+attention.not_ablatable = {1: "a copy has no branch"}
+
+
+def plain(q, k, v, causal=False, sm_scale=None, *, wide=True):
+    """The same switch without Triton, for the in-process tests (no interpreter needed)."""
+    CALLS.append(wide)
+    return _sdpa(q, k, v, causal, sm_scale)
+
+
+plain.switches, plain.not_ablatable = attention.switches, attention.not_ablatable
+
+
+def wrong_when_narrow(q, k, v, causal=False, sm_scale=None, *, wide=True):
+    return _sdpa(q, k, v, causal, sm_scale) * (1 if wide else 2)
+
+
+wrong_when_narrow.switches = attention.switches
+'''
+SMALL = AttentionConfig(B=1, H=2, S=33, D=64, causal=True, dtype="fp16")
+
+
+@pytest.fixture
+def user_kernel(tmp_path, monkeypatch):
+    """Registers a function of USER_KERNEL under its own name; returns (Impl, the file's module)."""
+    import sys
+
+    from kernels import registry
+
+    monkeypatch.setenv(registry.ENV_VAR, "{}")  # restored after the test
+    path = tmp_path / "switched.py"
+    path.write_text(USER_KERNEL)
+
+    def register(function: str):
+        registry.register(function, f"{path}:{function}")
+        impl = registry.get(function)
+        return impl, sys.modules[impl.launcher.function().__module__]
+
+    return register
+
+
+def test_a_user_kernel_declares_its_switches_like_a_stage(user_kernel):
+    impl, module = user_kernel("plain")
+    (wide,) = impl.switches()
+    assert (wide.name, wide.on, wide.off, wide.removes) == ("wide", True, False, (2,))
+    assert impl.not_ablatable() == {1: "a copy has no branch"}
+    variants = impl.variants(SMALL)
+    assert [str(v) for v in variants] == ["wide=True", "wide=False"]  # the defaults (what the sweep times) first
+    assert impl.config_from_report(None) == variants[0] and impl.config_from_report("wide=False") == variants[1]
+    q = torch.zeros(1, 1, 8, 64)
+    with impl.pinned("wide=False") as got:
+        assert got == variants[1]
+        impl.launcher(q, q, q)
+    impl.launcher(q, q, q)
+    assert module.CALLS == [False, True]  # the pinned variant is a keyword argument, and only inside the block
+    assert A.declared(impl)["switches"][0]["removes"] == [2]
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """measure_on_gpu on the CPU: inputs made on the CPU, no synchronization, and a timer whose samples say 1 ms
+    with the technique on and 1.25 ms with it off (read from the kernel's last call)."""
+    from collectors import bench, timing
+
+    made = bench.make_input_sets
+    monkeypatch.setattr(bench, "make_input_sets", lambda config, n, device="cuda", seed=0: made(config, n, "cpu", seed))
+    monkeypatch.setattr(timing, "l2_bytes", lambda: 50 << 20)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    state = {}
+
+    def fake_time_call(fn, n_inputs, warmup_ms, rep_ms):
+        fn(0)
+        return _timed(None, 1.0 if state["calls"][-1] else 1.25, seed=len(state["calls"])).timing
+
+    monkeypatch.setattr(timing, "time_call", fake_time_call)
+    return state
+
+
+def test_the_ablation_times_a_user_kernel_with_its_switch_on_and_off(user_kernel, fake_gpu):
+    impl, module = user_kernel("plain")
+    fake_gpu["calls"] = module.CALLS
+    tuned = impl.config_from_report(None)
+    variants = A.plan_variants(impl, SMALL, tuned)
+    A.measure_on_gpu(impl, SMALL, variants, warmup_ms=1, rep_ms=1)
+    assert [v.status for v in variants] == ["ok", "ok"]
+    assert all(v.correctness.within_budget for v in variants)  # each variant checked against the reference
+    rows = pd.DataFrame(A.gain_rows(impl, SMALL, variants, tuned, timed=True)).set_index("measure")
+    for measure in ("best", "flip"):
+        assert rows.loc[measure, "status"] == "ok" and rows.loc[measure, "impl"] == "plain"
+        assert rows.loc[measure, "gain"] == pytest.approx(0.25, abs=0.01)  # t_off / t_on - 1
+        assert rows.loc[measure, "constraints"] == "2"
+    v = pd.DataFrame(A.variant_rows(impl, SMALL, variants, tuned))
+    assert list(v["wide"]) == [True, False] and list(v["tuned"]) == [True, False]
+    assert list(v["label"]) == [A.variant_label("plain", A.variant_id("plain", c)) for c in impl.variants(SMALL)]
+
+
+def test_a_wrong_user_variant_is_recorded_and_not_timed(user_kernel, fake_gpu):
+    impl, _ = user_kernel("wrong_when_narrow")
+    fake_gpu["calls"] = [True]
+    tuned = impl.config_from_report(None)
+    variants = A.plan_variants(impl, SMALL, tuned)
+    A.measure_on_gpu(impl, SMALL, variants, warmup_ms=1, rep_ms=1)
+    assert [v.status for v in variants] == ["ok", "wrong"] and variants[1].timing is None
+    assert "exceeds the budget" in variants[1].error
+    rows = pd.DataFrame(A.gain_rows(impl, SMALL, variants, tuned, timed=True))
+    assert set(rows["status"]) == {"not_measured"} and rows["gain"].isna().all()
+
+
+def test_collect_interpret_ablates_a_user_triton_kernel(user_kernel, tmp_path):
+    from collectors.census import census
+
+    spec = f"{tmp_path / 'switched.py'}:attention"
+    code = main(["collect", "--interpret", "--impl", f"mine={spec}", "--stages", "none", "--refs", "none",
+                 "--config", "B=1,H=2,S=33,D=64,causal", "--no-ncu", "--determinism", "1", "--out",
+                 str(tmp_path / "runs")])
+    assert code == 0
+    (path,) = (tmp_path / "runs").iterdir()
+    run = load_run(path)
+    assert run.meta["ablation"]["mine"]["switches"][0]["name"] == "wide"
+    assert run.meta["ablation"]["mine"]["not_ablatable"] == {"1": "a copy has no branch"}
+    # both variants ran in the interpreter child, each checked against the reference
+    v = run.table("ablation_variants")
+    assert list(v["variant"]) == ["wide=True", "wide=False"] and list(v["status"]) == ["ok", "ok"]
+    assert v["within_budget"].all()
+    a = run.table("ablation")
+    assert list(a["measure"]) == ["best", "flip"] and set(a["status"]) == {"not_measured"}
+    assert a["error"].str.contains("--interpret").all()
+    assert list(run.table("census")["status"]) == ["ok"]
+    # the census compiles the variant a run names: the narrow blocks need more programs
+    narrow = census("mine", SMALL, tuned_config="wide=False")
+    assert narrow.status == "ok" and narrow.grid_programs > run.table("census")["grid_programs"].iloc[0]

@@ -12,6 +12,7 @@ import torch
 from collectors import bench
 from collectors.timing import Timing
 from kernels.reference import attention_reference, compare, make_inputs
+from kernels.registry import Impl
 from kernels.workload import AttentionConfig
 from perfmodel.cli import main
 
@@ -77,7 +78,7 @@ def test_resolve_order_and_filters():
 
 
 def test_unavailable_peer_is_reported_not_skipped():
-    impl = bench.Implementation("fa3", "peer", lambda *a, **k: None, "test", lambda: (False, "not installed"))
+    impl = Impl("fa3", "peer", lambda *a, **k: None, "test", why_unavailable=lambda: "not installed")
     result = bench.bench_case(impl, AttentionConfig(1, 1, 64, 64, causal=True))
     assert result.status == "unavailable" and result.error == "not installed" and result.timing is None
     assert result.timing_row()["status"] == "unavailable" and math.isnan(result.timing_row()["time_ms"])

@@ -278,6 +278,21 @@ def test_census_compiles_the_config_a_run_timed():
     assert r.num_warps == 16 and r.grid_programs == SEED.tiles(192)
 
 
+@pytest.mark.parametrize("D", [64, 128])
+def test_stage5_compiles_fp8_with_8bit_wgmma(D):
+    from kernels import stage5_full
+    from kernels.workload import AttentionConfig
+
+    cfg = stage5_full.Config(overlap=False)
+    config = AttentionConfig(B=2, H=4, S=1000, D=D, causal=True, dtype="fp8")
+    r = census("stage5_full", config, H100_SM_COUNT, tuned_config=f"S=1000 D={D}: {cfg} (tuned)")
+    assert r.status == "ok", r.error
+    assert r.wgmma and r.setmaxnreg and r.tma and r.spills_bytes == 0
+    ptx = census_mod._compile_launch(census_mod.capture(census_mod.stage_module("stage5_full"), config,
+                                                        H100_SM_COUNT, f"S=1000 D={D}: {cfg} (tuned)")[0])[0]
+    assert ".e4m3.e4m3" in ptx.asm["ptx"]  # the 8-bit wgmma, not an upcast
+
+
 @pytest.mark.parametrize("stage", ["stage3_persistent", "stage4_overlap", "stage5_full"])
 def test_batch_size_does_not_make_another_kernel(stage):
     """B and H are not specialized on (do_not_specialize): B = 1, 8 and 32 compile to one kernel, so a suite's

@@ -10,6 +10,7 @@ import torch
 from collectors import bench, timing
 from collectors.store import RunWriter, load_run
 from collectors.timing import Timing
+from kernels.registry import Impl
 from kernels.workload import AttentionConfig
 
 CFG = AttentionConfig(B=1, H=2, S=128, D=64, causal=False, dtype="fp16")
@@ -40,7 +41,7 @@ def test_gpu_case_writes_every_sample_before_the_case_log(tmp_path, monkeypatch)
     monkeypatch.setattr(bench, "bench_case", fake_bench_case)
     monkeypatch.setattr(timing, "bare_do_bench", lambda call, *args: 0.49)
     monkeypatch.setattr(timing, "host_launch_us", lambda call: 20.0)
-    impl = bench.Implementation("stage0_baseline", "stage", lambda q, k, v, causal: out0.clone(), "fake")
+    impl = Impl("stage0_baseline", "stage", lambda q, k, v, causal: out0.clone(), "fake")
     collector = collect._Collector(collect.CollectOptions(determinism_runs=3, out_dir=tmp_path))
     writer = RunWriter(tmp_path / "run", {"suite": "seed"})
     collector._gpu_case(writer, impl, CFG, _Clocks())
@@ -63,7 +64,7 @@ def test_a_case_not_timed_writes_no_samples(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "bench_case", lambda impl, config, **_: bench.CaseResult(
         impl.name, config, "wrong", "max abs error too large; not timed",
         correctness=bench.Correctness(1.0, 1.0, 1.0, 2e-3, True, False)))
-    impl = bench.Implementation("stage0_baseline", "stage", lambda *a, **k: None, "fake")
+    impl = Impl("stage0_baseline", "stage", lambda *a, **k: None, "fake")
     collector = collect._Collector(collect.CollectOptions(determinism_runs=3, out_dir=tmp_path))
     writer = RunWriter(tmp_path / "run", {"suite": "seed"})
     collector._gpu_case(writer, impl, CFG, _Clocks())

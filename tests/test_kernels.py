@@ -263,6 +263,50 @@ def test_gpu_stage5_every_candidate(D, causal, monkeypatch):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("causal", [False, True])
+def test_gpu_stage5_fp8_matches_reference(causal, monkeypatch):
+    # fp8 (e4m3) inputs, bf16 output, budget from PyTorch's fp8 math (kernels.reference.attention_fp8_math)
+    s5 = sys.modules["kernels.stage5_full"]
+    for cfg in (s5.Config(overlap=False), s5.Config(BLOCK_M=192, overlap=False, ring=2)):
+        monkeypatch.setattr(s5, "PINNED_CONFIG", cfg)
+        for B, H, S, D, layout in GPU_SHAPES:
+            q, k, v = make_inputs(B, H, S, D, torch.float8_e4m3fn, device="cuda", seed=S, layout=layout)
+            out = s5.attention(q, k, v, causal=causal)
+            assert out.shape == q.shape and out.dtype == torch.bfloat16
+            report = compare(out, q, k, v, causal)
+            assert report.within_budget, (cfg, B, H, S, D, layout, report)
+
+
+@pytest.mark.gpu
+def test_gpu_stage5_fp8_tunes_without_overlap(unpinned_stage5):
+    q, k, v = make_inputs(2, 4, 512, 64, torch.float8_e4m3fn, device="cuda", seed=0)
+    out = unpinned_stage5.attention(q, k, v, causal=True)
+    assert compare(out, q, k, v, True).within_budget
+    assert "overlap=False" in kernels.last_tuned_config() and "dtype=float8_e4m3fn" in kernels.last_tuned_config()
+
+
+def test_fp8_is_stage5_only_and_refuses_overlap():
+    from kernels import stage4_overlap, stage5_full
+
+    q = torch.zeros(1, 2, 64, 64, dtype=torch.float8_e4m3fn)
+    with pytest.raises(ValueError, match="dtype torch.float8_e4m3fn is not supported"):
+        stage4_overlap.attention(q, q, q)
+    o = torch.empty(1, 2, 64, 64, dtype=torch.bfloat16)
+    with pytest.raises(KernelUnsupported, match="overlap=False configs run fp8"):
+        stage5_full.launch(stage5_full.Config(overlap=True), q, q, q, o, 0.125, False)
+
+
+def test_fp8_budget_comes_from_pytorch_fp8_math():
+    from kernels.reference import attention_fp8_math, attention_reference, error_budget
+
+    q, k, v = make_inputs(1, 2, 300, 64, torch.float8_e4m3fn, seed=3)
+    lowp = attention_fp8_math(q, k, v, causal=True)
+    assert lowp.dtype == torch.bfloat16
+    err = (lowp.double() - attention_reference(q, k, v, causal=True)).abs().max().item()
+    assert 0 < err and error_budget(q, k, v, causal=True) == pytest.approx(2.0 * max(err, 2.0**-7))
+
+
+@pytest.mark.gpu
 def test_gpu_stage5_tunes_and_reports(unpinned_stage5):
     q, k, v = make_inputs(2, 4, 512, 64, torch.float16, device="cuda", seed=0)
     out = unpinned_stage5.attention(q, k, v, causal=True)

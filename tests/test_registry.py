@@ -64,12 +64,42 @@ def wrong(q, k, v, causal=False, sm_scale=None):
 NOT_A_FUNCTION = 3
 '''
 
+# technique switches a function cannot have (README, "Measure your own kernel": each is one sentence at --impl)
+BAD_SWITCHES = '''
+def _sdpa(q, k, v, causal=False, sm_scale=None, **switch):
+    import torch
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=sm_scale)
+
+
+def not_a_keyword(q, k, v, causal=False, sm_scale=None):
+    return _sdpa(q, k, v, causal, sm_scale)
+
+
+def bad_default(q, k, v, causal=False, sm_scale=None, *, wide=None):
+    return _sdpa(q, k, v, causal, sm_scale)
+
+
+def same_values(q, k, v, causal=False, sm_scale=None, *, wide=True):
+    return _sdpa(q, k, v, causal, sm_scale)
+
+
+def unknown_key(q, k, v, causal=False, sm_scale=None, *, wide=True):
+    return _sdpa(q, k, v, causal, sm_scale)
+
+
+not_a_keyword.switches = {"wide": {"removes": [2]}}
+bad_default.switches = {"wide": {"removes": [2]}}
+same_values.switches = {"wide": {"on": True, "off": True}}
+unknown_key.switches = {"wide": {"removes": [2], "constraint": 2}}
+'''
+
 
 @pytest.fixture
 def user_files(tmp_path, monkeypatch):
     monkeypatch.delenv(registry.ENV_VAR, raising=False)
     (tmp_path / "tk.py").write_text(TRITON_KERNEL)
     (tmp_path / "plain.py").write_text(PLAIN)
+    (tmp_path / "switches.py").write_text(BAD_SWITCHES)
     return tmp_path
 
 
@@ -125,6 +155,10 @@ def test_wrong_kernels_are_recorded_and_never_timed(user_files):
     ("x", "must be NAME=SPEC"),
     ("stage0_baseline={d}/plain.py:attention", "is a stage or peer"),
     ("bad name={d}/plain.py:attention", "must be letters"),
+    ("x={d}/switches.py:not_a_keyword", "x: switch 'wide' must be a keyword argument of the function"),
+    ("x={d}/switches.py:bad_default", "the default None is neither its on (True) nor its off (False) value"),
+    ("x={d}/switches.py:same_values", "on and off must be two different"),
+    ("x={d}/switches.py:unknown_key", "must be a Switch or a dict with keys among"),
 ])
 def test_bad_specs_end_in_one_sentence(user_files, capsys, spec, words):
     code, run = _run(user_files, spec.format(d=user_files))
