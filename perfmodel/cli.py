@@ -2,12 +2,16 @@
 
 The CLI is the top of the toolkit, so it is the one place in `perfmodel/` that reaches back to `collectors/`
 (for `bench` and `collect`); the analysis modules never do.
+
+The base install has neither torch nor triton (pyproject.toml): every command imports what it needs when it runs,
+and a command whose extra is not installed ends in one sentence naming it (`EXTRAS`, `missing_extra`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from perfmodel import __version__
@@ -28,6 +32,18 @@ COMMANDS: dict[str, str] = {
     "dashboard": "dashboard",
 }
 
+# the modules each optional-dependency group of pyproject.toml provides, and the commands that cannot run without it
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "gpu": ("torch", "triton", "nvtx", "pynvml"),
+    "dashboard": ("streamlit",),
+}
+NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {  # command -> (extra, the modules checked before it runs)
+    "bench": ("gpu", ("torch", "triton")),
+    "collect": ("gpu", ("torch", "triton")),
+    "dashboard": ("dashboard", ("streamlit",)),
+}
+DIST = "perfmodel"  # the distribution name of pyproject.toml, for `pip install`
+
 DESCRIPTION = """\
 Measure Triton flash-attention kernels on an NVIDIA H100 and compare them with the predictions of the
 "Einstein inversion" plan and of a first-principles model.
@@ -42,6 +58,30 @@ Measure Triton flash-attention kernels on an NVIDIA H100 and compare them with t
 
 def _load(name: str):
     return importlib.import_module(f"perfmodel.commands.{COMMANDS[name]}")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_extra(command: str, module: str | None = None) -> str | None:
+    """The sentence for `command` when the extra it needs is not installed (checked before it runs, or given the
+    module whose import failed while it ran), else None."""
+    if module is not None:
+        extra = next((e for e, mods in EXTRAS.items() if module.split(".")[0] in mods), None)
+        missing = [module.split(".")[0]]
+    elif command in NEEDS:
+        extra, modules = NEEDS[command]
+        missing = [m for m in modules if not _installed(m)]
+    else:
+        return None
+    if extra is None or not missing:
+        return None
+    return (f"`perfmodel {command}` needs the [{extra}] extra ({', '.join(missing)} not installed): "
+            f"pip install '{DIST}[{extra}]' (from a clone: pip install -e '.[{extra}]').")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    needs = missing_extra(args.command)
+    if needs:
+        print(f"perfmodel: error: {needs}", file=sys.stderr)
+        return 2
     try:
         return int(args._run(args) or 0)
+    except ModuleNotFoundError as e:
+        needs = missing_extra(args.command, e.name or "")
+        if not needs:
+            raise
+        print(f"perfmodel: error: {needs}", file=sys.stderr)
+        return 2
     except (UserError, ConfigError) as e:
         print(f"perfmodel: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)
