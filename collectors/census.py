@@ -49,9 +49,7 @@ refusal.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import sys
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -61,6 +59,7 @@ import pandas as pd
 
 from kernels.workload import AttentionConfig, torch_dtype
 
+from .safe_io import stderr_to as _stderr_to
 from .schema import columns
 
 # Hopper: compute capability 9.0, 32 threads a warp.
@@ -406,21 +405,6 @@ def _compile_launch(launch: _Launch):
         from triton.experimental.gluon._runtime import GluonASTSource as source
     compiled = triton_compile(source(fn, signature, constexprs, attrs), target=target, options=options.__dict__)
     return compiled, bound_args
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path):
-    """Send file descriptor 2 to `path` (Triton's C++ passes print whole IR dumps there when they fail)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _compiler_diagnosis(log: str) -> str:

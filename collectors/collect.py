@@ -35,7 +35,8 @@ from typing import Callable
 
 import pandas as pd
 
-from collectors import ncu_phase, ncu_profile
+from collectors import ncu_phase, ncu_profile, preflight
+from collectors.safe_io import child_process_options, sigterm_as_interrupt
 from collectors.schema import CONFIG_COLUMNS, columns
 from collectors.schema import case_key as _key
 from collectors.store import RunStoreError, RunWriter, load_run, new_run_dir
@@ -45,6 +46,8 @@ from kernels.workload import AttentionConfig
 # Largest problem run under the CPU interpreter: B·H·S² score elements. The tiny suite's biggest is 1·1·130²;
 # the seed config (16·16·2048²) would take hours on a CPU.
 INTERPRET_MAX_SCORES = 1 << 20
+# what the compiler printed for a launch that failed, and Triton's MLIR reproducer (collectors.preflight.compile_log)
+LOGS_DIR = "logs"
 
 
 class CollectError(Exception):
@@ -62,8 +65,8 @@ class CollectOptions:
 
     suite: str | None = None  # None: "tiny" with interpret (small enough for the CPU), else "seed"
     configs: tuple[AttentionConfig, ...] = ()  # when given, these replace the suite's configs
-    stages: str = "all"  # comma list of stage names, "all" or "none"
-    refs: str = "all"  # comma list of peer names, "all" or "none"
+    stages: str | None = None  # comma list of stage names, "all" or "none"; None: all (with resume: the run's)
+    refs: str | None = None  # comma list of peer names, "all" or "none"; None: all (with resume: the run's)
     impls: tuple[tuple[str, str], ...] = ()  # the user's own kernels: (name, SPEC) pairs (kernels.registry)
     out_dir: Path = Path("runs")
     ncu: bool = True
@@ -80,15 +83,15 @@ class CollectOptions:
     progress: Callable[[int, int, str], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.suite is None:
-            object.__setattr__(self, "suite", "tiny" if self.interpret else "seed")
-        if self.suite not in SUITES:
+        # with resume, what is not given stays None until the run's own options fill it in (_apply_resume_options),
+        # so that what is given can be compared with them
+        if not self.resume:
+            self._fill_defaults()
+        if self.suite is not None and self.suite not in SUITES:
             raise CollectError(f"unknown suite {self.suite!r}; known suites: {', '.join(SUITES)}.")
-        if self.determinism_runs is None:
-            object.__setattr__(self, "determinism_runs",
-                               SUITE_DETERMINISM_RUNS.get(self.suite, DEFAULT_DETERMINISM_RUNS))
-        if isinstance(self.determinism_runs, bool) or not isinstance(self.determinism_runs, int) \
-                or self.determinism_runs < 1:
+        if self.determinism_runs is not None and (isinstance(self.determinism_runs, bool)
+                                                  or not isinstance(self.determinism_runs, int)
+                                                  or self.determinism_runs < 1):
             raise CollectError(f"--determinism must be a whole number of at least 1, got {self.determinism_runs!r}.")
         if self.warmup_ms <= 0 or self.rep_ms <= 0:
             raise CollectError("warm-up and repetition times must be positive.")
@@ -97,6 +100,16 @@ class CollectOptions:
         object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser().absolute())
         object.__setattr__(self, "configs", tuple(self.configs))
         object.__setattr__(self, "impls", tuple((str(n), str(s)) for n, s in dict(self.impls).items()))
+
+    def _fill_defaults(self) -> None:
+        if self.suite is None:
+            object.__setattr__(self, "suite", "tiny" if self.interpret else "seed")
+        for name in ("stages", "refs"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, "all")
+        if self.determinism_runs is None:
+            object.__setattr__(self, "determinism_runs",
+                               SUITE_DETERMINISM_RUNS.get(self.suite, DEFAULT_DETERMINISM_RUNS))
 
     def config_list(self) -> list[AttentionConfig]:
         return list(self.configs) if self.configs else get_suite(self.suite)
@@ -175,11 +188,17 @@ class _Collector:
                     raise CollectError(
                         f"config {cfg.id} is too large for the CPU interpreter; use small configs with --interpret "
                         "(e.g. --suite tiny).")
+            problem = preflight.interpreter_problem()
+            if problem:
+                raise CollectError(problem)
             return
         if not cuda_available():
             raise CollectError(
                 "no CUDA GPU is visible here: run `perfmodel collect` on an NVIDIA GPU (H100), or add --interpret "
                 "to check correctness and census on the CPU.")
+        problem = preflight.memory_problem(self.configs, *reversed(preflight.device_memory()))
+        if problem:
+            raise CollectError(problem)
         if self.opts.ncu:
             self.ncu_path = ncu_profile.require_ncu()
             self.ncu_version = ncu_profile.ncu_version(self.ncu_path)
@@ -231,18 +250,29 @@ class _Collector:
             return
         run = load_run(self.opts.out_dir)
         old = run.meta.get("options") or {}
-        configs = tuple(AttentionConfig(**{k: c[k] for k in ("B", "H", "S", "D", "causal", "dtype")})
-                        for c in run.meta.get("configs", []))
+        try:
+            configs = tuple(AttentionConfig(**{k: c[k] for k in ("B", "H", "S", "D", "causal", "dtype")})
+                            for c in run.meta.get("configs", []))
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunStoreError(f"{run.path}/run.json has a config that cannot be read ({_one_line(e)}).") from None
         if not configs:
             raise RunStoreError(f"{run.path}/run.json lists no configs, so there is nothing to resume.")
+        given = {"suite": self.opts.suite, "configs": [c.id for c in self.opts.configs] or None,
+                 "stages": self.opts.stages, "refs": self.opts.refs,
+                 "impls": sorted(dict(self.opts.impls)) or None, "interpret": self.opts.interpret,
+                 "determinism_runs": self.opts.determinism_runs}
+        conflict = preflight.resume_conflicts(given, run.meta)
+        if conflict:
+            raise CollectError(conflict)
         self.opts = dataclasses.replace(
             self.opts, suite=old.get("suite", self.opts.suite), configs=configs,
             stages=old.get("stages", self.opts.stages), refs=old.get("refs", self.opts.refs),
             impls=tuple((old.get("impls") or {}).items()) or self.opts.impls,
             interpret=bool(old.get("interpret", self.opts.interpret)),
-            determinism_runs=int(old.get("determinism_runs", self.opts.determinism_runs)),
+            determinism_runs=old.get("determinism_runs", self.opts.determinism_runs),
             ablation=bool(old.get("ablation", True)) and self.opts.ablation,
             ncu=bool(old.get("ncu", True)) and self.opts.ncu)
+        self.opts._fill_defaults()  # what an older run.json did not record
 
     # -- the sweep
     def run(self) -> Path:
@@ -252,20 +282,33 @@ class _Collector:
         self._check_environment()
         writer = self._open_run()
         self.writer = writer
-        self._t0, self.phases = time.monotonic(), {}
+        self._t0, self.phases, self.compile_problems = time.monotonic(), {}, []
         try:
-            status = self._sweep(writer)
+            with sigterm_as_interrupt():  # `kill` stops a collect as Ctrl-C does: children stopped, run interrupted
+                status = self._sweep(writer)
         except KeyboardInterrupt:
-            self._record_wall(writer)
-            writer.finish("interrupted")
+            self._end(writer, "interrupted")
             raise
+        except OSError as exc:  # a file the run writes outside the store (a full disk, a read-only folder)
+            error = RunStoreError(f"cannot write {exc.filename or writer.path}: {exc.strerror or exc}.")
+            self._end(writer, "failed", error=str(error))
+            raise error from None
         except BaseException as exc:
-            self._record_wall(writer)
-            writer.finish("failed", error=_one_line(exc))
+            self._end(writer, "failed", error=_one_line(exc))
             raise
         self._record_wall(writer)
         writer.finish(status)
         return writer.path
+
+    def _end(self, writer: RunWriter, status: str, **fields) -> None:
+        """Record how the run ended, on the way out of an error: if that cannot be written either (the disk is
+        full) the error that stopped the run is the one reported, and run.json's `running`, with no process
+        holding the run's lock any more, reads as interrupted (collectors/store.py)."""
+        try:
+            self._record_wall(writer)
+            writer.finish(status, **fields)
+        except RunStoreError:
+            writer.close()
 
     @contextlib.contextmanager
     def _timed(self, phase: str):
@@ -341,7 +384,7 @@ class _Collector:
             reason = "--interpret runs on the CPU" if self.opts.interpret else "--no-ncu"
             writer.update_meta(ncu={"status": "not_measured", "reason": reason})
         steps.close()
-        writer.update_meta(problems=problems)
+        writer.update_meta(problems=self.compile_problems + problems)
         missing = set((i.name, c.id) for c in self.configs for i in self.impls) - writer.done_cases()
         ncu_failed = (writer.meta.get("ncu") or {}).get("status") in ("failed", "partial")
         return "partial" if (missing or ncu_failed) else "complete"
@@ -354,8 +397,10 @@ class _Collector:
         from collectors.timing import bare_do_bench, host_launch_us
 
         t0 = time.monotonic()
-        res = bench_case(impl, cfg, warmup_ms=self.opts.warmup_ms, rep_ms=self.opts.rep_ms, time_it=True,
-                         seed=self.opts.seed, keep_inputs=True)
+        with preflight.compile_log(writer.path / LOGS_DIR, f"{impl.name}-{cfg.id}") as log:
+            res = bench_case(impl, cfg, warmup_ms=self.opts.warmup_ms, rep_ms=self.opts.rep_ms, time_it=True,
+                             seed=self.opts.seed, keep_inputs=True)
+        self._note_compile_log(writer, f"{impl.name} {cfg.id}", res.status, res.error, log)
         sets = res.extra.pop("sets", None)
         out0 = res.extra.pop("out", None)
         bare_ms = math.nan
@@ -413,6 +458,15 @@ class _Collector:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+    def _note_compile_log(self, writer: RunWriter, what: str, status: str, error: str | None, log) -> None:
+        """A launch that failed with compiler output: one line for the terminal (printed at the end with the
+        other problems), the output and Triton's MLIR reproducer in the run's logs/ folder."""
+        kept = log.kept() if log is not None else []
+        if status == "failed" and kept:
+            where = ", ".join(str(p.relative_to(writer.path)) for p in kept)
+            self.compile_problems.append(f"{what} failed ({(error or '').strip()[:200]}); the compiler's output is "
+                                         f"in {writer.path}/{where}")
+
     def _record_clocks(self, writer: RunWriter, sampler) -> None:
         summary = sampler.summary()
         env = dict(writer.meta.get("environment") or {})
@@ -438,7 +492,8 @@ class _Collector:
         argv, env, root = check_command(cases_file, report)
         by_key = {(impl.name, cfg.id): (impl, cfg) for impl, cfg in todo}
         log = open(work / "worker.log", "w")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+                                **child_process_options())
         seen = 0
         t_case = time.monotonic()
         if todo:
@@ -558,10 +613,13 @@ class _Collector:
         from collectors.census import H100_SM_COUNT, census
 
         sm_count = (writer.meta.get("environment") or {}).get("sm_count") or H100_SM_COUNT
+        log = None
         try:
-            row = census(impl, cfg, int(sm_count), tuned_config=tuned).row(writer.run_id)
+            with preflight.compile_log(writer.path / LOGS_DIR, f"census-{impl}-{cfg.id}") as log:
+                row = census(impl, cfg, int(sm_count), tuned_config=tuned).row(writer.run_id)
         except Exception as exc:  # census() records refusals itself; anything else is recorded here
             row = _status_row("census", impl, cfg, "failed", _one_line(exc))
+        self._note_compile_log(writer, f"census {impl} {cfg.id}", row.get("status"), row.get("error"), log)
         row.pop("run_id", None)
         writer.append("census", [row])
 

@@ -32,6 +32,7 @@ from collectors import ncu_parse as P
 from collectors import ncu_read
 from collectors import ncu_profile as NP
 from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID, columns
+from collectors.safe_io import FolderLock
 from collectors.store import RUN_JSON, TABLES_DIR, RunWriter, atomic_write_bytes, atomic_write_json, load_run
 
 # what a probe's (collectors.ceilings.PROBES) rows hold in the config columns
@@ -169,8 +170,10 @@ def profile(writer: RunWriter, ncu: Path, ncu_version: str | None, configs, *,
         ended = {(mapping[r["range"]]["impl"], mapping[r["range"]]["config_id"]) for r in records}
         keep = [(i, c) in ended for i, c in zip(tidy["impl"], tidy["config_id"])]
         tidy = tidy[keep].reset_index(drop=True)
-    writer.append("ncu_metrics", tidy)
+    # stalls first: a case counts as profiled once its ncu_metrics are stored (profiled_cases, what --resume
+    # skips), so a crash between the two writes leaves a case to profile again, never a case without its stalls
     writer.append("stalls", P.stalls_table(tidy))
+    writer.append("ncu_metrics", tidy)
     got = set(zip(tidy["impl"], tidy["config_id"])) if not tidy.empty else set()
     missing = sorted(name for name, c in mapping.items() if (c["impl"], c["config_id"]) not in got)
     failed = [f"{r.get('range')}: {r.get('error')}" for r in records if r.get("status") != "ok"]
@@ -217,7 +220,11 @@ def reparse(run_dir: str | Path, report: str | Path) -> dict:
 
     Needs ncu_report (pip install ncu-report): rounding the report through the CSV again would gain nothing.
     """
-    run = load_run(run_dir)
+    with FolderLock(run_dir):  # a writer like collect: one at a time (LockHeld names the holder)
+        return _reparse(load_run(run_dir), report)
+
+
+def _reparse(run, report) -> dict:
     module = ncu_read.load_module()
     if module is None:
         raise NP.NcuError("re-reading a report needs NVIDIA's ncu_report module (pip install ncu-report).")

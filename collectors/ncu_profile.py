@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collectors import metrics as M
+from collectors.safe_io import child_process_options
 
 NVTX_DOMAIN = "perfmodel"
 DEFAULT_PATHS = ("/usr/local/cuda/bin/ncu",)
@@ -258,7 +259,8 @@ def run_session(ncu: str | os.PathLike, run_dir: str | os.PathLike, cases_file: 
         log.write("$ " + " ".join(_quote(c) for c in cmd) + "\n")
         log.flush()
         try:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env, cwd=project_root)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env, cwd=project_root,
+                                    **child_process_options())  # ncu ends with the collector
         except OSError as e:
             raise NcuMissing(f"ncu at {ncu} could not be started ({e.strerror or e}).") from None
         try:

@@ -13,6 +13,12 @@ A run is a folder:
                                Ctrl-C keeps what it profiled, and the next `--resume` adds profile-2.ncu-rep,
                                raw-2.csv, ... for the rest. run.json's `ncu.sessions` says what each one did.
       interpret/               with --interpret: the CPU worker's cases, per-case results and log
+      logs/                    what the compiler printed for a launch or census that failed (<impl>-<config>.log) and
+                               Triton's MLIR crash reproducer (<impl>-<config>.mlir), when it wrote one
+      .lock                    while a writer (collect, --resume, import, reparse) works on the run: who it is
+                               (collectors/safe_io.py); a second writer is refused, the file goes when it finishes
+
+run.json says which `schema_version` of this layout it follows (SCHEMA_VERSION below); a reader refuses a newer one.
 
 Every row of every table carries `run_id` and, where it is about a case, the implementation name (`impl`:
 a stage name such as `stage0_baseline`, or a peer such as `sdpa_cudnn`) and the config (`config_id` plus its
@@ -27,6 +33,8 @@ under `--interpret`, counters with `--no-ncu`).
 """
 
 from __future__ import annotations
+
+import json
 
 CONFIG_COLUMNS = ["config_id", "B", "H", "S", "D", "causal", "dtype"]
 # ncu_metrics and stalls also hold the ceiling microbenchmarks profiled in the same session (impl `probe_exp2`,
@@ -245,6 +253,78 @@ TABLES: dict[str, dict] = {
         },
     },
 }
+
+
+# run.json's format. A reader refuses a higher version than this (written by a newer toolkit); runs written before
+# the field existed (every run committed up to 2026-12-02 and the bundled one) are version 1, the same format.
+SCHEMA_VERSION = 1
+
+# run.json's top-level fields and the JSON type each must have where present (a run written by hand or damaged
+# is refused in one sentence rather than read as something else). Fields not listed are kept as they are.
+_NUMBER = (int, float)
+RUN_JSON_FIELDS: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,), "run_id": (str,), "created": (str,), "updated": (str,), "finished": (str,),
+    "status": (str,), "suite": (str,), "mode": (str,), "note": (str,), "error": (str,),
+    "environment": (dict,), "options": (dict,), "ncu": (dict,), "ablation": (dict,), "source": (dict,),
+    "phases_s": (dict,), "configs": (list,), "impls": (list,), "resumes": (list,), "problems": (list,),
+    "command_line": (str, list), "wall_s": _NUMBER,
+}
+_JSON_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "an object", list: "a list"}
+
+# Columns that hold text; every other schema column holds numbers or booleans (units are in their names), and a
+# Parquet part that stores one of those as text is refused (`collectors.store.check_tables`).
+TEXT_COLUMNS = frozenset({
+    "run_id", "impl", "config_id", "dtype", "status", "error", "kernel", "metric", "raw_metric", "source", "unit",
+    "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
+    "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
+})
+# Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
+OPEN_TABLES = frozenset({"ablation_variants"})
+
+
+def meta_problem(meta: dict) -> str | None:
+    """Why run.json's `meta` cannot be read by this version (one sentence without the file name), or None."""
+    version = meta.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return f"its schema_version must be a whole number of at least 1, got {version!r}"
+    if version > SCHEMA_VERSION:
+        return (f"it was written in run format version {version}, newer than this toolkit reads "
+                f"(version {SCHEMA_VERSION}); update perfmodel to read it")
+    if not meta.get("run_id"):
+        return "it has no run_id"
+    for key, types in RUN_JSON_FIELDS.items():
+        value = meta.get(key)
+        if value is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
+            continue
+        want = "a number" if types == _NUMBER else " or ".join(_JSON_NAMES[t] for t in types)
+        got = "true/false" if isinstance(value, bool) else _JSON_NAMES.get(type(value), type(value).__name__)
+        return f"its field {key!r} must be {want}, got {got} {json.dumps(value, default=str)[:40]}"
+    return None
+
+
+def column_problem(table: str, names: list[str], types) -> str | None:
+    """Why a Parquet part of `table` with these column names and (pyarrow) types cannot be read as that table,
+    or None: a key column missing, a column renamed or misspelled, a column the table does not have (but in
+    OPEN_TABLES), a number column holding text. `collectors.store.check_tables` applies it to every part."""
+    import difflib
+
+    import pyarrow as pa
+
+    schema_cols = columns(table)
+    key = [c for c in ("impl", "config_id") if TABLES[table]["case"] and c not in names]
+    unknown = [n for n in names if n not in schema_cols and not n.startswith("__")]
+    for n in unknown:
+        near = difflib.get_close_matches(n, [c for c in schema_cols if c not in names], n=1, cutoff=0.8)
+        if near:
+            return f"has a column {n!r} where the schema has {near[0]!r} (renamed or misspelled)"
+    if key:
+        return f"lacks the key column(s) {', '.join(key)}"
+    if unknown and table not in OPEN_TABLES:
+        return f"has column(s) the {table} table does not have: {', '.join(unknown[:4])}"
+    for n, t in zip(names, types):
+        if n in schema_cols and n not in TEXT_COLUMNS and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            return f"stores {n!r} as text, where the schema has numbers (see collectors/schema.py)"
+    return None
 
 
 def columns(table: str) -> list[str]:

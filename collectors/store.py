@@ -5,9 +5,17 @@ Layout (collectors/schema.py documents every table's columns):
     <run_dir>/run.json                        run_id, created, status, environment, suite, configs, impls, ...
     <run_dir>/tables/<table>/part-<seq>.parquet
 
-Every write is atomic: the bytes go to a hidden temporary file in the same folder, are flushed to disk, and are
-then renamed over the final name with `os.replace`, so a reader (or a resumed run) sees either the whole part or
-none of it. Temporary files a killed process left behind are ignored by readers and removed by the next writer.
+Every write is atomic (collectors/safe_io.py): the bytes go to a hidden temporary file in the same folder, are
+flushed to disk, and are then renamed over the final name with `os.replace`, so a reader (or a resumed run) sees
+either the whole part or none of it. Temporary files a killed process left behind are ignored by readers and
+removed by the next writer. A writer holds the folder's lock (`<run_dir>/.lock`) from opening the run to
+`finish`, so a second writer (another collect, a resume, an import) is refused in one sentence naming the holder;
+new run folders are created with an exclusive mkdir, so two collectors started in the same second get two.
+
+run.json carries `schema_version` (collectors.schema.SCHEMA_VERSION); a reader refuses a newer one, a run.json whose
+fields have the wrong JSON types, and table parts that are not Parquet or whose columns are not the schema's
+(`check_tables`), each in one sentence. A run.json that still says `running` while no process holds the lock
+was stopped without a chance to say so (kill -9, a full disk): `Run.status` reads it as `interrupted`.
 
 Parts are numbered with one sequence across all tables, in the order they were written. A case that was measured
 twice (a `--resume` re-running a case whose first attempt was cut off between two tables) keeps only its newest
@@ -19,18 +27,20 @@ errors are `RunStoreError` with a one-sentence message (the CLI turns them into 
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from collectors.schema import TABLES, columns
+from collectors.safe_io import LOCK_NAME as LOCK_FILE
+from collectors.safe_io import FolderLock, LockHeld, atomic_write_bytes, atomic_write_json, lock_holder
+from collectors.schema import SCHEMA_VERSION, TABLES, column_problem, columns, meta_problem
 
 RUN_JSON = "run.json"
 TABLES_DIR = "tables"
@@ -49,33 +59,10 @@ def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` holds either its old content or all of `data`, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+def io_problem(exc: OSError, path) -> RunStoreError:
+    """A file-system error (disk full, read-only folder, a file where a folder should be) as one sentence."""
+    where = exc.filename or path
+    return RunStoreError(f"cannot write {where}: {exc.strerror or exc}.")
 
 
 def slug(text: str) -> str:
@@ -90,13 +77,23 @@ def new_run_id(suite: str, gpu: str | None) -> str:
 
 
 def new_run_dir(out_dir: Path, suite: str, gpu: str | None) -> Path:
-    """A run folder under `out_dir` named by `new_run_id` that does not exist yet (`-2`, `-3`, ... appended)."""
-    base = new_run_id(suite, gpu)
-    run_dir, n = Path(out_dir) / base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = Path(out_dir) / f"{base}-{n}"
-    return run_dir
+    """Create and return a new, empty run folder under `out_dir` named by `new_run_id` (`-2`, `-3`, ... appended
+    when taken). The folder is made with an exclusive mkdir, so two writers never get the same one."""
+    out_dir, base = Path(out_dir), new_run_id(suite, gpu)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunStoreError(f"--out {out_dir} is a file, not a folder; pass the folder runs should go in.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            run_dir = out_dir / (base if n == 1 else f"{base}-{n}")
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise io_problem(e, out_dir) from None
+    raise RunStoreError(f"{out_dir} already holds 999 runs named {base}; choose another --out.")
 
 
 def _to_frame(table: str, rows) -> pd.DataFrame:
@@ -140,8 +137,13 @@ def _read_json(path: Path) -> dict:
         meta = json.loads(text)
     except json.JSONDecodeError as e:
         raise RunStoreError(f"{path} is corrupt: it is not valid JSON ({e.msg} at line {e.lineno}).") from None
-    if not isinstance(meta, dict) or not meta.get("run_id"):
-        raise RunStoreError(f"{path} is corrupt: it has no run_id.")
+    if not isinstance(meta, dict):
+        raise RunStoreError(f"{path} is corrupt: it holds {type(meta).__name__}, not an object.")
+    problem = meta_problem(meta)
+    if problem is None and meta.get("status") not in (None, *STATUSES):
+        problem = f"its status {meta['status']!r} is not one of {', '.join(STATUSES)}"
+    if problem:
+        raise RunStoreError(f"{path} cannot be read: {problem}.")
     return meta
 
 
@@ -158,21 +160,41 @@ class RunWriter:
                  run_id: str | None = None):
         self.path = Path(run_dir)
         meta = dict(meta or {})
+        try:
+            if not resume:
+                self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = FolderLock(self.path).acquire()
+        except LockHeld as e:
+            raise RunStoreError(str(e)) from None
+        except OSError as e:
+            raise io_problem(e, self.path) from None
+        try:
+            self._open(meta, resume, run_id)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, meta: dict, resume: bool, run_id: str | None) -> None:
         if resume:
             self.meta = _read_json(self.path / RUN_JSON)
+            check_tables(self.path)
             resumes = list(self.meta.get("resumes", []))
             resumes.append({"at": _now_iso(), "previous_status": self.meta.get("status"),
                             "host": socket.gethostname(), **meta})
             self.meta["resumes"] = resumes
         else:
-            if self.path.exists() and any(self.path.iterdir()):
+            if any(p.name != LOCK_FILE for p in self.path.iterdir()):
                 raise RunStoreError(f"{self.path} already exists and is not empty; choose another --out "
                                     "or resume it with --resume.")
-            self.path.mkdir(parents=True, exist_ok=True)
-            self.meta = {"run_id": run_id or meta.pop("run_id", None) or self.path.name, "created": _now_iso()}
+            self.meta = {"schema_version": SCHEMA_VERSION,
+                         "run_id": run_id or meta.pop("run_id", None) or self.path.name, "created": _now_iso()}
             self.meta.update({k: v for k, v in meta.items() if k not in ("run_id", "created", "status")})
         self.meta["status"] = "running"
-        (self.path / TABLES_DIR).mkdir(exist_ok=True)
+        self.meta["schema_version"] = SCHEMA_VERSION  # a version-1 run resumed is still version 1
+        try:
+            (self.path / TABLES_DIR).mkdir(exist_ok=True)
+        except OSError as e:
+            raise io_problem(e, self.path / TABLES_DIR) from None
         self._clean_temporaries()
         self._seq = self._last_seq()
         self._write_meta()
@@ -203,7 +225,10 @@ class RunWriter:
 
     def _write_meta(self) -> None:
         self.meta["updated"] = _now_iso()
-        atomic_write_json(self.path / RUN_JSON, self.meta)
+        try:
+            atomic_write_json(self.path / RUN_JSON, self.meta)
+        except OSError as e:
+            raise io_problem(e, self.path / RUN_JSON) from None
 
     # -- public
     def update_meta(self, **fields) -> None:
@@ -239,12 +264,18 @@ class RunWriter:
                     df[c] = df[c].map(lambda v: v if v is None or isinstance(v, str) else str(v))
             arrow = pa.Table.from_pandas(df, preserve_index=False)
         table_dir = self.path / TABLES_DIR / table
-        table_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            table_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise io_problem(e, table_dir) from None
         self._seq += 1
         final = table_dir / f"part-{self._seq:06d}.parquet"
         sink = pa.BufferOutputStream()
         pq.write_table(arrow, sink)
-        atomic_write_bytes(final, sink.getvalue().to_pybytes())
+        try:
+            atomic_write_bytes(final, sink.getvalue().to_pybytes())
+        except OSError as e:
+            raise io_problem(e, final) from None
         return final
 
     def done_cases(self, table: str = "cases") -> set[tuple[str, str]]:
@@ -259,12 +290,21 @@ class RunWriter:
         run's tables are compacted to one part each (see `compact_tables`)."""
         if status not in STATUSES:
             raise RunStoreError(f"unknown run status {status!r}; expected one of {', '.join(STATUSES)}.")
-        if status == "complete":
-            compact_tables(self.path)
-        self.meta.update(fields)
-        self.meta["status"] = status
-        self.meta["finished"] = _now_iso()
-        self._write_meta()
+        try:
+            if status == "complete":
+                compact_tables(self.path)
+            self.meta.update(fields)
+            self.meta["status"] = status
+            self.meta["finished"] = _now_iso()
+            self._write_meta()
+        except OSError as e:
+            raise io_problem(e, self.path) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the folder's lock (finish does; a writer abandoned without finishing releases it at exit)."""
+        self._lock.release()
 
 
 def compact_tables(run_dir: str | os.PathLike) -> None:
@@ -309,7 +349,12 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.meta.get("status", "unknown"))
+        """run.json's status, except that `running` with no process holding the run's lock is `interrupted`
+        (its writer was killed, or could not record how it ended: a full disk)."""
+        status = str(self.meta.get("status", "unknown"))
+        if status == "running" and lock_holder(self.path) is None:
+            return "interrupted"
+        return status
 
     @property
     def environment(self) -> dict:
@@ -371,6 +416,33 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(p, _read_json(p / RUN_JSON))
 
 
+def check_tables(run_dir: str | os.PathLike) -> None:
+    """Refuse, in one sentence, a run whose tables this version cannot read: a folder under tables/ that is no
+    table of the schema, a part that is not Parquet (corrupt, truncated), or a part whose columns are not the
+    table's (a key column missing, a column renamed, a number column holding text). Reads only the parts'
+    footers, so it is cheap; a damaged page inside a part is reported when the table is read (`Run.table`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = Path(run_dir) / TABLES_DIR
+    if not root.is_dir():
+        return
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if d.name not in TABLES:
+            near = difflib.get_close_matches(d.name, list(TABLES), n=1, cutoff=0.8)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise RunStoreError(f"{d} is not a table this version knows{hint}; known tables: {', '.join(TABLES)}.")
+        for _, part in _part_files(d):
+            try:
+                schema = pq.read_schema(part)
+            except (OSError, pa.ArrowException) as e:
+                raise RunStoreError(f"{part} is corrupt or truncated and cannot be read as Parquet "
+                                    f"({type(e).__name__}).") from None
+            problem = column_problem(d.name, schema.names, schema.types)
+            if problem:
+                raise RunStoreError(f"{part} {problem}.")
+
+
 def is_run_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / RUN_JSON).is_file()
 
@@ -410,6 +482,7 @@ def list_runs(root: str | os.PathLike) -> pd.DataFrame:
                          "error": str(e)})
             continue
         try:
+            check_tables(d)
             n_cases = len(run.table("cases"))
             error = None
         except RunStoreError as e:

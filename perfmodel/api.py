@@ -67,8 +67,7 @@ def report(run, out: str | os.PathLike | None = None, *, baseline=None, fmt: str
     fmt = fmt or ("md" if out is not None and str(out).endswith(".md") else "html")
     text = build_report(run, baseline, fmt=fmt)
     if out is not None:
-        try:
-            Path(out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write {out}: {exc.strerror or exc}.") from None
+        from perfmodel.reporting import write_output
+
+        write_output(out, text)
     return text

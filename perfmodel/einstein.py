@@ -432,6 +432,14 @@ def load_model(path: str | Path | None = None) -> EinsteinModel:
         raise ModelError(f"model file {str(p)!r} is not UTF-8 text.") from None
     except tomllib.TOMLDecodeError as e:
         raise ModelError(f"model file {str(p)!r} is not valid TOML ({e}).") from None
+    from perfmodel.strict import config_text_problem, empty_toml_key
+
+    empty = empty_toml_key(doc)
+    if empty:
+        raise ModelError(f"model file {str(p)!r} has an empty key in {empty}; every key needs a name.")
+    reference = doc.get("reference") if isinstance(doc.get("reference"), dict) else {}
+    if isinstance(reference.get("config"), str) and config_text_problem(reference["config"]):
+        raise ModelError(f"model file {str(p)!r}: [reference] {config_text_problem(reference['config'])}.")
     return _parse(doc, str(p))
 
 

@@ -17,6 +17,8 @@ Columns of `predict(...)` (one row per stage, in stage order; units in the names
     launch_ms                  exposed host launch (ms)
     wave_ms                    grid tail (ms)
     bound_tflops               the physical ceiling for the config on the GPU (same on every row)
+    no_kernel                  why no kernel of the toolkit runs this stage at this config (head dim, dtype), else
+                               "": such a row's analytic columns describe a kernel that does not exist
 
 The Einstein absolute targets are for the document's setting (H100 SXM, fp16, S=2048, the FA3 figure at B=16);
 they are printed as written whatever config is asked, and `perfmodel model check` says where that matters.
@@ -37,7 +39,27 @@ COLUMNS = [
     "stage", "impl", "label", "removes",
     "einstein_abs_low_tflops", "einstein_abs_high_tflops", "einstein_rel_low_tflops", "einstein_rel_high_tflops",
     "analytic_tflops", "analytic_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms", "wave_ms", "bound_tflops",
+    "no_kernel",
 ]
+
+# What the stages' kernels run on the GPU: kernels/_launch.py's SUPPORTED_HEAD_DIMS and GPU_DTYPES, and fp8 e4m3 in
+# stage 5 only (kernels/stage5_full.py). Written here because predictions run without torch, which kernels/_launch.py
+# imports; tests/test_hardening.py checks the two agree.
+KERNEL_HEAD_DIMS = (64, 128)
+KERNEL_DTYPES: dict[str, tuple[str, ...] | None] = {"fp16": None, "bf16": None, "fp8": ("stage5_full",)}
+
+
+def no_kernel_reason(config: AttentionConfig, impl: str) -> str:
+    """Why no kernel of the toolkit runs stage `impl` at `config` ("" when one does)."""
+    if config.D not in KERNEL_HEAD_DIMS:
+        dims = " and ".join(map(str, KERNEL_HEAD_DIMS))
+        return f"no kernel: head dim {config.D} (the kernels run {dims})"
+    if config.dtype not in KERNEL_DTYPES:
+        return f"no kernel: {config.dtype} (the kernels run {', '.join(KERNEL_DTYPES)})"
+    only = KERNEL_DTYPES[config.dtype]
+    if only is not None and impl not in only:
+        return f"no kernel: {config.dtype} runs only in {', '.join(only)}"
+    return ""
 
 
 def _nan(x: float | None) -> float:
@@ -71,5 +93,6 @@ def predict(
             "einstein_abs_low_tflops": _nan(abs_low), "einstein_abs_high_tflops": _nan(abs_high),
             "einstein_rel_low_tflops": float(rel_low), "einstein_rel_high_tflops": float(rel_high),
             **terms, "bound_tflops": analytic.bound_tflops(config, gpu),
+            "no_kernel": no_kernel_reason(config, stage.impl),
         })
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,7 +1,10 @@
 """The analysis layer's door to run folders.
 
 Reports, gates and the dashboard read runs only through here: it wraps the run store's reader
-(`collectors.store.load_run`), turns a corrupt or missing run into a `UserError` with one clear sentence, and
+(`collectors.store.load_run`), checks every table part before anything is computed (`check_tables`: corrupt or
+truncated Parquet, renamed columns, text in number columns, a future schema version, mistyped run.json fields),
+turns a corrupt or missing run into a `UserError` with one clear sentence (also for a damaged part found only
+when a table is read), and
 finds the run that ships with the package (`perfmodel/bundled/<run_id>/`), which is what `perfmodel report` and
 `perfmodel dashboard` show when no run is given.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-from collectors.store import Run, RunStoreError, list_runs as _list_runs, load_run as _load_run
+from collectors.store import Run, RunStoreError, check_tables, list_runs as _list_runs, load_run as _load_run
 from perfmodel.errors import UserError
 
 __all__ = ["Run", "load_run", "load_runs", "bundled_run_dirs", "default_run_dir", "resolve_run_dirs",
@@ -26,8 +29,15 @@ class CachedRun(Run):
     def table(self, name: str):
         cache = self.__dict__.setdefault("_tables", {})
         if name not in cache:
-            cache[name] = super().table(name)
+            try:
+                cache[name] = super().table(name)
+            except RunStoreError as e:
+                raise _user_error(e) from None
         return cache[name].copy()
+
+
+def _user_error(e: RunStoreError) -> UserError:
+    return UserError(str(e).rstrip(".") + ".")
 
 
 def load_run(path: str | Path) -> Run:
@@ -39,8 +49,9 @@ def load_run(path: str | Path) -> Run:
         raise UserError(f"{str(p)!r} is a file, not a run folder (a run folder holds run.json and tables/).")
     try:
         run = _load_run(p)
+        check_tables(run.path)
     except RunStoreError as e:
-        raise UserError(str(e).rstrip(".") + ".") from None
+        raise _user_error(e) from None
     return CachedRun(run.path, run.meta)
 
 
@@ -53,7 +64,7 @@ def list_runs(root: str | Path):
     try:
         return _list_runs(Path(root).expanduser())
     except RunStoreError as e:
-        raise UserError(str(e).rstrip(".") + ".") from None
+        raise _user_error(e) from None
 
 
 def bundled_run_dirs() -> list[Path]:
@@ -100,6 +111,6 @@ def gpu_name(run: Run) -> str | None:
 def run_label(run: Run) -> str:
     """Short human label: run id, GPU, and 'partial' when the run did not finish."""
     gpu = gpu_name(run) or "no GPU"
-    status = run.meta.get("status")
+    status = run.status
     tail = f" ({status})" if status and status != "complete" else ""
     return f"{run.run_id} · {gpu}{tail}"

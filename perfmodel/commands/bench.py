@@ -49,7 +49,7 @@ def add_arguments(parser) -> None:
 
 def _configs(args):
     from kernels.suites import get_suite
-    from kernels.workload import parse_config
+    from perfmodel.strict import parse_config
 
     if args.config:
         configs = [parse_config(text) for text in args.config]
@@ -107,6 +107,11 @@ def run(args) -> int:
 
 
 def _write_csv(table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    # not perfmodel.reporting.write_output: that module imports plotly, which a GPU machine need not have
+    from collectors.safe_io import atomic_write_text
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, table.to_csv(index=False))
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}.") from None

@@ -29,15 +29,15 @@ def add_arguments(parser) -> None:
                              + "; ".join(f"{k}: {v}" for k, v in SUITE_HELP.items()))
     parser.add_argument("--config", action="append", metavar="B=..,H=..,S=..,D=..[,causal]",
                         help="a config instead of the suite's (repeatable), e.g. B=16,H=16,S=2048,D=64,causal")
-    parser.add_argument("--stages", default="all", metavar="all|none|NAME,...",
+    parser.add_argument("--stages", default=None, metavar="all|none|NAME,...",
                         help="stages to measure, in registry order (default: all)")
-    parser.add_argument("--refs", default="all", metavar="all|none|NAME,...",
+    parser.add_argument("--refs", default=None, metavar="all|none|NAME,...",
                         help="peers: sdpa_flash, sdpa_cudnn, sdpa_efficient, flex, triton_tl, fa3 (default: all)")
     parser.add_argument("--impl", action="append", default=[], metavar="NAME=SPEC",
                         help="a kernel of your own (repeatable): SPEC is package.module:function or "
                              "path/to/file.py:function, a function (q, k, v, causal=..., sm_scale=...) on [B, H, S, D] "
                              "tensors (README: 'Measure your own kernel')")
-    parser.add_argument("--out", default="runs", metavar="DIR",
+    parser.add_argument("--out", default=None, metavar="DIR",
                         help="folder the run folder is created in (default: runs/)")
     parser.add_argument("--no-ncu", action="store_true",
                         help="skip the Nsight Compute session (counters are recorded as not measured)")
@@ -61,9 +61,11 @@ def run(args) -> int:
     from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run
     from kernels.registry import ImplError, parse_impl_args
-    from kernels.workload import parse_config
+    from perfmodel.strict import parse_config
 
     configs = tuple(parse_config(text) for text in (args.config or []))
+    if args.resume and args.out is not None:
+        raise UserError("--resume continues the run in its own folder; drop --out (or start a new run with it).")
     try:
         impls = parse_impl_args(args.impl)
     except ImplError as exc:
@@ -71,7 +73,7 @@ def run(args) -> int:
     try:
         opts = CollectOptions(
             suite=args.suite, configs=configs, stages=args.stages, refs=args.refs, impls=tuple(impls.items()),
-            out_dir=args.resume or args.out, ncu=not args.no_ncu, resume=bool(args.resume),
+            out_dir=args.resume or args.out or "runs", ncu=not args.no_ncu, resume=bool(args.resume),
             ablation=not args.no_ablation,
             interpret=args.interpret,
             determinism_runs=args.determinism,

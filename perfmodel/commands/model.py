@@ -43,7 +43,7 @@ def _check(args) -> int:
     import json
     from collections import Counter
 
-    from kernels.workload import parse_config
+    from perfmodel.strict import parse_config
     from perfmodel.einstein import load_model
     from perfmodel.hardware import get_gpu
     from perfmodel.modelcheck import check_model, findings_frame

@@ -62,13 +62,24 @@ def render_table(rows: list[list[str]], header: list[str], right: set[int]) -> s
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+def _no_kernel_notes(frame) -> list[str]:
+    """One line per reason some stages have no kernel at this config (their model columns say "no kernel")."""
+    by_reason: dict[str, list[str]] = {}
+    for r in frame.itertuples(index=False):
+        if r.no_kernel:
+            by_reason.setdefault(r.no_kernel.removeprefix("no kernel: "), []).append(r.impl)
+    return [f"no kernel: {', '.join(impls)} ({why}); the model describes a kernel that does not exist."
+            for why, impls in by_reason.items()]
+
+
 def _table(frame, config, gpu, baseline) -> str:
     header = ["stage", "impl", "removes", "ein_abs", "ein_rel", "model", "time_ms", "tensor_ms", "exp_ms",
               "hbm_ms", "launch_ms", "wave_ms"]
     rows = []
     for r in frame.itertuples(index=False):
         rows.append([r.stage, r.impl, r.removes or "-", _band(r.einstein_abs_low_tflops, r.einstein_abs_high_tflops),
-                     _band(r.einstein_rel_low_tflops, r.einstein_rel_high_tflops), _fmt(r.analytic_tflops, 0),
+                     _band(r.einstein_rel_low_tflops, r.einstein_rel_high_tflops),
+                     "no kernel" if r.no_kernel else _fmt(r.analytic_tflops, 0),
                      _fmt(r.analytic_time_ms, 4), _fmt(r.tensor_ms, 4), _fmt(r.exp_ms, 4), _fmt(r.hbm_ms, 4),
                      _fmt(r.launch_ms, 4), _fmt(r.wave_ms, 4)])
     measured = f" (measured: {', '.join(sorted(gpu.measured))})" if gpu.measured else " (datasheet ceilings)"
@@ -86,6 +97,7 @@ def _table(frame, config, gpu, baseline) -> str:
         f"         ein_rel = {rel};",
         "         model = our first-principles model (perfmodel/analytic.py).",
         "*_ms: the model's terms; they overlap per stage, time_ms = overlapped compute + wave + launch.",
+        *_no_kernel_notes(frame),
     ]
     table = render_table(rows, header, right=set(range(3, len(header))))
     return "\n".join([*head, table, *notes])
@@ -97,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from kernels.suites import get_suite
-    from kernels.workload import parse_config
+    from perfmodel.strict import parse_config
     from perfmodel.einstein import load_model
     from perfmodel.errors import UserError
     from perfmodel.hardware import get_gpu
@@ -114,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
     baseline = _positive_float(args.baseline_tflops, "--baseline-tflops") if args.baseline_tflops is not None else None
     model = load_model(args.model)
 
+    from perfmodel.predictions import KERNEL_DTYPES, KERNEL_HEAD_DIMS
+
+    for config in configs:
+        if config.D not in KERNEL_HEAD_DIMS or config.dtype not in KERNEL_DTYPES:
+            raise UserError(f"no kernel of this toolkit runs {config.id}: the kernels run head dims "
+                            f"{' and '.join(map(str, KERNEL_HEAD_DIMS))} in {', '.join(KERNEL_DTYPES)}, so there is "
+                            "nothing to predict; `perfmodel model check` covers the plan's own numbers.")
     frames = []
     for config in configs:
         frame = predict(config, gpu, model=model, baseline_tflops=baseline)

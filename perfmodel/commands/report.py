@@ -29,7 +29,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from perfmodel import runs
     from perfmodel.einstein import load_model
-    from perfmodel.reporting import build_report
+    from perfmodel.reporting import build_report, write_output
 
     start = time.perf_counter()
     fmt = args.format
@@ -44,11 +44,7 @@ def run(args) -> int:
         sys.stdout.write(text)
         return 0
     out = Path(args.out) if args.out else Path(f"report-{run_.run_id}.{fmt}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}.") from None
+    write_output(out, text)
     print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s) for run "
           f"{run_.run_id} on {runs.gpu_name(run_) or 'no GPU'}")
     return 0
