@@ -461,7 +461,7 @@ class _Collector:
     def _note_compile_log(self, writer: RunWriter, what: str, status: str, error: str | None, log) -> None:
         """A launch that failed with compiler output: one line for the terminal (printed at the end with the
         other problems), the output and Triton's MLIR reproducer in the run's logs/ folder."""
-        kept = log.kept() if log is not None else []
+        kept = log.kept(failed=status == "failed") if log is not None else []
         if status == "failed" and kept:
             where = ", ".join(str(p.relative_to(writer.path)) for p in kept)
             self.compile_problems.append(f"{what} failed ({(error or '').strip()[:200]}); the compiler's output is "

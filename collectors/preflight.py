@@ -16,6 +16,7 @@ whole MLIR dumps there when a pass fails) into `<folder>/<tag>.log` and asks Tri
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 from importlib import metadata
@@ -129,12 +130,15 @@ class CompileLog:
         safe = re.sub(r"[^A-Za-z0-9_.#=-]+", "_", tag)
         self.log, self.reproducer = folder / f"{safe}.log", folder / f"{safe}.mlir"
 
-    def kept(self) -> list[Path]:
-        """The files that hold something (the others have been removed)."""
+    def kept(self, failed: bool = True) -> list[Path]:
+        """The files that hold something (the others have been removed). Triton writes a reproducer for every pass
+        pipeline it runs once TRITON_REPRODUCER_PATH is set (`<tag>.mlir.make_ttir.repro.mlir`, ...), successful
+        ones included: unless the launch `failed`, those are removed too."""
         out = []
-        for p in (self.log, self.reproducer):
+        reproducers = sorted(self.reproducer.parent.glob(glob.escape(self.reproducer.name) + "*"))
+        for p in [self.log] + reproducers:
             try:
-                if p.stat().st_size:
+                if p.stat().st_size and (failed or p == self.log):
                     out.append(p)
                 else:
                     p.unlink()

@@ -11,17 +11,22 @@ warp-specialized partitions (`gl.warp_specialize`), as FlashAttention-3 does:
   an "empty" one (the consumer arrives when it is done with that operand): K is handed back after QKᵀ, V after
   P·V.
 The softmax is stage 0's, and like stage 0 this stage applies the causal and tail masks to every key block. It
-runs causal and non-causal inputs alike. Programs are numbered causal heaviest first (kernels/_gluon.py
-`work_item`): the hardware starts them in that order, so the longest query tiles start in the first wave.
+runs causal and non-causal inputs alike. Programs are numbered in sections of heads whose K and V fit in half
+the L2, causal heaviest first within a section (kernels/_gluon.py `work_item`): the hardware starts them in that
+order, so the K/V being read stay in L2 and the longest query tiles start first.
 
-Measured on the lent H200 (2026-12-02, runs/20261202-012725-seed-nvidia-h200, benchmarks/h200/): this stage is
-slower than stage 0, 205 against 263 TFLOP/s at the seed config and a median of 0.86x stage 0 over 19 fa3-grid
-configs (fp16). A finding, not hidden: Nsight Compute puts 35% of its stall samples on `barrier` (stage 0: wait
-33%, no barrier in its top three) and its tensor pipe at 22.8% of peak (stage 0: 30.5%). Gluon brackets every
-mbarrier wait and arrive with a `bar.sync` of the whole 8-warp consumer (census: 4 per key block here, against 2
-for the same loop with one hand-off per slot), so the two warp groups, which could drift apart, are re-aligned
-four times a block. Stage 2 removes half of those hand-offs and the per-block mask and gains 1.30x at the seed
-config (median 1.08x over fa3-grid).
+Measured on the lent H200 (2026-12-02; seed: runs/20261202-031456-seed-nvidia-h200; fa3-grid:
+benchmarks/h200/fa3-grid-fp16-8c30e22.csv, 24 configs): this stage is slower than stage 0, 206 against 262 TFLOP/s
+at the seed config (0.79x) and a median of 0.91x stage 0 over fa3-grid (0.90x in
+benchmarks/h200/plan-fp16-qring.csv), short of the issue's 0.97x. A finding, not hidden: Nsight Compute puts 35% of
+its stall samples on `barrier` (stage 0: `wait` first, no barrier in its top three) and its tensor pipe at 23% of
+peak (stage 0: 31%). Gluon brackets every mbarrier wait and arrive with a `bar.sync` of the whole 8-warp consumer
+(census: 4 per key block here, against 2 for the same loop with one hand-off per slot), so the two warp groups,
+which could drift apart, are re-aligned four times a block; and every block is masked. Stage 2 removes half of those
+hand-offs and the per-block mask and gains 1.35x at the seed config (median 1.09x over fa3-grid); the ablation
+credits the masks alone with +26% (stage 5's masked_loop flip). HBM is not this stage's limit: with the L2 sections
+of `work_item` (2026-12-02) its HBM reads fell from 1.15 to 0.28 GB at the seed config and its time did not move
+(205 -> 206 TFLOP/s).
 """
 
 from __future__ import annotations

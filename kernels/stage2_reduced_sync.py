@@ -11,9 +11,10 @@ Against stage 1 (kernels/stage1_warpspec.py), two changes and nothing else:
 This is what the document's constraint #3 (synchronization) can mean here: the kernel has no `__syncthreads` to
 remove (a Gluon partition synchronizes only its own warps, around its mbarrier hand-offs), so
 what is reduced is the per-iteration hand-off traffic and the mask work.
-Measured on the lent H200 (2026-12-02, runs/20261202-012725-seed-nvidia-h200, benchmarks/h200/): 267 against stage
-1's 205 TFLOP/s at the seed config (1.30x), median 1.08x over 19 fa3-grid configs (fp16, lowest 1.02x). The
-ablation credits most of it to the masks: masking every block costs 22% at the seed config (stage 5's flip).
+Measured on the lent H200 (2026-12-02; seed: runs/20261202-031456-seed-nvidia-h200; fa3-grid:
+benchmarks/h200/fa3-grid-fp16-8c30e22.csv): 278 against stage 1's 206 TFLOP/s at the seed config (1.35x), median
+1.09x over 24 fa3-grid configs (fp16, lowest 1.04x). The ablation credits most of it to the masks: masking every
+block costs 26% at the seed config (stage 5's flip).
 """
 
 from __future__ import annotations

@@ -8,15 +8,18 @@ Against stage 2, and nothing else:
 - both partitions loop over work items; the K/V ring's slot and phase run on across work items, so the producer
   starts the next item's K/V loads while the consumer finishes the current one;
 - Q gets an "empty" barrier too: the producer loads the next item's Q once the consumer is done with this one's;
-- the order of the work items is stages 1-2's program order, causal heaviest first (the last query tiles have
-  the most key blocks), so the short tiles fill the tail of the schedule instead of a long one running alone at
-  the end (the LPT rule of FA3's scheduler); a persistent program now follows it itself.
+- the order of the work items is stages 1-2's program order (L2 sections of heads, causal heaviest first within
+  one: the last query tiles have the most key blocks), so the short tiles fill the tail of the schedule instead
+  of a long one running alone at the end (the LPT rule of FA3's scheduler); a persistent program now follows it
+  itself.
 This is the document's constraint #2 (launch): its "one launch per batch element" is not what FA2/FA3 or these
 kernels do (all of them launch once for the whole batch, ANCHORS.md); what persistence removes is the per-program
 set-up and the wave-quantization tail.
-Measured on the lent H200 (2026-12-02, runs/20261202-012725-seed-nvidia-h200, benchmarks/h200/): 278 against stage
-2's 267 TFLOP/s at the seed config (1.04x); median 1.01x over 19 fa3-grid configs (fp16), from 0.94x (B4 H16
-S4096 D128 non-causal) to 1.16x (B32 H32 S512 D64 causal, the most work items).
+Measured on the lent H200 (2026-12-02; seed: runs/20261202-031456-seed-nvidia-h200; fa3-grid:
+benchmarks/h200/fa3-grid-fp16-8c30e22.csv): 283 against stage 2's 278 TFLOP/s at the seed config (1.02x); median
+1.02x over 24 fa3-grid configs (fp16), from 0.87x (B1 H16 S16384 D128 causal: 128 work items on 132 SMs, where one
+program per work item already fills the GPU once) to 1.12x (B16 H32 S1024 D64 non-causal). The ablation at the seed
+config: one program per work item instead costs 14% (stage 5's persistent switch).
 """
 
 from __future__ import annotations

@@ -15,9 +15,12 @@ is ordered with mbarriers):
 - a 3-deep ring, since a slot is now held until P·V of the next iteration completes.
 Everything else is stage 3's (producer partition, hand-offs, masks only on diagonal and tail blocks, persistent
 heaviest-first schedule). The ring slot is freed by both consumers (its "empty" barrier counts two arrivals).
-Measured on the lent H200 (2026-12-02, runs/20261202-012725-seed-nvidia-h200, benchmarks/h200/): 306 against stage
-3's 278 TFLOP/s at the seed config (1.10x), median 1.15x over 19 fa3-grid configs (fp16; lowest 0.96x, B32 S512
-D128 causal, where each work item has at most four key blocks to overlap).
+Measured on the lent H200 (2026-12-02; seed: runs/20261202-031456-seed-nvidia-h200; fa3-grid:
+benchmarks/h200/fa3-grid-fp16-8c30e22.csv): 356 against stage 3's 283 TFLOP/s at the seed config (1.26x), median
+1.20x over 24 fa3-grid configs (fp16; lowest 0.84x, B32 H16 S512 D128 non-causal). The ablation at the seed config
+credits the ping-pong with +23% and the asynchronous overlap with +4% (stage 5's switches, best against best). Below
+about 0.25 ms of kernel time this stage is bound by its host launch path, 226 us a call against cuDNN's 41 (the
+run's launch table), and its timings there are unstable (spread 20-40% at S=512 and at B=1 of the seed config).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ NAME = "stage4_overlap"
 @gluon.jit
 def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H, GROUP, N_CTX,
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
-              CAUSAL: gl.constexpr):
+              CAUSAL: gl.constexpr, Q_RING: gl.constexpr = 1):
+    # Q_RING: Q buffers per consumer (stage 5 tunes 1 or 2; with 2 the next work item's Q loads during this one)
     ROWS: gl.constexpr = BLOCK_M // CONSUMERS
     num_m = gl.cdiv(N_CTX, BLOCK_M)
     it = 0
@@ -49,9 +53,10 @@ def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, 
         tile_m0 = m * BLOCK_M
         n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
         for c in gl.static_range(CONSUMERS):
-            mbarrier.wait(q_empty.index(c), (t & 1) ^ 1)
-            mbarrier.expect(q_ready.index(c), desc_q.block_type.nbytes)
-            tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(c), q_bufs.index(c))
+            qi = c + CONSUMERS * (t % Q_RING)
+            mbarrier.wait(q_empty.index(qi), ((t // Q_RING) & 1) ^ 1)
+            mbarrier.expect(q_ready.index(qi), desc_q.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(qi), q_bufs.index(qi))
         for j in range(n_blocks):
             slot = it % RING
             mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)

@@ -8,19 +8,29 @@ groups in ping-pong, P·V of one block under the softmax of the next) with each 
   other's wgmmas (stage 4), or one 8-warp consumer sharing the 128 rows (stages 1-3);
 - overlap: the QKᵀ of block j+1 and the P·V of block j issued together, asynchronously, the softmax of j+1 run
   while P·V is in flight (stage 4), or each wgmma waited for at once (stages 1-3);
-plus the tuning knobs BLOCK_N, the ring depth and the consumer's register budget. The tuner (kernels/tuner.py)
-times the candidates per key and keeps the fastest correct one.
+plus the tuning knobs BLOCK_N, BLOCK_M (two or three consumer groups, and so their register budget), the K/V ring
+depth and the Q ring depth (q_ring=2: the next work item's Q is loaded while this one runs). The tuner
+(kernels/tuner.py) times the candidates per key and keeps the fastest correct one.
 What stays on in every variant: the TMA producer partition with its few registers (stage 1; the stage chain
 0 -> 1 measures it, see NOT_ABLATABLE).
 
-Measured on the lent H200 (2026-12-02, runs/20261202-012725-seed-nvidia-h200, benchmarks/h200/): at the seed
-config the tuner chose BLOCK_M=192 (three consumer groups of 160 registers) without the overlap, 304 TFLOP/s
-against cuDNN's 367 (0.83x); over 18 fa3-grid configs the median is 0.87x cuDNN in fp16 (0.65-1.02) and 0.82x
-in bf16, short of the issue's 1.0x / 0.95x. The ablation at the seed config: masks only on diagonal and tail
-blocks +22%, persistence +12%, ping-pong +17%, the asynchronous overlap +3.5% best-vs-best but -4.8% flipped on
-the tuned config. What limits it, per Nsight Compute: `barrier` is the top stall (31%: the partition-wide
-bar.sync Gluon puts around every mbarrier wait and arrive) at 25% occupancy, tensor pipe 45% of peak, against
-cuDNN's 46% with `selected` and `barrier` at 22% each.
+Measured on the lent H200 (2026-12-02), fp16 unless named:
+- seed config: 350 TFLOP/s against cuDNN's 381 (0.92x) in runs/20261202-031456-seed-nvidia-h200 (before the Q
+  ring), 375 against 390 (0.96x) in benchmarks/h200/plan-fp16-qring.csv (the tuner took q_ring=2): above the
+  issue's floor of 0.95x, short of its 1.0x and of the plan's 1.05x;
+- fa3-grid (24 configs): median 0.95x cuDNN (0.43-1.19) in benchmarks/h200/fa3-grid-fp16-8c30e22.csv, 0.94x in
+  plan-fp16-qring.csv; bf16 0.93x over the 21 configs benchmarks/h200/fa3-grid-bf16-qring-partial.csv holds.
+  At least cuDNN's speed from S=4096 up (up to 1.19x at S=16384 D=128 causal); far below it at S=512 (0.43-0.76x)
+  and at B=1 of the seed config (0.25-0.33x), where the kernel runs for less than the host launch path takes
+  (245 us a call against cuDNN's 41, the run's launch table), so those timings measure Python, not the GPU;
+- fp8 (e4m3, overlap=False configs): 298 TFLOP/s at the seed config, 600 at B2 H16 S8192 D128 causal
+  (benchmarks/h200/probes/20261202-fp8-probe.log; the input transpose of V included).
+The ablation at the seed config (the run above): masks only on diagonal and tail blocks +26% (flip), persistence
++14%, ping-pong +23%, the asynchronous overlap +4% best against best. What limits it, per Nsight Compute at the
+seed config: `barrier` is the top stall (34%: the partition-wide bar.sync Gluon puts before every mbarrier wait
+and arrive, three per key block, census `loop_bar_sync`), tensor pipe 42% of peak against cuDNN's 46%, 7.4 warp
+cycles per issued instruction against cuDNN's 4.6, at 18.7% occupancy (12 warps, 168 registers at launch, 240 a
+consumer thread after setmaxnreg); HBM reads 0.28 GB against cuDNN's 0.20.
 """
 
 from __future__ import annotations
@@ -51,7 +61,7 @@ NAME = "stage5_full"
 def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som, qk_scale,
               B, H, GROUP, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
               RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr, CAUSAL: gl.constexpr,
-              OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr):
+              OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, Q_RING: gl.constexpr):
     ROWS: gl.constexpr = BLOCK_M // CONSUMERS
     dtype: gl.constexpr = q_bufs.dtype
     bits: gl.constexpr = dtype.primitive_bitwidth
@@ -69,8 +79,9 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
         n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
         if MASKED_LOOP:
             n_unmasked = 0
-        mbarrier.wait(q_ready.index(C), t & 1)
-        q = q_bufs.index(C).reshape([ROWS, HEAD_D])
+        qi = C + CONSUMERS * (t % Q_RING)
+        mbarrier.wait(q_ready.index(qi), (t // Q_RING) & 1)
+        q = q_bufs.index(qi).reshape([ROWS, HEAD_D])
         m_i, l_i, acc = fresh_state(ROWS, HEAD_D, s_layout, o_layout)
         if OVERLAP:
             acc, m_i, l_i, it = _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc,
@@ -93,7 +104,7 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
                 acc = warpgroup_mma_wait(0, deps=(acc, ))
                 mbarrier.arrive(kv_empty.index(slot), count=1)
                 it += 1
-        mbarrier.arrive(q_empty.index(C), count=1)
+        mbarrier.arrive(q_empty.index(qi), count=1)
         store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
         t += 1
 
@@ -102,17 +113,18 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
 def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROUP, N_CTX, HEAD_D: gl.constexpr,
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
               CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, CONSUMER_REGS: gl.constexpr,
-              PRODUCER_REGS: gl.constexpr):
+              PRODUCER_REGS: gl.constexpr, Q_RING: gl.constexpr):
     dtype: gl.constexpr = desc_q.dtype
-    q_bufs = gl.allocate_shared_memory(dtype, [CONSUMERS] + desc_q.block_type.shape, desc_q.layout)
+    QS: gl.constexpr = CONSUMERS * Q_RING  # Q buffers: Q_RING per consumer
+    q_bufs = gl.allocate_shared_memory(dtype, [QS] + desc_q.block_type.shape, desc_q.layout)
     k_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_k.block_type.shape, desc_k.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [RING] + desc_v.block_type.shape, desc_v.layout)
-    q_ready = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
-    q_empty = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
+    q_ready = gl.allocate_shared_memory(gl.int64, [QS, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [QS, 1], mbarrier.MBarrierLayout())
     kv_ready = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
     turn = gl.allocate_shared_memory(gl.int64, [3, 1], mbarrier.MBarrierLayout())
-    for i in gl.static_range(CONSUMERS):
+    for i in gl.static_range(QS):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=1)
     for i in gl.static_range(RING):
@@ -124,34 +136,34 @@ def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROU
         gl.warp_specialize([
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
                          qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP)),
+                         OVERLAP, MASKED_LOOP, Q_RING)),
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
                          qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP)),
+                         OVERLAP, MASKED_LOOP, Q_RING)),
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
                          qk_scale, B, H, GROUP, N_CTX, 2, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP)),
+                         OVERLAP, MASKED_LOOP, Q_RING)),
             (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)),
         ], [4, 4, 1], [CONSUMER_REGS, CONSUMER_REGS, PRODUCER_REGS])
     elif CONSUMERS == 2:
         gl.warp_specialize([
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
                          qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP)),
+                         OVERLAP, MASKED_LOOP, Q_RING)),
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
                          qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP)),
+                         OVERLAP, MASKED_LOOP, Q_RING)),
             (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)),
         ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
     else:
         gl.warp_specialize([
             (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
                          qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 8, CAUSAL, OVERLAP,
-                         MASKED_LOOP)),
+                         MASKED_LOOP, Q_RING)),
             (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL)),
+                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)),
         ], [1], [PRODUCER_REGS])
 
 
@@ -166,10 +178,11 @@ class Config:
     pingpong: bool = True
     overlap: bool = True
     BLOCK_M: int = 128  # 64 query rows per consumer warp group with pingpong: 128 = two groups, 192 = three
+    q_ring: int = 1  # Q buffers per consumer: 2 loads the next work item's Q while this one runs
 
     def __str__(self) -> str:
         return (f"BLOCK_M={self.BLOCK_M} BLOCK_N={self.BLOCK_N} ring={self.ring} masked_loop={self.masked_loop} "
-                f"persistent={self.persistent} pingpong={self.pingpong} overlap={self.overlap}")
+                f"persistent={self.persistent} pingpong={self.pingpong} overlap={self.overlap} q_ring={self.q_ring}")
 
     @property
     def consumers(self) -> int:
@@ -209,12 +222,14 @@ def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
         l2_group(B, H, S, D, k.element_size(), k.device), S,
         HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers, CAUSAL=causal,
         OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop, CONSUMER_REGS=consumer_regs,
-        PRODUCER_REGS=PRODUCER_REGS, num_warps=8 if consumers == 1 else 4, maxnreg=kernel_maxnreg(warps))
+        PRODUCER_REGS=PRODUCER_REGS, Q_RING=cfg.q_ring, num_warps=8 if consumers == 1 else 4,
+        maxnreg=kernel_maxnreg(warps))
 
 
 def candidate_configs(S: int, D: int, causal: bool) -> list[Config]:
-    """The configs tuned for one key: stage 4's config, each technique switched off alone, and the ring depth and
-    key-block width around it. Seven or eight per key (a Gluon candidate compiles in 1-2 s and times in 0.1 s)."""
+    """The configs tuned for one key: stage 4's config, each technique switched off alone, and the ring depths (K/V
+    and Q) and key-block width around it. Ten to thirteen per key (a Gluon candidate compiles in 1-3 s and times in
+    0.05 s)."""
     cands = [
         Config(),                          # stage 4: ping-pong, overlap, persistent, 3-deep ring
         Config(ring=2),
@@ -229,9 +244,15 @@ def candidate_configs(S: int, D: int, causal: bool) -> list[Config]:
         cands.append(Config(BLOCK_M=192))
         cands.append(Config(BLOCK_M=192, overlap=False))
         cands.append(Config(BLOCK_M=192, ring=4, overlap=False))
+        # the next work item's Q loaded during this one (2 x 8 KB more a consumer): short rows of key blocks
+        cands.append(Config(q_ring=2))
+        cands.append(Config(q_ring=2, ring=4))
+        cands.append(Config(q_ring=2, overlap=False))  # (BLOCK_M=192 with q_ring=2 spills at 160 registers)
     else:
         cands.append(Config(BLOCK_N=64, ring=4))
         cands.append(Config(BLOCK_M=192, overlap=False, ring=2))  # 2 x 64 KB of K/V + 48 KB of Q
+        cands.append(Config(q_ring=2, ring=2))  # 2 x 64 KB of K/V + 2 x 32 KB of Q
+        cands.append(Config(q_ring=2, ring=2, overlap=False))
     return list(dict.fromkeys(cands))
 
 
@@ -267,7 +288,7 @@ def _reference(q, k, v, causal: bool, sm_scale: float):
     return stage0(q, k, v, causal=causal, sm_scale=sm_scale)
 
 
-_REPORT_FIELD = re.compile(r"\b(BLOCK_M|BLOCK_N|ring|masked_loop|persistent|pingpong|overlap)=(\S+)")
+_REPORT_FIELD = re.compile(r"\b(BLOCK_M|BLOCK_N|ring|masked_loop|persistent|pingpong|overlap|q_ring)=(\S+)")
 
 
 def config_from_report(text: str | None) -> Config | None:

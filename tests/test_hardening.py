@@ -337,3 +337,17 @@ def test_a_compile_failure_keeps_its_dump_in_the_run_folder(tmp_path, monkeypatc
         pass
     assert quiet.kept() == [] and not quiet.log.exists()  # nothing printed: no file left
     writer.finish("complete")
+
+
+def test_a_successful_compile_leaves_no_reproducers(tmp_path):
+    # With TRITON_REPRODUCER_PATH set, Triton writes `<path>.<pipeline>.repro.mlir` for every pipeline it runs,
+    # successful ones too (a seed run on the H200 once kept 33 of them, 1.6 MB): only a failed launch keeps them.
+    logs = tmp_path / "logs"
+    for failed in (False, True):
+        with preflight.compile_log(logs, f"stage5_full-{failed}") as log:
+            for stage in ("make_ttir", "make_ttgir", "make_llir"):
+                Path(os.environ["TRITON_REPRODUCER_PATH"] + f".{stage}.repro.mlir").write_text("module {}")
+        kept = log.kept(failed=failed)
+        assert len(kept) == (3 if failed else 0), kept
+    assert sorted(p.name for p in logs.iterdir()) == [f"stage5_full-True.mlir.{s}.repro.mlir"
+                                                      for s in ("make_llir", "make_ttgir", "make_ttir")]
