@@ -105,7 +105,7 @@ def check_output(out, q, k, v, causal: bool, sm_scale: float | None = None,
     """Compare `out` with the float64 reference head-chunk by head-chunk (see the module docstring)."""
     import torch
 
-    from kernels.reference import BUDGET_FACTOR, attention_lowp_math, attention_reference
+    from kernels.reference import BUDGET_FACTOR, attention_lowp_math, attention_reference, budget_floor
 
     B, H, S, _ = q.shape
     heads_per_chunk = max(1, min(H, chunk_bytes // max(1, S * S * 8)))
@@ -130,7 +130,7 @@ def check_output(out, q, k, v, causal: bool, sm_scale: float | None = None,
             sq_ref += ref.square().sum().item()
             allclose = allclose and bool(torch.allclose(oc.to(torch.float64), ref, rtol=DOC_RTOL, atol=DOC_ATOL))
             del ref, diff
-    budget = BUDGET_FACTOR * max(torch_err, torch.finfo(q.dtype).eps)
+    budget = BUDGET_FACTOR * max(torch_err, budget_floor(q.dtype))
     if not finite:
         return Correctness(math.inf, math.inf, math.inf, budget, False, False)
     return Correctness(

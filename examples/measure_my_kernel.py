@@ -32,8 +32,9 @@ def main() -> int:
           .to_string(index=False))
     if gpu:
         print(run.table("timings")[["impl", "config_id", "status", "tflops"]].to_string(index=False))
-    out = perfmodel.report(run, out=HERE.parent / f"report-{run.run_id}.html")
-    print(f"run folder: {run.path}\nreport: report-{run.run_id}.html ({len(out) // 1024} KB)")
+    report = Path(run.path) / "report.html"  # inside the run folder, not loose in the checkout
+    out = perfmodel.report(run, out=report)
+    print(f"run folder: {run.path}\nreport: {report} ({len(out) // 1024} KB)")
     return 0
 
 

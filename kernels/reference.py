@@ -102,6 +102,14 @@ class ErrorReport:
         return bool(torch.allclose(out.to(ref.dtype), ref, rtol=1e-3, atol=2e-3))
 
 
+def budget_floor(dtype: torch.dtype) -> float:
+    """The smallest budget an output of inputs in `dtype` gets (see `error_budget`): one unit in the last place at
+    1.0 of the dtype, of the bf16 output for 8-bit inputs."""
+    if not dtype.is_floating_point:
+        return 0.0
+    return torch.finfo(torch.bfloat16 if torch.finfo(dtype).bits == 8 else dtype).eps
+
+
 def error_budget(q, k, v, causal: bool = False, sm_scale: float | None = None, ref: torch.Tensor | None = None,
                  floor: float | None = None) -> float:
     """Max abs error an implementation may have: BUDGET_FACTOR x that of PyTorch's own math in q's dtype.
@@ -115,7 +123,7 @@ def error_budget(q, k, v, causal: bool = False, sm_scale: float | None = None, r
     lowp = attention_lowp_math(q, k, v, causal, sm_scale)
     torch_err = (lowp.to(torch.float64) - ref).abs().max().item()
     if floor is None:
-        floor = torch.finfo(torch.bfloat16 if _is_8bit(q) else q.dtype).eps if q.dtype.is_floating_point else 0.0
+        floor = budget_floor(q.dtype)
     return BUDGET_FACTOR * max(torch_err, floor)
 
 

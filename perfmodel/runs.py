@@ -78,20 +78,32 @@ def bundled_run_dirs() -> list[Path]:
     return sorted(dirs, key=lambda p: p.name)
 
 
+# The bundled run a command reads when none is given: the H100 run of 48 cases (every stage on the seed config and
+# the fa3-grid configs it names), the widest view of the plan. The H200 seed run with the Gluon stages, Nsight
+# Compute and the ablation ships beside it; a bundled run is also named by its id (`perfmodel report <id>`).
+DEFAULT_BUNDLED_RUN = "20261124-173318-custom-nvidia-h100-80gb-hbm3"
+
+
 def default_run_dir() -> Path:
-    """The bundled run (the last one by name when several ship)."""
+    """The bundled run (DEFAULT_BUNDLED_RUN, else the last one by name)."""
     dirs = bundled_run_dirs()
     if not dirs:
         raise UserError("no run was given and none is bundled with this install; pass a run folder "
                         "(e.g. one made by `perfmodel collect`).")
-    return dirs[-1]
+    return next((d for d in dirs if d.name == DEFAULT_BUNDLED_RUN), dirs[-1])
 
 
 def resolve_run_dirs(paths: list[str | Path] | None) -> list[Path]:
-    """The given run folders, or the bundled run when none is given."""
-    if paths:
-        return [Path(p).expanduser() for p in paths]
-    return [default_run_dir()]
+    """The given run folders (a bundled run's id names it, unless a folder of that name exists here), or the
+    default bundled run when none is given."""
+    if not paths:
+        return [default_run_dir()]
+    bundled = {d.name: d for d in bundled_run_dirs()}
+    out = []
+    for p in paths:
+        path = Path(p).expanduser()
+        out.append(bundled[str(p)] if not path.exists() and str(p) in bundled else path)
+    return out
 
 
 def _env(run: Run) -> dict:
