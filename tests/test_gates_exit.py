@@ -18,7 +18,7 @@ from kernels.suites import SEED, SUITE_DETERMINISM_RUNS, get_suite, suite_determ
 from perfmodel.cli import main
 from perfmodel.einstein import DETERMINISM_METRIC, default_model_path, load_model
 from perfmodel.gates import evaluate_gates, evaluate_gates_over, scope
-from perfmodel.runs import bundled_run_dirs, load_run
+from perfmodel.runs import default_run_dir, load_run
 from synthetic_run import timing_row
 
 H100, H200 = "NVIDIA H100 80GB HBM3", "NVIDIA H200"
@@ -85,7 +85,7 @@ def gates(*args, capsys=None):
 
 @pytest.fixture
 def bundled_copy(tmp_path):
-    src = bundled_run_dirs()[-1]
+    src = default_run_dir()  # the H100 run every command reads by default
     dst = tmp_path / src.name
     shutil.copytree(src, dst)
     return dst
