@@ -192,14 +192,15 @@ STAGES: tuple[Impl, ...] = (
            "one mbarrier hand-off per K/V slot; masks only on the diagonal and tail key blocks", (3,),
            ("masked_loop",)),
     _stage(3, "stage3_persistent",
-           "persistent grid of one program per SM walking (tile, batch, head) work items, causal heaviest first",
+           "persistent grid of one program per SM walking (tile, batch, head) work items in L2 sections of heads, "
+           "causal heaviest first",
            (2,), ("persistent",)),
     _stage(4, "stage4_overlap",
            "two consumer warp groups in ping-pong, P·V of one block in flight during the next softmax "
            "(async wgmma), 3-deep K/V ring", (4,), ("pingpong", "overlap")),
     _stage(5, "stage5_full",
-           "stage 4 with every technique a switch, tuned per (S, D, causal, dtype, B·H): block sizes, ring depth, "
-           "consumer groups and their register split; chosen config reported", (1,)),
+           "stage 4 with every technique a switch, tuned per (S, D, causal, dtype, B·H): block sizes, K/V and Q ring "
+           "depths, consumer groups and their register split; fp8 (e4m3) too; chosen config reported", (1,)),
 )
 
 # Stages written in Gluon (triton.experimental.gluon): no interpreter, so their correctness is checked on the GPU.
