@@ -14,7 +14,7 @@ Triton generates for a stage at a given config, and by reading the compiled kern
     registers  registers per thread of the cubin (`cuobjdump -res-usage`, REG)
     spills     spill-store bytes reported by `ptxas -v` on the same PTX
     shared     shared memory per program: Triton's dynamic allocation (metadata.shared) plus the cubin's static
-    grid_programs  programs the stage's launcher starts for this config, with `sm_count` SMs (132 on the H100)
+    grid_programs  programs the stage's launcher starts for this config, with `sm_count` SMs (kernels/hardware.py)
 
 Those are whole-kernel static counts: a barrier inside the key loop and one in the epilogue count the same, and a
 stage that unrolls its masked diagonal blocks into straight-line code can have more barriers in total while
@@ -57,6 +57,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kernels.hardware import DEFAULT_GPU, GPUS
 from kernels.workload import AttentionConfig, torch_dtype
 
 from .safe_io import stderr_to as _stderr_to
@@ -64,8 +65,9 @@ from .schema import columns
 
 # Hopper: compute capability 9.0, 32 threads a warp.
 SM90 = ("cuda", 90, 32)
-# H100 SXM5: 132 SMs (NVIDIA H100 Tensor Core GPU datasheet; read as 132 on the lent H100, ANCHORS.md).
-H100_SM_COUNT = 132
+# The sm_90 part the census compiles for and counts occupancy on: the hardware table's H100 SXM5 (kernels/hardware.py).
+CENSUS_GPU = GPUS[DEFAULT_GPU]
+H100_SM_COUNT = CENSUS_GPU.sm_count
 
 # PTX instruction -> census field. Each pattern matches the opcode at the start of an instruction, optionally
 # after a predicate guard (`@%p1 bar.sync 0;`), never inside a comment or a label.
@@ -267,12 +269,12 @@ class CensusResult:
 
 
 # ---- occupancy on the H100 without the H100 -------------------------------------------------------------------
-# Per-SM limits of compute capability 9.0 (CUDA C++ Programming Guide, "Technical Specifications per Compute
-# Capability"): 64K 32-bit registers, 228 KB shared memory, 2048 resident threads.
-SM90_REGS_PER_SM = 65536
-SM90_SHARED_PER_SM = 228 * 1024
-SM90_THREADS_PER_SM = 2048
-SM90_SHARED_RESERVED_PER_PROGRAM = 1024  # the 1 KB the driver reserves per resident block (same guide)
+# Per-SM limits of compute capability 9.0, from the hardware table (kernels/hardware.py, which cites the CUDA C++
+# Programming Guide): registers, shared memory, resident threads, the 1 KB the driver reserves per resident block.
+SM90_REGS_PER_SM = CENSUS_GPU.regs_per_sm
+SM90_SHARED_PER_SM = int(CENSUS_GPU.smem_per_sm_kb * 1024)
+SM90_THREADS_PER_SM = CENSUS_GPU.threads_per_sm
+SM90_SHARED_RESERVED_PER_PROGRAM = int(CENSUS_GPU.smem_reserved_per_program_kb * 1024)
 
 
 class Sm90Kernel:

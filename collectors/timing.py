@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from kernels.hardware import DEFAULT_GPU, GPUS
 from kernels.workload import AttentionConfig
 
 from .stats import median_ci
@@ -45,9 +46,9 @@ WIDE_CI_PCT = 2.0
 # The interval every timing reports: 95%, the confidence `perfmodel compare` and the report read it at.
 CI_CONFIDENCE = 0.95
 
-# H100 SXM5 L2 cache: 50 MB (NVIDIA H100 Tensor Core GPU datasheet and the Hopper architecture whitepaper,
-# "50 MB L2 cache"). Used only when no GPU is present to ask (torch.cuda.get_device_properties().L2_cache_size).
-H100_L2_BYTES = 50 * 1024 * 1024
+# The hardware table's H100 SXM5 L2 (kernels/hardware.py). Used only when no GPU is present to ask
+# (torch.cuda.get_device_properties().L2_cache_size).
+H100_L2_BYTES = GPUS[DEFAULT_GPU].l2_bytes
 
 # Rotation size: the sets together should exceed the L2 at least this many times over, so that LRU-like
 # replacement has evicted a set by the time it comes round again.

@@ -32,6 +32,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import tma
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
+from .hardware import DEFAULT_GPU, GPUS
 from ._launch import KernelUnsupported
 
 LOG2E = 1.4426950408889634
@@ -56,8 +57,8 @@ def require_sm90(stage: str, device: torch.device) -> None:
 
 # Registers of the producer partition (one warp issuing TMA copies and mbarrier waits): FA3's 24-32.
 PRODUCER_REGS = 24
-# Hopper: 64 K 32-bit registers per SM; setmaxnreg works per warp group (128 threads), in steps of 8.
-SM90_REGISTERS = 65536
+# Hopper's register file (kernels/hardware.py); setmaxnreg works per warp group (128 threads), in steps of 8.
+SM90_REGISTERS = GPUS[DEFAULT_GPU].regs_per_sm
 
 
 def kernel_maxnreg(total_warps: int) -> int:

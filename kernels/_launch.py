@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from .hardware import DEFAULT_GPU, GPUS
+
 SUPPORTED_HEAD_DIMS = (64, 128)
 GPU_DTYPES = (torch.float16, torch.bfloat16)
 # 8-bit inputs, accepted by the launchers that say so (stage 5); their output is bf16 (`empty_output`).
@@ -96,11 +98,11 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool
     return sm_scale
 
 
-# The share of the L2 the work-item order fills with the K and V of the heads it runs together, and the budget used
-# where no GPU says its L2 size (the census compiles without one; the value is a runtime argument there): half of
-# the H100's 50 MB, leaving room for the Q and O traffic and the tails of other heads.
+# The share of the L2 the work-item order fills with the K and V of the heads it runs together (half, leaving room
+# for the Q and O traffic and the tails of other heads), and the budget used where no GPU says its L2 size (the
+# census compiles without one; the value is a runtime argument there): that share of the hardware table's H100 L2.
 L2_SHARE = 0.5
-L2_BUDGET_BYTES = 25 * 2**20
+L2_BUDGET_BYTES = int(GPUS[DEFAULT_GPU].l2_bytes * L2_SHARE)
 
 
 # Integer arguments the persistent kernels (stages 3-5) must not be specialized on. Triton compiles a separate

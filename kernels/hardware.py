@@ -1,6 +1,10 @@
-"""GPU ceilings: the datasheet figures the models start from, and measured figures that replace them.
+"""GPU ceilings: the datasheet figures every layer reads, and measured figures that replace them.
 
-One frozen `GpuSpec` per GPU, in one table (`GPUS`). Every figure cites its source beside it. Sources:
+The only place hardware limits live. One frozen `GpuSpec` per GPU, in one table (`GPUS`): SM count, clocks,
+tensor-core, exponential and fp32 rates, HBM bandwidth, L2, shared memory, registers and threads per SM, host
+launch cost. It sits on the ground floor beside kernels/workload.py and imports neither torch nor triton, so the
+launchers (kernels/_launch.py, kernels/_gluon.py), the census (collectors/census.py), the timing code and the bound
+(perfmodel/bound.py) all read the same figures. Every figure cites its source beside it. Sources:
 
 - [H100-WP]  NVIDIA H100 Tensor Core GPU Architecture whitepaper (WP-10792-001), Table 3 "Comparison of NVIDIA
              A100 and H100 Data Center GPUs" (SXM5 and PCIe columns: SMs, TFLOP/s, L2, shared memory, registers).
@@ -11,7 +15,12 @@ One frozen `GpuSpec` per GPU, in one table (`GPUS`). Every figure cites its sour
 - [CUDA-PG]  CUDA C++ Programming Guide, "Arithmetic Instructions" throughput table: 16 results per clock per SM
              for 32-bit reciprocal / rsqrt / log2 / exp2 / sin / cos (the MUFU, or SFU) on compute capability
              8.0 and 9.0.
+- [CUDA-CC]  CUDA C++ Programming Guide, "Technical Specifications per Compute Capability" (9.0: 64K 32-bit
+             registers, 228 KB shared memory and 2048 resident threads per SM, 227 KB per block, 1 KB reserved
+             by the driver per resident block).
 - [ANCHORS]  ../shared/ANCHORS.md, figures measured on the lent H100 SXM (2026-11-24).
+- [RUNS]     torch.cuda.get_device_properties on the lent GPUs, recorded in every GPU run's run.json
+             (`environment.l2_bytes`): 52,428,800 bytes (50 MiB) on the H100 SXM, 62,914,560 (60 MiB) on the H200.
 
 Conventions. Tensor TFLOP/s are DENSE: the datasheets print "with sparsity" figures, which are exactly twice the
 dense ones; we halve them. Two clocks hide in NVIDIA's figures: the tensor TFLOP/s are computed at a lower clock
@@ -30,7 +39,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
-from perfmodel.errors import UserError
+from kernels.workload import ConfigError
+
+class HardwareError(ConfigError):
+    """A GPU or a rate the table does not have; the message is one sentence (the CLI exits 2 on it)."""
+
 
 # run-store ceiling name (collectors/schema.py, table `ceilings`) -> GpuSpec field it replaces
 CEILING_FIELDS: dict[str, str] = {
@@ -62,9 +75,12 @@ class GpuSpec:
     fp32_tflops: float  # non-tensor fp32 FMA
     exp_tops: float  # SFU exponentials (ex2.approx) per second / 1e12
     hbm_tbps: float  # DRAM bandwidth, TB/s (1e12 bytes/s)
-    l2_mb: float
-    smem_per_sm_kb: float  # largest shared-memory carve-out per SM
+    l2_mb: float  # MiB (2**20 bytes), as torch's L2_cache_size reports it
+    smem_per_sm_kb: float  # largest shared-memory carve-out per SM (KiB)
+    smem_per_program_kb: float  # largest shared memory one program (CTA) may use (KiB)
+    smem_reserved_per_program_kb: float  # what the driver reserves per resident program (KiB)
     regs_per_sm: int  # 32-bit registers per SM
+    threads_per_sm: int  # resident threads per SM
     launch_us: float  # host cost of one kernel launch (us)
     measured: frozenset[str] = field(default_factory=frozenset)
 
@@ -72,11 +88,15 @@ class GpuSpec:
         """Dense tensor-core TFLOP/s for inputs of `dtype` (fp16, bf16, fp8, fp32 -> tf32)."""
         rates = {"fp16": self.fp16_tflops, "bf16": self.bf16_tflops, "fp8": self.fp8_tflops, "fp32": self.tf32_tflops}
         if dtype not in rates:
-            raise UserError(f"no tensor-core rate for dtype {dtype!r}; known: {', '.join(rates)}.")
+            raise HardwareError(f"no tensor-core rate for dtype {dtype!r}; known: {', '.join(rates)}.")
         rate = rates[dtype]
         if rate is None:
-            raise UserError(f"{self.name} has no {dtype} tensor cores.")
+            raise HardwareError(f"{self.name} has no {dtype} tensor cores.")
         return rate
+
+    @property
+    def l2_bytes(self) -> int:
+        return int(self.l2_mb * 2**20)
 
     @property
     def ridge_flop_per_byte(self) -> float:
@@ -91,11 +111,11 @@ class GpuSpec:
         changes: dict[str, float] = {}
         for name, value in ceilings.items():
             if name not in CEILING_FIELDS:
-                raise UserError(f"unknown ceiling {name!r}; known ceilings: {', '.join(CEILING_FIELDS)}.")
+                raise HardwareError(f"unknown ceiling {name!r}; known ceilings: {', '.join(CEILING_FIELDS)}.")
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-                raise UserError(f"measured ceiling {name} must be a positive number, got {value!r}.")
+                raise HardwareError(f"measured ceiling {name} must be a positive number, got {value!r}.")
             changes[CEILING_FIELDS[name]] = float(value)
         if not changes:
             return self
@@ -120,9 +140,12 @@ GPUS: dict[str, GpuSpec] = {
         fp32_tflops=66.9,  # [H100-WP] Table 3; [H100-DS] 67
         exp_tops=16 * 132 * 1980e6 / 1e12,  # 4.18: [CUDA-PG] 16/clk/SM x 132 x 1980 MHz; 4.16 measured [ANCHORS]
         hbm_tbps=3.35,  # [H100-DS] 3.35 TB/s HBM3
-        l2_mb=50.0,  # [H100-WP] Table 3
+        l2_mb=50.0,  # [H100-WP] Table 3; [RUNS] 52,428,800 bytes on the lent H100
         smem_per_sm_kb=228.0,  # [H100-WP] "configurable up to 228 KB" of the 256 KB L1/shared per SM
+        smem_per_program_kb=227.0,  # [CUDA-CC] 9.0: 227 KB per block
+        smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block
         regs_per_sm=65536,  # [H100-WP] Table 3: register file 256 KB per SM = 65,536 x 32-bit
+        threads_per_sm=2048,  # [CUDA-CC] 9.0 and 8.0: 2048 resident threads per SM
         launch_us=_TRITON_LAUNCH_US,  # [ANCHORS] 10.5-11.7 us Triton launch, midpoint
     ),
     "h100-pcie": GpuSpec(
@@ -139,7 +162,10 @@ GPUS: dict[str, GpuSpec] = {
         hbm_tbps=2.0,  # [H100-DS] 2 TB/s HBM2e (PCIe column)
         l2_mb=50.0,  # [H100-WP] Table 3
         smem_per_sm_kb=228.0,  # [H100-WP] "configurable up to 228 KB"
+        smem_per_program_kb=227.0,  # [CUDA-CC] 9.0: 227 KB per block
+        smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block
         regs_per_sm=65536,  # [H100-WP] Table 3: 256 KB per SM
+        threads_per_sm=2048,  # [CUDA-CC] 9.0 and 8.0: 2048 resident threads per SM
         launch_us=_TRITON_LAUNCH_US,  # [ANCHORS] measured on the H100 SXM host (host-side cost, see above)
     ),
     "h200-sxm": GpuSpec(
@@ -154,9 +180,12 @@ GPUS: dict[str, GpuSpec] = {
         fp32_tflops=66.9,  # [H200-DS] 67
         exp_tops=16 * 132 * 1980e6 / 1e12,  # 4.18: [CUDA-PG] 16/clk/SM x 132 x 1980 MHz
         hbm_tbps=4.8,  # [H200-DS] 4.8 TB/s HBM3e
-        l2_mb=50.0,  # [H100-WP] Table 3 (same GH100 die)
+        l2_mb=60.0,  # [RUNS] 62,914,560 bytes on the lent H200 (the H200 datasheet gives no L2 size)
         smem_per_sm_kb=228.0,  # [H100-WP] (same SM)
+        smem_per_program_kb=227.0,  # [CUDA-CC] 9.0: 227 KB per block
+        smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block
         regs_per_sm=65536,  # [H100-WP] (same SM)
+        threads_per_sm=2048,  # [CUDA-CC] 9.0 and 8.0: 2048 resident threads per SM
         launch_us=_TRITON_LAUNCH_US,  # [ANCHORS] measured on the H100 SXM host (host-side cost, see above)
     ),
     "a100-sxm-80gb": GpuSpec(
@@ -173,7 +202,10 @@ GPUS: dict[str, GpuSpec] = {
         hbm_tbps=2.039,  # [A100-DS] 2,039 GB/s (80GB SXM)
         l2_mb=40.0,  # [A100-WP] Table 1
         smem_per_sm_kb=164.0,  # [A100-WP] "configurable up to 164 KB" of the 192 KB L1/shared per SM
+        smem_per_program_kb=163.0,  # [CUDA-CC] 8.0: 163 KB per block
+        smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block
         regs_per_sm=65536,  # [A100-WP] Table 1: register file 256 KB per SM
+        threads_per_sm=2048,  # [CUDA-CC] 9.0 and 8.0: 2048 resident threads per SM
         launch_us=_TRITON_LAUNCH_US,  # [ANCHORS] measured on the H100 SXM host (host-side cost, see above)
     ),
 }
@@ -206,5 +238,5 @@ def get_gpu(key_or_device_name: str) -> GpuSpec:
         return GPUS[text.lower()]
     key = _resolve_device_name(text)
     if key is None:
-        raise UserError(f"unknown GPU {text!r}; known GPUs: {', '.join(GPUS)}.")
+        raise HardwareError(f"unknown GPU {text!r}; known GPUs: {', '.join(GPUS)}.")
     return GPUS[key]

@@ -10,9 +10,9 @@ Conventions:
   band (the Einstein predictions are low–high ranges) the error is taken against the band's midpoint and
   `*_in_band` says whether the measurement fell inside it.
 - Gains are fractions (0.25 = +25%): stage k against stage k-1, same config, same run.
-- The analytic model uses the GPU named in the run with the ceilings the run measured
+- The bound (perfmodel/bound.py) uses the GPU named in the run with the ceilings the run measured
   (GpuSpec.with_measured); a run made without a GPU falls back to the H100 SXM datasheet, the plan's target,
-  and says so in `analytic_gpu`.
+  and says so in `bound_gpu`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID
+from kernels.hardware import HardwareError
 from kernels.workload import AttentionConfig
 from perfmodel.constraint_map import CONSTRAINT_EVIDENCE, REASON_TO_CONSTRAINT, amdahl_max_gain
 from perfmodel.errors import UserError
@@ -80,12 +81,12 @@ def measured_ceilings(run: Run) -> dict[str, float]:
 
 def run_gpu(run: Run):
     """(GpuSpec of the run's GPU with the ceilings the run measured, a sentence saying where it came from)."""
-    from perfmodel.hardware import CEILING_FIELDS, get_gpu
+    from kernels.hardware import CEILING_FIELDS, get_gpu
 
     name = gpu_name(run)
     try:
         gpu = get_gpu(name) if name else None
-    except UserError:  # a GPU the hardware table does not know: fall back below and say so
+    except HardwareError:  # a GPU the hardware table does not know: fall back below and say so
         gpu = None
     if gpu is None:
         why = f"run GPU {name!r} is not in the hardware table" if name else "the run had no GPU"
@@ -130,15 +131,15 @@ STAGE_COLUMNS = [
     "measured_tflops", "time_ms", "time_ms_p20", "time_ms_p80",
     "einstein_abs_low_tflops", "einstein_abs_high_tflops", "einstein_abs_err", "einstein_abs_in_band",
     "einstein_rel_low_tflops", "einstein_rel_high_tflops", "einstein_rel_err", "einstein_rel_in_band",
-    "analytic_tflops", "analytic_err", "analytic_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms", "wave_ms",
-    "bound_tflops", "bound_frac", "analytic_gpu",
+    "bound_tflops", "bound_err", "bound_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms", "wave_ms",
+    "roofline_tflops", "roofline_frac", "bound_gpu",
 ]
 
 
 def stage_table(run: Run, model=None) -> pd.DataFrame:
     """Per config and stage: measured TFLOP/s beside the Einstein absolute and relative bands (relative calibrated
-    on this run's measured stage-0 TFLOP/s for the config), the analytic prediction with its terms, the physical
-    bound, and each prediction's error."""
+    on this run's measured stage-0 TFLOP/s for the config), the stage's bound with its terms, the config's
+    roofline, and each prediction's error."""
     from perfmodel.predictions import predict
 
     model = _model(model)
@@ -170,13 +171,13 @@ def stage_table(run: Run, model=None) -> pd.DataFrame:
                 row[f"einstein_{kind}_low_tflops"], row[f"einstein_{kind}_high_tflops"] = lo, hi
                 row[f"einstein_{kind}_err"] = _err(measured, (lo + hi) / 2)
                 row[f"einstein_{kind}_in_band"] = _in_band(measured, lo, hi)
-            for c in ("analytic_tflops", "analytic_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms",
-                      "wave_ms", "bound_tflops"):
+            for c in ("bound_tflops", "bound_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms",
+                      "wave_ms", "roofline_tflops"):
                 row[c] = _f(p[c])
-            row["analytic_err"] = _err(measured, row["analytic_tflops"])
-            bound = row["bound_tflops"]
-            row["bound_frac"] = measured / bound if math.isfinite(measured) and bound > 0 else NAN
-            row["analytic_gpu"] = gpu_source
+            row["bound_err"] = _err(measured, row["bound_tflops"])
+            bound = row["roofline_tflops"]
+            row["roofline_frac"] = measured / bound if math.isfinite(measured) and bound > 0 else NAN
+            row["bound_gpu"] = gpu_source
             rows.append(row)
     return pd.DataFrame(rows, columns=STAGE_COLUMNS)
 
@@ -433,7 +434,7 @@ ROOFLINE_COLUMNS = [
 def _tensor_tflops(gpu, dtype: str) -> float:
     try:
         return _f(gpu.mma_tflops(dtype))
-    except UserError:  # no tensor cores for this dtype on this GPU
+    except HardwareError:  # no tensor cores for this dtype on this GPU
         return NAN
 
 

@@ -1,4 +1,10 @@
-"""Our first-principles model of each stage: time from the units the work needs, and the overlap each technique buys.
+"""The bound of each stage: the fastest it could run if every unit it uses ran at its ceiling.
+
+This is a speed-of-light bound, not a prediction: it charges the work each stage executes to the tensor cores,
+the exponential unit and HBM at their peak rates (the hardware table, kernels/hardware.py, or the ceilings a run
+measured), with the overlap each technique is supposed to buy, the grid's tail and the exposed host launch. It has
+no occupancy, latency, issue or per-instruction term, so a kernel that is latency- or issue-bound runs slower than
+it (`perfmodel model score` says by how much). It never sees a kernel timing.
 
 For a config, a stage and a GPU, `predict_stage` returns separate terms (all in ms) and how they combine:
 
@@ -41,16 +47,16 @@ Assumptions (each one stated, none tuned to match a measurement):
                  and only shows where it is larger: max(tensor + exp, hbm).
    1 warpspec:   a producer warp issues the loads: the same max(tensor + exp, hbm). Where the steady state is
                  compute bound (any causal S=2048 config: arithmetic intensity ~512 FLOP/B against a ridge of
-                 ~295) this model predicts no gain.
+                 ~295) the bound has no gain.
    2 reduced sync: no modelled gain. A CTA barrier where the warps arrive together costs tens of cycles against
                  ~1000 cycles of MMA and exp per key block, and the mask's compare-and-select fits in free issue
                  slots (assumption 2). The measured barrier stalls say whether this is wrong.
    3 persistent: one program per SM looping over heavy-first work items: the tail shrinks (assumption 4).
    4 overlap:    softmax overlapped with the MMAs (ping-pong between warpgroups): max(tensor, exp, hbm).
-   5 full:       stage 4's overlap and persistent tail, with BLOCK_M chosen by the model from (64, 128) as the
+   5 full:       stage 4's overlap and persistent tail, with BLOCK_M chosen by the bound from (64, 128) as the
                  autotuner would.
-`bound_tflops` is the physical ceiling: convention FLOPs over max(tensor, exp, hbm) of the minimum work, with
-perfect overlap, no tail and no launch. Every stage's prediction is at or below it.
+`roofline_tflops` is the config's roofline: convention FLOPs over max(tensor, exp, hbm) of the minimum work, with
+perfect overlap, no tail and no launch. Every stage's bound is at or below it.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ from dataclasses import dataclass
 
 from kernels import stage_names
 from kernels.workload import AttentionConfig, ConfigError
-from perfmodel.hardware import GpuSpec
+from kernels.hardware import GpuSpec
 
 STAGE_IMPLS = tuple(stage_names())  # the registry's stages (kernels/__init__.py), in order
 DEFAULT_BLOCK_M = 128  # the project's kernels' query tile (ANCHORS: BLOCK_M 128, BLOCK_N 64)
@@ -80,7 +86,7 @@ OVERLAP = {
 
 
 @dataclass(frozen=True)
-class AnalyticPrediction:
+class BoundPrediction:
     stage: int
     impl: str
     config_id: str
@@ -99,7 +105,7 @@ class AnalyticPrediction:
     host_launch_ms: float
     time_ms: float
     tflops: float
-    bound_tflops: float
+    roofline_tflops: float
     overlap: str
 
 
@@ -135,15 +141,15 @@ def _rates(config: AttentionConfig, gpu: GpuSpec) -> tuple[float, float, float]:
     return gpu.mma_tflops(config.dtype) * 1e12, gpu.exp_tops * 1e12, gpu.hbm_tbps * 1e12
 
 
-def bound_tflops(config: AttentionConfig, gpu: GpuSpec) -> float:
-    """Physical upper bound: convention FLOPs / max(tensor, exp, hbm) of the minimum work, perfect overlap."""
+def roofline_tflops(config: AttentionConfig, gpu: GpuSpec) -> float:
+    """The roofline: convention FLOPs / max(tensor, exp, hbm) of the minimum work, perfect overlap."""
     mma, exp, hbm = _rates(config, gpu)
     seconds = max(config.flops / mma, config.exps / exp, config.min_hbm_bytes / hbm)
     return config.flops / seconds / 1e12
 
 
-def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, block_m: int | None = None) -> AnalyticPrediction:
-    """The modelled time of `stage` (0..5) on `gpu` for `config`, term by term (see the module docstring)."""
+def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, block_m: int | None = None) -> BoundPrediction:
+    """The bound on the time of `stage` (0..5) on `gpu` for `config`, term by term (see the module docstring)."""
     if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < len(STAGE_IMPLS):
         raise ConfigError(f"stage must be 0..{len(STAGE_IMPLS) - 1}, got {stage!r}.")
     if block_m is not None and (isinstance(block_m, bool) or not isinstance(block_m, int) or block_m < 16):
@@ -178,16 +184,16 @@ def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, block_m: in
     launch_ms = max(0.0, host_launch_ms - gpu_ms)
     time_ms = gpu_ms + launch_ms
     items = len(units) * bh
-    return AnalyticPrediction(
+    return BoundPrediction(
         stage=stage, impl=STAGE_IMPLS[stage], config_id=config.id, gpu=gpu.key, block_m=bm, block_n=BLOCK_N,
         work_items=items, waves=items / slots, persistent=persistent,
         tensor_ms=tensor_ms, exp_ms=exp_ms, hbm_ms=hbm_ms, compute_ms=compute_ms, wave_ms=wave_ms,
         launch_ms=launch_ms, host_launch_ms=host_launch_ms, time_ms=time_ms,
-        tflops=config.flops / (time_ms * 1e-3) / 1e12, bound_tflops=bound_tflops(config, gpu),
+        tflops=config.flops / (time_ms * 1e-3) / 1e12, roofline_tflops=roofline_tflops(config, gpu),
         overlap=OVERLAP[stage],
     )
 
 
-def predict_all(config: AttentionConfig, gpu: GpuSpec, block_m: int | None = None) -> list[AnalyticPrediction]:
+def predict_all(config: AttentionConfig, gpu: GpuSpec, block_m: int | None = None) -> list[BoundPrediction]:
     """`predict_stage` for every stage."""
     return [predict_stage(config, s, gpu, block_m) for s in range(len(STAGE_IMPLS))]

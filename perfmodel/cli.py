@@ -46,7 +46,7 @@ DIST = "perfmodel"  # the distribution name of pyproject.toml, for `pip install`
 
 DESCRIPTION = """\
 Measure Triton flash-attention kernels on an NVIDIA H100 and compare them with the predictions of the
-"Einstein inversion" plan and of a first-principles model.
+"Einstein inversion" plan and with each stage's speed-of-light bound.
 
   perfmodel predict --config B=16,H=16,S=2048,D=64,causal   what each model expects per stage (no GPU)
   perfmodel model check                                     where the plan contradicts itself or physics

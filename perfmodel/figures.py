@@ -96,7 +96,7 @@ def _hover_interval(b: pd.DataFrame) -> list:
 
 
 def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go.Figure:
-    """Measured TFLOP/s per stage against the Einstein bands, the analytic model and the physical bound.
+    """Measured TFLOP/s per stage against the Einstein bands, each stage's bound and the config's roofline.
 
     `stages`: rows of `analysis.stage_table` for ONE config; `peers`: rows of `analysis.peer_table` for the
     same config (drawn as horizontal reference lines)."""
@@ -117,9 +117,9 @@ def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go
                                  mode="markers", name=name + " (single figure)", showlegend=False,
                                  marker=dict(symbol="line-ew-open", size=40, color=color.replace("0.25", "0.9")
                                              .replace("0.30", "0.9"), line=dict(width=3))))
-    fig.add_trace(go.Scatter(x=x, y=df["analytic_tflops"], mode="lines+markers", name="analytic model",
+    fig.add_trace(go.Scatter(x=x, y=df["bound_tflops"], mode="lines+markers", name="bound",
                              line=dict(color=ANALYTIC, dash="dot")))
-    fig.add_trace(go.Scatter(x=x, y=df["bound_tflops"], mode="lines", name="physical bound",
+    fig.add_trace(go.Scatter(x=x, y=df["roofline_tflops"], mode="lines", name="roofline",
                              line=dict(color=BOUND, dash="dash")))
     bounds = _measured_bounds(df, "measured_tflops")
     kinds = list(bounds["kind"])
@@ -153,8 +153,8 @@ def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go
 
 
 def terms_figure(stages: pd.DataFrame) -> go.Figure:
-    """The analytic model's time terms per stage beside the measured time (ONE config)."""
-    title = "Analytic model: time terms per stage"
+    """The bound's time terms per stage beside the measured time (ONE config)."""
+    title = "Bound: time terms per stage"
     if stages.empty:
         return _empty(title, "no stage rows for this selection")
     df = stages.sort_values("stage")
@@ -163,7 +163,7 @@ def terms_figure(stages: pd.DataFrame) -> go.Figure:
     for term, color in TERM_COLORS.items():
         if term in df:
             fig.add_trace(go.Bar(x=x, y=df[term], name=term.removesuffix("_ms"), marker_color=color))
-    fig.add_trace(go.Scatter(x=x, y=df["analytic_time_ms"], mode="markers", name="analytic total",
+    fig.add_trace(go.Scatter(x=x, y=df["bound_time_ms"], mode="markers", name="bound total",
                              marker=dict(color=ANALYTIC, size=11, symbol="x")))
     bounds = _measured_bounds(df)
     fig.add_trace(go.Scatter(x=x, y=df["time_ms"], mode="markers", name="measured",

@@ -4,7 +4,7 @@ Kinds of finding:
 - internal: the model against its own numbers (stage-to-stage target ratios against the gains of the constraints
   each stage removes; the whole ladder against the product of all claimed gains; the vs-FA3 column against
   target / reference; the batching and launch claims against each other and against the reference);
-- physics: the model against `perfmodel.analytic` for a config and GPU (targets above the physical bound; a
+- physics: the model against `perfmodel.bound` for a config and GPU (targets above the roofline; a
   "memory-bound" claim for a compute-bound config; the batching gate against what tiles, waves and one launch
   allow);
 - evidence: the model against published and measured figures (`perfmodel/data/anchors.toml`, each cited).
@@ -27,9 +27,9 @@ import pandas as pd
 
 from kernels import suites
 from kernels.workload import AttentionConfig, parse_config
-from perfmodel import analytic
+from perfmodel.bound import predict_all, predict_stage, roofline_tflops
 from perfmodel.einstein import TFLOPS_METRIC, EinsteinModel
-from perfmodel.hardware import GpuSpec, get_gpu
+from kernels.hardware import GpuSpec, get_gpu
 
 SEVERE = 1.25
 RATIO_TOL = 0.02  # the document rounds its vs-FA3 column to two digits
@@ -156,23 +156,23 @@ def _internal(model: EinsteinModel) -> list[Finding]:
 
 def _physics(model: EinsteinModel, gpu: GpuSpec, config: AttentionConfig) -> list[Finding]:
     out: list[Finding] = []
-    bound = analytic.bound_tflops(config, gpu)
-    preds = {p.stage: p for p in analytic.predict_all(config, gpu)}
+    roof = roofline_tflops(config, gpu)
+    preds = {p.stage: p for p in predict_all(config, gpu)}
     for s in model.stages:
         if s.target_high_tflops is None:
             continue
-        where = f"stage {s.index} vs bound"
-        if s.target_high_tflops > bound:
+        where = f"stage {s.index} vs roofline"
+        if s.target_high_tflops > roof:
             out.append(Finding("error", "physics", where,
-                               f"{s.label} targets up to {s.target_high_tflops:g} TFLOP/s, above the physical bound "
-                               f"of {bound:.0f} TFLOP/s for {config.id} on {gpu.key}."))
+                               f"{s.label} targets up to {s.target_high_tflops:g} TFLOP/s, above the roofline "
+                               f"of {roof:.0f} TFLOP/s for {config.id} on {gpu.key}."))
         else:
             model_txt = ""
             if s.index in preds:
-                model_txt = f"; our analytic model predicts {preds[s.index].tflops:.0f}"
+                model_txt = f"; the stage's bound is {preds[s.index].tflops:.0f}"
             out.append(Finding("info", "physics", where,
                                f"{s.label} targets {_band(s.target_low_tflops, s.target_high_tflops, '{:g}')} TFLOP/s: "
-                               f"{s.target_high_tflops / bound:.0%} of the {bound:.0f} TFLOP/s bound for {config.id} "
+                               f"{s.target_high_tflops / roof:.0%} of the {roof:.0f} TFLOP/s roofline for {config.id} "
                                f"on {gpu.key}{model_txt}."))
     # a "memory-bound" claim against the config's roofline
     p0 = preds[0]
@@ -197,11 +197,11 @@ def _physics(model: EinsteinModel, gpu: GpuSpec, config: AttentionConfig) -> lis
         if g.metric != "batching.speedup_vs_b1" or g.threshold is None:
             continue
         c1, c32 = config.with_(B=1), config.with_(B=32)
-        s0_1, s0_32 = analytic.predict_stage(c1, 0, gpu), analytic.predict_stage(c32, 0, gpu)
-        s3_1, s3_32 = analytic.predict_stage(c1, 3, gpu), analytic.predict_stage(c32, 3, gpu)
+        s0_1, s0_32 = predict_stage(c1, 0, gpu), predict_stage(c32, 0, gpu)
+        s3_1, s3_32 = predict_stage(c1, 3, gpu), predict_stage(c32, 3, gpu)
         sp0 = s0_1.time_ms / (s0_32.time_ms / 32)
         sp3 = s3_1.time_ms / (s3_32.time_ms / 32)
-        t32_best = c32.flops / (analytic.bound_tflops(c32, gpu) * 1e12) * 1e3
+        t32_best = c32.flops / (roofline_tflops(c32, gpu) * 1e12) * 1e3
         t1_generous = s0_1.compute_ms + s0_1.wave_ms + s0_1.host_launch_ms
         sp_max = t1_generous / (t32_best / 32)
         sev = "error" if sp_max < g.threshold else ("warning" if max(sp0, sp3) < g.threshold else "info")
@@ -209,7 +209,7 @@ def _physics(model: EinsteinModel, gpu: GpuSpec, config: AttentionConfig) -> lis
                            f"at B=1, {c1.id} already has {c1.tiles(128)} tiles of 128 rows for {gpu.sm_count} SMs "
                            f"({c1.waves(128, gpu.sm_count):.2f} waves) and one launch serves the whole batch: our "
                            f"model gives a per-sequence speedup B=1->32 of {sp0:.2f}x (stage 0) and {sp3:.2f}x "
-                           f"(stage 3); even B=32 at the physical bound against B=1 with our stage-0 tail and a whole "
+                           f"(stage 3); even B=32 at the roofline against B=1 with our stage-0 tail and a whole "
                            f"unhidden launch gives {sp_max:.2f}x, against the gate's >= {g.threshold:g}x."))
     return out
 

@@ -1,4 +1,4 @@
-"""Both models side by side, per stage, as one tidy DataFrame (what `perfmodel predict`, reports and the
+"""The plan and the bound side by side, per stage, as one tidy DataFrame (what `perfmodel predict`, reports and the
 dashboard read).
 
 Columns of `predict(...)` (one row per stage, in stage order; units in the names):
@@ -11,14 +11,14 @@ Columns of `predict(...)` (one row per stage, in stage order; units in the names
     einstein_abs_high_tflops   ... high end
     einstein_rel_low_tflops    measured baseline x the claimed gains removed so far, low (NaN without a baseline)
     einstein_rel_high_tflops   ... high
-    analytic_tflops            our first-principles model (perfmodel/analytic.py), convention FLOPs / time
-    analytic_time_ms           its time per call (ms)
+    bound_tflops               the stage's speed-of-light bound (perfmodel/bound.py), convention FLOPs / time
+    bound_time_ms              its time per call (ms)
     tensor_ms, exp_ms, hbm_ms  its unit terms (ms), before overlap
     launch_ms                  exposed host launch (ms)
     wave_ms                    grid tail (ms)
-    bound_tflops               the physical ceiling for the config on the GPU (same on every row)
+    roofline_tflops            the config's roofline on the GPU: minimum work, perfect overlap (same on every row)
     no_kernel                  why no kernel of the toolkit runs this stage at this config (head dim, dtype), else
-                               "": such a row's analytic columns describe a kernel that does not exist
+                               "": such a row's bound columns describe a kernel that does not exist
 
 The Einstein absolute targets are for the document's setting (H100 SXM, fp16, S=2048, the FA3 figure at B=16);
 they are printed as written whatever config is asked, and `perfmodel model check` says where that matters.
@@ -31,14 +31,14 @@ import math
 import pandas as pd
 
 from kernels.workload import AttentionConfig
-from perfmodel import analytic
+from perfmodel import bound
 from perfmodel.einstein import EinsteinModel, absolute_band, load_model, relative_band
-from perfmodel.hardware import GpuSpec
+from kernels.hardware import GpuSpec
 
 COLUMNS = [
     "stage", "impl", "label", "removes",
     "einstein_abs_low_tflops", "einstein_abs_high_tflops", "einstein_rel_low_tflops", "einstein_rel_high_tflops",
-    "analytic_tflops", "analytic_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms", "wave_ms", "bound_tflops",
+    "bound_tflops", "bound_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms", "wave_ms", "roofline_tflops",
     "no_kernel",
 ]
 
@@ -72,7 +72,7 @@ def predict(
     model: EinsteinModel | None = None,
     baseline_tflops: float | None = None,
 ) -> pd.DataFrame:
-    """One row per stage of `model` (the shipped Einstein model by default): both models' predictions."""
+    """One row per stage of `model` (the shipped Einstein model by default): the plan's bands and the bound."""
     model = model or load_model()
     rows = []
     for stage in model.stages:
@@ -81,18 +81,18 @@ def predict(
             rel_low = rel_high = math.nan
         else:
             rel_low, rel_high = relative_band(model, stage.index, baseline_tflops)
-        if stage.index < len(analytic.STAGE_IMPLS):
-            a = analytic.predict_stage(config, stage.index, gpu)
-            terms = dict(analytic_tflops=a.tflops, analytic_time_ms=a.time_ms, tensor_ms=a.tensor_ms,
+        if stage.index < len(bound.STAGE_IMPLS):
+            a = bound.predict_stage(config, stage.index, gpu)
+            terms = dict(bound_tflops=a.tflops, bound_time_ms=a.time_ms, tensor_ms=a.tensor_ms,
                          exp_ms=a.exp_ms, hbm_ms=a.hbm_ms, launch_ms=a.launch_ms, wave_ms=a.wave_ms)
-        else:  # a user's model with more stages than our analytic model knows
-            terms = dict.fromkeys(["analytic_tflops", "analytic_time_ms", "tensor_ms", "exp_ms", "hbm_ms",
+        else:  # a user's model with more stages than the bound knows
+            terms = dict.fromkeys(["bound_tflops", "bound_time_ms", "tensor_ms", "exp_ms", "hbm_ms",
                                    "launch_ms", "wave_ms"], math.nan)
         rows.append({
             "stage": stage.index, "impl": stage.impl, "label": stage.label, "removes": stage.removes_text,
             "einstein_abs_low_tflops": _nan(abs_low), "einstein_abs_high_tflops": _nan(abs_high),
             "einstein_rel_low_tflops": float(rel_low), "einstein_rel_high_tflops": float(rel_high),
-            **terms, "bound_tflops": analytic.bound_tflops(config, gpu),
+            **terms, "roofline_tflops": bound.roofline_tflops(config, gpu),
             "no_kernel": no_kernel_reason(config, stage.impl),
         })
     return pd.DataFrame(rows, columns=COLUMNS)

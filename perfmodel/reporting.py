@@ -30,7 +30,7 @@ SECTION_INTRO = {
     "headlines": "The verdicts in one line each: best stage against the best peer, and each constraint's "
                  "measured gain against its claim.",
     "stages": "Measured TFLOP/s of each stage beside the plan's target band, the plan's gains applied to the "
-              "measured baseline, our analytic model and the physical bound, with each prediction's error.",
+              "measured baseline, each stage's bound (speed of light) and the roofline, with each prediction's error.",
     "constraints": "For each of the plan's four constraints: the gain it claims, the gain its technique is worth "
                    "by ablation (with its 95% interval), the gain measured when the stage that removes it lands, "
                    "and the most the counters say removing it could buy (Amdahl). " + ablation.FAIR_MEASURE,
@@ -186,10 +186,10 @@ def stages_display(stages: pd.DataFrame) -> pd.DataFrame:
         "plan gains on stage 0": [_band(a, b) for a, b in zip(stages["einstein_rel_low_tflops"],
                                                               stages["einstein_rel_high_tflops"])],
         "err vs gains": [_pct(v) for v in stages["einstein_rel_err"]],
-        "analytic": [_num(v) for v in stages["analytic_tflops"]],
-        "err vs analytic": [_pct(v) for v in stages["analytic_err"]],
         "bound": [_num(v) for v in stages["bound_tflops"]],
-        "of bound": [_pct(v - 1) if pd.notna(v) else "—" for v in stages["bound_frac"]],
+        "err vs bound": [_pct(v) for v in stages["bound_err"]],
+        "roofline": [_num(v) for v in stages["roofline_tflops"]],
+        "of roofline": [_pct(v - 1) if pd.notna(v) else "—" for v in stages["roofline_frac"]],
     })
 
 

@@ -54,16 +54,16 @@ def test_stage_table_errors_are_measured_over_predicted_minus_one(stages):
     assert (s5.einstein_abs_low_tflops, s5.einstein_abs_high_tflops) == (210.0, 260.0)
     assert s5.einstein_abs_err == pytest.approx(s5.measured_tflops / 235.0 - 1)
     assert s5.einstein_abs_in_band is not None and not s5.einstein_abs_in_band  # measured 362 > 260
-    assert s5.analytic_err == pytest.approx(s5.measured_tflops / s5.analytic_tflops - 1)
+    assert s5.bound_err == pytest.approx(s5.measured_tflops / s5.bound_tflops - 1)
     s1 = stages[(stages.config_id == SEED.id) & (stages.impl == "stage1_warpspec")].iloc[0]
     assert math.isnan(s1.einstein_abs_err)  # the plan gives stage 1 no target ("Any")
 
 
 def test_stage_table_uses_the_runs_measured_ceilings(stages):
-    assert "measured" in stages.analytic_gpu.iloc[0]
+    assert "measured" in stages.bound_gpu.iloc[0]
     # the run measured 700 TFLOP/s of fp16 MMA: no bound may exceed it
-    assert (stages.bound_tflops <= 700.0 + 1e-6).all()
-    assert (stages.analytic_tflops <= stages.bound_tflops + 1e-6).all()
+    assert (stages.roofline_tflops <= 700.0 + 1e-6).all()
+    assert (stages.bound_tflops <= stages.roofline_tflops + 1e-6).all()
 
 
 def test_constraint_table_by_hand(run):
@@ -132,7 +132,7 @@ def test_run_without_timings_keeps_predictions_and_says_not_measured(tmp_path):
     st = analysis.stage_table(run)
     assert st.measured_tflops.isna().all() and st.einstein_rel_low_tflops.isna().all()
     assert st.einstein_abs_low_tflops.notna().sum() == 5  # every stage but stage 1 has a target
-    assert "h100-sxm datasheet" in st.analytic_gpu.iloc[0]
+    assert "h100-sxm datasheet" in st.bound_gpu.iloc[0]
     assert "No stage was timed" in analysis.headlines(st, analysis.peer_table(run),
                                                       analysis.constraint_table(run))[0]
     assert analysis.stall_table(run).empty and analysis.roofline_table(run).empty

@@ -1,4 +1,4 @@
-"""The first-principles model and the predictions frame on cases worked out by hand."""
+"""The bound of each stage and the predictions frame on cases worked out by hand."""
 
 import math
 
@@ -6,10 +6,9 @@ import pytest
 
 from kernels.suites import SEED, get_suite
 from kernels.workload import AttentionConfig, ConfigError
-from perfmodel import analytic
-from perfmodel.analytic import bound_tflops, predict_all, predict_stage
-from perfmodel.errors import UserError
-from perfmodel.hardware import GPUS, get_gpu
+from kernels.hardware import GPUS, HardwareError, get_gpu
+from perfmodel import bound
+from perfmodel.bound import predict_all, predict_stage, roofline_tflops
 from perfmodel.predictions import COLUMNS, predict
 
 H100 = get_gpu("h100-sxm")
@@ -17,14 +16,14 @@ H100 = get_gpu("h100-sxm")
 
 def test_bound_on_known_cases():
     # seed on H100: tensor 0.1389 ms > exp 0.1284 ms > HBM 0.0801 ms, so the bound is the tensor rate itself
-    assert bound_tflops(SEED, H100) == pytest.approx(989.4)
+    assert roofline_tflops(SEED, H100) == pytest.approx(989.4)
     # with a slower SFU the exponentials bind: 256 FLOPs per exp at D=64, so bound = 256 x exp rate
     slow_exp = H100.with_measured({"exp2_tops": 2.0})
-    assert bound_tflops(SEED, slow_exp) == pytest.approx(512.0)
+    assert roofline_tflops(SEED, slow_exp) == pytest.approx(512.0)
     # memory binds when arithmetic intensity x bandwidth is below both: S=128 full -> AI = 4·S·D/(4·D·2) = 64
     short = AttentionConfig(B=64, H=16, S=128, D=64)
     assert short.arithmetic_intensity == 64
-    assert bound_tflops(short, H100) == pytest.approx(64 * 3.35)
+    assert roofline_tflops(short, H100) == pytest.approx(64 * 3.35)
 
 
 def test_executed_causal_work_counts_diagonal_tiles():
@@ -62,7 +61,7 @@ def test_launch_is_exposed_only_for_short_kernels():
 
 def test_stage5_chooses_its_block():
     p = predict_stage(SEED, 5, H100)
-    assert p.block_m in analytic.STAGE5_BLOCK_M
+    assert p.block_m in bound.STAGE5_BLOCK_M
     assert p.time_ms <= predict_stage(SEED, 5, H100, block_m=128).time_ms
 
 
@@ -76,7 +75,7 @@ def test_bound_caps_every_stage_and_terms_are_sane(gpu):
     for c in CONFIGS:
         preds = predict_all(c, spec)
         for p in preds:
-            assert p.tflops <= p.bound_tflops * (1 + 1e-9), (c.id, p.stage)
+            assert p.tflops <= p.roofline_tflops * (1 + 1e-9), (c.id, p.stage)
             assert min(p.tensor_ms, p.exp_ms, p.hbm_ms) > 0
             assert min(p.wave_ms, p.launch_ms) >= 0
             assert p.time_ms == pytest.approx(p.compute_ms + p.wave_ms + p.launch_ms)
@@ -100,7 +99,7 @@ def test_bad_arguments():
         predict_stage(SEED, 6, H100)
     with pytest.raises(ConfigError):
         predict_stage(SEED, 0, H100, block_m=0)
-    with pytest.raises(UserError):
+    with pytest.raises(HardwareError):
         predict_stage(SEED.with_(dtype="fp8"), 0, get_gpu("a100-sxm-80gb"))
 
 
@@ -112,7 +111,7 @@ def test_predictions_frame():
     assert frame["einstein_rel_low_tflops"].isna().all()
     assert math.isnan(frame.loc[1, "einstein_abs_low_tflops"])
     assert frame.loc[5, "einstein_abs_high_tflops"] == 260.0
-    assert (frame["bound_tflops"] >= frame["analytic_tflops"]).all()
+    assert (frame["roofline_tflops"] >= frame["bound_tflops"]).all()
     with_base = predict(SEED, H100, baseline_tflops=320.0)
     assert with_base.loc[0, "einstein_rel_low_tflops"] == 320.0
     assert with_base.loc[2, "einstein_rel_high_tflops"] == pytest.approx(320.0 * 1.03)

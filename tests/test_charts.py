@@ -27,7 +27,7 @@ def test_stages_figure(run):
     st = st[st.config_id == SEED.id]
     peers = analysis.peer_table(run)
     fig = charts.stages_figure(st, peers[peers.config_id == SEED.id])
-    assert {"measured", "analytic model", "physical bound", "Einstein target (as written)",
+    assert {"measured", "bound", "roofline", "Einstein target (as written)",
             "Einstein relative (gains on measured stage 0)"} <= _names(fig)
     assert fig.layout.yaxis.title.text == "TFLOP/s" and fig.layout.xaxis.title.text == "stage"
     bands = [t for t in fig.data if t.type == "bar"]
@@ -42,7 +42,7 @@ def test_stages_figure(run):
 def test_terms_figure(run):
     st = analysis.stage_table(run)
     fig = charts.terms_figure(st[st.config_id == SEED.id])
-    assert {"tensor", "exp", "hbm", "launch", "wave", "measured", "analytic total"} <= _names(fig)
+    assert {"tensor", "exp", "hbm", "launch", "wave", "measured", "bound total"} <= _names(fig)
     assert fig.layout.yaxis.title.text == "time (ms)"
 
 

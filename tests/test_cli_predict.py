@@ -20,7 +20,7 @@ def _run(capsys, *argv):
 def test_predict_table(capsys):
     rc, out, err = _run(capsys, "predict", "--config", "B=16,H=16,S=2048,D=64,causal", "--gpu", "h100-sxm")
     assert rc == 0 and err == ""
-    assert "B16-H16-S2048-D64-causal-fp16" in out and "physical bound 989 TFLOP/s" in out
+    assert "B16-H16-S2048-D64-causal-fp16" in out and "roofline 989 TFLOP/s" in out
     for impl in ("stage0_baseline", "stage5_full"):
         assert impl in out
     assert max(len(line) for line in out.splitlines()) <= 120

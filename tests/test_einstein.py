@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from perfmodel import analytic
+from perfmodel import bound
 from perfmodel.einstein import (ModelError, absolute_band, default_model_path, gain_factors, load_model,
                                 relative_band)
 from perfmodel.errors import UserError
@@ -17,7 +17,7 @@ def model():
 
 def test_shipped_model_encodes_the_document(model):
     assert [c.key for c in model.constraints] == ["branching", "launch", "sync", "memory"]
-    assert [s.impl for s in model.stages] == list(analytic.STAGE_IMPLS)
+    assert [s.impl for s in model.stages] == list(bound.STAGE_IMPLS)
     assert model.reference.tflops == 190.0
     gains = {c.id: (c.gain_low, c.gain_high) for c in model.constraints}
     assert gains == {1: (0.05, 0.10), 2: (0.30, 0.40), 3: (0.02, 0.03), 4: (0.20, 0.30)}
@@ -191,7 +191,7 @@ removes = [1]
 
 
 def test_model_check_names_a_gate_threshold_beside_its_stage_target(tmp_path):
-    from perfmodel.hardware import get_gpu
+    from kernels.hardware import get_gpu
     from perfmodel.modelcheck import check_model
 
     path = tmp_path / "two-figures.toml"

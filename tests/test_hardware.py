@@ -4,8 +4,7 @@ import math
 
 import pytest
 
-from perfmodel.errors import UserError
-from perfmodel.hardware import CEILING_FIELDS, GPUS, get_gpu
+from kernels.hardware import CEILING_FIELDS, GPUS, HardwareError, get_gpu
 
 
 @pytest.mark.parametrize(
@@ -26,7 +25,7 @@ def test_get_gpu(name, key):
 
 @pytest.mark.parametrize("name", ["NVIDIA A100-PCIE-40GB", "NVIDIA GH200 480GB", "NVIDIA H100 NVL", "tpu-v5", ""])
 def test_unknown_gpu_lists_known_ones(name):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(HardwareError) as e:
         get_gpu(name)
     assert all(k in str(e.value) for k in GPUS)
 
@@ -60,9 +59,9 @@ def test_mma_rates():
     assert h100.mma_tflops("fp16") == 989.4
     assert h100.mma_tflops("fp8") == pytest.approx(2 * h100.mma_tflops("fp16"), rel=1e-3)
     assert h100.mma_tflops("fp32") == h100.tf32_tflops
-    with pytest.raises(UserError):
+    with pytest.raises(HardwareError):
         a100.mma_tflops("fp8")
-    with pytest.raises(UserError):
+    with pytest.raises(HardwareError):
         h100.mma_tflops("int8")
 
 
@@ -81,5 +80,45 @@ def test_with_measured_overrides_and_records():
 @pytest.mark.parametrize("ceilings", [{"tensor_pflops": 1.0}, {"hbm_tbps": -1.0}, {"hbm_tbps": "fast"},
                                       {"hbm_tbps": math.inf}])
 def test_with_measured_rejects_bad_ceilings(ceilings):
-    with pytest.raises(UserError):
+    with pytest.raises(HardwareError):
         get_gpu("h100-sxm").with_measured(ceilings)
+
+
+def test_the_table_is_on_the_ground_floor_without_torch_or_triton():
+    import subprocess
+    import sys
+
+    code = ("import sys, kernels.hardware; "
+            "print(sorted(m for m in ('torch', 'triton', 'perfmodel', 'collectors', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_census_and_launch_code_read_the_table():
+    # the one table of hardware limits: the census's occupancy limits and the launchers' fallbacks are its figures
+    from collectors import census, timing
+    from kernels import _launch
+
+    h100 = GPUS["h100-sxm"]
+    assert census.H100_SM_COUNT == h100.sm_count == 132
+    assert census.SM90_REGS_PER_SM == h100.regs_per_sm
+    assert census.SM90_SHARED_PER_SM == h100.smem_per_sm_kb * 1024
+    assert census.SM90_THREADS_PER_SM == h100.threads_per_sm
+    assert census.SM90_SHARED_RESERVED_PER_PROGRAM == h100.smem_reserved_per_program_kb * 1024
+    assert _launch.L2_BUDGET_BYTES == h100.l2_bytes * _launch.L2_SHARE
+    assert timing.H100_L2_BYTES == h100.l2_bytes == 52428800  # what torch reports on the lent H100 (run.json)
+    assert GPUS["h200-sxm"].l2_bytes == 62914560  # ... and on the lent H200
+
+
+def test_no_second_copy_of_the_hardware_figures():
+    # the literals the table owns appear as assignments nowhere else in the code
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"^\s*([A-Z0-9_]+)\s*=\s*(132|65536|228 \* 1024|50 \* 1024 \* 1024|25 \* 2\*\*20|1980)\b", re.M)
+    not_limits = {"EXP2_ELEMENTS_PER_SM"}  # collectors/ceilings.py: the exp2 micro-benchmark's problem size per SM
+    offenders = [f"{p.relative_to(root)}: {m.group(1)}" for d in ("kernels", "collectors", "perfmodel", "app")
+                 for p in (root / d).rglob("*.py") if p.name != "hardware.py"
+                 for m in pattern.finditer(p.read_text()) if m.group(1) not in not_limits]
+    assert offenders == []

@@ -4,7 +4,7 @@ import pytest
 
 from kernels.suites import SEED
 from perfmodel.einstein import load_model
-from perfmodel.hardware import get_gpu
+from kernels.hardware import get_gpu
 from perfmodel.modelcheck import check_model, findings_frame
 
 
@@ -37,7 +37,7 @@ def test_physics(findings):
     assert f.severity == "error" and f.kind == "physics" and "256 tiles" in f.message
     (f,) = _find(findings, "constraint #4 memory-bound")
     assert f.severity == "error" and "512 FLOP/B" in f.message
-    assert all(f.severity == "info" for f in findings if f.subject.endswith("vs bound"))
+    assert all(f.severity == "info" for f in findings if f.subject.endswith("vs roofline"))
 
 
 def test_evidence(findings):
@@ -50,8 +50,8 @@ def test_targets_above_bound_are_errors():
     # on a GPU ten times slower every target above the bound must be flagged
     slow = get_gpu("h100-sxm").with_measured({"fp16_mma_tflops": 100.0})
     found = check_model(load_model(), slow, SEED)
-    above = [f for f in found if f.subject.endswith("vs bound") and f.severity == "error"]
-    assert {f.subject for f in above} == {"stage 2 vs bound", "stage 3 vs bound", "stage 4 vs bound", "stage 5 vs bound"}
+    above = [f for f in found if f.subject.endswith("vs roofline") and f.severity == "error"]
+    assert {f.subject for f in above} == {"stage 2 vs roofline", "stage 3 vs roofline", "stage 4 vs roofline", "stage 5 vs roofline"}
 
 
 def test_order_and_frame(findings):

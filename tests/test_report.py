@@ -53,7 +53,7 @@ def test_html_figures_parse_back(html_report):
     assert any(t.startswith("Stages: predicted vs measured") for t in titles)
     assert any(t.startswith("Roofline") for t in titles)
     stage_fig = next(s for s in specs if s["layout"]["title"]["text"].startswith("Stages"))
-    assert {"measured", "analytic model", "physical bound"} <= {t.get("name") for t in stage_fig["data"]}
+    assert {"measured", "bound", "roofline"} <= {t.get("name") for t in stage_fig["data"]}
 
 
 def test_report_time_budget(html_report):

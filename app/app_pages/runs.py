@@ -27,8 +27,8 @@ for col, d in ((left, base), (right, new)):
     st_ = t["stages"]
     if sel.config_id:
         st_ = st_[st_["config_id"] == sel.config_id]
-    col.dataframe(st_[["impl", "measured_tflops", "analytic_tflops"]].round(1), hide_index=True, width="stretch",
-                  column_config={"measured_tflops": "measured TFLOP/s", "analytic_tflops": "analytic TFLOP/s"})
+    col.dataframe(st_[["impl", "measured_tflops", "bound_tflops"]].round(1), hide_index=True, width="stretch",
+                  column_config={"measured_tflops": "measured TFLOP/s", "bound_tflops": "bound TFLOP/s"})
 
 st.subheader("Comparison")
 st.caption(SECTION_INTRO["comparison"])

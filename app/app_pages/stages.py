@@ -1,4 +1,4 @@
-"""Stages: measured TFLOP/s against the Einstein bands, the analytic model and the bound."""
+"""Stages: measured TFLOP/s against the Einstein bands, each stage's bound and the roofline."""
 
 import streamlit as st
 
@@ -12,7 +12,7 @@ stages = sel.for_config("stages")
 st.plotly_chart(charts.stages_figure(stages, sel.for_config("peers")), key="stages")
 st.plotly_chart(charts.terms_figure(stages), key="terms")
 if not stages.empty:
-    st.caption(f"Analytic model GPU: {stages['analytic_gpu'].iloc[0]}")
+    st.caption(f"Bound GPU: {stages['bound_gpu'].iloc[0]}")
 st.dataframe(stages_display(stages), hide_index=True, width="stretch")
 reg = sel.for_config("regressions")
 if not reg.empty:

@@ -1,16 +1,24 @@
-"""`perfmodel model`: show the Einstein model, or check where it contradicts itself, physics and published figures."""
+"""`perfmodel model`: show the Einstein model, check where it contradicts itself, physics and published figures,
+or score the predictors of a stage's time (today the bound) against measured runs and bench tables."""
 
 from __future__ import annotations
 
 import argparse
 import textwrap
 
-HELP = "show the Einstein model or check it against itself, physics and published figures"
+HELP = "show or check the Einstein model; score the bound against measured times"
 EXAMPLES = [
     "perfmodel model check",
     "perfmodel model check --gpu h100-sxm --config B=16,H=16,S=2048,D=64,causal --format json",
     "perfmodel model check --model my-plan.toml",
     "perfmodel model show",
+    "perfmodel model score runs/20261127-* runs/202612* --bench benchmarks/*.csv",
+]
+SCORE_EXAMPLES = [
+    "perfmodel model score                                  (the bundled runs)",
+    "perfmodel model score runs/20261127-* runs/202612*     (run folders; a bundled run also by its id)",
+    "perfmodel model score runs/202612* --bench benchmarks/*.csv benchmarks/h200/*.csv",
+    "perfmodel model score 20261202-031456-seed-nvidia-h200 --format json",
 ]
 
 WIDTH = 120
@@ -29,6 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="the constraints, stages and gates of the model")
     show.add_argument("--model", metavar="FILE", help="an Einstein model TOML (default: the shipped one)")
     show.add_argument("--format", choices=("table", "json"), default="table")
+    score = sub.add_parser(
+        "score", help="median and geometric-mean |error| of the bound against measured stage times",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score every registered predictor of a stage's time (today: the bound, perfmodel/bound.py) "
+                    "against the stage times measured in runs and bench tables: per stage and overall, the median "
+                    "and geometric mean of |predicted / measured - 1| and the share predicted faster; the same by "
+                    "S, D, causal, dtype, B and GPU; and whether each stage-to-stage gain has the measured sign. "
+                    "A run's cases are predicted with the ceilings it measured, a bench table's with the datasheet.",
+        epilog="examples:\n" + "\n".join(f"  {e}" for e in SCORE_EXAMPLES))
+    score.add_argument("runs", nargs="*", metavar="RUN",
+                       help="run folders or bundled run ids (default: the bundled runs, unless --bench is given)")
+    score.add_argument("--bench", nargs="+", action="extend", default=[], metavar="CSV",
+                       help="tables written by `perfmodel bench --csv` (e.g. benchmarks/*.csv)")
+    score.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def _wrap(prefix: str, text: str) -> str:
@@ -45,7 +67,7 @@ def _check(args) -> int:
 
     from perfmodel.strict import parse_config
     from perfmodel.einstein import load_model
-    from perfmodel.hardware import get_gpu
+    from kernels.hardware import get_gpu
     from perfmodel.modelcheck import check_model, findings_frame
 
     config = parse_config(args.config)
@@ -112,6 +134,105 @@ def _show(args) -> int:
     return 0
 
 
+def _score_sources(args):
+    from perfmodel import scoring
+    from perfmodel.errors import UserError
+    from perfmodel.runs import bundled_run_dirs, load_run, resolve_run_dirs
+
+    if args.runs:
+        dirs = resolve_run_dirs(args.runs)
+    elif args.bench:
+        dirs = []
+    else:
+        dirs = bundled_run_dirs()
+    sources, seen = [], set()
+    for d in dirs:
+        run = load_run(d)
+        if run.run_id not in seen:  # a run given twice (runs/X and the bundled X) counts once
+            seen.add(run.run_id)
+            sources.append(scoring.run_source(run))
+    for path in args.bench:
+        if path not in seen:
+            seen.add(path)
+            sources.append(scoring.bench_source(path))
+    if not sum(len(s.measurements) for s in sources):
+        raise UserError("no stage was timed ok in the given runs and tables: nothing to score.")
+    return sources
+
+
+def _pct(v) -> str:
+    import math
+
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:+.0f}%"
+
+
+def _abs_pct(v) -> str:
+    import math
+
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:.0f}%"
+
+
+def _score_table(result) -> str:
+    from perfmodel.commands.predict import render_table
+    from perfmodel.scoring import BREAKDOWNS, PREDICTORS
+
+    names = list(PREDICTORS)
+    n_runs = sum(s.kind == "run" for s in result.sources)
+    n_bench = len(result.sources) - n_runs
+    out = [f"{len(result.cases)} measured stage times from {n_runs} run(s) and {n_bench} bench table(s); "
+           f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in PREDICTORS.values()), ""]
+    rows = [[s.name, s.kind, len(s.measurements), s.gpu_source] for s in result.sources]
+    out += [render_table(rows, ["source", "kind", "stage times", "ceilings"], right={2}), ""]
+    out.append("|error| of the predicted time (predicted / measured - 1); fast = cases predicted faster than measured")
+    header = ["group", "n", *[f"{p} {k}" for p in names for k in ("median", "geomean", "fast")]]
+    rows = []
+    for key in ("all", *BREAKDOWNS):
+        frame = result.errors[key]
+        for r in frame.to_dict("records"):
+            label = "all" if key == "all" else f"{key}={r['group']}"
+            rows.append([label, r["n"], *[cell for p in names for cell in (
+                _abs_pct(r[f"{p}_median_abs"]), _abs_pct(r[f"{p}_geomean_abs"]), round(r[f"{p}_fast"] * r["n"]))]])
+    out += [render_table(rows, header, right=set(range(1, len(header)))), ""]
+    out.append("stage-to-stage gain t[k-1] / t[k] - 1 (median), and the share of pairs whose predicted gain has "
+               "the measured sign")
+    header = ["stages", "n", "measured", *[f"{p} {k}" for p in names for k in ("gain", "sign right")]]
+    rows = [[r["transition"], r["n"], _pct(r["measured_median_gain"]),
+             *[f(r[f"{p}_{k}"]) for p in names for k, f in (("median_gain", _pct), ("sign_right", _abs_pct))]]
+            for r in result.gain_summary.to_dict("records")]
+    out.append(render_table(rows, header, right=set(range(1, len(header)))))
+    return "\n".join(out)
+
+
+def _score_json(result) -> str:
+    import json
+    import math
+
+    from perfmodel.scoring import PREDICTORS
+
+    def records(frame):
+        return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in frame.astype(object).to_dict("records")]
+
+    doc = {
+        "predictors": [{"name": p.name, "description": p.description} for p in PREDICTORS.values()],
+        "sources": [{"name": s.name, "kind": s.kind, "stage_times": len(s.measurements), "ceilings": s.gpu_source}
+                    for s in result.sources],
+        "errors": {k: records(v) for k, v in result.errors.items()},
+        "gains": records(result.gain_summary),
+        "cases": records(result.cases),
+        "gain_cases": records(result.gains),
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str)
+
+
+def _score(args) -> int:
+    from perfmodel.scoring import score
+
+    result = score(_score_sources(args))
+    print(_score_json(result) if args.format == "json" else _score_table(result))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from perfmodel.errors import UserError
 
@@ -119,4 +240,6 @@ def run(args: argparse.Namespace) -> int:
         return _check(args)
     if args.model_command == "show":
         return _show(args)
-    raise UserError("choose an action: `perfmodel model check` or `perfmodel model show`.")
+    if args.model_command == "score":
+        return _score(args)
+    raise UserError("choose an action: `perfmodel model check`, `perfmodel model show` or `perfmodel model score`.")

@@ -1,11 +1,11 @@
-"""`perfmodel predict`: what the Einstein plan and our first-principles model expect per stage (no GPU needed)."""
+"""`perfmodel predict`: what the Einstein plan expects per stage, beside each stage's bound (no GPU needed)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 
-HELP = "predict each stage's TFLOP/s: the Einstein plan (absolute, relative) and our first-principles model"
+HELP = "each stage's TFLOP/s as the Einstein plan predicts it (absolute, relative) and its speed-of-light bound"
 EXAMPLES = [
     "perfmodel predict --config B=16,H=16,S=2048,D=64,causal",
     "perfmodel predict --config B=16,H=16,S=2048,D=64,causal --gpu h100-sxm --baseline-tflops 320",
@@ -63,31 +63,31 @@ def render_table(rows: list[list[str]], header: list[str], right: set[int]) -> s
 
 
 def _no_kernel_notes(frame) -> list[str]:
-    """One line per reason some stages have no kernel at this config (their model columns say "no kernel")."""
+    """One line per reason some stages have no kernel at this config (their bound columns say "no kernel")."""
     by_reason: dict[str, list[str]] = {}
     for r in frame.itertuples(index=False):
         if r.no_kernel:
             by_reason.setdefault(r.no_kernel.removeprefix("no kernel: "), []).append(r.impl)
-    return [f"no kernel: {', '.join(impls)} ({why}); the model describes a kernel that does not exist."
+    return [f"no kernel: {', '.join(impls)} ({why}); the bound describes a kernel that does not exist."
             for why, impls in by_reason.items()]
 
 
 def _table(frame, config, gpu, baseline) -> str:
-    header = ["stage", "impl", "removes", "ein_abs", "ein_rel", "model", "time_ms", "tensor_ms", "exp_ms",
+    header = ["stage", "impl", "removes", "ein_abs", "ein_rel", "bound", "time_ms", "tensor_ms", "exp_ms",
               "hbm_ms", "launch_ms", "wave_ms"]
     rows = []
     for r in frame.itertuples(index=False):
         rows.append([r.stage, r.impl, r.removes or "-", _band(r.einstein_abs_low_tflops, r.einstein_abs_high_tflops),
                      _band(r.einstein_rel_low_tflops, r.einstein_rel_high_tflops),
-                     "no kernel" if r.no_kernel else _fmt(r.analytic_tflops, 0),
-                     _fmt(r.analytic_time_ms, 4), _fmt(r.tensor_ms, 4), _fmt(r.exp_ms, 4), _fmt(r.hbm_ms, 4),
+                     "no kernel" if r.no_kernel else _fmt(r.bound_tflops, 0),
+                     _fmt(r.bound_time_ms, 4), _fmt(r.tensor_ms, 4), _fmt(r.exp_ms, 4), _fmt(r.hbm_ms, 4),
                      _fmt(r.launch_ms, 4), _fmt(r.wave_ms, 4)])
     measured = f" (measured: {', '.join(sorted(gpu.measured))})" if gpu.measured else " (datasheet ceilings)"
     head = [
         f"{config.id} on {gpu.name}{measured}",
         f"  {config.flops / 1e9:,.1f} GFLOP, {config.min_hbm_bytes / 1e6:,.1f} MB minimum HBM traffic, "
         f"{config.arithmetic_intensity:.0f} FLOP/B (ridge {gpu.ridge_flop_per_byte:.0f}); "
-        f"physical bound {frame['bound_tflops'].iloc[0]:.0f} TFLOP/s",
+        f"roofline {frame['roofline_tflops'].iloc[0]:.0f} TFLOP/s",
         "",
     ]
     rel = (f"baseline {baseline:g} x the claimed gains removed so far" if baseline else "needs --baseline-tflops X")
@@ -95,8 +95,8 @@ def _table(frame, config, gpu, baseline) -> str:
         "",
         "TFLOP/s: ein_abs = the plan's target as written (its setting: H100 SXM, fp16, S=2048);",
         f"         ein_rel = {rel};",
-        "         model = our first-principles model (perfmodel/analytic.py).",
-        "*_ms: the model's terms; they overlap per stage, time_ms = overlapped compute + wave + launch.",
+        "         bound = the stage's speed-of-light bound (perfmodel/bound.py): every unit at its ceiling.",
+        "*_ms: the bound's terms; they overlap per stage, time_ms = overlapped compute + wave + launch.",
         *_no_kernel_notes(frame),
     ]
     table = render_table(rows, header, right=set(range(3, len(header))))
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from perfmodel.strict import parse_config
     from perfmodel.einstein import load_model
     from perfmodel.errors import UserError
-    from perfmodel.hardware import get_gpu
+    from kernels.hardware import get_gpu
     from perfmodel.predictions import predict
 
     if args.suite:
