@@ -344,9 +344,9 @@ class _Collector:
                        self.opts.progress)
         problems: list[str] = []
         if gpu:
-            from collectors.env import ClockSampler
+            from collectors.gpu_state import GpuStateSampler
 
-            sampler = ClockSampler()
+            sampler = GpuStateSampler()
             with sampler, self._timed("cases"):
                 for impl, cfg in todo:
                     steps.step(f"{impl.name} {cfg.id}")
@@ -435,11 +435,10 @@ class _Collector:
             t1 = time.monotonic()
         timing = res.timing_row(writer.run_id, bare_ms)
         timing.pop("run_id", None)
-        sm_mhz, mem_mhz = sampler.median_mhz(t0, t1)
         timing.update(
             n_inputs=len(sets) if sets is not None and res.timing else None,
             overhead_pct=((timing["time_ms"] - bare_ms) / bare_ms * 100.0) if res.timing and bare_ms > 0 else None,
-            sm_clock_mhz=sm_mhz, mem_clock_mhz=mem_mhz,
+            **sampler.case_state(t0, t1),  # clocks, power, temperature, throttle reasons (collectors/gpu_state.py)
         )
         if res.status == "ok" and not res.timing:
             timing["status"] = "failed"

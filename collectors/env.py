@@ -3,9 +3,8 @@
 Every field is read from the machine (torch, triton, nvidia-smi or NVML, git, ncu); a field that cannot be read is
 None and `missing[field]` says why. Nothing is filled in from a datasheet or a guess.
 
-`ClockSampler` records the SM and memory clocks while the timings run (NVML through `pynvml` when it is
-installed, else `nvidia-smi --query-gpu=clocks.sm,clocks.mem`), so a run says what clocks its figures were
-taken at; `summary(t0, t1)` gives the median over any time window, e.g. one case's timing.
+The GPU's state while the timings run (clocks, power, temperature, throttle reasons) is sampled by
+collectors/gpu_state.py, which reads nvidia-smi through `_nvidia_smi_query` here when NVML cannot be used.
 """
 
 from __future__ import annotations
@@ -15,10 +14,8 @@ import platform
 import shlex
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -173,114 +170,3 @@ def collect_environment(command_line: list[str] | None = None, ncu_path: str | o
     env["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     env["missing"] = missing
     return env
-
-
-# ---- clocks during timing ----------------------------------------------------------------------------------------
-class ClockSampler:
-    """Samples (time, sm_clock_mhz, mem_clock_mhz) in a background thread every `interval_s` seconds.
-
-    Use as a context manager around the timed part of a run. `available` is False (and `reason` says why) when
-    neither NVML nor nvidia-smi can be read; then no samples are taken.
-    """
-
-    def __init__(self, interval_s: float = 0.5):
-        self.interval_s = interval_s
-        self.samples: list[tuple[float, float, float]] = []
-        self.source: str | None = None
-        self.reason: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._read = self._pick_reader()
-
-    @property
-    def available(self) -> bool:
-        return self._read is not None
-
-    def _pick_reader(self):
-        try:
-            import pynvml  # type: ignore[import-not-found]
-
-            pynvml.nvmlInit()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-            uuid = _smi_device()
-            if uuid:
-                try:
-                    handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
-                except Exception:
-                    pass
-
-            def read() -> tuple[float, float]:
-                return (float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
-                        float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)))
-
-            read()
-            self.source = "nvml"
-            return read
-        except Exception:
-            pass
-        device = _smi_device()
-        row, why = _nvidia_smi_query("clocks.sm,clocks.mem", device)
-        if row is None and device is not None:
-            device = None
-            row, why = _nvidia_smi_query("clocks.sm,clocks.mem", None)
-        if row is None:
-            self.reason = f"no clock source: pynvml is not installed and {why}"
-            return None
-
-        def read_smi() -> tuple[float, float]:
-            values, _ = _nvidia_smi_query("clocks.sm,clocks.mem", device)
-            if values is None:
-                raise RuntimeError("nvidia-smi failed")
-            return float(values[0]), float(values[1])
-
-        self.source = "nvidia-smi --query-gpu=clocks.sm,clocks.mem"
-        return read_smi
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sm, mem = self._read()
-                self.samples.append((time.monotonic(), sm, mem))
-            except Exception:
-                pass
-            self._stop.wait(self.interval_s)
-
-    def start(self) -> "ClockSampler":
-        if self._read is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="clock-sampler", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "ClockSampler":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def window(self, t0: float | None = None, t1: float | None = None) -> list[tuple[float, float, float]]:
-        return [s for s in self.samples if (t0 is None or s[0] >= t0) and (t1 is None or s[0] <= t1)]
-
-    def median_mhz(self, t0: float | None = None, t1: float | None = None) -> tuple[float | None, float | None]:
-        """Median (sm_clock_mhz, mem_clock_mhz) of the samples in [t0, t1] (monotonic seconds), None if none."""
-        w = self.window(t0, t1)
-        if not w:
-            return None, None
-        return statistics.median(s[1] for s in w), statistics.median(s[2] for s in w)
-
-    def summary(self) -> dict:
-        """For run.json: source, sample count, min / median / max of both clocks (MHz), or the reason for none."""
-        if not self.samples:
-            return {"source": self.source, "n_samples": 0,
-                    "reason": self.reason or "no samples were taken (nothing was timed)"}
-        sm = [s[1] for s in self.samples]
-        mem = [s[2] for s in self.samples]
-        return {
-            "source": self.source, "n_samples": len(self.samples), "interval_s": self.interval_s,
-            "sm_clock_mhz": {"min": min(sm), "median": statistics.median(sm), "max": max(sm)},
-            "mem_clock_mhz": {"min": min(mem), "median": statistics.median(mem), "max": max(mem)},
-        }

@@ -18,6 +18,11 @@ A run is a folder:
       .lock                    while a writer (collect, --resume, import, reparse) works on the run: who it is
                                (collectors/safe_io.py); a second writer is refused, the file goes when it finishes
 
+run.json's `environment.clocks_during_timing` (a `--resume`'s in its `resumes` entry) summarises the GPU state
+over the invocation's timings: source (nvml or the nvidia-smi query), n_samples, min / median / max of
+sm_clock_mhz, mem_clock_mhz and power_w, temperature_c's max, clock_event_reasons_seen (every reason, idle
+included), throttle_reasons_seen, n_cases and n_cases_throttled, and `missing` (why a field was never read).
+
 run.json says which `schema_version` of this layout it follows (SCHEMA_VERSION below); a reader refuses a newer one.
 
 Every row of every table carries `run_id` and, where it is about a case, the implementation name (`impl`:
@@ -87,6 +92,17 @@ TABLES: dict[str, dict] = {
             "n_inputs": "distinct input sets the timed repetitions rotated over (so none is served from L2)",
             "sm_clock_mhz": "median SM clock sampled while this case was timed (MHz; NVML or nvidia-smi)",
             "mem_clock_mhz": "median memory clock sampled while this case was timed (MHz)",
+            # GPU state while the case was timed (collectors/gpu_state.py, one sample every 0.5 s); null where
+            # it could not be read, and in runs made before it was sampled
+            "power_w": "median board power sampled while this case was timed (W; NVML or nvidia-smi power.draw)",
+            "temperature_c": "highest GPU temperature sampled while this case was timed (degrees C)",
+            "throttle_reasons": "clock-event reasons that held the clocks down while this case was timed, "
+                                "comma-separated (collectors.gpu_state.THROTTLE_REASONS: sw_power_cap, hw_slowdown, "
+                                "sync_boost, sw_thermal, hw_thermal, hw_power_brake, board_limit, reliability); "
+                                "'' when none; GPU idle, applications-clocks and display-clock settings are not "
+                                "throttling and are left out",
+            "throttled": "throttle_reasons is not empty: timed while the GPU held its clocks down (bool; null when "
+                         "the reasons could not be read)",
             "tuned_config": "the config the autotuner chose (stage 5), else empty",
             "error": "one-line reason when status != ok",
         },
@@ -277,6 +293,7 @@ TEXT_COLUMNS = frozenset({
     "run_id", "impl", "config_id", "dtype", "status", "error", "kernel", "metric", "raw_metric", "source", "unit",
     "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
+    "throttle_reasons",
 })
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from perfmodel import ablation, analysis, compare, figures
+from perfmodel import ablation, analysis, compare, figures, gpu_state
 from perfmodel.constraint_map import mapping_rows
 from perfmodel.correctness import correctness_summary, correctness_table
 from perfmodel.gates import evaluate_gates
@@ -75,8 +75,8 @@ class ReportData:
 def collect(run: Run, baseline: Run | None = None, model=None) -> ReportData:
     model = analysis._model(model)
     # measured times carry their intervals (perfmodel.compare): the tables show them, the figures draw them
-    stages = compare.with_timing_intervals(analysis.stage_table(run, model), run)
-    peers = compare.with_timing_intervals(analysis.peer_table(run, model), run)
+    stages = gpu_state.with_gpu_state(compare.with_timing_intervals(analysis.stage_table(run, model), run), run)
+    peers = gpu_state.with_gpu_state(compare.with_timing_intervals(analysis.peer_table(run, model), run), run)
     constraints = analysis.constraint_table(run, model)
     evidence = ablation.constraint_evidence(run, model)
     return ReportData(
@@ -158,13 +158,17 @@ def _flag(v) -> str:
 
 
 def _time_columns(frame: pd.DataFrame) -> dict:
-    """The time, its interval and the wide-CI flag of each row of a stage or peer table."""
+    """The time, its interval and the wide-CI flag of each row of a stage or peer table, and whether the GPU
+    throttled while it was timed (for runs that sampled it)."""
     iv = compare.time_intervals(frame)
     wide = frame["wide_ci"] if "wide_ci" in frame.columns else [None] * len(frame)
-    return {"time ms": [_ms(v) for v in frame["time_ms"]],
+    cols = {"time ms": [_ms(v) for v in frame["time_ms"]],
             "interval (ms)": [_interval_text(a, b, k) for a, b, k in
                               zip(iv["time_ms_low"], iv["time_ms_high"], iv["time_interval"])],
             "wide CI": [_flag(v) for v in wide]}
+    if gpu_state.has_gpu_state(frame):
+        cols["throttled"] = gpu_state.throttled_column(frame)
+    return cols
 
 
 def gates_display(gates: pd.DataFrame) -> pd.DataFrame:
@@ -424,6 +428,9 @@ def _meta_lines(run: Run) -> list[tuple[str, str]]:
         lines.append((label, str(value)))
     if run.meta.get("note"):
         lines.append(("note", str(run.meta["note"])))
+    throttled = gpu_state.run_throttled_line(run)
+    if throttled:
+        lines.append(("throttled", throttled))
     return lines
 
 
@@ -476,7 +483,7 @@ p.intro{color:#555;margin:.3rem 0 1rem} dl.meta{display:grid;grid-template-colum
 dl.meta dt{font-weight:600} table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top} th{background:#f5f5f5}
 td.pass{background:#e6f4ea} td.fail{background:#fde7e9} td.not_measured{background:#f1f3f4}
-td.report{background:#fef7e0} .fig{margin:1rem 0}
+td.report{background:#fef7e0} .fig{margin:1rem 0} dd.warn{color:#a50e0e;font-weight:600}
 """
 
 _RENDER_JS = """
@@ -519,11 +526,15 @@ def plotly_js(figs) -> str:
     return get_plotlyjs()
 
 
+_WARN = ' class="warn"'  # a header line that qualifies the run's figures (cases timed while throttled)
+
+
 def to_html(data: ReportData) -> str:
     figs = section_figures(data)
     tables = section_tables(data)
     parts = [f"<h1>Predicted vs measured: {html.escape(data.run.run_id)}</h1>", '<dl class="meta">']
-    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _meta_lines(data.run)]
+    parts += [f"<dt>{html.escape(k)}</dt><dd{_WARN if k == 'throttled' else ''}>{html.escape(v)}</dd>"
+              for k, v in _meta_lines(data.run)]
     if data.baseline is not None:
         parts.append(f"<dt>baseline</dt><dd>{html.escape(data.baseline.run_id)}</dd>")
     parts.append("</dl>")

@@ -17,8 +17,8 @@ CFG = AttentionConfig(B=1, H=2, S=128, D=64, causal=False, dtype="fp16")
 
 
 class _Clocks:
-    def median_mhz(self, t0, t1):
-        return 1980.0, 2619.0
+    def case_state(self, t0, t1):
+        return {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 2619.0}
 
 
 def _part_seq(run_dir, table: str) -> int:
@@ -26,13 +26,13 @@ def _part_seq(run_dir, table: str) -> int:
     return int(part.stem.split("-")[1])
 
 
-def test_gpu_case_writes_every_sample_before_the_case_log(tmp_path, monkeypatch):
-    import collectors.collect as collect
-
-    samples = (0.5 * (1 + 0.01 * np.random.default_rng(0).standard_normal(120))).tolist()
+def fake_timed_case(monkeypatch, samples: list[float], during=lambda: None) -> Impl:
+    """An implementation whose case `bench_case` passes and times with `samples` (calling `during()` while it
+    runs), with the bare do_bench and the launch cost faked too."""
     out0 = torch.zeros(4)
 
     def fake_bench_case(impl, config, **_):
+        during()
         res = bench.CaseResult(impl.name, config, "ok", timing=Timing.from_samples(samples), n_inputs=2,
                                correctness=bench.Correctness(1e-3, 1e-3, 1e-4, 2e-3, True, True))
         res.extra.update(sets=[(out0, out0, out0)] * 2, out=out0)
@@ -41,7 +41,14 @@ def test_gpu_case_writes_every_sample_before_the_case_log(tmp_path, monkeypatch)
     monkeypatch.setattr(bench, "bench_case", fake_bench_case)
     monkeypatch.setattr(timing, "bare_do_bench", lambda call, *args: 0.49)
     monkeypatch.setattr(timing, "host_launch_us", lambda call: 20.0)
-    impl = Impl("stage0_baseline", "stage", lambda q, k, v, causal: out0.clone(), "fake")
+    return Impl("stage0_baseline", "stage", lambda q, k, v, causal: out0.clone(), "fake")
+
+
+def test_gpu_case_writes_every_sample_before_the_case_log(tmp_path, monkeypatch):
+    import collectors.collect as collect
+
+    samples = (0.5 * (1 + 0.01 * np.random.default_rng(0).standard_normal(120))).tolist()
+    impl = fake_timed_case(monkeypatch, samples)
     collector = collect._Collector(collect.CollectOptions(determinism_runs=3, out_dir=tmp_path))
     writer = RunWriter(tmp_path / "run", {"suite": "seed"})
     collector._gpu_case(writer, impl, CFG, _Clocks())

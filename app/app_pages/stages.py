@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import charts, widgets
+from perfmodel.gpu_state import throttled_line
 from perfmodel.reporting import SECTION_INTRO, regressions_display, stages_display
 
 sel = widgets.selection()
@@ -13,6 +14,9 @@ st.plotly_chart(charts.stages_figure(stages, sel.for_config("peers")), key="stag
 st.plotly_chart(charts.terms_figure(stages), key="terms")
 if not stages.empty:
     st.caption(f"Bound GPU: {stages['bound_gpu'].iloc[0]}")
+throttled = throttled_line(stages)
+if throttled:  # the table's `throttled` column names each case's reasons
+    st.warning(throttled)
 st.dataframe(stages_display(stages), hide_index=True, width="stretch")
 reg = sel.for_config("regressions")
 if not reg.empty:

@@ -61,6 +61,7 @@ def run(args) -> int:
     from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run
     from kernels.registry import ImplError, parse_impl_args
+    from perfmodel.gpu_state import run_throttled_line
     from perfmodel.strict import parse_config
 
     configs = tuple(parse_config(text) for text in (args.config or []))
@@ -90,4 +91,7 @@ def run(args) -> int:
     print(f"folder: {path}")
     for problem in run.meta.get("problems") or []:
         print(f"perfmodel: warning: {problem}", file=sys.stderr)
+    throttled = run_throttled_line(run)
+    if throttled:
+        print(f"perfmodel: warning: {throttled}", file=sys.stderr)
     return 0 if run.status == "complete" else 1
