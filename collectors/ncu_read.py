@@ -250,7 +250,9 @@ def read_in_child(path: str | Path, cases: dict[str, dict] | None = None, ncu: s
     with tempfile.TemporaryDirectory(prefix="ncu-read-") as tmp:
         cases_file, out = Path(tmp) / "cases.json", Path(tmp) / "tidy.parquet"
         cases_file.write_text(json.dumps(cases or {}))
-        cmd = [sys.executable, "-m", "collectors.ncu_read", str(path), "--cases", str(cases_file), "--out", str(out)]
+        # the child runs in the checkout (cwd=root): a path relative to the caller's folder must be made absolute
+        cmd = [sys.executable, "-m", "collectors.ncu_read", str(Path(path).resolve()), "--cases", str(cases_file),
+               "--out", str(out)]
         if ncu is not None:
             cmd += ["--ncu", str(ncu)]
         if any_kernel:

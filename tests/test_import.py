@@ -34,6 +34,19 @@ def test_import_ncu_rep_keeps_our_cases_and_reads_the_gpu(tmp_path):
     assert {"ncu_metrics", "stalls"} <= set(run.tables()) and "timings" not in run.tables()
 
 
+@pytest.mark.skipif(not HAS_NCU_REPORT, reason="needs NVIDIA's ncu_report module (pip install -e '.[ncu]')")
+def test_import_a_report_named_relative_to_the_working_folder(tmp_path, monkeypatch):
+    # ncu_report finds no relative path ("... does not exist"): a user's `perfmodel import profile.ncu-rep`
+    import gzip
+    import shutil
+
+    with gzip.open(DATA / "h200" / "profile.ncu-rep.gz") as src, open(tmp_path / "profile.ncu-rep", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    monkeypatch.chdir(tmp_path)
+    run = _imported(tmp_path, "profile.ncu-rep")
+    assert not run.table("ncu_metrics").empty
+
+
 @pytest.mark.parametrize("gpu", ["h100", "h200"])
 def test_import_csv_exports(tmp_path, gpu):
     run = _imported(tmp_path, str(DATA / gpu / "raw.csv"), "--details", str(DATA / gpu / "details.csv"))
