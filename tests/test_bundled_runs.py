@@ -47,3 +47,13 @@ def test_dashboard_pages_render_the_h200_run(page, monkeypatch):
     at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert "NVIDIA H200" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+@pytest.mark.parametrize("run_id", [runs.DEFAULT_BUNDLED_RUN, H200])
+def test_the_bundled_reports_stay_under_1_5_mb(run_id, tmp_path):
+    # issue 12: the HTML embeds only the plotly.js it needs (the basic bundle), <= 1.5 MB for the bundled run
+    from perfmodel.cli import main
+
+    out = tmp_path / "r.html"
+    assert main(["report", run_id, "--out", str(out)]) == 0
+    assert out.stat().st_size <= 1_500_000, out.stat().st_size
