@@ -151,7 +151,7 @@ def ptx_loops(ptx: str) -> list[dict]:
     of a back edge (a branch to a block that dominates the branching one), so a loop whose blocks the compiler laid
     out apart (as warp-specialized code is) is still one loop, and unrelated code between its blocks is not in it.
     One dict per loop header, in PTX order: `label`, `first_line` (0-based line of the header label), `lines`
-    (PTX lines in the loop), `depth` (1 for an outermost loop), `contains` (the labels of the loops nested in it),
+    (PTX lines in the loop), `ranges` (its blocks' [first, end) line ranges, in PTX order), `depth` (1 for an outermost loop), `contains` (the labels of the loops nested in it),
     and for each LOOP_PATTERNS field (bar_sync, setp_selp, wgmma, ex2, tma, mbarrier_wait) the count in the loop's
     blocks: what one iteration issues, statically (both sides of a branch inside the loop count; an inner loop's
     body counts once in its enclosing loop, and is also a loop of its own; an inline-asm spin loop such as an
@@ -206,6 +206,7 @@ def ptx_loops(ptx: str) -> list[dict]:
         counts = {name: len(rx.findall(text)) for name, rx in _LOOP_REGEX.items()}
         loops.append({"label": label_of.get(h, f"block{h}"), "first_line": ranges[h][0],
                       "lines": sum(ranges[x][1] - ranges[x][0] for x in body),
+                      "ranges": [ranges[x] for x in sorted(body)],
                       "depth": sum(h in other for other in bodies.values()),
                       "contains": [label_of.get(g, f"block{g}") for g in sorted(bodies) if g != h and g in body],
                       **counts})

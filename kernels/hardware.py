@@ -18,6 +18,13 @@ launchers (kernels/_launch.py, kernels/_gluon.py), the census (collectors/census
 - [CUDA-CC]  CUDA C++ Programming Guide, "Technical Specifications per Compute Capability" (9.0: 64K 32-bit
              registers, 228 KB shared memory and 2048 resident threads per SM, 227 KB per block, 1 KB reserved
              by the driver per resident block).
+- [SM-ISSUE] [H100-WP] and [A100-WP], the SM diagrams: four processing blocks (partitions) per SM, each with one
+             warp scheduler dispatching one warp instruction per clock, 32 FP32 lanes, 16 INT32 lanes, one tensor
+             core and 4 SFUs (so 128 FP32 and 16 SFU results per clock per SM); `schedulers_per_sm` = 4.
+- [CUDA-SMEM] CUDA C++ Programming Guide, "Shared Memory" (compute capability 5.x and later, which 8.0 and 9.0
+             follow): 32 banks, each 32 bits wide and delivering 32 bits per clock, i.e. 128 bytes per clock per SM;
+             `smem_bytes_per_clk` = 128. (No latency figure of an mbarrier round trip or of a wgmma is in these
+             sources; the predictive model leaves those terms out rather than guess them.)
 - [ANCHORS]  ../shared/ANCHORS.md, figures measured on the lent H100 SXM (2026-11-24).
 - [RUNS]     torch.cuda.get_device_properties on the lent GPUs, recorded in every GPU run's run.json
              (`environment.l2_bytes`): 52,428,800 bytes (50 MiB) on the H100 SXM, 62,914,560 (60 MiB) on the H200.
@@ -82,6 +89,8 @@ class GpuSpec:
     regs_per_sm: int  # 32-bit registers per SM
     threads_per_sm: int  # resident threads per SM
     launch_us: float  # host cost of one kernel launch (us)
+    schedulers_per_sm: int = 4  # warp schedulers per SM, one warp instruction a clock each [SM-ISSUE] (H100, A100)
+    smem_bytes_per_clk: int = 128  # shared memory per SM: 32 banks x 4 bytes a clock [CUDA-SMEM] (cc 8.0, 9.0)
     measured: frozenset[str] = field(default_factory=frozenset)
 
     def mma_tflops(self, dtype: str) -> float:

@@ -22,7 +22,7 @@ Conventions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +32,7 @@ import pandas as pd
 from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID
 from kernels.hardware import GpuSpec, HardwareError, get_gpu
 from kernels.workload import AttentionConfig, ConfigError
-from perfmodel import bound
+from perfmodel import bound, predictive
 from perfmodel.errors import UserError
 
 GAIN_TIE = 1e-9
@@ -47,16 +47,20 @@ class RegisteredPredictor:
     name: str
     predict_ms: Predictor
     description: str
+    host_launch: bool = False  # also receives `host_launch_us=`: the run's measured host cost of launching the stage
 
 
 PREDICTORS: dict[str, RegisteredPredictor] = {}
 
 
-def register_predictor(name: str, predict_ms: Predictor, description: str) -> None:
-    """Add a predictor: every summary then carries its columns, named after `name`."""
+def register_predictor(name: str, predict_ms: Predictor, description: str, host_launch: bool = False) -> None:
+    """Add a predictor: every summary then carries its columns, named after `name`. With `host_launch`, it is also
+    called with `host_launch_us=` the host cost of one launch of the stage that the run's `launch` table measured
+    (None for a bench table or a run without one): a host-side cost, never a kernel timing. A predictor may
+    return NaN for a case it cannot predict; the summaries then leave that case out of its figures."""
     if not name.isidentifier() or name in PREDICTORS:
         raise ValueError(f"predictor name {name!r} must be a new identifier.")
-    PREDICTORS[name] = RegisteredPredictor(name, predict_ms, description)
+    PREDICTORS[name] = RegisteredPredictor(name, predict_ms, description, host_launch)
 
 
 def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> float:
@@ -64,6 +68,8 @@ def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> float:
 
 
 register_predictor("bound", _bound_ms, "each stage's speed-of-light bound (perfmodel/bound.py)")
+register_predictor("model", predictive.predict_ms, "the predictive model v1 from each stage's compiled sm_90 code "
+                   "(perfmodel/predictive.py)", host_launch=True)
 
 
 # ---- measurements -------------------------------------------------------------------------------------------
@@ -76,6 +82,7 @@ class Source:
     gpus: dict[str, GpuSpec]  # GPU name as the rows give it -> spec
     gpu_source: str  # where the ceilings came from, in words
     measurements: pd.DataFrame  # gpu, config columns, stage, impl, time_ms
+    host_launch_us: dict = field(default_factory=dict)  # impl -> the run's `launch` table host_launch_us (median)
 
 
 STAGE_INDEX = {impl: i for i, impl in enumerate(bound.STAGE_IMPLS)}
@@ -120,7 +127,20 @@ def run_source(run) -> Source:
     name = gpu_name(run) or spec.key
     t = run.table("timings").copy()
     t["gpu"] = name
-    return Source(run.run_id, "run", {name: spec}, how, _stage_rows(t, f"run {run.run_id}"))
+    return Source(run.run_id, "run", {name: spec}, how, _stage_rows(t, f"run {run.run_id}"), _host_launch_us(run))
+
+
+def _host_launch_us(run) -> dict:
+    """impl -> median host_launch_us of the run's `launch` table rows measured ok (a host cost, not a kernel time)."""
+    try:
+        launch = run.table("launch")
+    except Exception:  # a run without the table (older runs): no measured host cost
+        return {}
+    if not {"impl", "status", "host_launch_us"} <= set(launch.columns):
+        return {}
+    ok = launch[launch["status"] == "ok"]
+    values = pd.to_numeric(ok["host_launch_us"], errors="coerce")
+    return {str(k): float(v) for k, v in values.groupby(ok["impl"]).median().items() if np.isfinite(v)}
 
 
 def bench_source(path: str | Path) -> Source:
@@ -162,7 +182,8 @@ def score_cases(sources: list[Source], predictors: dict[str, RegisteredPredictor
             row = {"source": src.name, "gpu": spec.key, **{c: m[c] for c in CONFIG_COLUMNS}, "stage": int(m["stage"]),
                    "impl": m["impl"], "measured_ms": float(m["time_ms"])}
             for p in predictors.values():
-                predicted = float(p.predict_ms(cfg, int(m["stage"]), spec))
+                extra = {"host_launch_us": src.host_launch_us.get(str(m["impl"]))} if p.host_launch else {}
+                predicted = float(p.predict_ms(cfg, int(m["stage"]), spec, **extra))
                 row[f"{p.name}_ms"] = predicted
                 row[f"{p.name}_err"] = predicted / row["measured_ms"] - 1.0
             rows.append(row)
@@ -173,11 +194,13 @@ def score_cases(sources: list[Source], predictors: dict[str, RegisteredPredictor
 
 def median_abs(errors) -> float:
     a = np.abs(np.asarray(errors, dtype=float))
+    a = a[np.isfinite(a)]  # a case the predictor could not predict (NaN) is left out
     return float(np.median(a)) if a.size else math.nan
 
 
 def geomean_abs(errors) -> float:
     a = np.abs(np.asarray(errors, dtype=float))
+    a = a[np.isfinite(a)]
     if not a.size:
         return math.nan
     if (a == 0).any():
@@ -201,6 +224,7 @@ def error_summary(cases: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
             e = g[f"{p}_err"]
             row[f"{p}_median_abs"] = median_abs(e)
             row[f"{p}_geomean_abs"] = geomean_abs(e)
+            e = e[np.isfinite(e)]
             row[f"{p}_fast"] = float((e < 0).mean()) if len(e) else math.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=["group", "n", *[f"{p}_{k}" for p in names
@@ -227,7 +251,8 @@ def gain_cases(cases: pd.DataFrame) -> pd.DataFrame:
             for p in names:
                 predicted = a[f"{p}_ms"] / b[f"{p}_ms"] - 1.0
                 row[f"{p}_gain"] = predicted
-                row[f"{p}_sign_right"] = _sign(predicted) == _sign(measured)
+                row[f"{p}_sign_right"] = (float(_sign(predicted) == _sign(measured)) if math.isfinite(predicted)
+                                          else math.nan)
             rows.append(row)
     return pd.DataFrame(rows, columns=["source", "config_id", "transition", "measured_gain",
                                        *[f"{p}_{k}" for p in names for k in ("gain", "sign_right")]])
@@ -243,7 +268,7 @@ def gain_summary(gains: pd.DataFrame) -> pd.DataFrame:
                "measured_median_gain": float(g["measured_gain"].median()) if len(g) else math.nan}
         for p in names:
             row[f"{p}_median_gain"] = float(g[f"{p}_gain"].median()) if len(g) else math.nan
-            row[f"{p}_sign_right"] = float(g[f"{p}_sign_right"].mean()) if len(g) else math.nan
+            row[f"{p}_sign_right"] = float(pd.to_numeric(g[f"{p}_sign_right"]).mean()) if len(g) else math.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=["transition", "n", "measured_median_gain",
                                        *[f"{p}_{k}" for p in names for k in ("median_gain", "sign_right")]])

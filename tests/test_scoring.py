@@ -87,7 +87,7 @@ def test_a_registered_predictor_adds_its_columns():
     assert (result.cases["twice_ms"] == 2 * result.cases["bound_ms"]).all()
     assert {"twice_median_abs", "twice_geomean_abs", "twice_fast"} <= set(result.errors["stage"].columns)
     assert "twice_sign_right" in result.gain_summary.columns
-    assert list(scoring.PREDICTORS) == ["bound"]  # the shipped registry names only the bound
+    assert list(scoring.PREDICTORS) == ["bound", "model"]  # the shipped registry: the bound and the model
     with pytest.raises(ValueError):
         scoring.register_predictor("bound", scoring._bound_ms, "again")
 
@@ -139,7 +139,7 @@ def test_score_committed_runs_and_bench_tables_table(capsys):
     for label in ("bound median", "bound geomean", "stage=0", "stage=5", "S=16384", "D=128", "causal=True",
                   "dtype=bf16", "B=1", "gpu=h200-sxm", "0->1", "4->5", "bound sign right"):
         assert label in out, label
-    assert "analytic" not in out.lower() and "model median" not in out
+    assert "analytic" not in out.lower() and "model median" in out and "model sign right" in out
     n = int(out.split(" measured stage times")[0])
     assert n >= 900  # 426 on the H100 and the H200's runs and tables
 
@@ -148,7 +148,7 @@ def test_score_bundled_runs_json(capsys):
     rc, out, _ = _run(capsys, "model", "score", "--format", "json")
     assert rc == 0
     doc = json.loads(out)
-    assert [p["name"] for p in doc["predictors"]] == ["bound"]
+    assert [p["name"] for p in doc["predictors"]] == ["bound", "model"]
     assert {s["name"] for s in doc["sources"]} == {d.name for d in bundled_run_dirs()}
     overall = doc["errors"]["all"][0]
     assert overall["n"] == len(doc["cases"]) > 0

@@ -1,0 +1,192 @@
+"""The predictive model (v1): a stage's time from its compiled code and the GPU's ceilings, never from a timing.
+
+Where the bound (perfmodel/bound.py) charges the work to each unit at its peak, this model reads what the
+compiled sm_90 kernel issues per key-block iteration (collectors/instruction_mix.py: wgmma FLOPs and shapes, ex2,
+every other instruction, shared-memory bytes, barriers, asynchronous wgmma waits, warps, registers, occupancy,
+partitions, the grid) and charges it per SM. Constants come only from the hardware table (kernels/hardware.py:
+datasheet rates, schedulers and shared-memory banks per SM, the per-SM limits) or from the ceilings the run measured
+(fp16/bf16_mma_tflops, exp2_tops, hbm_tbps, launch_us, which replace the datasheet figures through
+GpuSpec.with_measured), plus the host cost of launching the stage that a run's `launch` table measured (a host
+cost, not a kernel timing). Nothing is fitted to attention timings.
+
+Per SM, one iteration (one key block of every resident program) takes the largest of these terms (the binding
+term is named per case):
+
+    tensor  FLOPs of the resident programs' wgmmas / the per-SM tensor rate (dtype's TFLOP/s / SMs)
+    mufu    ex2 per thread x threads / the per-SM exponential rate (exp TOP/s / SMs)
+    issue   every instruction of the loop x warps / (schedulers per SM x clock): FMA/ALU issue slots, one warp
+            instruction a clock per scheduler (the FP32 pipe takes one a clock too, INT32 one every two: a
+            conservative reading charges every non-wgmma instruction one slot)
+    smem    shared-memory bytes (ld/st.shared, ldmatrix, and the wgmma operands read from shared memory: B always,
+            A unless it is in registers) / (128 bytes a clock)
+    chain   the longest dependency chain of one math group: a group is the warps that run a math loop together
+            (warp groups whose loop holds a bar.sync naming more than one warp group, or the whole CTA, run in
+            lockstep and form one group; otherwise each warp group is its own). In a group the softmax (its issue
+            or its ex2, whichever is longer) waits for QKᵀ, so matmul and softmax add: mma + softmax; wgmma left in
+            flight across a `wgmma.wait_group N>=1` (the asynchronous P·V of a pipelined loop) overlaps the
+            softmax: (mma - overlap) + max(overlap, softmax).
+
+Overlapped pipes take the max, serialized ones add, and that structure comes from the instruction mix: a
+non-warp-specialized kernel with synchronous waits has one chain per warp group that serializes its softmax after
+its matmuls, and only other resident programs fill the gap; two ping-pong consumer groups are two chains, so one
+group's softmax runs under the other's matmuls whenever the per-SM pipe sums allow it.
+
+Around the iteration: the grid in key-block units (key blocks per work item from the launch's BLOCK_M/BLOCK_N,
+causal tiles stopping at the diagonal) list-scheduled on SMs x resident programs (a non-persistent grid in launch
+order, bound._makespan_units; a persistent one statically strided, heaviest first when causal), giving the steady
+state and the tail; a per-work-item prologue and epilogue (the Q tile in, the O tile out, at the SM's share of HBM
+bandwidth, hidden by the other resident programs: divided by their number); HBM as a whole-GPU floor (the bound's
+HBM bytes); and the host launch, exposed where it is longer than the GPU time (runs are timed back to back).
+
+Left out, and said so: latencies. No table here has a wgmma, mbarrier round-trip, bar.sync or exp latency (the
+Hopper microbenchmark papers have some, but their figures could not be read for this version), so the barrier and
+mbarrier counts per iteration are reported (`bar_sync`, `mbarrier_wait`) and not priced. A latency-bound kernel is
+therefore still predicted too fast; by how much is what `perfmodel model score` shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernels.hardware import GpuSpec
+from kernels.workload import AttentionConfig
+from perfmodel import bound
+
+ITERATION_TERMS = ("tensor", "mufu", "issue", "smem", "chain")
+
+
+@dataclass(frozen=True)
+class ModelPrediction:
+    """Every term of one prediction (times in ms unless named otherwise); `terms()` gives the stackable ones."""
+
+    stage: int
+    impl: str
+    config_id: str
+    gpu: str
+    iteration_us: dict  # per-SM time of one iteration of the resident programs, per term (us)
+    binding: str  # the term that sets the time: one of ITERATION_TERMS, "hbm" or "launch"
+    programs_per_sm: int
+    math_groups: int
+    slots: int
+    steady_ms: float  # the grid's key blocks / slots x the iteration time
+    tail_ms: float  # the makespan beyond the average
+    prologue_epilogue_ms: float
+    hbm_ms: float
+    launch_ms: float  # exposed host launch
+    host_launch_us: float
+    host_launch_source: str
+    time_ms: float
+    unpriced: dict = field(default_factory=dict)  # per-iteration counts the model does not price (latencies)
+
+    def terms(self) -> dict:
+        """The additive terms of time_ms (they sum to it) and the binding term's name."""
+        compute = self.steady_ms + self.tail_ms + self.prologue_epilogue_ms
+        return {"steady_ms": self.steady_ms, "tail_ms": self.tail_ms,
+                "prologue_epilogue_ms": self.prologue_epilogue_ms,
+                "hbm_excess_ms": max(0.0, self.hbm_ms - compute), "launch_ms": self.launch_ms,
+                "time_ms": self.time_ms, "binding": self.binding}
+
+
+def _per_program_groups(mix, gpu: GpuSpec, config: AttentionConfig) -> list[dict]:
+    """Per math group of one program: its per-iteration pipe demands and dependency chain, in seconds."""
+    clock_hz = gpu.boost_clock_mhz * 1e6
+    tensor_rate = gpu.mma_tflops(config.dtype) * 1e12 / gpu.sm_count  # FLOP/s per SM
+    mufu_rate = gpu.exp_tops * 1e12 / gpu.sm_count  # ex2/s per SM
+    smem_rate = gpu.smem_bytes_per_clk * clock_hz  # bytes/s per SM
+    sched = gpu.schedulers_per_sm
+    groups = []
+    for lp in mix.kernel.math_loops:
+        wg = mix.warpgroups_per_loop
+        lockstep = wg > 1 and any(t == 0 or t > 128 for t in lp.bar_threads)
+        n_groups, wg_per_group = (1, wg) if lockstep or wg != round(wg) else (int(round(wg)), 1.0)
+        warps = 4 * wg_per_group
+        mma = lp.wgmma_flops * wg_per_group / tensor_rate
+        overlap = lp.overlap_flops * wg_per_group / tensor_rate
+        mufu = lp.ex2 * 32 * warps / mufu_rate
+        issue_total = lp.instructions * warps / (sched * clock_hz)  # the SM's schedulers' time
+        issue_own = max(1.0, warps / sched) * lp.instructions / clock_hz  # the group's warps on their schedulers
+        smem = (lp.smem_bytes * 32 * warps + lp.wgmma_smem_bytes * wg_per_group) / smem_rate
+        softmax = max(issue_own, mufu)
+        chain = (mma - overlap) + max(overlap, softmax)
+        for _ in range(n_groups):
+            groups.append({"tensor": mma, "mufu": mufu, "issue": issue_total, "smem": smem, "chain": chain,
+                           "bar_sync": lp.bar_sync, "mbarrier_wait": lp.mbarrier_wait})
+    return groups
+
+
+def _makespan(mix, slots: int) -> float:
+    """Finish time of the grid in key-block units on `slots` equal program slots."""
+    units = list(mix.iterations)
+    bh = mix.config.B * mix.config.H
+    if not mix.persistent:
+        return bound._makespan_units(units, bh, slots, heavy_first=False)
+    order = np.array(units * bh, dtype=np.int64)
+    if mix.config.causal:
+        order = -np.sort(-order)
+    grid = mix.grid_programs
+    rows = math.ceil(order.size / grid)
+    padded = np.zeros(rows * grid, dtype=np.int64)
+    padded[: order.size] = order
+    loads = padded.reshape(rows, grid).sum(axis=0)  # program p walks items p, p + grid, ...
+    return float(loads.max())
+
+
+def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec,
+                  host_launch_us: float | None = None) -> ModelPrediction:
+    """The model's prediction for `stage` at `config` on `gpu` (raises collectors.instruction_mix.MixError when
+    the stage cannot be compiled for sm_90 there). `host_launch_us`: the host cost of one launch of this stage
+    that a run measured (its `launch` table); else the GPU's `launch_us` (an empty Triton launch)."""
+    from collectors.instruction_mix import instruction_mix
+
+    impl = bound.STAGE_IMPLS[stage]
+    mix = instruction_mix(impl, config, gpu.sm_count)
+    groups = _per_program_groups(mix, gpu, config)
+    resident = max(1, min(mix.programs_per_sm, math.ceil(mix.grid_programs / gpu.sm_count)))
+    per_iter = {t: resident * sum(g[t] for g in groups) for t in ("tensor", "mufu", "issue", "smem")}
+    per_iter["chain"] = max(g["chain"] for g in groups)
+    iteration_s = max(per_iter.values())
+    binding = max(per_iter, key=per_iter.get)
+
+    slots = gpu.sm_count * resident
+    total_units = sum(mix.iterations) * config.B * config.H
+    makespan = _makespan(mix, slots)
+    steady_ms = total_units / slots * iteration_s * 1e3
+    tail_ms = max(0.0, makespan - total_units / slots) * iteration_s * 1e3
+
+    tile_bytes = 2 * mix.block_m * config.D * config.elem_bytes  # Q in, O out
+    per_sm_hbm = gpu.hbm_tbps * 1e12 / gpu.sm_count
+    items_per_slot = math.ceil(mix.work_items / slots)
+    pe_ms = items_per_slot * tile_bytes / per_sm_hbm / resident * 1e3
+
+    hbm_ms = bound.predict_stage(config, stage, gpu).hbm_ms
+    compute_ms = steady_ms + tail_ms + pe_ms
+    gpu_ms = max(compute_ms, hbm_ms)
+    if hbm_ms > compute_ms:
+        binding = "hbm"
+    measured_host = host_launch_us is not None and math.isfinite(host_launch_us) and host_launch_us > 0
+    host_us = float(host_launch_us) if measured_host else gpu.launch_us
+    launch_ms = max(0.0, host_us * 1e-3 - gpu_ms)
+    if launch_ms > 0:
+        binding = "launch"
+    return ModelPrediction(
+        stage=stage, impl=impl, config_id=config.id, gpu=gpu.key,
+        iteration_us={t: v * 1e6 for t, v in per_iter.items()}, binding=binding, programs_per_sm=resident,
+        math_groups=len(groups), slots=slots, steady_ms=steady_ms, tail_ms=tail_ms, prologue_epilogue_ms=pe_ms,
+        hbm_ms=hbm_ms, launch_ms=launch_ms, host_launch_us=host_us,
+        host_launch_source="the run's launch table" if measured_host else "launch_us (empty Triton launch)",
+        time_ms=gpu_ms + launch_ms,
+        unpriced={"bar_sync": max(g["bar_sync"] for g in groups),
+                  "mbarrier_wait": max(g["mbarrier_wait"] for g in groups)})
+
+
+def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None) -> float:
+    """time_ms of `predict_stage`, or NaN where the stage does not compile for sm_90 at `config`."""
+    from collectors.instruction_mix import MixError
+
+    try:
+        return predict_stage(config, stage, gpu, host_launch_us).time_ms
+    except MixError:
+        return math.nan
