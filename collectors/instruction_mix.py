@@ -169,7 +169,7 @@ def loop_mix(ptx_lines: list[str], loop: dict, kernel: str = "") -> LoopMix:
         elif op.startswith(("st.shared", "stmatrix")):
             c["smem_stores"] += 1
             c["smem_bytes"] += _smem_bytes(inst)
-        elif op.startswith(("ld.global", "st.global", "cp.async", "ld.param")):
+        elif op.startswith(("ld.global", "st.global", "cp.async")):
             c["global_mem"] += 1
         elif op.startswith(("bar.sync", "barrier.sync")):
             c["bar_sync"] += 1

@@ -43,6 +43,8 @@ def test_stage0_mix_by_hand():
     assert (mix.block_m, mix.block_n) == (128, 64) and not mix.persistent
     assert mix.grid_programs == mix.work_items == 16 * 16 * 2048 // 128
     assert mix.iterations == tuple(2 * (i + 1) for i in range(16))  # causal: up to the diagonal block
+    row = mix.summary()
+    assert row["loop_ex2"] == 68 and row["iterations_total"] == 16 * 16 * sum(mix.iterations)
 
 
 def test_stage4_mix_by_hand():
