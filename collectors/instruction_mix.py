@@ -294,14 +294,19 @@ def key_blocks(config: AttentionConfig, block_m: int, block_n: int) -> tuple:
     return tuple(math.ceil(min(config.S, (i + 1) * block_m) / block_n) for i in range(n_tiles))
 
 
-def instruction_mix(impl: str, config: AttentionConfig, sm_count: int = _census.H100_SM_COUNT) -> InstructionMix:
+def instruction_mix(impl: str, config: AttentionConfig, sm_count: int = _census.H100_SM_COUNT,
+                    tuned_config: str | None = None) -> InstructionMix:
     """Compile `impl` for sm_90 at `config` (as the census does) and read its instruction mix; cached per case and
-    per kernel hash. Raises MixError when the stage refuses the config or Triton cannot compile it."""
-    key = (impl, config, sm_count)
+    per kernel hash. `tuned_config`: for a tuning stage, the config a run reported it ran (compiled pinned, as the
+    census compiles it). Raises MixError when the stage refuses the config or Triton cannot compile it."""
+    from kernels import registry
+
+    key = (impl, config, sm_count, tuned_config or None)
     if key in _BY_CASE:
         return _BY_CASE[key]
     try:
-        launches = _census.capture(_census.stage_module(impl), config, sm_count)
+        with registry.get(impl).pinned(tuned_config):
+            launches = _census.capture(_census.stage_module(impl), config, sm_count, tuned_config)
     except Exception as exc:
         raise MixError(f"{impl} at {config.id}: {_census._one_line(exc)}") from None
     if len(launches) != 1:

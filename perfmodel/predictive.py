@@ -134,15 +134,17 @@ def _makespan(mix, slots: int) -> float:
     return float(loads.max())
 
 
-def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec,
-                  host_launch_us: float | None = None) -> ModelPrediction:
+def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
+                  tuned_config: str | None = None) -> ModelPrediction:
     """The model's prediction for `stage` at `config` on `gpu` (raises collectors.instruction_mix.MixError when
     the stage cannot be compiled for sm_90 there). `host_launch_us`: the host cost of one launch of this stage
-    that a run measured (its `launch` table); else the GPU's `launch_us` (an empty Triton launch)."""
+    that a run measured (its `launch` table); else the GPU's `launch_us` (an empty Triton launch).
+    `tuned_config`: for a tuning stage, the kernel config the measured run reported it ran; the model compiles
+    that one (else the census' default, see collectors/census.py)."""
     from collectors.instruction_mix import instruction_mix
 
     impl = bound.STAGE_IMPLS[stage]
-    mix = instruction_mix(impl, config, gpu.sm_count)
+    mix = instruction_mix(impl, config, gpu.sm_count, tuned_config)
     groups = _per_program_groups(mix, gpu, config)
     resident = max(1, min(mix.programs_per_sm, math.ceil(mix.grid_programs / gpu.sm_count)))
     per_iter = {t: resident * sum(g[t] for g in groups) for t in ("tensor", "mufu", "issue", "smem")}
@@ -182,11 +184,12 @@ def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec,
                   "mbarrier_wait": max(g["mbarrier_wait"] for g in groups)})
 
 
-def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None) -> float:
+def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
+               tuned_config: str | None = None) -> float:
     """time_ms of `predict_stage`, or NaN where the stage does not compile for sm_90 at `config`."""
     from collectors.instruction_mix import MixError
 
     try:
-        return predict_stage(config, stage, gpu, host_launch_us).time_ms
+        return predict_stage(config, stage, gpu, host_launch_us, tuned_config).time_ms
     except MixError:
         return math.nan

@@ -3,8 +3,10 @@
 A predictor is a function `(config, stage, gpu) -> time_ms`, registered once with `register_predictor`. The
 scorer hands it the config, the stage index and the GPU's ceilings (the hardware table, kernels/hardware.py, with
 the ceilings the run measured where it measured them) and never a timing: a predictor cannot see what it is
-scored against. Today one predictor is registered, the bound (perfmodel/bound.py); a second one adds its columns
-to every table here by registering itself, without a change to the scorer.
+scored against. A predictor registered with `launch_facts` also gets how the measured stage was launched: the host
+cost of a launch (the run's `launch` table) and the kernel config a tuning stage reported (`tuned_config`). Two are
+registered: the bound (perfmodel/bound.py) and the predictive model (perfmodel/predictive.py); another one adds its
+columns to every table here by registering itself, without a change to the scorer.
 
 Measurements come from run folders (table `timings`) and from the CSV tables `perfmodel bench --csv` writes
 (benchmarks/, benchmarks/h200/): every stage row timed `ok`. A bench table has no measured ceilings, so its cases
@@ -47,20 +49,22 @@ class RegisteredPredictor:
     name: str
     predict_ms: Predictor
     description: str
-    host_launch: bool = False  # also receives `host_launch_us=`: the run's measured host cost of launching the stage
+    launch_facts: bool = False  # also receives how the stage was launched: `host_launch_us=`, `tuned_config=`
 
 
 PREDICTORS: dict[str, RegisteredPredictor] = {}
 
 
-def register_predictor(name: str, predict_ms: Predictor, description: str, host_launch: bool = False) -> None:
-    """Add a predictor: every summary then carries its columns, named after `name`. With `host_launch`, it is also
-    called with `host_launch_us=` the host cost of one launch of the stage that the run's `launch` table measured
-    (None for a bench table or a run without one): a host-side cost, never a kernel timing. A predictor may
+def register_predictor(name: str, predict_ms: Predictor, description: str, launch_facts: bool = False) -> None:
+    """Add a predictor: every summary then carries its columns, named after `name`. With `launch_facts`, it is also
+    called with how the measured stage was launched, never with a kernel timing: `host_launch_us=` the host cost of
+    one launch of the stage that the run's `launch` table measured (None for a bench table or a run without one),
+    and `tuned_config=` the kernel config a tuning stage reported it ran (the row's `tuned_config`, or None). A
+    predictor may
     return NaN for a case it cannot predict; the summaries then leave that case out of its figures."""
     if not name.isidentifier() or name in PREDICTORS:
         raise ValueError(f"predictor name {name!r} must be a new identifier.")
-    PREDICTORS[name] = RegisteredPredictor(name, predict_ms, description, host_launch)
+    PREDICTORS[name] = RegisteredPredictor(name, predict_ms, description, launch_facts)
 
 
 def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> float:
@@ -69,7 +73,7 @@ def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> float:
 
 register_predictor("bound", _bound_ms, "each stage's speed-of-light bound (perfmodel/bound.py)")
 register_predictor("model", predictive.predict_ms, "the predictive model v1 from each stage's compiled sm_90 code "
-                   "(perfmodel/predictive.py)", host_launch=True)
+                   "(perfmodel/predictive.py)", launch_facts=True)
 
 
 # ---- measurements -------------------------------------------------------------------------------------------
@@ -86,7 +90,7 @@ class Source:
 
 
 STAGE_INDEX = {impl: i for i, impl in enumerate(bound.STAGE_IMPLS)}
-MEASUREMENT_COLUMNS = ["gpu", *CONFIG_COLUMNS, "stage", "impl", "time_ms"]
+MEASUREMENT_COLUMNS = ["gpu", *CONFIG_COLUMNS, "stage", "impl", "time_ms", "tuned_config"]
 
 
 def _stage_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -106,6 +110,10 @@ def _stage_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     t["config_id"] = [c.id for c in configs]
     t["causal"] = [c.causal for c in configs]
     return t.reindex(columns=MEASUREMENT_COLUMNS).reset_index(drop=True)
+
+
+def _text_or_none(v) -> str | None:
+    return v.strip() if isinstance(v, str) and v.strip() else None
 
 
 def _bool(v) -> bool:
@@ -182,7 +190,8 @@ def score_cases(sources: list[Source], predictors: dict[str, RegisteredPredictor
             row = {"source": src.name, "gpu": spec.key, **{c: m[c] for c in CONFIG_COLUMNS}, "stage": int(m["stage"]),
                    "impl": m["impl"], "measured_ms": float(m["time_ms"])}
             for p in predictors.values():
-                extra = {"host_launch_us": src.host_launch_us.get(str(m["impl"]))} if p.host_launch else {}
+                extra = {"host_launch_us": src.host_launch_us.get(str(m["impl"])),
+                         "tuned_config": _text_or_none(m.get("tuned_config"))} if p.launch_facts else {}
                 predicted = float(p.predict_ms(cfg, int(m["stage"]), spec, **extra))
                 row[f"{p.name}_ms"] = predicted
                 row[f"{p.name}_err"] = predicted / row["measured_ms"] - 1.0

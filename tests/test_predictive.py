@@ -139,6 +139,26 @@ def test_model_predictions_do_not_move_when_the_timings_do():
     assert not a["model_err"].equals(b["model_err"])
 
 
+def test_the_scorer_hands_the_model_how_the_stage_was_launched(monkeypatch):
+    # the run's launch table (host cost) and the row's tuned_config (the kernel a tuning stage ran), nothing timed
+    seen = []
+    monkeypatch.setattr(predictive, "predict_stage", lambda c, s, g, host, tuned: seen.append((s, host, tuned)) or
+                        type("P", (), {"time_ms": 1.0})())
+    source = scoring.run_source(load_run(H200_RUN))
+    scoring.score_cases([source], {"model": scoring.PREDICTORS["model"]})
+    launch = load_run(H200_RUN).table("launch").set_index("impl")["host_launch_us"]
+    assert [host for _, host, _ in seen] == [launch[impl] for impl in source.measurements["impl"]]
+    assert any(tuned and "BLOCK_M=" in tuned for s, _, tuned in seen if s == 5)
+
+
+def test_a_tuned_config_is_compiled_as_reported():
+    cfg = dataclasses.replace(SEED, B=1)
+    tuned = ("S=2048 D=64 causal=True dtype=float16 B*H~16: BLOCK_M=192 BLOCK_N=128 ring=3 masked_loop=False "
+             "persistent=True pingpong=True overlap=True (tuned)")
+    assert instruction_mix("stage5_full", cfg, tuned_config=tuned).block_m == 192
+    assert instruction_mix("stage5_full", cfg).block_m == 128  # the census default: stage 4's config
+
+
 def test_model_module_imports_no_timing_tables():
     tree = ast.parse(Path(predictive.__file__).read_text(encoding="utf-8"))
     imported = set()

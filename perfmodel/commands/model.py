@@ -38,9 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("--model", metavar="FILE", help="an Einstein model TOML (default: the shipped one)")
     show.add_argument("--format", choices=("table", "json"), default="table")
     score = sub.add_parser(
-        "score", help="median and geometric-mean |error| of the bound against measured stage times",
+        "score", help="median and geometric-mean |error| of the bound and the model against measured stage times",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Score every registered predictor of a stage's time (today: the bound, perfmodel/bound.py) "
+        description="Score every registered predictor of a stage's time (the bound, perfmodel/bound.py, and the "
+                    "predictive model, perfmodel/predictive.py) "
                     "against the stage times measured in runs and bench tables: per stage and overall, the median "
                     "and geometric mean of |predicted / measured - 1| and the share predicted faster; the same by "
                     "S, D, causal, dtype, B and GPU; and whether each stage-to-stage gain has the measured sign. "
