@@ -9,11 +9,12 @@ from perfmodel.figures import (
     batching_figure,
     compare_figure,
     constraints_figure,
+    model_terms_figure,
     roofline_figure,
     stages_figure,
     stalls_figure,
     terms_figure,
 )
 
-__all__ = ["stages_figure", "terms_figure", "constraints_figure", "stalls_figure", "roofline_figure",
-           "batching_figure", "compare_figure"]
+__all__ = ["stages_figure", "terms_figure", "model_terms_figure", "constraints_figure", "stalls_figure",
+           "roofline_figure", "batching_figure", "compare_figure"]

@@ -8,6 +8,8 @@ run that is still being collected is re-read when it changes.
 A run's analysis tables are computed once per process (`tables`, thread-safe) and handed to the pages through
 `st.cache_data` (which gives each session its own copy). `warm` computes them in a background thread while the
 server starts (`python -m app.serve`, what `perfmodel dashboard` runs), so the first page does not wait for them.
+The predictive model's table (`model_cases`) is not among them: it compiles every stage kernel (seconds each the
+first time), so only the Stages page asks for it, and `warm` computes it after every run's tables.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from perfmodel import analysis as _analysis
 from perfmodel import compare as _compare
 from perfmodel import reporting as _report
 from perfmodel import runs as _runs
@@ -85,6 +88,34 @@ def tables(run_dir: str, stamp: float) -> dict:
         return hit[1]
 
 
+_MODEL: dict[str, tuple[float, pd.DataFrame]] = {}  # run folder -> (run.json stamp, analysis.model_table)
+# One model computation at a time, for every run: the census captures a stage's launch by patching its module,
+# which two threads must not do at once; and the run's own lock stays free for the other pages meanwhile.
+_MODEL_LOCK = threading.Lock()
+
+
+def model_table(run_dir: str, stamp: float) -> pd.DataFrame:
+    """The predictive model per stage case of the run (perfmodel.analysis.model_table on the run's stage table),
+    computed once per process and run.json stamp, one run at a time."""
+    stages = tables(run_dir, stamp)["stages"]
+    with _MODEL_LOCK:
+        hit = _MODEL.get(run_dir)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, _analysis.model_table(_runs.load_run(run_dir), stages))
+            _MODEL[run_dir] = hit
+        return hit[1]
+
+
+@st.cache_data(show_spinner="Compiling each stage for the predictive model (seconds per kernel, once)…")
+def _model_cases(run_dir: str, stamp: float) -> pd.DataFrame:
+    return model_table(run_dir, stamp)
+
+
+def model_cases(run_dir: str) -> pd.DataFrame:
+    """perfmodel.analysis.model_table of the run: the model's time, error, binding term and terms per case."""
+    return _model_cases(run_dir, _stamp(run_dir))
+
+
 @st.cache_data(show_spinner="Reading the run…")
 def _bundle(run_dir: str, stamp: float) -> dict:
     return tables(run_dir, stamp)
@@ -117,6 +148,11 @@ def _warm(dirs: list[str]) -> None:
             charts.stages_figure(t["stages"][t["stages"]["config_id"] == first],
                                  t["peers"][t["peers"]["config_id"] == first]).to_plotly_json()
             widgets.status_style(_report.gates_display(t["gates"])).to_html()
+    for d in dirs:  # the Stages page's model last: it compiles kernels, and no other page needs it
+        try:
+            model_table(d, _stamp(d))
+        except UserError:
+            continue
 
 
 def warm(dirs: list[str]) -> None:

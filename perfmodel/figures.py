@@ -31,6 +31,14 @@ PEER_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 CONSTRAINT_COLORS = {1: "#d62728", 2: "#ff7f0e", 3: "#9467bd", 4: "#1f77b4"}
 TERM_COLORS = {"tensor_ms": "#1f77b4", "exp_ms": "#ff7f0e", "hbm_ms": "#2ca02c", "launch_ms": "#d62728",
                "wave_ms": "#9467bd"}
+# The predictive model's additive terms (perfmodel.analysis.MODEL_TERMS, from ModelPrediction.terms()), stacked.
+# A term that is the bound's too keeps the bound's colour (the wave tail, HBM, the exposed launch); the model's
+# own terms take colours no other chart uses (plotly's D3 palette's indigo and olive, "tab20b").
+MODEL_TERM_COLORS = {"steady_ms": "#5254a3", "tail_ms": TERM_COLORS["wave_ms"], "prologue_epilogue_ms": "#8ca252",
+                     "hbm_excess_ms": TERM_COLORS["hbm_ms"], "launch_ms": TERM_COLORS["launch_ms"]}
+MODEL_TERM_NAMES = {"steady_ms": "steady state", "tail_ms": "wave tail", "prologue_epilogue_ms": "prologue/epilogue",
+                    "hbm_excess_ms": "HBM beyond compute", "launch_ms": "exposed launch"}
+MODEL = "#000000"  # the predictive model's own time, in every chart that draws it (no peer or term is black)
 # One fixed colour per stall reason, the same in every chart that colours stall reasons: plotly's qualitative
 # Dark24 palette (plotly.colors.qualitative.Dark24, 24 colours made for a white background) in the order of
 # collectors.metrics.STALL_REASONS (19 reasons), so no two reasons share a colour and a reason keeps its colour
@@ -119,6 +127,11 @@ def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go
                                              .replace("0.30", "0.9"), line=dict(width=3))))
     fig.add_trace(go.Scatter(x=x, y=df["bound_tflops"], mode="lines+markers", name="bound",
                              line=dict(color=ANALYTIC, dash="dot")))
+    if "model_tflops" in df.columns and df["model_tflops"].notna().any():  # analysis.with_model's columns
+        fig.add_trace(go.Scatter(x=x, y=df["model_tflops"], mode="lines+markers", name="model",
+                                 line=dict(color=MODEL, dash="dot"), marker=dict(symbol="square", size=9),
+                                 customdata=[_model_hover(r) for r in df.itertuples()],
+                                 hovertemplate="%{y:.4g} TFLOP/s<br>%{customdata}<extra>model</extra>"))
     fig.add_trace(go.Scatter(x=x, y=df["roofline_tflops"], mode="lines", name="roofline",
                              line=dict(color=BOUND, dash="dash")))
     bounds = _measured_bounds(df, "measured_tflops")
@@ -152,6 +165,19 @@ def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go
     return fig
 
 
+def _bound_and_measured_ms(fig: go.Figure, x: list, df: pd.DataFrame) -> None:
+    """The bound's total time and the measured time with its interval, as markers over a chart of time terms."""
+    fig.add_trace(go.Scatter(x=x, y=df["bound_time_ms"], mode="markers", name="bound total",
+                             marker=dict(color=ANALYTIC, size=11, symbol="x")))
+    bounds = _measured_bounds(df)
+    fig.add_trace(go.Scatter(x=x, y=df["time_ms"], mode="markers", name="measured",
+                             marker=dict(color=MEASURED, size=13, symbol="diamond"),
+                             error_y=dict(_error_y(df["time_ms"], bounds["low"], bounds["high"]), color=MEASURED),
+                             customdata=_hover_interval(bounds),
+                             hovertemplate="%{y:.4g} ms<br>%{customdata}<extra>measured</extra>"))
+    _interval_note(fig, bounds["kind"])
+
+
 def terms_figure(stages: pd.DataFrame) -> go.Figure:
     """The bound's time terms per stage beside the measured time (ONE config)."""
     title = "Bound: time terms per stage"
@@ -163,16 +189,51 @@ def terms_figure(stages: pd.DataFrame) -> go.Figure:
     for term, color in TERM_COLORS.items():
         if term in df:
             fig.add_trace(go.Bar(x=x, y=df[term], name=term.removesuffix("_ms"), marker_color=color))
-    fig.add_trace(go.Scatter(x=x, y=df["bound_time_ms"], mode="markers", name="bound total",
-                             marker=dict(color=ANALYTIC, size=11, symbol="x")))
-    bounds = _measured_bounds(df)
-    fig.add_trace(go.Scatter(x=x, y=df["time_ms"], mode="markers", name="measured",
-                             marker=dict(color=MEASURED, size=13, symbol="diamond"),
-                             error_y=dict(_error_y(df["time_ms"], bounds["low"], bounds["high"]), color=MEASURED),
-                             customdata=_hover_interval(bounds),
-                             hovertemplate="%{y:.4g} ms<br>%{customdata}<extra>measured</extra>"))
-    _interval_note(fig, bounds["kind"])
+    _bound_and_measured_ms(fig, x, df)
     fig.update_layout(title=title, barmode="group", xaxis_title="stage", yaxis_title="time (ms)", **_LAYOUT)
+    return fig
+
+
+def _model_hover(row) -> str:
+    if getattr(row, "model_status", None) == "ok":
+        return f"binding: {row.model_binding}; error {row.model_err:+.1%}"
+    reason = getattr(row, "model_reason", None)
+    return f"no prediction: {reason}" if isinstance(reason, str) and reason else "no prediction"
+
+
+def model_terms_figure(stages: pd.DataFrame) -> go.Figure:
+    """The predictive model's additive terms stacked per stage (they sum to its time), its binding term named
+    above each bar, beside the bound's time and the measured one (ONE config; a stage table with the model's
+    columns, perfmodel.analysis.with_model). A stage without a prediction has no bar; the note says why."""
+    title = "Model: time terms per stage (stacked)"
+    if stages.empty:
+        return _empty(title, "no stage rows for this selection")
+    if "model_status" not in stages.columns:
+        return _empty(title, "the predictive model was not computed for this selection")
+    df = stages.sort_values("stage")
+    ok = df["model_status"] == "ok"
+    if not ok.any():
+        reasons = [r for r in dict.fromkeys(df["model_reason"]) if isinstance(r, str) and r]
+        return _empty(title, "no model: " + ("; ".join(reasons[:2]) or "no stage could be predicted"))
+    x = df["label"].tolist()
+    fig = go.Figure()
+    for term, color in MODEL_TERM_COLORS.items():
+        col = f"model_{term}"
+        fig.add_trace(go.Bar(x=x, y=df[col].where(ok).tolist(), name=MODEL_TERM_NAMES[term], marker_color=color,
+                             hovertemplate="%{y:.4g} ms<extra>" + MODEL_TERM_NAMES[term] + "</extra>"))
+    fig.add_trace(go.Scatter(
+        x=x, y=df["model_ms"].where(ok).tolist(), mode="text", name="binding term", showlegend=False,
+        text=[f"{b}<br>{e:+.0%}" if o else "" for b, e, o in zip(df["model_binding"], df["model_err"], ok)],
+        textposition="top center", hoverinfo="skip"))
+    _bound_and_measured_ms(fig, x, df)
+    missing = [f"{lab}: {r}" for lab, r, o in zip(x, df["model_reason"], ok) if not o and isinstance(r, str) and r]
+    if missing:
+        fig.add_annotation(text="no bar: " + "; ".join(missing[:3]) + (" …" if len(missing) > 3 else ""),
+                           showarrow=False, xref="paper", yref="paper", x=0, y=-0.22, xanchor="left",
+                           font=dict(size=11, color=BOUND))
+    top = pd.to_numeric(pd.concat([df["model_ms"].where(ok), df["time_ms"], df["bound_time_ms"]])).max()
+    yaxis = dict(title="time (ms)", **({"range": [0, float(top) * 1.2]} if pd.notna(top) else {}))  # room for text
+    fig.update_layout(title=title, barmode="stack", xaxis_title="stage", yaxis=yaxis, **_LAYOUT)
     return fig
 
 

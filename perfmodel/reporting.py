@@ -5,7 +5,10 @@ roofline, batching, correctness, and with a baseline run the comparison. Every m
 interval (perfmodel/compare.py: the bootstrap 95% CI of the median, or p20–p80 labelled "no samples" for a run
 made before samples were kept), in the tables and as error bars in the figures. Each section opens with one
 sentence saying what it shows. The HTML inlines plotly.js once and stores every figure as JSON in a `<script type="application/json">`
-block, so it opens offline and a program can read the figures back; the Markdown carries the tables only.
+block (the template they share once, beside them), so it opens offline and a program can read the figures back
+(`figure_specs`); the Markdown carries the tables only. The stages section shows the predictive model beside the
+bound (perfmodel.analysis.model_table; `collect(..., predictive=False)`, `perfmodel report --no-model`, leaves it
+out: it compiles each stage kernel).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ SECTION_INTRO = {
     "headlines": "The verdicts in one line each: best stage against the best peer, and each constraint's "
                  "measured gain against its claim.",
     "stages": "Measured TFLOP/s of each stage beside the plan's target band, the plan's gains applied to the "
-              "measured baseline, each stage's bound (speed of light) and the roofline, with each prediction's error.",
+              "measured baseline, each stage's bound (speed of light), the predictive model's time (from the "
+              "stage's compiled code, never a timing; its terms stacked, its binding term named) and the roofline, "
+              "with each prediction's error.",
     "constraints": "For each of the plan's four constraints: the gain it claims, the gain its technique is worth "
                    "by ablation (with its 95% interval), the gain measured when the stage that removes it lands, "
                    "and the most the counters say removing it could buy (Amdahl). " + ablation.FAIR_MEASURE,
@@ -70,9 +75,13 @@ class ReportData:
     stall_shift: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.ablation.stall_shift
     regressions: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.ablation.stage_regressions
     correctness: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.correctness.correctness_table
+    model: pd.DataFrame | None = None  # perfmodel.analysis.model_table (None: not computed, e.g. --no-model)
 
 
-def collect(run: Run, baseline: Run | None = None, model=None) -> ReportData:
+def collect(run: Run, baseline: Run | None = None, model=None, predictive: bool = True) -> ReportData:
+    """Every table of the report. `model`: an Einstein model (the shipped one when None). `predictive`: also
+    predict each measured stage with the predictive model (analysis.model_table: it compiles every stage kernel
+    once per process, seconds each the first time)."""
     model = analysis._model(model)
     # measured times carry their intervals (perfmodel.compare): the tables show them, the figures draw them
     stages = gpu_state.with_gpu_state(compare.with_timing_intervals(analysis.stage_table(run, model), run), run)
@@ -89,6 +98,7 @@ def collect(run: Run, baseline: Run | None = None, model=None) -> ReportData:
         comparison=compare.compare_runs(run, baseline) if baseline is not None else None,
         evidence=evidence, stall_shift=ablation.stall_shift(run, model),
         regressions=ablation.stage_regressions(run, model),
+        model=analysis.model_table(run, stages) if predictive else None,
     )
 
 
@@ -179,7 +189,30 @@ def gates_display(gates: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _model_ms_text(status, ms) -> str:
+    return _ms(ms) if status == "ok" else "no model" if status == "no_model" else "not measured"
+
+
+def model_display_columns(stages: pd.DataFrame) -> dict:
+    """The predictive model's columns of a stage table that carries them (analysis.with_model): its time beside
+    the bound's, its error on the time, its binding term and, where it has no prediction, why."""
+    if "model_status" not in stages.columns:
+        return {}
+    status = stages["model_status"].fillna("not_measured")
+    return {
+        "bound ms": [_ms(v) for v in stages["bound_time_ms"]],
+        "model ms": [_model_ms_text(s, v) for s, v in zip(status, stages["model_ms"])],
+        "err vs model": [_pct(v) if s == "ok" else "—" for s, v in zip(status, stages["model_err"])],
+        "model binding": [b if s == "ok" and isinstance(b, str) else "—"
+                          for s, b in zip(status, stages["model_binding"])],
+        "model: why none": [r if s != "ok" and isinstance(r, str) else "" for s, r in
+                            zip(status, stages["model_reason"])],
+    }
+
+
 def stages_display(stages: pd.DataFrame) -> pd.DataFrame:
+    """A stage table for people; with the model's columns (analysis.with_model) the model's time and error too
+    (err vs model is model_ms / measured_ms - 1 on the time, as `perfmodel model score` gives it)."""
     return pd.DataFrame({
         "config": stages["config_id"], "stage": stages["label"], "impl": stages["impl"],
         "status": stages["status"], "measured TFLOP/s": [_num(v) for v in stages["measured_tflops"]],
@@ -192,6 +225,7 @@ def stages_display(stages: pd.DataFrame) -> pd.DataFrame:
         "err vs gains": [_pct(v) for v in stages["einstein_rel_err"]],
         "bound": [_num(v) for v in stages["bound_tflops"]],
         "err vs bound": [_pct(v) for v in stages["bound_err"]],
+        **model_display_columns(stages),
         "roofline": [_num(v) for v in stages["roofline_tflops"]],
         "of roofline": [_pct(v - 1) if pd.notna(v) else "—" for v in stages["roofline_frac"]],
     })
@@ -358,14 +392,16 @@ def comparison_display(cmp: pd.DataFrame) -> pd.DataFrame:
 # ---- figures per section ------------------------------------------------------------------------------------
 def section_figures(data: ReportData) -> dict[str, list]:
     figs: dict[str, list] = {k: [] for k in SECTION_INTRO}
-    for cid in data.stages["config_id"].unique():
-        s = data.stages[data.stages["config_id"] == cid]
+    stages = analysis.with_model(data.stages, data.model)
+    for cid in stages["config_id"].unique():
+        s = stages[stages["config_id"] == cid]
         p = data.peers[data.peers["config_id"] == cid]
-        f1 = figures.stages_figure(s, p)
-        f1.update_layout(title=f"{f1.layout.title.text} — {cid}")
-        f2 = figures.terms_figure(s)
-        f2.update_layout(title=f"{f2.layout.title.text} — {cid}")
-        figs["stages"] += [f1, f2]
+        per_config = [figures.stages_figure(s, p), figures.terms_figure(s)]
+        if data.model is not None:
+            per_config.append(figures.model_terms_figure(s))
+        for f in per_config:
+            f.update_layout(title=f"{f.layout.title.text} — {cid}")
+        figs["stages"] += per_config
     for cid in data.evidence["config_id"].unique() if not data.evidence.empty else []:
         f = figures.constraints_figure(data.evidence[data.evidence["config_id"] == cid])
         f.update_layout(title=f"{f.layout.title.text} — {cid}")
@@ -385,8 +421,10 @@ def section_figures(data: ReportData) -> dict[str, list]:
 def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]]:
     t = {
         "gates": [("", gates_display(data.gates))],
-        "stages": [("", stages_display(data.stages)),
-                   ("Peers measured in the same run", peers_display(data.peers)),
+        "stages": [("", stages_display(analysis.with_model(data.stages, data.model))),
+                   ("Peers measured in the same run" + ("" if data.model is None else
+                                                        f" ({analysis.NO_MODEL_FOR_PEERS.rstrip('.')})"),
+                    peers_display(data.peers)),
                    ("Stages slower than the stage before beyond noise (the check the plan forgot)",
                     regressions_display(data.regressions))],
         "constraints": [("Ablation: what each technique is worth alone (the fair measure)",
@@ -486,9 +524,14 @@ td.pass{background:#e6f4ea} td.fail{background:#fde7e9} td.not_measured{backgrou
 td.report{background:#fef7e0} .fig{margin:1rem 0} dd.warn{color:#a50e0e;font-weight:600}
 """
 
+# every figure has the same template (figures._LAYOUT's plotly_white, ~7 kB of JSON): it is stored once, in
+# the block with id TEMPLATE_ID, and given back to each figure when it is drawn (and by figure_specs)
+TEMPLATE_ID = "plotly-template"
 _RENDER_JS = """
+var template = JSON.parse(document.getElementById('""" + TEMPLATE_ID + """').textContent);
 document.querySelectorAll('script.plotly-figure').forEach(function (s) {
   var spec = JSON.parse(s.textContent);
+  if (spec.layout.template === undefined) { spec.layout.template = template; }
   Plotly.newPlot(s.dataset.target, spec.data, spec.layout, {responsive: true, displaylogo: false});
 });
 """
@@ -539,6 +582,7 @@ def to_html(data: ReportData) -> str:
         parts.append(f"<dt>baseline</dt><dd>{html.escape(data.baseline.run_id)}</dd>")
     parts.append("</dl>")
     n = 0
+    template = None
     for key in SECTION_INTRO:
         if key == "comparison" and data.comparison is None:
             continue
@@ -548,7 +592,11 @@ def to_html(data: ReportData) -> str:
             parts.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in data.headlines) + "</ul>")
         for fig in figs.get(key, []):
             n += 1
-            spec = fig.to_json().replace("</", "<\\/")
+            spec = fig.to_plotly_json()
+            layout = dict(spec.get("layout", {}))
+            if "template" in layout and (template is None or layout["template"] == template):
+                template = layout.pop("template")  # the shared one: drawn with it, stored once
+            spec = _figure_json({**spec, "layout": layout})
             parts.append(f'<div class="fig" id="fig-{n}"></div>'
                          f'<script type="application/json" class="plotly-figure" data-target="fig-{n}">{spec}</script>')
         for caption, df in tables.get(key, []):
@@ -556,6 +604,7 @@ def to_html(data: ReportData) -> str:
                 parts.append(f"<h3>{html.escape(caption)}</h3>")
             parts.append(_html_table(df))
         parts.append("</section>")
+    parts.append(f'<script type="application/json" id="{TEMPLATE_ID}">{_figure_json(template or {})}</script>')
     title = html.escape(f"perfmodel report: {data.run.run_id}")
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             f"<title>{title}</title><style>{_CSS}</style>"
@@ -563,9 +612,17 @@ def to_html(data: ReportData) -> str:
             + "\n".join(parts) + f"<script>{_RENDER_JS}</script></body></html>")
 
 
-def build_report(run: Run, baseline: Run | None = None, fmt: str = "html", model=None) -> str:
-    """The report text in `fmt` ("html" or "md")."""
-    data = collect(run, baseline, model)
+def _figure_json(spec) -> str:
+    """A figure (or template) as JSON that can sit inside a <script> block."""
+    import plotly.io
+
+    return plotly.io.json.to_json_plotly(spec).replace("</", "<\\/")
+
+
+def build_report(run: Run, baseline: Run | None = None, fmt: str = "html", model=None,
+                 predictive: bool = True) -> str:
+    """The report text in `fmt` ("html" or "md"); `predictive=False` leaves the predictive model out."""
+    data = collect(run, baseline, model, predictive)
     return to_html(data) if fmt == "html" else to_markdown(data)
 
 
@@ -575,7 +632,13 @@ def figure_specs(html_text: str) -> list[dict]:
 
     blocks = re.findall(r'<script type="application/json" class="plotly-figure"[^>]*>(.*?)</script>', html_text,
                         flags=re.S)
-    return [json.loads(b.replace("<\\/", "</")) for b in blocks]
+    shared = re.search(rf'<script type="application/json" id="{TEMPLATE_ID}">(.*?)</script>', html_text, flags=re.S)
+    template = json.loads(shared.group(1).replace("<\\/", "</")) if shared else None
+    specs = [json.loads(b.replace("<\\/", "</")) for b in blocks]
+    for spec in specs:
+        if template and "template" not in spec.get("layout", {}):
+            spec.setdefault("layout", {})["template"] = template
+    return specs
 
 
 def write_output(path: str | Path, text: str) -> None:

@@ -13,7 +13,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
 # page file -> (title, at least this many plotly charts)
 PAGES = {
     "overview": ("Predicted vs measured", 1),
-    "stages": ("Stages", 2),
+    "stages": ("Stages", 3),  # stages, the bound's terms, the model's terms stacked
     "constraints": ("Constraints", 1),
     "stalls": ("Stall reasons", 1),
     "roofline": ("Roofline", 1),
@@ -64,6 +64,25 @@ def test_filters_switch_config(app):
     assert not app.exception
     df = app.dataframe[0].value
     assert set(df["config"]) == {"B8-H16-S1024-D128-full-fp16"}
+
+
+def test_stages_page_shows_the_model_beside_the_bound(app):
+    app.switch_page("app_pages/stages.py").run()
+    assert not app.exception
+    df = app.dataframe[0].value
+    cols = list(df.columns)
+    assert cols.index("time ms") < cols.index("bound ms") < cols.index("model ms") < cols.index("err vs model")
+    assert "model binding" in cols and "model: why none" in cols
+    assert all(v.startswith(("+", "-")) and v.endswith("%") for v in df["err vs model"])  # every stage predicted
+    charts = [c.proto.spec for c in app.get("plotly_chart")]
+    assert any('"Model: time terms per stage (stacked)"' in c for c in charts)
+    assert any('"name":"model"' in c.replace(" ", "") for c in charts)  # the model's TFLOP/s beside the bound's
+    assert any("no model for the peers" in c.value for c in app.caption)
+
+    app.checkbox(key="stages_model").uncheck().run()  # without the model: the bound's page as before
+    assert not app.exception
+    assert "model ms" not in app.dataframe[0].value.columns and len(app.get("plotly_chart")) == 2
+    app.checkbox(key="stages_model").check().run()
 
 
 def test_runs_page_compares_two_runs(app):

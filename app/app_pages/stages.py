@@ -1,17 +1,31 @@
-"""Stages: measured TFLOP/s against the Einstein bands, each stage's bound and the roofline."""
+"""Stages: measured TFLOP/s against the Einstein bands, each stage's bound, the predictive model and the roofline."""
 
 import streamlit as st
 
-from app import charts, widgets
+from app import charts, data, widgets
+from perfmodel.analysis import NO_MODEL_FOR_PEERS, with_model
 from perfmodel.gpu_state import throttled_line
 from perfmodel.reporting import SECTION_INTRO, regressions_display, stages_display
 
 sel = widgets.selection()
 st.title("Stages")
 st.caption(SECTION_INTRO["stages"])
-stages = sel.for_config("stages")
+# the model compiles every stage kernel (seconds each, once per process; the dashboard's warm-up thread does it
+# after the runs' tables): behind a checkbox, on by default, so a slow machine can leave it out
+model = None
+if st.checkbox("Predictive model beside the bound", value=True, key="stages_model",
+               help="perfmodel/predictive.py: each stage's time from its compiled sm_90 code, never from a timing; "
+                    "the first time per kernel it compiles the stage (seconds)."):
+    model, err = data.safe(data.model_cases, sel.run_dir)
+    if err:
+        st.error(err)
+stages = with_model(sel.for_config("stages"), model)
 st.plotly_chart(charts.stages_figure(stages, sel.for_config("peers")), key="stages")
 st.plotly_chart(charts.terms_figure(stages), key="terms")
+if model is not None:
+    st.plotly_chart(charts.model_terms_figure(stages), key="model_terms")
+    st.caption("err vs model is the model's time / the measured time − 1 (as `perfmodel model score` gives it); "
+               "a stage without a prediction says why. " + NO_MODEL_FOR_PEERS)
 if not stages.empty:
     st.caption(f"Bound GPU: {stages['bound_gpu'].iloc[0]}")
 throttled = throttled_line(stages)
