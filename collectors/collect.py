@@ -10,7 +10,8 @@ Per case, in this order (collectors/bench.py does the first two for `perfmodel b
 4. determinism: N more calls on the same inputs compared bitwise with the first output;
 
 each case's rows are stored as soon as it is done (collectors.store), ending with its row in the `cases` log,
-which is what `--resume` skips. Then, once per run: the census of each (stage, config) (compiled for sm_90 on
+which is what `--resume` skips. Before the first case, every stage's predicted time (collectors.predictions_phase).
+Then, once per run: the census of each (stage, config) (compiled for sm_90 on
 the CPU, collectors.census), the batching table derived from the timings, this GPU's ceilings
 (collectors.ceilings), and ONE Nsight Compute session over all correct cases (collectors.ncu_phase, the worker
 process collectors.worker) parsed into `ncu_metrics` and `stalls`.
@@ -35,7 +36,7 @@ from typing import Callable
 
 import pandas as pd
 
-from collectors import ncu_phase, ncu_profile, preflight
+from collectors import ncu_phase, ncu_profile, predictions_phase, preflight
 from collectors.safe_io import child_process_options, sigterm_as_interrupt
 from collectors.schema import CONFIG_COLUMNS, columns
 from collectors.schema import case_key as _key
@@ -343,6 +344,9 @@ class _Collector:
         steps = _Steps(len(todo) + len(ablation_todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu),
                        self.opts.progress)
         problems: list[str] = []
+        with self._timed("predictions"):  # before anything is timed: the scores of these are out of sample
+            predictions_phase.write_predictions(writer, [i.name for i in self.impls], self.configs,
+                                                (writer.meta.get("environment") or {}).get("gpu_name"))
         if gpu:
             from collectors.gpu_state import GpuStateSampler
 

@@ -257,6 +257,25 @@ TABLES: dict[str, dict] = {
             "unit": "ncu unit string",
         },
     },
+    "predictions": {
+        "case": True,
+        "doc": "Each stage's time as every registered predictor (perfmodel/scoring.py: bound, model) predicted it at "
+               "the start of the collect, before anything was timed (collectors/predictions_phase.py), from the "
+               "datasheet of `gpu`, with no measured ceiling, launch cost or tuned config; `perfmodel model score` "
+               "scores them out of sample while model_hash is today's. One row per stage x config x predictor.",
+        "columns": {
+            "predictor": "registered predictor name (bound | model)",
+            "gpu": "hardware table key whose datasheet figures the prediction used (kernels/hardware.py)",
+            "model_hash": "perfmodel.predictive.model_hash(gpu): SHA-256 (12 hex digits) of the model's sources and "
+                          "gpu's figures",
+            "time_ms": "predicted time of one call (ms); null when status != ok",
+            "binding": "the term that sets the time (tensor, mufu, issue, smem, chain, hbm, launch); null if none",
+            "status": "ok | failed",
+            "error": "one-line reason when status != ok",
+            "predict_s": "seconds the prediction took (s; the model's include compiling the stage for sm_90)",
+            "predicted_at": "when the prediction was made (ISO 8601, local time): before the run's first case",
+        },
+    },
     "stalls": {
         "case": True,
         "doc": "Warp stall reasons per profiled kernel (WarpStateStats).",
@@ -283,6 +302,7 @@ RUN_JSON_FIELDS: dict[str, tuple[type, ...]] = {
     "status": (str,), "suite": (str,), "mode": (str,), "note": (str,), "error": (str,),
     "environment": (dict,), "options": (dict,), "ncu": (dict,), "ablation": (dict,), "source": (dict,),
     "phases_s": (dict,), "configs": (list,), "impls": (list,), "resumes": (list,), "problems": (list,),
+    "predictions": (dict,),
     "command_line": (str, list), "wall_s": _NUMBER,
 }
 _JSON_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "an object", list: "a list"}
@@ -293,7 +313,7 @@ TEXT_COLUMNS = frozenset({
     "run_id", "impl", "config_id", "dtype", "status", "error", "kernel", "metric", "raw_metric", "source", "unit",
     "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
-    "throttle_reasons",
+    "throttle_reasons", "predictor", "gpu", "model_hash", "binding", "predicted_at",
 })
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})

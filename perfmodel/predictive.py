@@ -193,3 +193,27 @@ def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us
         return predict_stage(config, stage, gpu, host_launch_us, tuned_config).time_ms
     except MixError:
         return math.nan
+
+
+# The sources a stored prediction depends on (perfmodel collect writes them before timing, collectors/
+# predictions_phase.py; perfmodel model score uses them only while this hash is unchanged): the model, the bound,
+# the instruction mix and the census compile it reads, and the hardware table.
+HASHED_SOURCES = ("perfmodel/predictive.py", "perfmodel/bound.py", "collectors/instruction_mix.py",
+                  "collectors/census.py", "kernels/hardware.py")
+
+
+def model_hash(gpu: GpuSpec) -> str:
+    """12 hex digits of SHA-256 over HASHED_SOURCES and every figure of `gpu` the predictions used (the
+    datasheet's, or measured ones where `gpu` carries them). It does not cover the stages' own sources or the
+    Triton version: a stored prediction is of the kernel the run measured, which is the point."""
+    import dataclasses
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for rel in HASHED_SOURCES:
+        h.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
+    figures = {k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in dataclasses.asdict(gpu).items()}
+    h.update(repr(sorted(figures.items())).encode())
+    return h.hexdigest()[:12]

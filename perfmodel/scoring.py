@@ -19,6 +19,18 @@ Conventions:
 - A stage-to-stage gain is t[k-1] / t[k] - 1 for stages k-1 and k at one config of one source. Its sign is right
   when the predicted gain has the sign of the measured one; a predicted gain within GAIN_TIE of 0 has sign 0, so
   a predictor that expects no change is wrong wherever the stages measured differently.
+- Out of sample: `perfmodel collect` stores every registered predictor's time and binding term per stage x config
+  in the run (table `predictions`, collectors/predictions_phase.py) before it times anything, with the datasheet
+  ceilings (none are measured yet), the launch cost `launch_us` and the census' kernel config, and the model's
+  hash (perfmodel/predictive.py `model_hash`). A run's case is scored with its stored prediction when that hash is
+  the current one ("stored, out of sample"), else with one computed now from the run's measured ceilings, launch
+  cost and tuned config ("computed now"); each case's `P_from` says which.
+- Binding term against ncu: for a case whose run profiled it (table `ncu_metrics`; the case's longest kernel),
+  ncu's busiest unit is the largest of the utilizations in NCU_UNITS. A unit is busy at BUSY_PCT or more, the
+  threshold of Nsight Compute's own SpeedOfLight rule ("Achieved compute throughput and/or memory bandwidth below
+  60.0% of peak typically indicate latency issues", in the committed export tests/data/h100/details.csv); with no
+  unit busy ncu's verdict is "latency". A predictor's binding term agrees when TERM_UNITS maps it to that verdict:
+  a pipe term to its busy unit, the dependency chain (and an exposed launch, where the GPU idles) to "latency".
 """
 
 from __future__ import annotations
@@ -41,7 +53,29 @@ GAIN_TIE = 1e-9
 BREAKDOWNS = ("stage", "S", "D", "causal", "dtype", "B", "gpu")  # the columns errors are summarized by
 BENCH_COLUMNS = ("gpu", "impl", "B", "H", "S", "D", "causal", "dtype", "status", "time_ms")
 
-Predictor = Callable[[AttentionConfig, int, GpuSpec], float]
+Predictor = Callable[..., "float | Predicted"]
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What a predictor may return instead of a bare time: the time and the name of the term that sets it."""
+
+    time_ms: float
+    binding: str | None = None
+
+
+def _as_predicted(value) -> Predicted:
+    return value if isinstance(value, Predicted) else Predicted(float(value))
+
+
+# ncu unit -> the short metric (collectors/metrics.py) of its utilization, % of peak
+NCU_UNITS = {"tensor": "tensor_pipe_pct", "mufu": "xu_pipe_pct", "issue": "issue_active_pct",
+             "fma": "fma_pipe_pct", "alu": "alu_pipe_pct", "smem": "l1_throughput_pct", "dram": "dram_throughput_pct"}
+BUSY_PCT = 60.0  # Nsight Compute's SpeedOfLight rule: below 60% of peak "typically indicate[s] latency issues"
+# a predictor's binding term -> the ncu verdicts it agrees with: the issue slots also when the FMA or ALU pipe is the
+# busiest (the model charges every non-wgmma instruction an issue slot); "l1_throughput_pct" is the L1/shared unit
+TERM_UNITS = {"tensor": {"tensor"}, "mufu": {"mufu"}, "issue": {"issue", "fma", "alu"}, "smem": {"smem"},
+              "hbm": {"dram"}, "chain": {"latency"}, "launch": {"latency"}}
 
 
 @dataclass(frozen=True)
@@ -67,12 +101,25 @@ def register_predictor(name: str, predict_ms: Predictor, description: str, launc
     PREDICTORS[name] = RegisteredPredictor(name, predict_ms, description, launch_facts)
 
 
-def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> float:
-    return bound.predict_stage(config, stage, gpu).time_ms
+def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> Predicted:
+    p = bound.predict_stage(config, stage, gpu)
+    terms = {"tensor": p.tensor_ms, "mufu": p.exp_ms, "hbm": p.hbm_ms}
+    return Predicted(p.time_ms, "launch" if p.launch_ms > 0 else max(terms, key=terms.get))
+
+
+def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
+              tuned_config: str | None = None) -> Predicted:
+    from collectors.instruction_mix import MixError
+
+    try:
+        p = predictive.predict_stage(config, stage, gpu, host_launch_us, tuned_config)
+    except MixError:
+        return Predicted(math.nan)
+    return Predicted(p.time_ms, p.binding)
 
 
 register_predictor("bound", _bound_ms, "each stage's speed-of-light bound (perfmodel/bound.py)")
-register_predictor("model", predictive.predict_ms, "the predictive model v1 from each stage's compiled sm_90 code "
+register_predictor("model", _model_ms, "the predictive model v1 from each stage's compiled sm_90 code "
                    "(perfmodel/predictive.py)", launch_facts=True)
 
 
@@ -87,6 +134,9 @@ class Source:
     gpu_source: str  # where the ceilings came from, in words
     measurements: pd.DataFrame  # gpu, config columns, stage, impl, time_ms
     host_launch_us: dict = field(default_factory=dict)  # impl -> the run's `launch` table host_launch_us (median)
+    stored: dict = field(default_factory=dict)  # (impl, config_id, predictor) -> Predicted, stored with today's hash
+    predictions: str = "computed now"  # where this source's predictions come from, in words
+    ncu: dict = field(default_factory=dict)  # (impl, config_id) -> {ncu unit: utilization %}, see ncu_units
 
 
 STAGE_INDEX = {impl: i for i, impl in enumerate(bound.STAGE_IMPLS)}
@@ -135,7 +185,62 @@ def run_source(run) -> Source:
     name = gpu_name(run) or spec.key
     t = run.table("timings").copy()
     t["gpu"] = name
-    return Source(run.run_id, "run", {name: spec}, how, _stage_rows(t, f"run {run.run_id}"), _host_launch_us(run))
+    stored, predictions = stored_predictions(run)
+    return Source(run.run_id, "run", {name: spec}, how, _stage_rows(t, f"run {run.run_id}"), _host_launch_us(run),
+                  stored, predictions, ncu_units(run))
+
+
+def _table_or_none(run, name: str) -> pd.DataFrame | None:
+    try:
+        return run.table(name) if name in run.tables() else None
+    except Exception:  # an unreadable table counts as absent: the scorer computes instead
+        return None
+
+
+def stored_predictions(run) -> tuple[dict, str]:
+    """The run's `predictions` rows whose model_hash is today's (perfmodel/predictive.py `model_hash` of the
+    datasheet of the GPU they were made for), as (impl, config_id, predictor) -> Predicted, and a sentence:
+    "stored, out of sample (hash H)", or "computed now" and why."""
+    t = _table_or_none(run, "predictions")
+    if t is None or not len(t) or not {"predictor", "model_hash", "gpu", "time_ms", "status"} <= set(t.columns):
+        return {}, "computed now (the run stores no predictions)"
+    current: dict[str, str | None] = {}
+    for key in set(t["gpu"].dropna().astype(str)):
+        try:
+            current[key] = predictive.model_hash(get_gpu(key))
+        except HardwareError:
+            current[key] = None
+    match = t[[current.get(str(g)) == h for g, h in zip(t["gpu"], t["model_hash"])]]
+    if not len(match):
+        return {}, (f"computed now (stored with hash {', '.join(sorted(set(t['model_hash'].astype(str))))}, "
+                    f"today's is {', '.join(sorted(h for h in current.values() if h))})")
+    stored = {}
+    for r in match.to_dict("records"):
+        ok = r["status"] == "ok" and r["time_ms"] is not None and np.isfinite(r["time_ms"])
+        binding = _text_or_none(r.get("binding")) if ok else None
+        stored[(str(r["impl"]), str(r["config_id"]), str(r["predictor"]))] = Predicted(
+            float(r["time_ms"]) if ok else math.nan, binding)
+    return stored, f"stored, out of sample (hash {', '.join(sorted(set(match['model_hash'].astype(str))))})"
+
+
+def ncu_units(run) -> dict:
+    """(impl, config_id) -> {unit: utilization %} of NCU_UNITS for every case of the run's `ncu_metrics`, read
+    from its longest kernel (duration_ns; the attention kernel, not a helper a case also launches)."""
+    t = _table_or_none(run, "ncu_metrics")
+    if t is None or not len(t) or not {"impl", "config_id", "kernel_index", "metric", "value"} <= set(t.columns):
+        return {}
+    t = t[t["metric"].isin([*NCU_UNITS.values(), "duration_ns"]) & (t["config_id"] != PROBE_CONFIG_ID)]
+    wide = t.pivot_table(index=["impl", "config_id", "kernel_index"], columns="metric", values="value",
+                         aggfunc="first").reset_index()
+    if "duration_ns" not in wide.columns:
+        wide["duration_ns"] = 0.0
+    out = {}
+    for (impl, config_id), g in wide.groupby(["impl", "config_id"]):
+        k = g.sort_values("duration_ns", ascending=False, kind="stable").iloc[0]
+        units = {u: float(k[m]) for u, m in NCU_UNITS.items() if m in k.index and pd.notna(k[m])}
+        if units:
+            out[(str(impl), str(config_id))] = units
+    return out
 
 
 def _host_launch_us(run) -> dict:
@@ -179,7 +284,8 @@ def bench_source(path: str | Path) -> Source:
 # ---- scoring ------------------------------------------------------------------------------------------------
 def score_cases(sources: list[Source], predictors: dict[str, RegisteredPredictor] | None = None) -> pd.DataFrame:
     """One row per measured stage time: source, GPU, config, stage, measured_ms, and per predictor P the columns
-    P_ms (its prediction) and P_err (P_ms / measured_ms - 1)."""
+    P_ms (its prediction), P_err (P_ms / measured_ms - 1), P_binding (its binding term, or None) and P_from
+    ("stored": the run's prediction made before it was measured; "computed": made now)."""
     predictors = PREDICTORS if predictors is None else predictors
     rows = []
     for src in sources:
@@ -190,15 +296,62 @@ def score_cases(sources: list[Source], predictors: dict[str, RegisteredPredictor
             row = {"source": src.name, "gpu": spec.key, **{c: m[c] for c in CONFIG_COLUMNS}, "stage": int(m["stage"]),
                    "impl": m["impl"], "measured_ms": float(m["time_ms"])}
             for p in predictors.values():
-                extra = {"host_launch_us": src.host_launch_us.get(str(m["impl"])),
-                         "tuned_config": _text_or_none(m.get("tuned_config"))} if p.launch_facts else {}
-                predicted = float(p.predict_ms(cfg, int(m["stage"]), spec, **extra))
-                row[f"{p.name}_ms"] = predicted
-                row[f"{p.name}_err"] = predicted / row["measured_ms"] - 1.0
+                predicted = src.stored.get((str(m["impl"]), cfg.id, p.name))
+                row[f"{p.name}_from"] = "stored" if predicted is not None else "computed"
+                if predicted is None:
+                    extra = {"host_launch_us": src.host_launch_us.get(str(m["impl"])),
+                             "tuned_config": _text_or_none(m.get("tuned_config"))} if p.launch_facts else {}
+                    predicted = _as_predicted(p.predict_ms(cfg, int(m["stage"]), spec, **extra))
+                row[f"{p.name}_ms"] = float(predicted.time_ms)
+                row[f"{p.name}_err"] = row[f"{p.name}_ms"] / row["measured_ms"] - 1.0
+                row[f"{p.name}_binding"] = predicted.binding
+            units = src.ncu.get((str(m["impl"]), cfg.id))
+            row.update(ncu_verdict(units))
             rows.append(row)
     cols = ["source", "gpu", *CONFIG_COLUMNS, "stage", "impl", "measured_ms",
-            *[f"{p}_{k}" for p in predictors for k in ("ms", "err")]]
+            *[f"{p}_{k}" for p in predictors for k in ("ms", "err", "binding", "from")],
+            "ncu_busiest", "ncu_busiest_pct", "ncu_bound"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def ncu_verdict(units: dict | None) -> dict:
+    """ncu_busiest (the unit of NCU_UNITS at the highest utilization), ncu_busiest_pct, and ncu_bound: that unit
+    when it is at BUSY_PCT or more, else "latency"; all None for a case ncu did not profile."""
+    if not units:
+        return {"ncu_busiest": None, "ncu_busiest_pct": math.nan, "ncu_bound": None}
+    busiest = max(units, key=units.get)
+    return {"ncu_busiest": busiest, "ncu_busiest_pct": units[busiest],
+            "ncu_bound": busiest if units[busiest] >= BUSY_PCT else "latency"}
+
+
+def agrees(binding: str | None, ncu_bound: str | None) -> float:
+    """1.0 when a binding term names ncu's verdict (TERM_UNITS), 0.0 when not, NaN when either is missing."""
+    if not binding or not ncu_bound or (isinstance(ncu_bound, float) and math.isnan(ncu_bound)):
+        return math.nan
+    return float(ncu_bound in TERM_UNITS.get(binding, set()))
+
+
+def binding_summary(cases: pd.DataFrame) -> pd.DataFrame:
+    """Over the cases ncu profiled, overall ("all") and per stage: n, the count of each ncu verdict
+    (`ncu_bound`, e.g. "latency:40 tensor:3"), and per predictor P with binding terms P_agree, the share whose
+    binding term agrees with ncu's verdict, and P_terms, the count of each binding term it named."""
+    names = [p for p in _predictor_names(cases) if f"{p}_binding" in cases.columns
+             and cases[f"{p}_binding"].notna().any()]
+    profiled = cases[cases["ncu_bound"].notna()] if "ncu_bound" in cases.columns else cases.iloc[:0]
+
+    def counts(col) -> str:
+        return " ".join(f"{k}:{v}" for k, v in col.dropna().value_counts().sort_index().items())
+
+    rows = []
+    for key, g in [("all", profiled), *((f"stage={k}", v) for k, v in profiled.groupby("stage", sort=True))]:
+        row = {"group": key, "n": len(g), "ncu_bound": counts(g["ncu_bound"])}
+        for p in names:
+            a = pd.Series([agrees(b, v) for b, v in zip(g[f"{p}_binding"], g["ncu_bound"])], dtype=float)
+            row[f"{p}_agree"] = float(a.mean()) if a.notna().any() else math.nan
+            row[f"{p}_terms"] = counts(g[f"{p}_binding"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["group", "n", "ncu_bound", *[f"{p}_{k}" for p in names
+                                                                    for k in ("agree", "terms")]])
 
 
 def median_abs(errors) -> float:
@@ -290,6 +443,7 @@ class Score:
     errors: dict[str, pd.DataFrame]  # "all" and each of BREAKDOWNS -> error_summary
     gains: pd.DataFrame  # gain_cases
     gain_summary: pd.DataFrame
+    binding: pd.DataFrame  # binding_summary: the binding terms against ncu's busiest unit
 
 
 def score(sources: list[Source], predictors: dict[str, RegisteredPredictor] | None = None) -> Score:
@@ -297,4 +451,36 @@ def score(sources: list[Source], predictors: dict[str, RegisteredPredictor] | No
     cases = score_cases(sources, predictors)
     errors = {"all": error_summary(cases), **{b: error_summary(cases, b) for b in BREAKDOWNS}}
     gains = gain_cases(cases)
-    return Score(sources, cases, errors, gains, gain_summary(gains))
+    return Score(sources, cases, errors, gains, gain_summary(gains), binding_summary(cases))
+
+
+def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSpec) -> list[dict]:
+    """The `predictions` rows (collectors/schema.py) for every stage of `impls` at every config, by every
+    registered predictor, on `gpu` as given (at collect start: its datasheet) with no launch facts (none is
+    measured yet). A predictor that fails gives a row with status "failed" and the reason, never an exception."""
+    import time
+
+    digest = predictive.model_hash(gpu)
+    rows = []
+    for cfg in configs:
+        for impl in impls:
+            if impl not in STAGE_INDEX:
+                continue
+            for p in PREDICTORS.values():
+                t0 = time.monotonic()
+                row = {"impl": impl, "config_id": cfg.id, **cfg.as_dict(), "predictor": p.name, "gpu": gpu.key,
+                       "model_hash": digest, "time_ms": math.nan, "binding": None, "status": "ok", "error": None}
+                try:
+                    predicted = _as_predicted(p.predict_ms(cfg, STAGE_INDEX[impl], gpu))
+                    row.update(time_ms=float(predicted.time_ms), binding=predicted.binding)
+                    if not math.isfinite(row["time_ms"]):
+                        row.update(status="failed", error="the predictor could not predict this case "
+                                                          "(e.g. the stage does not compile for sm_90 here)")
+                except Exception as exc:  # a failing prediction never fails the run: the row says why
+                    text = str(exc).strip().splitlines()
+                    row.update(status="failed", error=f"{type(exc).__name__}: {text[0][:300]}" if text
+                               else type(exc).__name__)
+                row["predict_s"] = round(time.monotonic() - t0, 3)
+                row["predicted_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                rows.append(row)
+    return rows

@@ -42,8 +42,25 @@ def test_run_completes_and_says_what_it_could_not_measure(interpreted_run):
     assert json.loads((path / "run.json").read_text())["run_id"] == run.run_id
     # the invocation's wall time and where it went
     phases = run.meta["phases_s"]
-    assert set(phases) == {"cases", "census"} and all(v >= 0 for v in phases.values())
+    assert set(phases) == {"predictions", "cases", "census"} and all(v >= 0 for v in phases.values())
     assert run.meta["wall_s"] >= sum(phases.values()) - 0.2
+
+
+def test_predictions_are_stored_before_the_first_case(interpreted_run):
+    """Issue 13: the predictions of a suite are written before it is measured, with the model's hash."""
+    from kernels.hardware import get_gpu
+    from perfmodel.predictive import model_hash
+
+    run = load_run(interpreted_run[1])
+    p = run.table("predictions")
+    configs = get_suite("tiny")
+    assert len(p) == len(configs) * len(STAGES) * 2  # every stage x config, by the bound and by the model
+    assert set(p["predictor"]) == {"bound", "model"} and set(p["impl"]) == set(STAGES)
+    assert (p["gpu"] == "h100-sxm").all() and (p["model_hash"] == model_hash(get_gpu("h100-sxm"))).all()
+    assert (p["status"] == "ok").all(), p[["impl", "config_id", "predictor", "error"]]
+    assert (p["time_ms"] > 0).all() and p["binding"].notna().all()
+    assert p["predicted_at"].max() <= run.table("cases")["finished"].min()
+    assert run.meta["predictions"]["status"] == "ok" and run.meta["predictions"]["n_rows"] == len(p)
 
 
 def test_correctness_rows_for_every_case(interpreted_run):

@@ -143,7 +143,7 @@ def test_the_scorer_hands_the_model_how_the_stage_was_launched(monkeypatch):
     # the run's launch table (host cost) and the row's tuned_config (the kernel a tuning stage ran), nothing timed
     seen = []
     monkeypatch.setattr(predictive, "predict_stage", lambda c, s, g, host, tuned: seen.append((s, host, tuned)) or
-                        type("P", (), {"time_ms": 1.0})())
+                        type("P", (), {"time_ms": 1.0, "binding": "chain"})())
     source = scoring.run_source(load_run(H200_RUN))
     scoring.score_cases([source], {"model": scoring.PREDICTORS["model"]})
     launch = load_run(H200_RUN).table("launch").set_index("impl")["host_launch_us"]
@@ -168,8 +168,9 @@ def test_model_module_imports_no_timing_tables():
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module)
     # the compiled code, the hardware table, the workload and the bound's HBM bytes and scheduler: no run store
+    # (hashlib and pathlib: model_hash reads the model's own sources)
     assert imported <= {"__future__", "math", "dataclasses", "numpy", "kernels.hardware", "kernels.workload",
-                        "perfmodel", "collectors.instruction_mix"}, imported
+                        "perfmodel", "collectors.instruction_mix", "hashlib", "pathlib"}, imported
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
         n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert not {"timings", "time_ms_p20", "measured_ms", "table", "load_run"} & names

@@ -81,7 +81,8 @@ def test_gain_signs_by_hand():
 # ---- a second predictor is a registration, not an edit --------------------------------------------------------
 def test_a_registered_predictor_adds_its_columns():
     source = scoring.run_source(load_run(bundled_run_dirs()[0]))
-    double = scoring.RegisteredPredictor("twice", lambda c, s, g: 2 * scoring._bound_ms(c, s, g), "2 x the bound")
+    double = scoring.RegisteredPredictor("twice", lambda c, s, g: 2 * scoring._bound_ms(c, s, g).time_ms,
+                                         "2 x the bound")
     result = scoring.score([source], {**scoring.PREDICTORS, "twice": double})
     assert {"twice_ms", "twice_err", "bound_ms"} <= set(result.cases.columns)
     assert (result.cases["twice_ms"] == 2 * result.cases["bound_ms"]).all()

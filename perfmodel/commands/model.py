@@ -44,8 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "predictive model, perfmodel/predictive.py) "
                     "against the stage times measured in runs and bench tables: per stage and overall, the median "
                     "and geometric mean of |predicted / measured - 1| and the share predicted faster; the same by "
-                    "S, D, causal, dtype, B and GPU; and whether each stage-to-stage gain has the measured sign. "
-                    "A run's cases are predicted with the ceilings it measured, a bench table's with the datasheet.",
+                    "S, D, causal, dtype, B and GPU; whether each stage-to-stage gain has the measured sign; and, "
+                    "for cases with Nsight Compute counters, whether the binding term names ncu's busiest unit. "
+                    "A run's cases are scored with the predictions it stored before it was measured while the "
+                    "model's hash is unchanged (stored, out of sample), else computed now from the "
+                    "ceilings it measured; a bench table's cases are predicted with the datasheet.",
         epilog="examples:\n" + "\n".join(f"  {e}" for e in SCORE_EXAMPLES))
     score.add_argument("runs", nargs="*", metavar="RUN",
                        help="run folders or bundled run ids (default: the bundled runs, unless --bench is given)")
@@ -182,8 +185,11 @@ def _score_table(result) -> str:
     n_bench = len(result.sources) - n_runs
     out = [f"{len(result.cases)} measured stage times from {n_runs} run(s) and {n_bench} bench table(s); "
            f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in PREDICTORS.values()), ""]
-    rows = [[s.name, s.kind, len(s.measurements), s.gpu_source] for s in result.sources]
-    out += [render_table(rows, ["source", "kind", "stage times", "ceilings"], right={2}), ""]
+    hashes = ", ".join(f"{k} {h}" for k, h in _hashes(result).items())
+    out[-1:-1] = [f"model hash today: {hashes} (perfmodel/predictive.py model_hash, datasheet figures)"]
+    rows = [[s.name, s.kind, len(s.measurements), s.gpu_source, s.predictions if s.kind == "run" else "computed now"]
+            for s in result.sources]
+    out += [render_table(rows, ["source", "kind", "stage times", "ceilings", "predictions"], right={2}), ""]
     out.append("|error| of the predicted time (predicted / measured - 1); fast = cases predicted faster than measured")
     header = ["group", "n", *[f"{p} {k}" for p in names for k in ("median", "geomean", "fast")]]
     rows = []
@@ -201,14 +207,42 @@ def _score_table(result) -> str:
              *[f(r[f"{p}_{k}"]) for p in names for k, f in (("median_gain", _pct), ("sign_right", _abs_pct))]]
             for r in result.gain_summary.to_dict("records")]
     out.append(render_table(rows, header, right=set(range(1, len(header)))))
+    out += ["", _binding_table(result)]
     return "\n".join(out)
+
+
+def _hashes(result) -> dict:
+    """GPU key -> today's model hash with its datasheet (what a run's stored predictions must carry to be used)."""
+    from kernels.hardware import get_gpu
+    from perfmodel.predictive import model_hash
+
+    keys = sorted({g.key for s in result.sources for g in s.gpus.values()})
+    return {k: model_hash(get_gpu(k)) for k in keys}
+
+
+def _binding_table(result) -> str:
+    from perfmodel.commands.predict import render_table
+    from perfmodel.scoring import BUSY_PCT
+
+    frame = result.binding
+    if not len(frame) or not frame.iloc[0]["n"]:
+        return "binding term against ncu: no scored case has Nsight Compute counters in its run"
+    names = [c[: -len("_agree")] for c in frame.columns if c.endswith("_agree")]
+    text = (f"binding term against ncu's busiest unit, over the {frame.iloc[0]['n']} cases profiled (the case's "
+            f"longest kernel; a unit is busy at >= {BUSY_PCT:g}% of peak, else ncu's verdict is latency; the chain "
+            "and an exposed launch agree with latency, issue with the issue slots, FMA or ALU pipe)")
+    header = ["group", "n", "ncu verdicts", *[f"{p} {k}" for p in names for k in ("agrees", "terms")]]
+    rows = [[r["group"], r["n"], r["ncu_bound"], *[f(r[f"{p}_{k}"]) for p in names
+                                                    for k, f in (("agree", _abs_pct), ("terms", str))]]
+            for r in frame.to_dict("records")]
+    return "\n".join([textwrap.fill(text, width=WIDTH), render_table(rows, header, right={1})])
 
 
 def _score_json(result) -> str:
     import json
     import math
 
-    from perfmodel.scoring import PREDICTORS
+    from perfmodel.scoring import BUSY_PCT, PREDICTORS
 
     def records(frame):
         return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
@@ -216,8 +250,11 @@ def _score_json(result) -> str:
 
     doc = {
         "predictors": [{"name": p.name, "description": p.description} for p in PREDICTORS.values()],
-        "sources": [{"name": s.name, "kind": s.kind, "stage_times": len(s.measurements), "ceilings": s.gpu_source}
-                    for s in result.sources],
+        "model_hash": _hashes(result),
+        "sources": [{"name": s.name, "kind": s.kind, "stage_times": len(s.measurements), "ceilings": s.gpu_source,
+                     "predictions": s.predictions if s.kind == "run" else "computed now"} for s in result.sources],
+        "busy_pct": BUSY_PCT,
+        "binding": records(result.binding),
         "errors": {k: records(v) for k, v in result.errors.items()},
         "gains": records(result.gain_summary),
         "cases": records(result.cases),

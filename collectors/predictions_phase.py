@@ -1,0 +1,50 @@
+"""The predictions phase of `perfmodel collect`: every stage's predicted time, stored before anything is timed.
+
+Issue 13's honesty rule: predictions for a suite are written before the suite is measured and stored in the run
+with the model's hash, so that `perfmodel model score` can score them out of sample. At the start of a collect
+(before the first case; under --interpret too, where nothing is timed) this phase asks every registered predictor
+(perfmodel.scoring: the bound and the predictive model) for each selected stage x config and writes the table
+`predictions` (collectors/schema.py). What they see: the datasheet of the GPU the run is on (the H100 SXM's under
+--interpret, the GPU the census compiles for), no measured ceilings (the ceilings phase comes later), no launch
+cost and no tuned config (the census' default kernel config).
+
+This is the one place the collector calls into perfmodel, lazily: the models are perfmodel's, and a prediction
+must exist before the measurement it predicts. The model compiles each stage for sm_90 as the census does; Triton's
+on-disk cache and the census' per-kernel-hash cache (`census._FACTS`) make the census after the cases reuse those
+compiles. A failing prediction never fails the run: its row says why, and so does run.json's `predictions`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kernels.workload import AttentionConfig
+
+INTERPRET_GPU = "h100-sxm"  # no GPU under --interpret: the datasheet of the GPU the census compiles for
+
+
+def write_predictions(writer, impls: list[str], configs: list[AttentionConfig], gpu_name: str | None) -> float:
+    """Append the `predictions` rows of `impls` x `configs` to the run (once: a resumed run keeps the ones its
+    first invocation stored) and record them in run.json; returns the seconds it took."""
+    from collectors.store import load_run
+
+    t0 = time.monotonic()
+    if "predictions" in load_run(writer.path).tables():
+        return 0.0
+    meta: dict = {"status": "ok", "gpu": None, "model_hash": None}
+    try:
+        from kernels.hardware import get_gpu
+        from perfmodel.scoring import prediction_rows
+
+        gpu = get_gpu(gpu_name or INTERPRET_GPU)
+        rows = prediction_rows(impls, configs, gpu)
+        meta.update(gpu=gpu.key, model_hash=rows[0]["model_hash"] if rows else None,
+                    n_rows=len(rows), n_failed=sum(r["status"] != "ok" for r in rows))
+        if rows:
+            writer.append("predictions", rows)
+    except Exception as exc:  # e.g. a GPU the hardware table does not know: no predictions, the run goes on
+        text = str(exc).strip().splitlines()
+        meta.update(status="failed", error=f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__)
+    meta["seconds"] = round(time.monotonic() - t0, 1)
+    writer.update_meta(predictions=meta)
+    return meta["seconds"]
