@@ -80,6 +80,9 @@ class CollectOptions:
     seed: int = 0
     ncu_timeout_s: float | None = 3600.0
     command_line: tuple[str, ...] | None = None
+    # predict(impls, configs, gpu) -> `predictions` rows, stored before anything is timed (collectors/
+    # predictions_phase.py); the perfmodel layer passes perfmodel.scoring.prediction_rows. None: no predictions.
+    predict: Callable | None = field(default=None, compare=False, repr=False)
     # progress(done, total, label): called before each step; None prints a progress line with ETA on stderr.
     progress: Callable[[int, int, str], None] | None = field(default=None, compare=False, repr=False)
 
@@ -341,12 +344,13 @@ class _Collector:
         ablation_todo = self._ablation_todo(writer) if self.opts.ablation else []
         gpu = not self.opts.interpret
         ceilings_todo = gpu and "ceilings" not in load_run(writer.path).tables()
-        steps = _Steps(len(todo) + len(ablation_todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu),
-                       self.opts.progress)
+        n_steps = len(todo) + len(ablation_todo) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu)
+        steps = _Steps(n_steps, self.opts.progress)
         problems: list[str] = []
         with self._timed("predictions"):  # before anything is timed: the scores of these are out of sample
             predictions_phase.write_predictions(writer, [i.name for i in self.impls], self.configs,
-                                                (writer.meta.get("environment") or {}).get("gpu_name"))
+                                                (writer.meta.get("environment") or {}).get("gpu_name"),
+                                                self.opts.predict)
         if gpu:
             from collectors.gpu_state import GpuStateSampler
 

@@ -8,8 +8,10 @@ with the model's hash, so that `perfmodel model score` can score them out of sam
 --interpret, the GPU the census compiles for), no measured ceilings (the ceilings phase comes later), no launch
 cost and no tuned config (the census' default kernel config).
 
-This is the one place the collector calls into perfmodel, lazily: the models are perfmodel's, and a prediction
-must exist before the measurement it predicts. The model compiles each stage for sm_90 as the census does; Triton's
+The models are perfmodel's and data flows one way (kernels -> collectors -> run store -> perfmodel), so the
+collector does not import them: whoever starts the collect hands it the predictor (`CollectOptions.predict`, set by
+`perfmodel collect` and `perfmodel.collect()` to perfmodel.scoring.prediction_rows). Without one the run records
+that no predictions were made, and why. The model compiles each stage for sm_90 as the census does; Triton's
 on-disk cache and the census' per-kernel-hash cache (`census._FACTS`) make the census after the cases reuse those
 compiles. A failing prediction never fails the run: its row says why, and so does run.json's `predictions`.
 """
@@ -23,21 +25,26 @@ from kernels.workload import AttentionConfig
 INTERPRET_GPU = "h100-sxm"  # no GPU under --interpret: the datasheet of the GPU the census compiles for
 
 
-def write_predictions(writer, impls: list[str], configs: list[AttentionConfig], gpu_name: str | None) -> float:
-    """Append the `predictions` rows of `impls` x `configs` to the run (once: a resumed run keeps the ones its
-    first invocation stored) and record them in run.json; returns the seconds it took."""
+def write_predictions(writer, impls: list[str], configs: list[AttentionConfig], gpu_name: str | None,
+                      predict=None) -> float:
+    """Append the `predictions` rows of `impls` x `configs` by `predict(impls, configs, gpu)` (the rows of
+    collectors/schema.py's `predictions` table) to the run, once (a resumed run keeps the ones its first invocation
+    stored), and record them in run.json; returns the seconds it took."""
     from collectors.store import load_run
 
     t0 = time.monotonic()
     if "predictions" in load_run(writer.path).tables():
         return 0.0
+    if predict is None:
+        writer.update_meta(predictions={"status": "not_measured", "error": "no predictor was given to the collector "
+                                        "(perfmodel collect and perfmodel.collect() give it theirs)"})
+        return 0.0
     meta: dict = {"status": "ok", "gpu": None, "model_hash": None}
     try:
         from kernels.hardware import get_gpu
-        from perfmodel.scoring import prediction_rows
 
         gpu = get_gpu(gpu_name or INTERPRET_GPU)
-        rows = prediction_rows(impls, configs, gpu)
+        rows = predict(impls, configs, gpu)
         meta.update(gpu=gpu.key, model_hash=rows[0]["model_hash"] if rows else None,
                     n_rows=len(rows), n_failed=sum(r["status"] != "ok" for r in rows))
         if rows:

@@ -28,6 +28,7 @@ def collect(impls: dict[str, str] | None = None, configs: Iterable | None = None
     the run. `interpret=True` runs on the CPU (Triton's interpreter: correctness and census; timings and counters
     are recorded as not measured, and ncu is not used)."""
     from collectors.collect import CollectError, CollectOptions
+    from perfmodel.scoring import prediction_rows
     from collectors.collect import collect as run_collect
     from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run as open_run
@@ -35,7 +36,7 @@ def collect(impls: dict[str, str] | None = None, configs: Iterable | None = None
 
     parsed = tuple(c if isinstance(c, AttentionConfig) else parse_config(str(c)) for c in (configs or ()))
     try:
-        opts = CollectOptions(suite=suite, configs=parsed, stages=stages, refs=refs,
+        opts = CollectOptions(suite=suite, configs=parsed, stages=stages, refs=refs, predict=prediction_rows,
                               impls=tuple((impls or {}).items()), out_dir=Path(out), ncu=ncu and not interpret,
                               ablation=ablation, interpret=interpret,
                               determinism_runs=determinism,

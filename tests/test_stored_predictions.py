@@ -6,6 +6,7 @@ tests/test_collect_interpret.py; these use SYNTHETIC runs and stub predictors (n
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -87,9 +88,26 @@ def test_a_failing_predictor_gives_a_row_that_says_why():
 
 def test_a_gpu_the_table_does_not_know_never_fails_the_run(tmp_path):
     w = RunWriter(tmp_path / "synthetic-unknown", {"environment": {"gpu_name": "Some GPU"}, "suite": "custom"})
-    seconds = predictions_phase.write_predictions(w, ["stage0_baseline"], [CFG], "Some GPU")
+    seconds = predictions_phase.write_predictions(w, ["stage0_baseline"], [CFG], "Some GPU",
+                                                  scoring.prediction_rows)
     assert seconds >= 0
     meta = w.meta["predictions"]
     assert meta["status"] == "failed" and "Some GPU" in meta["error"]
     assert "predictions" not in load_run(w.path).tables()
+    w.finish("complete")
+
+
+def test_the_collector_imports_no_model_and_records_a_missing_predictor(tmp_path):
+    # data flows one way (kernels -> collectors -> run store -> perfmodel): the perfmodel layer hands the collector
+    # its predictor, and a collect started without one says so in run.json instead of writing rows
+    import ast
+
+    for path in Path(predictions_phase.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not any(m == "perfmodel" or m.startswith("perfmodel.") for m in modules), path
+    w = RunWriter(tmp_path / "synthetic-no-predictor", {"environment": {"gpu_name": "NVIDIA H200"}})
+    assert predictions_phase.write_predictions(w, ["stage0_baseline"], [CFG], "NVIDIA H200") == 0.0
+    assert w.meta["predictions"]["status"] == "not_measured" and "no predictor" in w.meta["predictions"]["error"]
     w.finish("complete")

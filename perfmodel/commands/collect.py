@@ -58,6 +58,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from collectors.collect import CollectError, CollectOptions, collect
+    from perfmodel.scoring import prediction_rows
     from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run
     from kernels.registry import ImplError, parse_impl_args
@@ -73,7 +74,8 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     try:
         opts = CollectOptions(
-            suite=args.suite, configs=configs, stages=args.stages, refs=args.refs, impls=tuple(impls.items()),
+            predict=prediction_rows, suite=args.suite, configs=configs, stages=args.stages, refs=args.refs,
+            impls=tuple(impls.items()),
             out_dir=args.resume or args.out or "runs", ncu=not args.no_ncu, resume=bool(args.resume),
             ablation=not args.no_ablation,
             interpret=args.interpret,
