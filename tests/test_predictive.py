@@ -4,7 +4,6 @@ honesty (it never sees a timing)."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import math
 from pathlib import Path
@@ -18,6 +17,7 @@ from kernels.suites import SEED
 from kernels.workload import AttentionConfig
 from perfmodel import predictive, scoring
 from perfmodel.runs import load_run
+from module_imports import imported_modules, names_used
 
 ROOT = Path(__file__).resolve().parents[1]
 H200_RUN = ROOT / "runs" / "20261202-031456-seed-nvidia-h200"
@@ -160,19 +160,12 @@ def test_a_tuned_config_is_compiled_as_reported():
 
 
 def test_model_module_imports_no_timing_tables():
-    tree = ast.parse(Path(predictive.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module)
+    imported = imported_modules(predictive.__file__)
     # the compiled code, the hardware table, the workload and the bound's HBM bytes and scheduler: no run store
     # (hashlib and pathlib: model_hash reads the model's own sources)
     assert imported <= {"__future__", "math", "dataclasses", "numpy", "kernels.hardware", "kernels.workload",
                         "perfmodel", "collectors.instruction_mix", "hashlib", "pathlib"}, imported
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names = names_used(predictive.__file__)
     assert not {"timings", "time_ms_p20", "measured_ms", "table", "load_run"} & names
 
 

@@ -3,7 +3,6 @@ sees a timing), the command on the committed runs and bench tables, and the rena
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 import math
@@ -15,6 +14,7 @@ import pytest
 from perfmodel import bound, scoring
 from perfmodel.cli import main
 from perfmodel.runs import bundled_run_dirs, load_run
+from module_imports import imported_modules, names_used
 
 ROOT = Path(__file__).resolve().parents[1]
 H100_RUN = "20261124-173318-custom-nvidia-h100-80gb-hbm3"  # bundled, by id
@@ -105,18 +105,11 @@ def test_bound_predictions_do_not_move_when_the_timings_do():
 
 
 def test_bound_module_reads_only_the_workload_and_the_hardware_table():
-    tree = ast.parse(Path(bound.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module)
+    imported = imported_modules(bound.__file__)
     # no run store, no analysis, no pandas: nothing that could hand it a timings table
     assert imported <= {"__future__", "heapq", "math", "dataclasses", "kernels", "kernels.workload",
                         "kernels.hardware"}, imported
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names = names_used(bound.__file__)
     assert not {"timings", "time_ms_p20", "measured_ms", "table"} & names
 
 

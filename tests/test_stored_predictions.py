@@ -16,6 +16,7 @@ from collectors.store import RunWriter, load_run
 from kernels.hardware import get_gpu
 from kernels.workload import AttentionConfig
 from perfmodel import predictive, scoring
+from module_imports import imported_modules
 
 GPU = "NVIDIA H100 80GB HBM3"
 CFG = AttentionConfig(B=4, H=16, S=1024, D=64, causal=True, dtype="fp16")
@@ -100,12 +101,8 @@ def test_a_gpu_the_table_does_not_know_never_fails_the_run(tmp_path):
 def test_the_collector_imports_no_model_and_records_a_missing_predictor(tmp_path):
     # data flows one way (kernels -> collectors -> run store -> perfmodel): the perfmodel layer hands the collector
     # its predictor, and a collect started without one says so in run.json instead of writing rows
-    import ast
-
     for path in Path(predictions_phase.__file__).parent.glob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        modules = imported_modules(path)
         assert not any(m == "perfmodel" or m.startswith("perfmodel.") for m in modules), path
     w = RunWriter(tmp_path / "synthetic-no-predictor", {"environment": {"gpu_name": "NVIDIA H200"}})
     assert predictions_phase.write_predictions(w, ["stage0_baseline"], [CFG], "NVIDIA H200") == 0.0
