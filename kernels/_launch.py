@@ -12,11 +12,12 @@ import os
 import torch
 
 from .hardware import DEFAULT_GPU, GPUS
+from .workload import TORCH_DTYPE_NAMES
 
 SUPPORTED_HEAD_DIMS = (64, 128)
 GPU_DTYPES = (torch.float16, torch.bfloat16)
 # 8-bit inputs, accepted by the launchers that say so (stage 5); their output is bf16 (`empty_output`).
-FP8_DTYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", ) if hasattr(torch, n))
+FP8_DTYPES = tuple(getattr(torch, n) for n in (TORCH_DTYPE_NAMES["fp8"], ) if hasattr(torch, n))
 # float32 is accepted so that the CPU interpreter tests can run the kernels at full precision.
 ALL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # SM count used under TRITON_INTERPRET=1, where there is no GPU: small, so a persistent grid still has every

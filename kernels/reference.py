@@ -46,8 +46,8 @@ def attention_reference(
     return torch.matmul(probs, vf)
 
 
-def _is_8bit(t: torch.Tensor) -> bool:
-    return t.dtype.is_floating_point and t.element_size() == 1
+def _is_8bit(dtype: torch.dtype) -> bool:
+    return dtype.is_floating_point and dtype.itemsize == 1
 
 
 def attention_fp8_math(q, k, v, causal: bool = False, sm_scale: float | None = None) -> torch.Tensor:
@@ -72,7 +72,7 @@ def attention_lowp_math(q, k, v, causal: bool = False, sm_scale: float | None = 
 
     This is the "PyTorch's own low-precision error" that the budget is measured from.
     """
-    if _is_8bit(q):
+    if _is_8bit(q.dtype):
         return attention_fp8_math(q, k, v, causal, sm_scale)
     if sm_scale is None:
         sm_scale = 1.0 / math.sqrt(q.shape[-1])
@@ -107,7 +107,7 @@ def budget_floor(dtype: torch.dtype) -> float:
     1.0 of the dtype, of the bf16 output for 8-bit inputs."""
     if not dtype.is_floating_point:
         return 0.0
-    return torch.finfo(torch.bfloat16 if torch.finfo(dtype).bits == 8 else dtype).eps
+    return torch.finfo(torch.bfloat16 if _is_8bit(dtype) else dtype).eps
 
 
 def error_budget(q, k, v, causal: bool = False, sm_scale: float | None = None, ref: torch.Tensor | None = None,

@@ -288,7 +288,8 @@ def _reference(q, k, v, causal: bool, sm_scale: float):
     return stage0(q, k, v, causal=causal, sm_scale=sm_scale)
 
 
-_REPORT_FIELD = re.compile(r"\b(BLOCK_M|BLOCK_N|ring|masked_loop|persistent|pingpong|overlap|q_ring)=(\S+)")
+# `name=value` of every Config field in a report (derived from the fields: a new knob is read back without an edit)
+_REPORT_FIELD = re.compile(r"\b(" + "|".join(f.name for f in dataclasses.fields(Config)) + r")=(\S+)")
 
 
 def config_from_report(text: str | None) -> Config | None:

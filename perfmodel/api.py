@@ -68,7 +68,7 @@ def report(run, out: str | os.PathLike | None = None, *, baseline=None, fmt: str
     fmt = fmt or ("md" if out is not None and str(out).endswith(".md") else "html")
     text = build_report(run, baseline, fmt=fmt)
     if out is not None:
-        from perfmodel.reporting import write_output
+        from perfmodel.output import write_output
 
         write_output(out, text)
     return text

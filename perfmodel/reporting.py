@@ -639,17 +639,3 @@ def figure_specs(html_text: str) -> list[dict]:
         if template and "template" not in spec.get("layout", {}):
             spec.setdefault("layout", {})["template"] = template
     return specs
-
-
-def write_output(path: str | Path, text: str) -> None:
-    """Write a report (or any output) whole or not at all: a temporary file beside `path`, renamed over it, so a
-    full disk or a crash never leaves a truncated report where a good one was (UserError with the reason)."""
-    from collectors.safe_io import atomic_write_text
-    from perfmodel.errors import UserError
-
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}.") from None

@@ -4,28 +4,18 @@ its bench to `perfmodel bench --csv` importing perfmodel.reporting (and so plotl
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from module_imports import run_without
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKER = """
-import importlib.abc, runpy, sys
-class _NoPlotting(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in ('plotly', 'streamlit', 'kaleido'):
-            raise ImportError('not on the GPU machine: ' + name)
-sys.meta_path.insert(0, _NoPlotting())
-sys.argv = ['perfmodel'] + sys.argv[1:]
-runpy.run_module('perfmodel', run_name='__main__')
-"""
+PLOTTING = ("plotly", "streamlit", "kaleido")  # what the GPU machine does not have
+CLI = "import runpy\nsys.argv = ['perfmodel'] + sys.argv[1:]\nrunpy.run_module('perfmodel', run_name='__main__')\n"
 
 
 def _perfmodel(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-c", BLOCKER, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return run_without(CLI, PLOTTING, cwd, timeout=600, args=args)
 
 
 @pytest.mark.parametrize("command", ["bench", "collect"])
@@ -43,9 +33,8 @@ def test_interpreted_collect_runs_without_plotting_packages(tmp_path):
 
 
 def test_bench_writes_its_csv_without_plotting_packages(tmp_path):
-    code = BLOCKER.split("sys.argv")[0] + (
-        "import pandas as pd\nfrom pathlib import Path\nfrom perfmodel.commands import bench\n"
-        f"bench._write_csv(pd.DataFrame({{'impl': ['stage5_full']}}), Path({str(tmp_path / 'b.csv')!r}))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    code = ("import pandas as pd\nfrom pathlib import Path\nfrom perfmodel.commands import bench\n"
+            f"bench._write_csv(pd.DataFrame({{'impl': ['stage5_full']}}), Path({str(tmp_path / 'b.csv')!r}))\n")
+    out = run_without(code, PLOTTING, ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "b.csv").read_text().startswith("impl")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -18,26 +17,16 @@ import pytest
 from packaging.requirements import Requirement
 
 from perfmodel.cli import EXTRAS, NEEDS
+from module_imports import run_without
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
-BLOCKER = """
-import importlib.abc, sys
-BLOCKED = {blocked!r}
-class _Blocked(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by tests/test_packaging.py)", name=name)
-        return None
-sys.meta_path.insert(0, _Blocked())
-"""
 GPU_MODULES = ("torch", "triton", "nvtx", "pynvml")
 
 
 def _run_blocked(code: str, blocked=GPU_MODULES, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=set(blocked)) + code], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_without(code, blocked, ROOT, timeout)
 
 
 def _cli(argv: list[str], blocked=GPU_MODULES) -> subprocess.CompletedProcess:

@@ -107,11 +107,6 @@ def run(args) -> int:
 
 
 def _write_csv(table, path: Path) -> None:
-    # not perfmodel.reporting.write_output: that module imports plotly, which a GPU machine need not have
-    from collectors.safe_io import atomic_write_text
+    from perfmodel.output import write_output  # light: the GPU machine has no plotly (perfmodel.reporting has)
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, table.to_csv(index=False))
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}.") from None
+    write_output(path, table.to_csv(index=False))

@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-from perfmodel.errors import UserError
 
 HELP = "predicted vs measured for one run, as a self-contained HTML file or Markdown"
 EXAMPLES = [
@@ -33,7 +32,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from perfmodel import runs
     from perfmodel.einstein import load_model
-    from perfmodel.reporting import build_report, write_output
+    from perfmodel.output import write_output
+    from perfmodel.reporting import build_report
 
     start = time.perf_counter()
     fmt = args.format
