@@ -15,6 +15,10 @@ below its datasheet (ANCHORS.md: cuBLAS fp16 644-761 TFLOP/s against 989 dense; 
 - `launch_us`: host wall time of launching an empty Triton kernel while the GPU is busy
   (collectors.timing.host_launch_us), the floor every Triton launch pays.
 
+After them, the micro-benchmarks of collectors/microbench.py (wgmma latency and rate at the stages' tile shapes,
+exp2 and FMA latency, FMA rate, shared memory, bar.sync, an mbarrier round trip, TMA latency and rate from L2),
+rows of the same table.
+
 Without a GPU every row is `not_measured` with the reason; nothing is filled in.
 """
 
@@ -69,9 +73,16 @@ HOW = {
 }
 
 
+def _micro_names() -> list[tuple[str, str, str]]:
+    from collectors.microbench import names
+
+    return names()
+
+
 def not_measured(reason: str) -> list[dict]:
-    """Every ceiling row as not measured, with `reason`."""
-    return [_row(n, None, HOW[n][0], HOW[n][1], "not_measured", reason) for n in CEILING_NAMES]
+    """Every ceiling and micro-benchmark row as not measured, with `reason`."""
+    rows = [_row(n, None, HOW[n][0], HOW[n][1], "not_measured", reason) for n in CEILING_NAMES]
+    return rows + [_row(n, None, unit, how, "not_measured", reason) for n, unit, how in _micro_names()]
 
 
 def _median_ms(fn, warmup_ms: float = 25, rep_ms: float = 200) -> float:
@@ -162,4 +173,6 @@ def measure_ceilings(progress=None) -> list[dict]:
             text = str(exc).strip().splitlines()
             rows.append(_row(name, None, unit, how, "failed",
                              f"{type(exc).__name__}: {text[0][:300] if text else ''}"))
-    return rows
+    from collectors import microbench
+
+    return rows + microbench.measure(_row, lambda fn: _median_ms(fn, warmup_ms=10, rep_ms=100), progress)
