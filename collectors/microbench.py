@@ -20,6 +20,9 @@ and the store after it cancel out:
                                          step as Triton emits it (a negation on the FMA pipe, then MUFU
                                          ex2.approx), i.e. the scale-and-exp of a softmax score.
     fma_latency_ns                       one warp per SM, one dependent chain of x = x * a + b per thread.
+    shfl_latency_ns                      one warp per SM, a dependent chain of shfl.sync.bfly (the exchange of a
+                                         row reduction). The three chains run UNROLL steps a loop iteration.
+    mbarrier_wait_ready_ns               an mbarrier.wait whose phase has completed (a spin that passes at once).
     fp32_fma_tflops                      8 independent FMA chains per thread over SMs x 64Ki threads: the FP32
                                          pipe's rate (2 FLOPs an FMA).
     smem_tbps                            vectorized shared-memory loads (ld.shared.v4, a warp reading 512
@@ -63,6 +66,7 @@ TMA_RING = 4
 TMA_TENSOR_BYTES = 16 << 20  # 16 MiB: far inside the 50-60 MiB L2, far beyond one SM's shared memory
 SMEM_TILE = (64, 128)  # fp32, per program; two of them (64 KiB) so the loop's address changes every iteration
 FMA_THREADS_PER_SM = 65536
+UNROLL = 8  # dependent steps per loop iteration of the latency chains (the loop's counter and branch amortized)
 
 
 def wgmma_shapes() -> list[tuple[str, int, int]]:
@@ -88,11 +92,15 @@ def names() -> list[tuple[str, str, str]]:
         rows.append((wgmma_name(kind, n, k, "tflops"), "TFLOP/s",
                      f"independent chains of [{group}], {WGMMA_PROGRAMS_PER_SM} programs x 2 warp groups per SM"))
     rows += [
-        ("exp2_latency_ns", "ns", "dependent x = exp2(-x) per thread, one warp per SM (neg + ex2.approx)"),
-        ("fma_latency_ns", "ns", "dependent x = x * a + b per thread, one warp per SM"),
+        ("exp2_latency_ns", "ns", f"dependent x = exp2(-x) per thread ({UNROLL} a loop iteration), one warp per SM "
+                                  "(neg + ex2.approx)"),
+        ("fma_latency_ns", "ns", f"dependent x = x * a + b per thread ({UNROLL} a loop iteration), one warp per SM"),
+        ("shfl_latency_ns", "ns", f"dependent shfl.sync.bfly per thread ({UNROLL} a loop iteration), one warp per SM"),
         ("fp32_fma_tflops", "TFLOP/s", f"8 independent FMA chains per thread, SMs x {FMA_THREADS_PER_SM} threads"),
         ("smem_tbps", "TB/s", "ld.shared.v4 of a [64, 128] fp32 tile per iteration, 4 warps, 3 programs per SM"),
         ("bar_sync_ns", "ns", "gl.thread_barrier() (bar.sync) of 8 warps in a loop, one program per SM"),
+        ("mbarrier_wait_ready_ns", "ns", f"mbarrier.wait on a completed phase ({UNROLL} a loop iteration), 4 warps, "
+                                         "one program per SM: what a wait costs when its data is there"),
         ("mbarrier_roundtrip_ns", "ns", "token passed 4-warp partition -> 1-warp partition -> back through two "
                                         "mbarriers (arrive, wait), one program per SM"),
         ("tma_latency_ns", "ns", f"TMA copy of a {TMA_BLOCK[0]}x{TMA_BLOCK[1]} fp16 block from L2, one slot, "
@@ -143,23 +151,47 @@ def _wgmma_chain(a_ptr, b_ptr, out_ptr, loops, M: gl.constexpr, N: gl.constexpr,
 
 
 @triton.jit
-def _fma_chain(X, Y, loops, CHAINS: tl.constexpr, BLOCK: tl.constexpr):
+def _fma_chain(X, Y, loops, CHAINS: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     x = tl.load(X + offs)
     a = 0.999 + x * 1e-6
     acc = tl.zeros([CHAINS, BLOCK], dtype=tl.float32) + x[None, :]
     for _ in range(loops):
-        acc = acc * a[None, :] + 0.5  # CHAINS independent dependent chains per element
+        for _u in tl.static_range(UNROLL):  # UNROLL dependent steps an iteration: the loop's own cost is shared
+            acc = acc * a[None, :] + 0.5  # CHAINS independent dependent chains per element
     tl.store(Y + offs, tl.sum(acc, axis=0))
 
 
 @triton.jit
-def _exp2_loop(X, Y, loops, BLOCK: tl.constexpr):
+def _exp2_loop(X, Y, loops, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     x = tl.load(X + offs)
     for _ in range(loops):
-        x = tl.math.exp2(-x)
+        for _u in tl.static_range(UNROLL):
+            x = tl.math.exp2(-x)
     tl.store(Y + offs, x)
+
+
+@triton.jit
+def _shfl_loop(X, Y, loops, UNROLL: tl.constexpr):
+    offs = tl.program_id(0) * 32 + tl.arange(0, 32)
+    x = tl.load(X + offs)
+    for _ in range(loops):
+        for _u in tl.static_range(UNROLL):  # a butterfly exchange, as the softmax's row reductions issue it
+            x = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, 1, 31, -1;", "=r,r", [x], dtype=tl.int32,
+                                          is_pure=True, pack=1)
+    tl.store(Y + offs, x)
+
+
+@gluon.jit
+def _mbarrier_ready_loop(out_ptr, loops, UNROLL: gl.constexpr):
+    bar = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(bar.index(0), count=1)
+    mbarrier.arrive(bar.index(0), count=1)  # phase 0 completes: every wait on it passes at once
+    for _ in range(loops):
+        for _u in gl.static_range(UNROLL):
+            mbarrier.wait(bar.index(0), 0)
+    gl.store(out_ptr + gl.program_id(0), loops)
 
 
 @gluon.jit
@@ -239,16 +271,16 @@ class Bench:
     latency in ns)."""
 
     def __init__(self, name: str, kernel, grid: tuple, args, kwargs: dict, per_iteration: float | None = None,
-                 scale: float = 1e-12):
+                 scale: float = 1e-12, steps: int = 1):
         self.name, self.kernel, self.grid, self.args, self.kwargs = name, kernel, grid, args, kwargs
-        self.per_iteration, self.scale = per_iteration, scale
+        self.per_iteration, self.scale, self.steps = per_iteration, scale, steps
 
     def launch(self, loops: int):
         return self.kernel[self.grid](*self.args(loops), **self.kwargs)
 
     def value(self, seconds_per_iteration: float) -> float:
-        if self.per_iteration is None:
-            return seconds_per_iteration * 1e9
+        if self.per_iteration is None:  # a latency: one of the iteration's `steps` dependent steps
+            return seconds_per_iteration / self.steps * 1e9
         return self.per_iteration / seconds_per_iteration * self.scale
 
 
@@ -279,13 +311,17 @@ def benches(sms: int, device: str = "cuda") -> list[Bench]:
     x1 = torch.rand(sms * 32, device=device, dtype=torch.float32)
     y1 = torch.empty_like(x1)
     out.append(Bench("exp2_latency_ns", _exp2_loop, (sms, ), lambda loops: (x1, y1, loops),
-                     dict(BLOCK=32, num_warps=1)))
+                     dict(BLOCK=32, UNROLL=UNROLL, num_warps=1), steps=UNROLL))
     out.append(Bench("fma_latency_ns", _fma_chain, (sms, ), lambda loops: (x1, y1, loops),
-                     dict(CHAINS=1, BLOCK=32, num_warps=1)))
+                     dict(CHAINS=1, BLOCK=32, UNROLL=UNROLL, num_warps=1), steps=UNROLL))
+    xi = torch.arange(sms * 32, device=device, dtype=torch.int32)
+    yi = torch.empty_like(xi)
+    out.append(Bench("shfl_latency_ns", _shfl_loop, (sms, ), lambda loops: (xi, yi, loops),
+                     dict(UNROLL=UNROLL, num_warps=1), steps=UNROLL))
     xs = torch.rand(sms * FMA_THREADS_PER_SM, device=device, dtype=torch.float32)
     ys = torch.empty_like(xs)
     out.append(Bench("fp32_fma_tflops", _fma_chain, (sms * FMA_THREADS_PER_SM // 1024, ),
-                     lambda loops: (xs, ys, loops), dict(CHAINS=8, BLOCK=1024, num_warps=4),
+                     lambda loops: (xs, ys, loops), dict(CHAINS=8, BLOCK=1024, UNROLL=1, num_warps=4),
                      2.0 * 8 * xs.numel()))
     rows, cols = SMEM_TILE
     sres = torch.empty(sms * 3 * rows * cols, device=device, dtype=torch.float32)
@@ -293,6 +329,8 @@ def benches(sms: int, device: str = "cuda") -> list[Bench]:
                      dict(ROWS=rows, COLS=cols, num_warps=4), float(sms * 3 * rows * cols * 4)))
     ires = torch.empty(sms, device=device, dtype=torch.int32)
     out.append(Bench("bar_sync_ns", _bar_loop, (sms, ), lambda loops: (ires, loops), dict(num_warps=8)))
+    out.append(Bench("mbarrier_wait_ready_ns", _mbarrier_ready_loop, (sms, ), lambda loops: (ires, loops),
+                     dict(UNROLL=UNROLL, num_warps=4), steps=UNROLL))
     out.append(Bench("mbarrier_roundtrip_ns", _mbarrier_pingpong, (sms, ), lambda loops: (ires, loops),
                      dict(num_warps=4)))
     br, bc = TMA_BLOCK

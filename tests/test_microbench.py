@@ -60,7 +60,9 @@ def test_wgmma_loop_is_the_stages_group_and_nothing_else(compiled, kind, n, k):
 
 
 @pytest.mark.parametrize("name,opcode,count", [
-    ("exp2_latency_ns", "ex2.approx", 1), ("fma_latency_ns", "fma.rn.f32", 1),
+    ("exp2_latency_ns", "ex2.approx", microbench.UNROLL), ("fma_latency_ns", "fma.rn.f32", microbench.UNROLL),
+    ("shfl_latency_ns", "shfl.sync.bfly", microbench.UNROLL),
+    ("mbarrier_wait_ready_ns", "mbarrier.try_wait", microbench.UNROLL),
     ("fp32_fma_tflops", "fma.rn.f32", 64), ("smem_tbps", "ld.shared.v4", 16), ("bar_sync_ns", "bar.sync", 1),
 ])
 def test_simple_loops_issue_what_they_measure(compiled, name, opcode, count):
@@ -86,6 +88,8 @@ def test_tma_loop_copies_one_block_per_iteration(compiled):
 def test_value_is_work_over_time_or_latency_in_ns():
     latency = microbench.Bench("x_latency_ns", None, (1, ), lambda n: (), {})
     assert latency.value(250e-9) == pytest.approx(250.0)
+    unrolled = microbench.Bench("x_latency_ns", None, (1, ), lambda n: (), {}, steps=8)
+    assert unrolled.value(80e-9) == pytest.approx(10.0)
     rate = microbench.Bench("x_tflops", None, (1, ), lambda n: (), {}, per_iteration=2e6)
     assert rate.value(1e-6) == pytest.approx(2.0)  # 2e6 FLOP per microsecond = 2 TFLOP/s
 
@@ -107,5 +111,5 @@ def test_every_micro_benchmark_measures_on_the_gpu():
     bad = [(r["name"], r["error"]) for r in rows if r["status"] != "ok"]
     assert not bad
     by = {r["name"]: r["value"] for r in rows}
-    assert 1 < by["fma_latency_ns"] < 100 and 1 < by["exp2_latency_ns"] < 200
+    assert 1 < by["fma_latency_ns"] < 100 and 1 < by["exp2_latency_ns"] < 200 and 1 < by["shfl_latency_ns"] < 200
     assert all(0 < v for v in by.values())
