@@ -1,0 +1,90 @@
+"""What `perfmodel collect` is asked to do: `CollectOptions`, frozen and checked where it is made (the CLI, the
+Python API, a `--resume` filling in what its run recorded), and `CollectError`, a request that cannot run as
+asked, in one sentence."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from kernels.suites import DEFAULT_DETERMINISM_RUNS, SUITE_DETERMINISM_RUNS, SUITES, get_suite
+from kernels.workload import AttentionConfig
+
+# Largest problem run under the CPU interpreter: B·H·S² score elements. The tiny suite's biggest is 1·1·130²;
+# the seed config (16·16·2048²) would take hours on a CPU.
+INTERPRET_MAX_SCORES = 1 << 20
+
+
+class CollectError(Exception):
+    """A collect request that cannot run as asked; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    """What to collect. `out_dir` is the folder new runs go under, or with `resume=True` the run to continue."""
+
+    suite: str | None = None  # None: "tiny" with interpret (small enough for the CPU), else "seed"
+    configs: tuple[AttentionConfig, ...] = ()  # when given, these replace the suite's configs
+    stages: str | None = None  # comma list of stage names, "all" or "none"; None: all (with resume: the run's)
+    refs: str | None = None  # comma list of peer names, "all" or "none"; None: all (with resume: the run's)
+    impls: tuple[tuple[str, str], ...] = ()  # the user's own kernels: (name, SPEC) pairs (kernels.registry)
+    out_dir: Path = Path("runs")
+    ncu: bool = True
+    ablation: bool = True  # measure each technique switch of the stages that declare some (collectors.ablation)
+    resume: bool = False
+    interpret: bool = False
+    determinism_runs: int | None = None  # None: the suite's own number (kernels.suites), else the default
+    warmup_ms: float = 25.0
+    rep_ms: float = 100.0
+    seed: int = 0
+    ncu_timeout_s: float | None = 3600.0
+    command_line: tuple[str, ...] | None = None
+    # predict(impls, configs, gpu) -> `predictions` rows, stored before anything is timed (collectors/
+    # predictions_phase.py); the perfmodel layer passes perfmodel.scoring.prediction_rows. None: no predictions.
+    predict: Callable | None = field(default=None, compare=False, repr=False)
+    # progress(done, total, label): called before each step; None prints a progress line with ETA on stderr.
+    progress: Callable[[int, int, str], None] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # with resume, what is not given stays None until the run's own options fill it in (_apply_resume_options),
+        # so that what is given can be compared with them
+        if not self.resume:
+            self._fill_defaults()
+        if self.suite is not None and self.suite not in SUITES:
+            raise CollectError(f"unknown suite {self.suite!r}; known suites: {', '.join(SUITES)}.")
+        if self.determinism_runs is not None and (isinstance(self.determinism_runs, bool)
+                                                  or not isinstance(self.determinism_runs, int)
+                                                  or self.determinism_runs < 1):
+            raise CollectError(f"--determinism must be a whole number of at least 1, got {self.determinism_runs!r}.")
+        if self.warmup_ms <= 0 or self.rep_ms <= 0:
+            raise CollectError("warm-up and repetition times must be positive.")
+        # absolute: the interpreter child and the Nsight Compute worker run in the project folder, not in the
+        # caller's (a relative --out, the default `runs` included, used to fail from any other folder)
+        object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser().absolute())
+        object.__setattr__(self, "configs", tuple(self.configs))
+        object.__setattr__(self, "impls", tuple((str(n), str(s)) for n, s in dict(self.impls).items()))
+
+    def _fill_defaults(self) -> None:
+        if self.suite is None:
+            object.__setattr__(self, "suite", "tiny" if self.interpret else "seed")
+        for name in ("stages", "refs"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, "all")
+        if self.determinism_runs is None:
+            object.__setattr__(self, "determinism_runs",
+                               SUITE_DETERMINISM_RUNS.get(self.suite, DEFAULT_DETERMINISM_RUNS))
+
+    def config_list(self) -> list[AttentionConfig]:
+        return list(self.configs) if self.configs else get_suite(self.suite)
+
+    def as_meta(self) -> dict:
+        """The options as run.json records them (and --resume reads them back)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("progress",)}
+        d["configs"] = [c.as_dict() for c in self.configs]
+        d["impls"] = dict(self.impls)
+        d["out_dir"] = str(self.out_dir)
+        d["command_line"] = list(self.command_line) if self.command_line else None
+        return d

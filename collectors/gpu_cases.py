@@ -1,0 +1,102 @@
+"""One case of `perfmodel collect` on the GPU, and the GPU state over all of them.
+
+Per case, in this order (collectors/bench.py does the first two for `perfmodel bench` too): correctness against
+the float64 reference (a wrong or failing case is recorded and not timed); timings over rotated inputs
+(collectors.timing.time_call) plus a bare `do_bench` of the same call on one input set, whose ratio is the
+collector's own overhead (`overhead_pct`); the host launch cost (collectors.timing.host_launch_us) and its share
+of the kernel time; determinism (N more calls on the same inputs compared bitwise with the first output). The
+case's rows are stored at once, its row in the `cases` log last: that row is what `--resume` skips.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from collectors import preflight
+from collectors.case_rows import LOGS_DIR, note_compile_log, now, one_line, status_row
+from collectors.schema import case_key
+from kernels.workload import AttentionConfig
+
+
+def gpu_case(opts, writer, impl, cfg: AttentionConfig, sampler, problems: list[str]) -> None:
+    """Measure `impl` at `cfg` with the options `opts` (a CollectOptions) and append its rows to `writer`'s run;
+    `sampler` is the GPU state sampler (collectors/gpu_state.py), `problems` gets a failed compile's note."""
+    import torch
+
+    from collectors.bench import bench_case
+    from collectors.timing import bare_do_bench, host_launch_us
+
+    t0 = time.monotonic()
+    with preflight.compile_log(writer.path / LOGS_DIR, f"{impl.name}-{cfg.id}") as log:
+        res = bench_case(impl, cfg, warmup_ms=opts.warmup_ms, rep_ms=opts.rep_ms, time_it=True,
+                         seed=opts.seed, keep_inputs=True)
+    note_compile_log(problems, writer, f"{impl.name} {cfg.id}", res.status, res.error, log)
+    sets = res.extra.pop("sets", None)
+    out0 = res.extra.pop("out", None)
+    bare_ms = math.nan
+    launch_row = status_row("launch", impl.name, cfg, res.status, res.error or None)
+    det_row = status_row("determinism", impl.name, cfg, res.status, res.error or None)
+    if res.status == "ok" and sets is not None:
+        q, k, v = sets[0]
+        call = (lambda: impl.launcher(q, k, v, causal=cfg.causal))
+        try:
+            bare_ms = bare_do_bench(call, opts.warmup_ms, opts.rep_ms)
+        except Exception as exc:
+            res.error = f"bare do_bench failed: {one_line(exc)}"
+        t1 = time.monotonic()
+        try:
+            launch_us = host_launch_us(call)
+            time_ms = res.timing.median_ms
+            launch_row.update(status="ok", error=None, host_launch_us=launch_us, time_ms=time_ms,
+                              launch_share=launch_us / (time_ms * 1000.0))
+        except Exception as exc:
+            launch_row.update(status="failed", error=one_line(exc))
+        try:
+            same = 0
+            for _ in range(opts.determinism_runs):
+                o = call()
+                same += int(torch.equal(o, out0))
+                del o
+            det_row.update(status="ok", error=None, n_runs=opts.determinism_runs, n_identical=same,
+                           bitwise_identical=same == opts.determinism_runs)
+        except Exception as exc:
+            det_row.update(status="failed", error=one_line(exc))
+    else:
+        t1 = time.monotonic()
+    timing = res.timing_row(writer.run_id, bare_ms)
+    timing.pop("run_id", None)
+    timing.update(
+        n_inputs=len(sets) if sets is not None and res.timing else None,
+        overhead_pct=((timing["time_ms"] - bare_ms) / bare_ms * 100.0) if res.timing and bare_ms > 0 else None,
+        **sampler.case_state(t0, t1),  # clocks, power, temperature, throttle reasons (collectors/gpu_state.py)
+    )
+    if res.status == "ok" and not res.timing:
+        timing["status"] = "failed"
+    correctness = res.correctness_row(writer.run_id)
+    correctness.pop("run_id", None)
+    samples = res.sample_rows(writer.run_id)  # every timed repetition (none when not timed)
+    del sets, out0, res.extra
+    writer.append("correctness", [correctness])
+    writer.append("timings", [timing])
+    writer.append("timing_samples", samples)  # before `cases`, like every table of the case (--resume)
+    writer.append("launch", [launch_row])
+    writer.append("determinism", [det_row])
+    writer.append("cases", [{**case_key(impl.name, cfg), "status": correctness["status"],
+                             "error": correctness.get("error") or None,
+                             "wall_s": round(time.monotonic() - t0, 3), "finished": now()}])
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def record_clocks(writer, sampler) -> None:
+    """The GPU state over this invocation's timings, in run.json (a `--resume`'s in its `resumes` entry)."""
+    summary = sampler.summary()
+    env = dict(writer.meta.get("environment") or {})
+    if writer.meta.get("resumes"):
+        writer.meta["resumes"][-1]["clocks_during_timing"] = summary
+        writer.update_meta()
+        return
+    env["clocks_during_timing"] = summary
+    writer.update_meta(environment=env)
+
