@@ -48,6 +48,7 @@ from pathlib import Path
 from kernels.workload import AttentionConfig
 
 from . import census as _census
+from . import critical_path as _critical_path
 from .safe_io import stderr_to as _stderr_to
 
 _GUARD = re.compile(r"^\s*(?:@!?%\w+\s+)?")
@@ -121,9 +122,11 @@ class LoopMix:
     mbarrier_wait: int
     mbarrier_arrive: int
     instructions: int
+    # the loop's instructions as the in-order replay reads them (collectors/critical_path.py)
+    path: tuple = field(default=(), repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "path"}
 
 
 def loop_mix(ptx_lines: list[str], loop: dict, kernel: str = "") -> LoopMix:
@@ -187,7 +190,8 @@ def loop_mix(ptx_lines: list[str], loop: dict, kernel: str = "") -> LoopMix:
             c["int_alu"] += 1
     return LoopMix(kernel=kernel, label=loop["label"], wgmma_shapes=shapes, wgmma_flops=flops,
                    wgmma_smem_bytes=smem_mma, overlap_flops=overlap, wgmma_waits=tuple(waits),
-                   bar_threads=tuple(sorted(set(bars))), instructions=len(body), **c)
+                   bar_threads=tuple(sorted(set(bars))), instructions=len(body),
+                   path=_critical_path.nodes(body), **c)
 
 
 _SETMAXNREG = re.compile(r"setmaxnreg\.(?:inc|dec)\S*\s+(\d+)")

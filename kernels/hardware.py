@@ -92,6 +92,14 @@ class GpuSpec:
     schedulers_per_sm: int = 4  # warp schedulers per SM, one warp instruction a clock each [SM-ISSUE] (H100, A100)
     smem_bytes_per_clk: int = 128  # shared memory per SM: 32 banks x 4 bytes a clock [CUDA-SMEM] (cc 8.0, 9.0)
     measured: frozenset[str] = field(default_factory=frozenset)
+    # Micro-benchmarks a run measured (collectors/microbench.py: latencies and per-shape rates no datasheet
+    # gives), sorted (name, value) pairs; empty for the datasheet. `micro_source` says which run they came from.
+    micro: tuple = ()
+    micro_source: str = ""
+
+    def micro_value(self, name: str) -> float | None:
+        """A measured micro-benchmark figure by its run-store name, or None."""
+        return dict(self.micro).get(name)
 
     def mma_tflops(self, dtype: str) -> float:
         """Dense tensor-core TFLOP/s for inputs of `dtype` (fp16, bf16, fp8, fp32 -> tf32)."""
@@ -111,6 +119,13 @@ class GpuSpec:
     def ridge_flop_per_byte(self) -> float:
         """Arithmetic intensity at which dense fp16 tensor time equals HBM time (the roofline's ridge point)."""
         return self.fp16_tflops / self.hbm_tbps
+
+    def with_micro(self, micro: dict[str, float], source: str) -> "GpuSpec":
+        """A copy carrying measured micro-benchmarks (names as collectors/microbench.py writes them; positive
+        finite values only, others dropped) and the sentence saying where they came from."""
+        good = {k: float(v) for k, v in micro.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+        return replace(self, micro=tuple(sorted(good.items())), micro_source=source if good else "")
 
     def with_measured(self, ceilings: dict[str, float]) -> "GpuSpec":
         """A copy with measured ceilings (run-store names, see `CEILING_FIELDS`) in place of datasheet figures.
@@ -133,6 +148,7 @@ class GpuSpec:
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["measured"] = sorted(self.measured)
+        out["micro"] = dict(self.micro)
         return out
 
 

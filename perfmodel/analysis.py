@@ -28,7 +28,7 @@ from kernels.hardware import HardwareError
 from kernels.workload import AttentionConfig
 from perfmodel.constraint_map import CONSTRAINT_EVIDENCE, REASON_TO_CONSTRAINT, amdahl_max_gain
 from perfmodel.errors import UserError
-from perfmodel.runs import Run, gpu_name
+from perfmodel.runs import Run, gpu_name, load_run
 
 FALLBACK_GPU = "h100-sxm"
 NAN = float("nan")
@@ -79,8 +79,43 @@ def measured_ceilings(run: Run) -> dict[str, float]:
     return out
 
 
+def _same_sm(a, b) -> bool:
+    """Two hardware-table GPUs with the same SM (count, clock, tensor and exponential rates): the H100 SXM and
+    the H200, whose micro-benchmarks then stand for each other."""
+    return (a.sm_count, a.boost_clock_mhz, a.fp16_tflops, a.exp_tops) == (b.sm_count, b.boost_clock_mhz,
+                                                                        b.fp16_tflops, b.exp_tops)
+
+
+def reference_micro(gpu) -> tuple[dict[str, float], str]:
+    """({name: value}, where from) of the micro-benchmarks of the newest bundled run (perfmodel/bundled/) on a GPU
+    with `gpu`'s SM, for a run or a bench table that measured none; ({}, "") when no bundled run has them."""
+    from kernels.hardware import CEILING_FIELDS, get_gpu
+
+    from perfmodel.runs import bundled_run_dirs
+
+    for d in reversed(bundled_run_dirs()):
+        try:
+            ref = load_run(d)
+            ref_gpu = get_gpu(gpu_name(ref))
+        except Exception:  # a bundled run without a GPU the table knows cannot stand for this one
+            continue
+        micro = {k: v for k, v in measured_ceilings(ref).items() if k not in CEILING_FIELDS}
+        if micro and _same_sm(ref_gpu, gpu):
+            return micro, f"micro-benchmarks of bundled run {ref.run_id} ({ref_gpu.key}, the same SM)"
+    return {}, ""
+
+
+def with_micro(gpu, micro: dict[str, float], own: str):
+    """`gpu` carrying `micro` (said to come from `own`), else the bundled reference's, else none."""
+    if micro:
+        return gpu.with_micro(micro, own)
+    ref, source = reference_micro(gpu)
+    return gpu.with_micro(ref, source) if ref else gpu
+
+
 def run_gpu(run: Run):
-    """(GpuSpec of the run's GPU with the ceilings the run measured, a sentence saying where it came from)."""
+    """(GpuSpec of the run's GPU with the ceilings and micro-benchmarks the run measured, a sentence saying where
+    they came from). A run without micro-benchmarks borrows a bundled run's of the same SM (`reference_micro`)."""
     from kernels.hardware import CEILING_FIELDS, get_gpu
 
     name = gpu_name(run)
@@ -91,10 +126,13 @@ def run_gpu(run: Run):
     if gpu is None:
         why = f"run GPU {name!r} is not in the hardware table" if name else "the run had no GPU"
         return get_gpu(FALLBACK_GPU), f"{FALLBACK_GPU} datasheet ({why})"
-    measured = {k: v for k, v in measured_ceilings(run).items() if k in CEILING_FIELDS}
-    if not measured:
-        return gpu, f"{gpu.key} datasheet"
-    return gpu.with_measured(measured), f"{gpu.key} with measured {', '.join(sorted(measured))}"
+    ceilings = measured_ceilings(run)
+    measured = {k: v for k, v in ceilings.items() if k in CEILING_FIELDS}
+    gpu = with_micro(gpu.with_measured(measured) if measured else gpu,
+                     {k: v for k, v in ceilings.items() if k not in CEILING_FIELDS},
+                     f"micro-benchmarks of run {run.run_id}")
+    how = f"{gpu.key} with measured {', '.join(sorted(measured))}" if measured else f"{gpu.key} datasheet"
+    return gpu, how + (f"; {gpu.micro_source}" if gpu.micro_source else "; no micro-benchmarks")
 
 
 def _ok_timings(run: Run) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The predictive model (v1): a stage's time from its compiled code and the GPU's ceilings, never from a timing.
+"""The predictive model (v2): a stage's time from its compiled code and the GPU's ceilings, never from a timing.
 
 Where the bound (perfmodel/bound.py) charges the work to each unit at its peak, this model reads what the
 compiled sm_90 kernel issues per key-block iteration (collectors/instruction_mix.py: wgmma FLOPs and shapes, ex2,
@@ -38,15 +38,23 @@ state and the tail; a per-work-item prologue and epilogue (the Q tile in, the O 
 bandwidth, hidden by the other resident programs: divided by their number); HBM as a whole-GPU floor (the bound's
 HBM bytes); and the host launch, exposed where it is longer than the GPU time (runs are timed back to back).
 
-Left out, and said so: latencies. No table here has a wgmma, mbarrier round-trip, bar.sync or exp latency (the
-Hopper microbenchmark papers have some, but their figures could not be read for this version), so the barrier and
-mbarrier counts per iteration are reported (`bar_sync`, `mbarrier_wait`) and not priced. A latency-bound kernel is
-therefore still predicted too fast; by how much is what `perfmodel model score` shows.
+Latencies (v2). When the GPU carries the micro-benchmarks of collectors/microbench.py (the run's own, else a
+bundled run's of the same SM: perfmodel.analysis.run_gpu), each math group's chain is not the v1 formula above but
+one warp's replay of the loop's PTX (collectors/critical_path.py): in-order issue, each instruction waiting for the
+registers it reads at the measured latencies (FMA, exp2, shuffle), the MUFU's occupancy per ex2, each wgmma group
+completing its measured latency (for its shape and operand kind) after its commit, and bar.sync, mbarrier waits and
+wgmma waits holding the warp (a bar.sync and a ready mbarrier wait at their measured cost). The tensor term then
+charges each group at its shape's measured rate. Warp groups in lockstep share the tensor pipe (a group's latency
+is at least their combined FLOPs at the shape's rate). Without micro-benchmarks the chain is v1's and
+`unpriced` says which barrier counts went unpriced. What stays out: a producer that falls behind (a ring running
+dry: the replay assumes every mbarrier wait finds its phase complete), SASS scheduling (PTX is replayed),
+both sides of an in-loop branch replayed, and scheduler contention between the groups beyond the issue term.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,7 +87,8 @@ class ModelPrediction:
     host_launch_us: float
     host_launch_source: str
     time_ms: float
-    unpriced: dict = field(default_factory=dict)  # per-iteration counts the model does not price (latencies)
+    unpriced: dict = field(default_factory=dict)  # per-iteration counts left unpriced (no micro-benchmarks)
+    latency_source: str = ""  # whose micro-benchmarks priced the chain ("" = none: v1's chain)
 
     def terms(self) -> dict:
         """The additive terms of time_ms (they sum to it) and the binding term's name."""
@@ -90,27 +99,79 @@ class ModelPrediction:
                 "time_ms": self.time_ms, "binding": self.binding}
 
 
+# The micro-benchmarks the replay needs (collectors/microbench.py); without them (a run from before they existed
+# and no reference run of the same SM, see perfmodel.analysis.run_gpu) the chain is v1's, from pipe rates only.
+MICRO_NEEDED = ("fma_latency_ns", "exp2_latency_ns", "shfl_latency_ns", "bar_sync_ns", "mbarrier_wait_ready_ns")
+_WGMMA_ROW = re.compile(r"^wgmma_(ss|rs)_n(\d+)_k(\d+)_latency_ns$")
+
+
+def latencies(gpu: GpuSpec):
+    """The replay's Latencies from `gpu`'s micro-benchmarks, or None when a needed one is missing."""
+    from collectors.critical_path import Latencies
+
+    m = dict(gpu.micro)
+    shapes = {}
+    for name, value in m.items():
+        hit = _WGMMA_ROW.match(name)
+        rate = m.get(name.replace("_latency_ns", "_tflops"))
+        if hit and rate:
+            shapes[(hit.group(1), int(hit.group(2)), int(hit.group(3)))] = (value * 1e-9, rate * 1e12 / gpu.sm_count)
+    if not shapes or any(k not in m for k in MICRO_NEEDED):
+        return None
+    clock = gpu.boost_clock_mhz * 1e6
+    partitions = gpu.sm_count * gpu.schedulers_per_sm
+    smem_per_clock = (m["smem_tbps"] * 1e12 / (partitions * clock) if "smem_tbps" in m
+                      else gpu.smem_bytes_per_clk / gpu.schedulers_per_sm)
+
+    def group(kind: str, n: int, k_total: int, flops: float) -> tuple[float, float]:
+        """(latency, time at the per-shape rate) of a wgmma group: the measured shape, else the nearest measured
+        one of the same operand kind (then any kind) scaled by FLOPs."""
+        same = [key for key in shapes if key[0] == kind] or list(shapes)
+        key = min(same, key=lambda s: (s[1] != n, abs(s[2] - k_total), abs(s[1] - n)))
+        latency, rate = shapes[key]
+        return latency * flops / (2 * 64 * key[1] * key[2]), flops / rate
+
+    return Latencies(clock_hz=clock, alu_s=m["fma_latency_ns"] * 1e-9,
+                     ex2_s=max(m["exp2_latency_ns"] - m["fma_latency_ns"], m["fma_latency_ns"]) * 1e-9,
+                     xbar_s=m["shfl_latency_ns"] * 1e-9, bar_sync_s=m["bar_sync_ns"] * 1e-9,
+                     mbarrier_wait_s=max(m["mbarrier_wait_ready_ns"] - m["bar_sync_ns"], 0.0) * 1e-9,
+                     mufu_clocks=32 * partitions * clock / (gpu.exp_tops * 1e12),
+                     smem_bytes_per_clock=smem_per_clock, wgmma_group_s=group)
+
+
 def _per_program_groups(mix, gpu: GpuSpec, config: AttentionConfig) -> list[dict]:
     """Per math group of one program: its per-iteration pipe demands and dependency chain, in seconds."""
+    from collectors.critical_path import iteration_seconds, wgmma_groups
+
     clock_hz = gpu.boost_clock_mhz * 1e6
     tensor_rate = gpu.mma_tflops(config.dtype) * 1e12 / gpu.sm_count  # FLOP/s per SM
     mufu_rate = gpu.exp_tops * 1e12 / gpu.sm_count  # ex2/s per SM
     smem_rate = gpu.smem_bytes_per_clk * clock_hz  # bytes/s per SM
     sched = gpu.schedulers_per_sm
+    lat = latencies(gpu)
     groups = []
     for lp in mix.kernel.math_loops:
         wg = mix.warpgroups_per_loop
         lockstep = wg > 1 and any(t == 0 or t > 128 for t in lp.bar_threads)
         n_groups, wg_per_group = (1, wg) if lockstep or wg != round(wg) else (int(round(wg)), 1.0)
         warps = 4 * wg_per_group
-        mma = lp.wgmma_flops * wg_per_group / tensor_rate
+        if lat is not None and lp.path:
+            # the tensor pipe at the per-shape rates measured; the chain replayed with the measured latencies
+            mma = wg_per_group * sum(lat.wgmma_group_s(*g)[1] for g in wgmma_groups(lp.path))
+            chain = iteration_seconds(lp.path, lat, wg_per_group)
+        else:
+            mma = lp.wgmma_flops * wg_per_group / tensor_rate
+            chain = None
         overlap = lp.overlap_flops * wg_per_group / tensor_rate
         mufu = lp.ex2 * 32 * warps / mufu_rate
         issue_total = lp.instructions * warps / (sched * clock_hz)  # the SM's schedulers' time
         issue_own = max(1.0, warps / sched) * lp.instructions / clock_hz  # the group's warps on their schedulers
         smem = (lp.smem_bytes * 32 * warps + lp.wgmma_smem_bytes * wg_per_group) / smem_rate
-        softmax = max(issue_own, mufu)
-        chain = (mma - overlap) + max(overlap, softmax)
+        if chain is None:
+            softmax = max(issue_own, mufu)
+            chain = (mma - overlap) + max(overlap, softmax)
+        else:
+            chain = max(chain, issue_own)  # a warp's replay; the group's warps beyond one per scheduler queue
         for _ in range(n_groups):
             groups.append({"tensor": mma, "mufu": mufu, "issue": issue_total, "smem": smem, "chain": chain,
                            "bar_sync": lp.bar_sync, "mbarrier_wait": lp.mbarrier_wait})
@@ -180,8 +241,9 @@ def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch
         hbm_ms=hbm_ms, launch_ms=launch_ms, host_launch_us=host_us,
         host_launch_source="the run's launch table" if measured_host else "launch_us (empty Triton launch)",
         time_ms=gpu_ms + launch_ms,
-        unpriced={"bar_sync": max(g["bar_sync"] for g in groups),
-                  "mbarrier_wait": max(g["mbarrier_wait"] for g in groups)})
+        unpriced={} if latencies(gpu) is not None else {
+            "bar_sync": max(g["bar_sync"] for g in groups), "mbarrier_wait": max(g["mbarrier_wait"] for g in groups)},
+        latency_source=gpu.micro_source if latencies(gpu) is not None else "")
 
 
 def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
@@ -199,7 +261,7 @@ def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us
 # predictions_phase.py; perfmodel model score uses them only while this hash is unchanged): the model, the bound,
 # the instruction mix and the census compile it reads, and the hardware table.
 HASHED_SOURCES = ("perfmodel/predictive.py", "perfmodel/bound.py", "collectors/instruction_mix.py",
-                  "collectors/census.py", "kernels/hardware.py")
+                  "collectors/critical_path.py", "collectors/census.py", "kernels/hardware.py")
 
 
 def model_hash(gpu: GpuSpec) -> str:

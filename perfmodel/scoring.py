@@ -119,7 +119,7 @@ def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us:
 
 
 register_predictor("bound", _bound_ms, "each stage's speed-of-light bound (perfmodel/bound.py)")
-register_predictor("model", _model_ms, "the predictive model v1 from each stage's compiled sm_90 code "
+register_predictor("model", _model_ms, "the predictive model v2 from each stage's compiled sm_90 code "
                    "(perfmodel/predictive.py)", launch_facts=True)
 
 
@@ -270,14 +270,17 @@ def bench_source(path: str | Path) -> Source:
         raise UserError(f"bench table {str(p)!r} lacks the column(s) {', '.join(missing)} that "
                         "`perfmodel bench --csv` writes.")
     rows = _stage_rows(frame, f"bench table {str(p)!r}")
+    from perfmodel.analysis import with_micro
+
     gpus = {}
     for name in sorted(set(rows["gpu"].astype(str))):
         try:
-            gpus[name] = get_gpu(name)
+            gpus[name] = with_micro(get_gpu(name), {}, "")
         except HardwareError:
             raise UserError(f"bench table {str(p)!r} was measured on {name!r}, which the hardware table "
                             "(kernels/hardware.py) does not have.") from None
-    how = ", ".join(f"{s.key} datasheet" for s in gpus.values()) or "no stage rows"
+    how = ", ".join(f"{s.key} datasheet" + (f"; {s.micro_source}" if s.micro_source else "")
+                    for s in gpus.values()) or "no stage rows"
     return Source(str(path), "bench", gpus, how, rows)
 
 

@@ -163,8 +163,9 @@ def test_model_module_imports_no_timing_tables():
     imported = imported_modules(predictive.__file__)
     # the compiled code, the hardware table, the workload and the bound's HBM bytes and scheduler: no run store
     # (hashlib and pathlib: model_hash reads the model's own sources)
-    assert imported <= {"__future__", "math", "dataclasses", "numpy", "kernels.hardware", "kernels.workload",
-                        "perfmodel", "collectors.instruction_mix", "hashlib", "pathlib"}, imported
+    assert imported <= {"__future__", "math", "re", "dataclasses", "numpy", "kernels.hardware", "kernels.workload",
+                        "perfmodel", "collectors.instruction_mix", "collectors.critical_path", "hashlib",
+                        "pathlib"}, imported
     names = names_used(predictive.__file__)
     assert not {"timings", "time_ms_p20", "measured_ms", "table", "load_run"} & names
 
