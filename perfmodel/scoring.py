@@ -197,6 +197,14 @@ def _table_or_none(run, name: str) -> pd.DataFrame | None:
         return None
 
 
+def todays_hash(gpu_key: str) -> str:
+    """The model hash a run's stored predictions must carry to be used: what prediction_rows stores today for that
+    GPU (its datasheet, with the bundled reference micro-benchmarks of the same SM when there are any)."""
+    from perfmodel.analysis import with_micro
+
+    return predictive.model_hash(with_micro(get_gpu(gpu_key), {}, ""))
+
+
 def stored_predictions(run) -> tuple[dict, str]:
     """The run's `predictions` rows whose model_hash is today's (perfmodel/predictive.py `model_hash` of the
     datasheet of the GPU they were made for), as (impl, config_id, predictor) -> Predicted, and a sentence:
@@ -207,7 +215,7 @@ def stored_predictions(run) -> tuple[dict, str]:
     current: dict[str, str | None] = {}
     for key in set(t["gpu"].dropna().astype(str)):
         try:
-            current[key] = predictive.model_hash(get_gpu(key))
+            current[key] = todays_hash(key)
         except HardwareError:
             current[key] = None
     match = t[[current.get(str(g)) == h for g, h in zip(t["gpu"], t["model_hash"])]]
@@ -459,10 +467,15 @@ def score(sources: list[Source], predictors: dict[str, RegisteredPredictor] | No
 
 def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSpec) -> list[dict]:
     """The `predictions` rows (collectors/schema.py) for every stage of `impls` at every config, by every
-    registered predictor, on `gpu` as given (at collect start: its datasheet) with no launch facts (none is
+    registered predictor, on `gpu` as given (at collect start: its datasheet; without micro-benchmarks it takes the
+    bundled reference run's of the same SM, perfmodel.analysis.reference_micro) with no launch facts (none is
     measured yet). A predictor that fails gives a row with status "failed" and the reason, never an exception."""
     import time
 
+    from perfmodel.analysis import with_micro
+
+    if not gpu.micro:
+        gpu = with_micro(gpu, {}, "")
     digest = predictive.model_hash(gpu)
     rows = []
     for cfg in configs:

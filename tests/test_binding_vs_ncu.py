@@ -93,9 +93,6 @@ def test_every_model_term_maps_to_an_ncu_unit_or_latency():
 def test_score_prints_the_agreement_in_table_and_json(tmp_path, capsys, monkeypatch):
     import json
 
-    from kernels.hardware import get_gpu
-    from perfmodel.predictive import model_hash
-
     monkeypatch.setattr(scoring, "PREDICTORS", {"stub": scoring.RegisteredPredictor("stub", _stub, "stub")})
     path = _synthetic_run(tmp_path)
     assert main(["model", "score", str(path)]) == 0
@@ -105,6 +102,6 @@ def test_score_prints_the_agreement_in_table_and_json(tmp_path, capsys, monkeypa
     assert main(["model", "score", str(path), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["busy_pct"] == scoring.BUSY_PCT
-    assert doc["model_hash"] == {"h100-sxm": model_hash(get_gpu("h100-sxm"))}
+    assert doc["model_hash"] == {"h100-sxm": scoring.todays_hash("h100-sxm")}
     assert doc["sources"][0]["predictions"] == "computed now (the run stores no predictions)"
     assert doc["binding"][0]["group"] == "all" and doc["binding"][0]["stub_agree"] == pytest.approx(0.75)

@@ -10,7 +10,7 @@ import pytest
 from perfmodel import runs
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
-H200 = "20261202-031456-seed-nvidia-h200"
+H200 = "20261202-053909-seed-nvidia-h200"
 
 
 def test_both_gpus_ship_and_the_h100_run_is_the_default():

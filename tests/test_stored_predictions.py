@@ -51,7 +51,7 @@ def test_model_hash_moves_with_the_datasheet_figures():
 
 
 def test_stored_predictions_with_todays_hash_are_scored_out_of_sample(tmp_path):
-    source = scoring.run_source(_run(tmp_path, predictive.model_hash(get_gpu("h100-sxm"))))
+    source = scoring.run_source(_run(tmp_path, scoring.todays_hash("h100-sxm")))
     assert source.predictions.startswith("stored, out of sample (hash ")
     case = scoring.score([source], STUB).cases.iloc[0]
     assert case["bound_from"] == "stored" and case["bound_ms"] == 0.8 and case["bound_binding"] == "chain"
@@ -84,7 +84,7 @@ def test_a_failing_predictor_gives_a_row_that_says_why():
     assert [r["predictor"] for r in rows] == ["broken", "nan"]  # peers are not predicted
     assert rows[0]["status"] == "failed" and rows[0]["error"] == "RuntimeError: cannot compile"
     assert rows[1]["status"] == "failed" and "could not predict" in rows[1]["error"]
-    assert all(r["model_hash"] == predictive.model_hash(get_gpu("h100-sxm")) for r in rows)
+    assert all(r["model_hash"] == scoring.todays_hash("h100-sxm") for r in rows)
 
 
 def test_a_gpu_the_table_does_not_know_never_fails_the_run(tmp_path):

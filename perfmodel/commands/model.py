@@ -18,7 +18,7 @@ SCORE_EXAMPLES = [
     "perfmodel model score                                  (the bundled runs)",
     "perfmodel model score runs/20261127-* runs/202612*     (run folders; a bundled run also by its id)",
     "perfmodel model score runs/202612* --bench benchmarks/*.csv benchmarks/h200/*.csv",
-    "perfmodel model score 20261202-031456-seed-nvidia-h200 --format json",
+    "perfmodel model score 20261202-053909-seed-nvidia-h200 --format json",
 ]
 
 WIDTH = 120
@@ -186,7 +186,8 @@ def _score_table(result) -> str:
     out = [f"{len(result.cases)} measured stage times from {n_runs} run(s) and {n_bench} bench table(s); "
            f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in PREDICTORS.values()), ""]
     hashes = ", ".join(f"{k} {h}" for k, h in _hashes(result).items())
-    out[-1:-1] = [f"model hash today: {hashes} (perfmodel/predictive.py model_hash, datasheet figures)"]
+    out[-1:-1] = [f"model hash today: {hashes} (perfmodel/predictive.py model_hash: datasheet figures "
+                  "and the bundled reference micro-benchmarks, what a collect stores before it measures)"]
     rows = [[s.name, s.kind, len(s.measurements), s.gpu_source, s.predictions if s.kind == "run" else "computed now"]
             for s in result.sources]
     out += [render_table(rows, ["source", "kind", "stage times", "ceilings", "predictions"], right={2}), ""]
@@ -212,12 +213,11 @@ def _score_table(result) -> str:
 
 
 def _hashes(result) -> dict:
-    """GPU key -> today's model hash with its datasheet (what a run's stored predictions must carry to be used)."""
-    from kernels.hardware import get_gpu
-    from perfmodel.predictive import model_hash
+    """GPU key -> today's model hash (what a run's stored predictions must carry to be used)."""
+    from perfmodel.scoring import todays_hash
 
     keys = sorted({g.key for s in result.sources for g in s.gpus.values()})
-    return {k: model_hash(get_gpu(k)) for k in keys}
+    return {k: todays_hash(k) for k in keys}
 
 
 def _binding_table(result) -> str:
