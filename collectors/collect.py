@@ -31,7 +31,7 @@ from collectors.case_rows import note_compile_log
 from collectors.case_rows import one_line as _one_line
 from collectors.census_phase import batching, census_case, census_done, tuned_configs
 from collectors.collect_options import INTERPRET_MAX_SCORES, CollectError, CollectOptions
-from collectors.gpu_cases import gpu_case, record_clocks
+from collectors.gpu_cases import device_identity, gpu_case, record_clocks
 from collectors.interpret_cases import interpret_cases
 from collectors.progress import Steps as _Steps
 from collectors.safe_io import sigterm_as_interrupt
@@ -48,6 +48,7 @@ class _Collector:
         self.ncu_path: Path | None = None
         self.ncu_version: str | None = None
         self.compile_problems: list[str] = []
+        self.plan = None  # with --shard: the split of the suite (collectors/shard.py)
 
     # -- set-up
     def _check_environment(self) -> None:
@@ -94,7 +95,38 @@ class _Collector:
             list(self.opts.command_line) if self.opts.command_line else None, self.ncu_path, self.ncu_version,
             None if self.opts.ncu and not self.opts.interpret else "ncu was not used (--no-ncu or --interpret)")
 
-    def _open_run(self, env: dict) -> RunWriter:
+    def _plan_shard(self, env: dict) -> dict | None:
+        """With --shard, keep only this shard's configs (collectors/shard.py) and return run.json's `shard`."""
+        if self.opts.shard is None or self.opts.resume:
+            return None
+        from collectors.shard import make_plan
+
+        names = [i.name for i in self.impls]
+        gpu = env.get("gpu_name")
+        self.plan = self.opts.plan or make_plan(self.opts.shard.count, names, self.configs, self.opts, gpu,
+                                                self.opts.predict)
+        if self.plan.configs != [c.id for c in self.configs]:
+            raise CollectError("the shard plan was made for other configs than this collection's.")
+        mine = set(self.plan.configs_of(self.opts.shard.index))
+        self.configs = [c for c in self.configs if c.id in mine]
+        return {**self.plan.record(self.opts.shard), "package_version": package_version()}
+
+    def _predictor(self):
+        """The predictions phase's predictor: with a shard plan, the rows the plan was made with (the whole suite
+        was predicted once to balance it), so they are not computed twice."""
+        plan, fallback = self.plan, self.opts.predict
+        if plan is None or (not plan.predictions and plan.prediction_error is None and fallback is None):
+            return fallback
+
+        def planned(impls, configs, gpu):
+            if plan.prediction_error:
+                raise RuntimeError(plan.prediction_error)
+            ids = {c.id for c in configs}
+            return [r for r in plan.predictions if r["config_id"] in ids and r["impl"] in impls]
+
+        return planned
+
+    def _open_run(self, env: dict, shard: dict | None = None) -> RunWriter:
         impls = [{"name": i.name, "kind": i.kind, "description": i.description,
                   "available": i.available()[0], "reason": i.available()[1] or None} for i in self.impls]
         meta = {
@@ -113,7 +145,12 @@ class _Collector:
             return RunWriter(self.opts.out_dir, {"command_line": env["command_line"], "environment": env},
                              resume=True)
         meta["environment"] = env
-        run_dir = new_run_dir(self.opts.out_dir, meta["suite"],
+        if shard is not None:
+            meta["shard"] = shard
+        if self.opts.run_dir is not None:
+            return RunWriter(self.opts.run_dir, meta, run_id=self.opts.run_dir.name)
+        name = meta["suite"] if shard is None else f"{meta['suite']}-shard-{shard['index']}-of-{shard['count']}"
+        run_dir = new_run_dir(self.opts.out_dir, name,
                               env.get("gpu_name") or ("interpret" if self.opts.interpret else None))
         return RunWriter(run_dir, meta, run_id=run_dir.name)
 
@@ -154,7 +191,7 @@ class _Collector:
         self._resolve()
         self._check_environment()
         env = self._environment()
-        writer = self._open_run(env)
+        writer = self._open_run(env, self._plan_shard(env))
         self.writer = writer
         self._t0, self.phases, self.compile_problems = time.monotonic(), {}, []
         try:
@@ -220,7 +257,7 @@ class _Collector:
         with self._timed("predictions"):  # before anything is timed: the scores of these are out of sample
             predictions_phase.write_predictions(writer, [i.name for i in self.impls], self.configs,
                                                 (writer.meta.get("environment") or {}).get("gpu_name"),
-                                                self.opts.predict)
+                                                self._predictor())
         if gpu:
             from collectors.gpu_state import GpuStateSampler
 
@@ -248,7 +285,7 @@ class _Collector:
             steps.step("ceilings")
             with self._timed("ceilings"):
                 rows = measure_ceilings()
-            writer.append("ceilings", rows)
+            writer.append("ceilings", [{**r, **device_identity()} for r in rows])  # one set per GPU measured
             problems += [f"ceiling {r['name']} {r['status']}: {r['error']}" for r in rows if r["status"] != "ok"]
         elif not gpu and "ceilings" not in load_run(writer.path).tables():
             from collectors.ceilings import not_measured
@@ -290,6 +327,23 @@ class _Collector:
                                  tuned_configs=tuned_configs(load_run(writer.path)), extra_cases=extra_cases,
                                  seed=self.opts.seed, timeout_s=self.opts.ncu_timeout_s, steps=steps)
 
+def package_version() -> str | None:
+    """This toolkit's installed version (merge refuses shards of different versions), None when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("perfmodel")
+    except PackageNotFoundError:
+        return None
+
+
 def collect(opts: CollectOptions) -> Path:
-    """Run the collection described by `opts`; returns the run folder."""
+    """Run the collection described by `opts`; returns the run folder. With `devices`, or resuming a run that was
+    collected with them, one worker process per GPU (collectors/devices.py)."""
+    from collectors.devices import is_devices_run
+
+    if opts.devices is not None or (opts.resume and is_devices_run(opts.out_dir)):
+        from collectors.devices import collect_on_devices
+
+        return collect_on_devices(opts)
     return _Collector(opts).run()

@@ -46,6 +46,14 @@ class CollectOptions:
     predict: Callable | None = field(default=None, compare=False, repr=False)
     # progress(done, total, label): called before each step; None prints a progress line with ETA on stderr.
     progress: Callable[[int, int, str], None] | None = field(default=None, compare=False, repr=False)
+    # the I-th of N shards of the suite (collectors/shard.py: "I/N" or a Shard); None: the whole suite
+    shard: object = None
+    # one worker per GPU of this host (collectors/devices.py): "all" or "0,1,..."; None: this process, one GPU
+    devices: str | None = None
+    # the exact folder of the new run instead of a new one under out_dir (the --devices parent names its workers')
+    run_dir: Path | None = None
+    # a shard plan made by whoever split the suite (the --devices parent); None: the shard plans itself
+    plan: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # with resume, what is not given stays None until the run's own options fill it in (_apply_resume_options),
@@ -63,6 +71,15 @@ class CollectOptions:
         # absolute: the interpreter child and the Nsight Compute worker run in the project folder, not in the
         # caller's (a relative --out, the default `runs` included, used to fail from any other folder)
         object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser().absolute())
+        if self.run_dir is not None:
+            object.__setattr__(self, "run_dir", Path(self.run_dir).expanduser().absolute())
+        if self.shard is not None:
+            from collectors.shard import parse_shard
+
+            object.__setattr__(self, "shard", parse_shard(self.shard))
+        if self.shard is not None and self.devices is not None:
+            raise CollectError("--shard and --devices do not combine: --devices already splits the suite over this "
+                               "host's GPUs (shards are for separate jobs, e.g. a Slurm array); give one of them.")
         object.__setattr__(self, "configs", tuple(self.configs))
         object.__setattr__(self, "impls", tuple((str(n), str(s)) for n, s in dict(self.impls).items()))
 
@@ -82,7 +99,9 @@ class CollectOptions:
     def as_meta(self) -> dict:
         """The options as run.json records them (and --resume reads them back)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in ("progress",)}
+             if f.name not in ("progress", "predict", "plan")}
+        d["shard"] = str(self.shard) if self.shard is not None else None
+        d["run_dir"] = str(self.run_dir) if self.run_dir is not None else None
         d["configs"] = [c.as_dict() for c in self.configs]
         d["impls"] = dict(self.impls)
         d["out_dir"] = str(self.out_dir)

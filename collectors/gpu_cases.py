@@ -100,3 +100,23 @@ def record_clocks(writer, sampler) -> None:
     env["clocks_during_timing"] = summary
     writer.update_meta(environment=env)
 
+
+def device_identity() -> dict:
+    """`device_index` and `gpu_uuid` of the GPU this process measures (the ceilings table's device columns): the
+    index as the host numbers it (CUDA_VISIBLE_DEVICES when it names one GPU by number, else torch's current device)
+    and the UUID nvidia-smi and NVML know it by; None for what cannot be read (no GPU)."""
+    import os
+
+    out = {"device_index": None, "gpu_uuid": None}
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return out
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+        out["device_index"] = int(visible) if visible.isdigit() else int(torch.cuda.current_device())
+        uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+        out["gpu_uuid"] = uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+    except Exception:
+        pass
+    return out

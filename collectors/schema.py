@@ -15,6 +15,9 @@ A run is a folder:
       interpret/               with --interpret: the CPU worker's cases, per-case results and log
       logs/                    what the compiler printed for a launch or census that failed (<impl>-<config>.log) and
                                Triton's MLIR crash reproducer (<impl>-<config>.mlir), when it wrote one
+      shards/                  a merged run (perfmodel merge): each shard's own files under its run id (its run.json as
+                               shard.json); a --devices run: plan.json (the split) and each worker's shard run folder
+                               shard-I-of-N/ with its log
       .lock                    while a writer (collect, --resume, import, reparse) works on the run: who it is
                                (collectors/safe_io.py); a second writer is refused, the file goes when it finishes
 
@@ -22,6 +25,12 @@ run.json's `environment.clocks_during_timing` (a `--resume`'s in its `resumes` e
 over the invocation's timings: source (nvml or the nvidia-smi query), n_samples, min / median / max of
 sm_clock_mhz, mem_clock_mhz and power_w, temperature_c's max, clock_event_reasons_seen (every reason, idle
 included), throttle_reasons_seen, n_cases and n_cases_throttled, and `missing` (why a field was never read).
+
+run.json's `shard` (a `--shard I/N` run: index, count, its configs, the suite's, the plan's id and assignment, the
+predicted cost per config and shard, `balanced_by`: which cases were costed by the model, the bound or their FLOPs),
+`merged_from` and `merge` (a merged run: each shard's run id, folder, shard, status, host, GPU, commit, wall time;
+how many shards, which are missing or given twice) and `devices` (a --devices run: the GPU of each worker, its shard
+and folder, the elapsed time) are provenance: nothing else reads a merged run differently (collectors/merge.py).
 
 run.json says which `schema_version` of this layout it follows (SCHEMA_VERSION below); a reader refuses a newer one.
 
@@ -183,7 +192,10 @@ TABLES: dict[str, dict] = {
     },
     "ceilings": {
         "case": False,
-        "doc": "This GPU's ceilings measured in the same run; the models prefer them to datasheet figures.",
+        "doc": "This GPU's ceilings measured in the same run; the models prefer them to datasheet figures. A run "
+               "measured on several GPUs (perfmodel collect --devices, or shards merged by perfmodel merge) has one "
+               "set per GPU; readers that want one value per name take the median over the GPUs' ok rows "
+               "(collectors.merge.ceiling_values).",
         "columns": {
             "run_id": "run",
             "name": "fp16_mma_tflops | bf16_mma_tflops | hbm_tbps | exp2_tops | launch_us",
@@ -192,6 +204,9 @@ TABLES: dict[str, dict] = {
             "how": "what was run to measure it",
             "status": "ok | failed | not_measured",
             "error": "one-line reason when status != ok",
+            "device_index": "the GPU's index on its host as nvidia-smi numbers it (null under --interpret and in runs "
+                            "made before the column existed)",
+            "gpu_uuid": "the GPU's UUID (GPU-...), which tells GPUs of different hosts apart; null where unknown",
         },
     },
     "ablation_variants": {
@@ -302,7 +317,7 @@ RUN_JSON_FIELDS: dict[str, tuple[type, ...]] = {
     "status": (str,), "suite": (str,), "mode": (str,), "note": (str,), "error": (str,),
     "environment": (dict,), "options": (dict,), "ncu": (dict,), "ablation": (dict,), "source": (dict,),
     "phases_s": (dict,), "configs": (list,), "impls": (list,), "resumes": (list,), "problems": (list,),
-    "predictions": (dict,),
+    "predictions": (dict,), "shard": (dict,), "merged_from": (list,), "merge": (dict,), "devices": (dict,),
     "command_line": (str, list), "wall_s": _NUMBER,
 }
 _JSON_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "an object", list: "a list"}
@@ -313,7 +328,7 @@ TEXT_COLUMNS = frozenset({
     "run_id", "impl", "config_id", "dtype", "status", "error", "kernel", "metric", "raw_metric", "source", "unit",
     "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
-    "throttle_reasons", "predictor", "gpu", "model_hash", "binding", "predicted_at",
+    "throttle_reasons", "predictor", "gpu", "model_hash", "binding", "predicted_at", "gpu_uuid",
 })
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})

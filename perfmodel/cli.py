@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "model": "model",
     "bench": "bench",
     "collect": "collect",
+    "merge": "merge",
     "runs": "runs",
     "import": "import_profile",
     "report": "report",

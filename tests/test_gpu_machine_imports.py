@@ -18,7 +18,7 @@ def _perfmodel(*args, cwd=ROOT):
     return run_without(CLI, PLOTTING, cwd, timeout=600, args=args)
 
 
-@pytest.mark.parametrize("command", ["bench", "collect"])
+@pytest.mark.parametrize("command", ["bench", "collect", "merge"])
 def test_gpu_commands_start_without_plotting_packages(command):
     out = _perfmodel(command, "--help")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -38,3 +38,29 @@ def test_bench_writes_its_csv_without_plotting_packages(tmp_path):
     out = run_without(code, PLOTTING, ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "b.csv").read_text().startswith("impl")
+
+
+def _shard(path, index):
+    """A shard run folder as `perfmodel collect --shard I/2` leaves it, with one case (no GPU, no collect)."""
+    from collectors.store import RunWriter
+
+    cfg = {"config_id": f"c{index}", "B": 1, "H": 1, "S": 16, "D": 64, "causal": False, "dtype": "fp16"}
+    meta = {"suite": "custom", "mode": "gpu", "configs": [cfg], "impls": [{"name": "stage0_baseline"}],
+            "options": {"stages": "stage0_baseline"}, "environment": {"gpu_name": "NVIDIA H200", "git_commit": "abc"},
+            "shard": {"index": index, "count": 2, "configs": [f"c{index}"], "suite_configs": ["c1", "c2"],
+                      "plan_id": "p", "unit": "config"}}
+    w = RunWriter(path, meta)
+    w.append("timings", [{"impl": "stage0_baseline", **cfg, "status": "ok", "time_ms": 1.0 + index,
+                          "time_ms_ci_low": 0.9 + index, "time_ms_ci_high": 1.1 + index}])
+    w.append("cases", [{"impl": "stage0_baseline", **cfg, "status": "ok"}])
+    w.finish("complete")
+    return path
+
+
+def test_merge_and_the_agreement_check_run_without_plotting_packages(tmp_path):
+    """The device check (scripts/device_shard_check.sh) merges shards and compares timings on the GPU machine."""
+    a, b = _shard(tmp_path / "a", 1), _shard(tmp_path / "b", 2)
+    out = _perfmodel("merge", str(a), str(b), "--out", str(tmp_path / "merged"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = _perfmodel("compare", str(tmp_path / "merged"), str(tmp_path / "merged"), "--agreement")
+    assert out.returncode == 0 and "2 of 2 cases" in out.stderr, (out.stdout[-1500:], out.stderr[-2000:])

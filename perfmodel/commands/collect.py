@@ -20,6 +20,8 @@ EXAMPLES = [
     "perfmodel collect --suite fa3-grid --no-ablation    # only the stages, peers and counters",
     "perfmodel collect --resume runs/20261124-163012-seed-nvidia-h100-80gb-hbm3",
     "perfmodel collect --interpret --stages stage0_baseline,stage1_warpspec   # no GPU: correctness + census",
+    "perfmodel collect --suite fa3-grid --shard 2/4 --out runs/shards   # one of 4 jobs; then perfmodel merge",
+    "perfmodel collect --suite fa3-grid --devices all     # one worker per GPU of this host, one run folder",
 ]
 
 
@@ -50,6 +52,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--interpret", action="store_true",
                         help="no GPU: run the kernels under Triton's CPU interpreter on small configs and record "
                              "correctness and census only (timings and counters: not measured)")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="measure only the I-th of N parts of the suite (counted from 1), into its own run "
+                             "folder: whole configs, split the same way on every machine and balanced by predicted "
+                             "time (collectors/shard.py); join the N folders with `perfmodel merge` (README: "
+                             "'Sweeps beyond one GPU')")
+    parser.add_argument("--devices", default=None, metavar="all|0,1,...",
+                        help="one worker process per GPU of this host (nvidia-smi's numbering), each measuring its "
+                             "share of the suite (split as --shard does) with its own ceilings and Nsight Compute "
+                             "session; one run folder, merged at the end; --resume continues every worker")
     parser.add_argument("--determinism", type=int, default=None, metavar="N",
                         help="repeated runs compared bitwise per case (default: the suite's own, 1000 for "
                              "--suite plan as the document asks, else 100)")
@@ -68,6 +79,9 @@ def run(args) -> int:
     configs = tuple(parse_config(text) for text in (args.config or []))
     if args.resume and args.out is not None:
         raise UserError("--resume continues the run in its own folder; drop --out (or start a new run with it).")
+    if args.resume and (args.shard is not None or args.devices is not None):
+        raise UserError("--resume continues a run as it was started (its shard or GPUs are in its run.json); drop "
+                        "--shard / --devices.")
     try:
         impls = parse_impl_args(args.impl)
     except ImplError as exc:
@@ -80,6 +94,7 @@ def run(args) -> int:
             ablation=not args.no_ablation,
             interpret=args.interpret,
             determinism_runs=args.determinism,
+            shard=args.shard, devices=args.devices,
             command_line=tuple(sys.argv),
         )
         path = collect(opts)

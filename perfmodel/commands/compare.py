@@ -16,6 +16,7 @@ EXAMPLES = [
     "perfmodel compare runs/main runs/pr-123 --threshold-pct 5  # only slowdowns above 5% fail",
     "perfmodel compare runs/main runs/pr-123 --format md >> \"$GITHUB_STEP_SUMMARY\"",
     "perfmodel compare runs/main runs/pr-123 --format json > compare.json",
+    "perfmodel compare runs/unsharded runs/merged --agreement   # same code twice: do the medians agree?",
 ]
 EXIT_STATUS = """\
 A case is a regression when NEW's interval of its median time lies wholly above BASE's (the bootstrap 95% CIs
@@ -25,7 +26,11 @@ when both runs kept their timing samples, else both runs' p20-p80 ranges) AND it
 exit status:
   0  no case regressed (improvements, changes within noise or below the threshold, cases not in both runs)
   1  at least one case regressed
-  2  a run folder is missing or cannot be read, or an argument is wrong"""
+  2  a run folder is missing or cannot be read, or an argument is wrong
+
+With --agreement the question is whether two runs of the same code agree (e.g. a merged run of shards against an
+unsharded one): per case both medians and intervals and whether the intervals overlap; exit 0 when every case
+timed in both agrees or differs by less than --threshold-pct, 1 when one differs by more."""
 
 
 def add_arguments(parser) -> None:
@@ -39,6 +44,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=("table", "md", "csv", "json"), default="table",
                         help="table (default, aligned text), md (Markdown), csv or json (every column of "
                              "perfmodel.compare.compare_runs, counters included)")
+    parser.add_argument("--agreement", action="store_true",
+                        help="print per case whether the two runs' intervals overlap (both medians, both intervals) "
+                             "and exit 1 when a case timed in both does not agree; reads no plotting package")
     parser.epilog = (parser.epilog or "") + "\n\n" + EXIT_STATUS
 
 
@@ -48,8 +56,6 @@ def run(args) -> int:
     from collectors.store import RunStoreError
     from perfmodel import runs
     from perfmodel.compare import DEFAULT_THRESHOLD_PCT, compare_runs, no_longer_ok, regressions
-    from perfmodel.reporting import comparison_display, markdown_table
-
     if args.threshold_pct is None:
         args.threshold_pct = DEFAULT_THRESHOLD_PCT
     if not (math.isfinite(args.threshold_pct) and args.threshold_pct >= 0):
@@ -59,6 +65,10 @@ def run(args) -> int:
         cmp = compare_runs(new, base, threshold_pct=args.threshold_pct)
     except RunStoreError as e:  # a table part that cannot be read: the run folder is corrupt
         raise UserError(str(e).rstrip(".") + ".") from None
+    if args.agreement:
+        return _agreement(cmp, base, new, args.threshold_pct)
+    from perfmodel.reporting import comparison_display, markdown_table
+
     if args.format == "csv":
         print(cmp.to_csv(index=False), end="")
     elif args.format == "json":
@@ -97,3 +107,29 @@ def _summary(cmp, base, new, bad, gone, threshold_pct: float) -> None:
     for r in bad.itertuples():
         print(f"regression: {r.impl} at {r.config_id} {r.time_change_pct:+.1f}% ({r.time_ms_base:.4g} -> "
               f"{r.time_ms_new:.4g} ms; intervals {r.interval}; threshold {threshold_pct:g}%)", file=err)
+
+
+def _agreement(cmp, base, new, threshold_pct: float) -> int:
+    """Per case: both medians, both intervals, and whether they overlap (perfmodel.compare's `within noise`); a case
+    whose intervals are apart by less than the threshold is shown as such and does not fail."""
+    import pandas as pd
+
+    timed = cmp[cmp["verdict"] != "not comparable"].copy()
+    near = f"apart, within {threshold_pct:g}%"
+    timed["agree"] = timed["verdict"].map(lambda v: "yes" if v == "within noise" else near if v == "below threshold"
+                                          else "NO")
+    show = pd.DataFrame({
+        "impl": timed["impl"], "config_id": timed["config_id"],
+        f"{base.run_id} ms": timed["time_ms_base"].map("{:.4g}".format),
+        "interval": [f"{lo:.4g}-{hi:.4g}" for lo, hi in zip(timed["time_ms_low_base"], timed["time_ms_high_base"])],
+        f"{new.run_id} ms": timed["time_ms_new"].map("{:.4g}".format),
+        "interval ": [f"{lo:.4g}-{hi:.4g}" for lo, hi in zip(timed["time_ms_low_new"], timed["time_ms_high_new"])],
+        "change %": timed["time_change_pct"].map("{:+.2f}".format), "agree": timed["agree"]})
+    with pd.option_context("display.max_rows", None, "display.width", 250):
+        print(show.to_string(index=False) if not show.empty else "no case was timed in both runs")
+    n_agree, n_near = int((timed["agree"] == "yes").sum()), int((timed["agree"] == near).sum())
+    kind = timed["interval"].dropna().iloc[0] if timed["interval"].notna().any() else "interval"
+    print(f"{n_agree} of {len(timed)} cases timed in both runs agree within their {kind}s, {n_near} more differ by "
+          f"less than {threshold_pct:g}% (--threshold-pct); {int((cmp['verdict'] == 'not comparable').sum())} not "
+          "timed in both.", file=sys.stderr)
+    return 0 if n_agree + n_near == len(timed) else 1
