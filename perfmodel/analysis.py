@@ -69,14 +69,12 @@ def stage_order(model) -> dict[str, int]:
 
 
 def measured_ceilings(run: Run) -> dict[str, float]:
-    """The ceilings this run measured ({name: value}), e.g. fp16_mma_tflops, hbm_tbps, exp2_tops, launch_us."""
-    df = run.table("ceilings")
-    out: dict[str, float] = {}
-    for name, value in zip(df["name"], df["value"]):
-        v = _f(value)
-        if name and math.isfinite(v) and v > 0:
-            out[str(name)] = v
-    return out
+    """The ceilings and micro-benchmarks this run measured ({name: value}), e.g. fp16_mma_tflops, hbm_tbps,
+    exp2_tops, launch_us, wgmma_ss_n128_k64_latency_ns; a run measured on several GPUs (--devices, merged shards)
+    has one row per GPU and name, and gives the median (collectors.merge.ceiling_values)."""
+    from collectors.merge import ceiling_values
+
+    return ceiling_values(run.table("ceilings"))
 
 
 def _same_sm(a, b) -> bool:
