@@ -1,4 +1,4 @@
-"""The predictive model (v2): a stage's time from its compiled code and the GPU's ceilings, never from a timing.
+"""The predictive model (v3): a stage's time from its compiled code and the GPU's ceilings, never from a timing.
 
 Where the bound (perfmodel/bound.py) charges the work to each unit at its peak, this model reads what the
 compiled sm_90 kernel issues per key-block iteration (collectors/instruction_mix.py: wgmma FLOPs and shapes, ex2,
@@ -38,17 +38,22 @@ state and the tail; a per-work-item prologue and epilogue (the Q tile in, the O 
 bandwidth, hidden by the other resident programs: divided by their number); HBM as a whole-GPU floor (the bound's
 HBM bytes); and the host launch, exposed where it is longer than the GPU time (runs are timed back to back).
 
-Latencies (v2). When the GPU carries the micro-benchmarks of collectors/microbench.py (the run's own, else a
-bundled run's of the same SM: perfmodel.analysis.run_gpu), each math group's chain is not the v1 formula above but
-one warp's replay of the loop's PTX (collectors/critical_path.py): in-order issue, each instruction waiting for the
-registers it reads at the measured latencies (FMA, exp2, shuffle), the MUFU's occupancy per ex2, each wgmma group
-completing its measured latency (for its shape and operand kind) after its commit, and bar.sync, mbarrier waits and
-wgmma waits holding the warp (a bar.sync and a ready mbarrier wait at their measured cost). The tensor term then
-charges each group at its shape's measured rate. Warp groups in lockstep share the tensor pipe (a group's latency
-is at least their combined FLOPs at the shape's rate). Without micro-benchmarks the chain is v1's and
-`unpriced` says which barrier counts went unpriced. What stays out: a producer that falls behind (a ring running
-dry: the replay assumes every mbarrier wait finds its phase complete), SASS scheduling (PTX is replayed),
-both sides of an in-loop branch replayed, and scheduler contention between the groups beyond the issue term.
+Latencies (v3). When the GPU carries the micro-benchmarks of collectors/microbench.py (the run's own, else a
+bundled run's of the same SM: perfmodel.analysis.run_gpu), the chain term is not the v1 formula above but a replay
+of one SM partition (collectors/critical_path.py `partition_seconds`): one warp of every math warp group of every
+resident program (warp groups span the four partitions alike), each issuing its loop's PTX in order, waiting for
+the registers it reads at the measured latencies (FMA, exp2, shuffle), the warps sharing the partition's issue port
+(one instruction a clock), its MUFU (busy per ex2 at the measured exp2 rate) and its tensor core (each wgmma group
+occupies it for its FLOPs at its shape's measured rate and completes its measured latency after its commit, at the
+earliest); the lockstep warp groups of one consumer joined at their bar.syncs; bar.sync, ready mbarrier waits and
+wgmma waits holding a warp at their measured cost. The tensor term charges each group at its shape's measured rate.
+Without micro-benchmarks the chain is v1's and `unpriced` says which barrier counts went unpriced. What stays out:
+a producer that falls behind (a ring running dry: the replay assumes every mbarrier wait finds its phase
+complete), the order the stages' "turn" mbarriers impose between ping-pong groups (they run free, and started
+together they stay in phase), SASS (PTX is replayed; ptxas' instruction count differs by about 10-15%), and both
+sides of an in-loop branch replayed. (v2, frozen at 07d4ee7 and scored out of sample on
+runs/20261202-053909-seed-nvidia-h200, replayed each math group's warp alone and took the larger of that and the
+SM's pipe sums.)
 """
 
 from __future__ import annotations
@@ -141,7 +146,7 @@ def latencies(gpu: GpuSpec):
 
 def _per_program_groups(mix, gpu: GpuSpec, config: AttentionConfig) -> list[dict]:
     """Per math group of one program: its per-iteration pipe demands and dependency chain, in seconds."""
-    from collectors.critical_path import iteration_seconds, wgmma_groups
+    from collectors.critical_path import wgmma_groups
 
     clock_hz = gpu.boost_clock_mhz * 1e6
     tensor_rate = gpu.mma_tflops(config.dtype) * 1e12 / gpu.sm_count  # FLOP/s per SM
@@ -156,9 +161,10 @@ def _per_program_groups(mix, gpu: GpuSpec, config: AttentionConfig) -> list[dict
         n_groups, wg_per_group = (1, wg) if lockstep or wg != round(wg) else (int(round(wg)), 1.0)
         warps = 4 * wg_per_group
         if lat is not None and lp.path:
-            # the tensor pipe at the per-shape rates measured; the chain replayed with the measured latencies
+            # the tensor pipe at the per-shape rates measured; the chain: the SM partition's warps replayed
+            # together (_joint_chain), set on the groups by predict_stage
             mma = wg_per_group * sum(lat.wgmma_group_s(*g)[1] for g in wgmma_groups(lp.path))
-            chain = iteration_seconds(lp.path, lat, wg_per_group)
+            chain = 0.0
         else:
             mma = lp.wgmma_flops * wg_per_group / tensor_rate
             chain = None
@@ -170,12 +176,33 @@ def _per_program_groups(mix, gpu: GpuSpec, config: AttentionConfig) -> list[dict
         if chain is None:
             softmax = max(issue_own, mufu)
             chain = (mma - overlap) + max(overlap, softmax)
-        else:
-            chain = max(chain, issue_own)  # a warp's replay; the group's warps beyond one per scheduler queue
         for _ in range(n_groups):
             groups.append({"tensor": mma, "mufu": mufu, "issue": issue_total, "smem": smem, "chain": chain,
                            "bar_sync": lp.bar_sync, "mbarrier_wait": lp.mbarrier_wait})
     return groups
+
+
+_JOINT: dict = {}
+
+
+def _joint_chain(mix, lat, gpu: GpuSpec, resident: int) -> float:
+    """One SM partition's warps replayed together (collectors.critical_path.partition_seconds): one warp of each
+    math warp group of each resident program, the lockstep warp groups of one consumer joined at their bar.syncs.
+    Cached per kernel, residency and micro-benchmarks."""
+    from collectors.critical_path import partition_seconds
+
+    key = (mix.kernel.hash, resident, gpu.micro, gpu.boost_clock_mhz, gpu.exp_tops, gpu.schedulers_per_sm)
+    if key not in _JOINT:
+        streams = []
+        for program in range(resident):
+            for n, lp in enumerate(mix.kernel.math_loops):
+                wg = mix.warpgroups_per_loop
+                lockstep = wg > 1 and any(t == 0 or t > 128 for t in lp.bar_threads)
+                count = max(1, int(round(wg)))
+                for g in range(count):
+                    streams.append((lp.path, (program, n) if lockstep else (program, n, g)))
+        _JOINT[key] = partition_seconds(streams, lat)
+    return _JOINT[key]
 
 
 def _makespan(mix, slots: int) -> float:
@@ -209,7 +236,11 @@ def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch
     groups = _per_program_groups(mix, gpu, config)
     resident = max(1, min(mix.programs_per_sm, math.ceil(mix.grid_programs / gpu.sm_count)))
     per_iter = {t: resident * sum(g[t] for g in groups) for t in ("tensor", "mufu", "issue", "smem")}
-    per_iter["chain"] = max(g["chain"] for g in groups)
+    lat = latencies(gpu)
+    if lat is not None and all(lp.path for lp in mix.kernel.math_loops):
+        per_iter["chain"] = _joint_chain(mix, lat, gpu, resident)
+    else:
+        per_iter["chain"] = max(g["chain"] for g in groups)
     iteration_s = max(per_iter.values())
     binding = max(per_iter, key=per_iter.get)
 

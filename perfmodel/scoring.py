@@ -119,7 +119,7 @@ def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us:
 
 
 register_predictor("bound", _bound_ms, "each stage's speed-of-light bound (perfmodel/bound.py)")
-register_predictor("model", _model_ms, "the predictive model v2 from each stage's compiled sm_90 code "
+register_predictor("model", _model_ms, "the predictive model v3 from each stage's compiled sm_90 code "
                    "(perfmodel/predictive.py)", launch_facts=True)
 
 

@@ -44,8 +44,8 @@ def test_a_wgmma_group_holds_the_warp_at_its_wait_for_its_latency():
             "wgmma.commit_group.sync.aligned;", "wgmma.wait_group.sync.aligned 0;"]
     # fence 1, mma 1, commit at t=2 -> done at 202, the wait issues then (+1): 203 ns an iteration
     assert _t(body) == pytest.approx(203 * NS)
-    # two warp groups in lockstep share the pipe: the group takes max(200, 2 x 100) = 200, at 3: 2 x 100 + 100
-    assert _t(body, warpgroups_in_lockstep=3.0) == pytest.approx(303 * NS)
+    # three warp groups share the partition's tensor pipe, 100 ns a group: in steady state the pipe binds, 300 ns
+    assert _t(body, warpgroups_in_lockstep=3.0) == pytest.approx(300 * NS)
 
 
 def test_an_async_wait_leaves_the_newest_group_in_flight_across_the_softmax():
@@ -63,6 +63,36 @@ def test_barriers_and_ready_mbarrier_waits_cost_what_was_measured():
     body = ["bar.sync 1, 256;", "mbarrier.try_wait.parity.shared::cta.b64 complete, [%r5], %r6;",
             "@!complete bra.uni waitLoop;"]
     assert _t(body) == pytest.approx((15 + 10 + 1) * NS)
+
+
+def test_warps_of_a_partition_share_its_issue_port_and_mufu():
+    alu = [f"fma.rn.f32 %r{i}, %r900, %r901, %r902;" for i in range(1, 101)]
+    two = cp.partition_seconds([(cp.nodes(alu), "a"), (cp.nodes(alu), "b")], _lat())
+    assert two == pytest.approx(200 * NS)  # 200 instructions through one issue port
+    ex2 = [f"ex2.approx.ftz.f32 %r{i}, %r900;" for i in range(1, 11)]
+    assert cp.partition_seconds([(cp.nodes(ex2), "a"), (cp.nodes(ex2), "b")], _lat()) == pytest.approx(160 * NS)
+
+
+def test_two_free_warps_share_the_tensor_pipe_and_the_issue_port():
+    mma = ["wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%r1, %r2}, %rd1, %rd2, %p1, 1, 1, 0, 1;",
+           "wgmma.commit_group.sync.aligned;", "wgmma.wait_group.sync.aligned 0;"]
+    softmax = [f"fma.rn.f32 %r{i}, %r900, %r901, %r902;" for i in range(10, 110)]
+    alone = _t(mma + softmax)  # 1 + 200 + 1 + 100
+    together = cp.partition_seconds([(cp.nodes(mma + softmax), "a"), (cp.nodes(mma + softmax), "b")], _lat())
+    # two independent warps (two ping-pong groups) started together stay in phase (nothing in the PTX orders
+    # them): the second group's wgmma queues 100 ns behind the first's on the pipe, and their 200 softmax
+    # instructions share the issue port: 202 + 200 + 2
+    assert alone == pytest.approx(302 * NS) and together == pytest.approx(404 * NS)
+
+
+def test_a_barrier_joins_the_warps_of_its_group_only():
+    slow = [f"fma.rn.f32 %r1, %r1, %r901, %r902;" for _ in range(10)] + ["bar.sync 1, 256;"]
+    fast = ["fma.rn.f32 %r1, %r1, %r901, %r902;", "bar.sync 1, 256;"]
+    joined = cp.partition_seconds([(cp.nodes(slow), "g"), (cp.nodes(fast), "g")], _lat())
+    free = cp.partition_seconds([(cp.nodes(slow), "g"), (cp.nodes(fast), "h")], _lat())
+    assert joined == pytest.approx(free, rel=0.05)  # the slow warp sets the period either way
+    fast_alone = cp.partition_seconds([(cp.nodes(fast), "h")], _lat())
+    assert fast_alone < joined  # ... and a joined fast warp waits for it at every barrier
 
 
 def test_operands_name_what_is_written_and_read():
