@@ -143,8 +143,9 @@ def partition_seconds(streams: list[tuple], lat: Latencies) -> float:
     warps share the partition's issue port (one instruction a clock), its MUFU, its share of shared memory and
     its tensor core: each committed wgmma group occupies the tensor pipe for its time at the shape's measured rate,
     in commit order, and completes at the later of that and its measured latency after its commit. At each step
-    the instruction that can start earliest issues (ties: the warp that issued least recently). The period is the largest, over the warps, time between the
-    ends of their last two replays."""
+    the instruction that can start earliest issues (ties: the warp that issued least recently). The period is
+    the largest, over the warps, time between the ends of their last two replays.
+    """
     clock = 1.0 / lat.clock_hz
     warps = [_Warp(nodes, group) for nodes, group in streams if nodes]
     if not warps:

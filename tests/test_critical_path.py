@@ -86,7 +86,7 @@ def test_two_free_warps_share_the_tensor_pipe_and_the_issue_port():
 
 
 def test_a_barrier_joins_the_warps_of_its_group_only():
-    slow = [f"fma.rn.f32 %r1, %r1, %r901, %r902;" for _ in range(10)] + ["bar.sync 1, 256;"]
+    slow = ["fma.rn.f32 %r1, %r1, %r901, %r902;" for _ in range(10)] + ["bar.sync 1, 256;"]
     fast = ["fma.rn.f32 %r1, %r1, %r901, %r902;", "bar.sync 1, 256;"]
     joined = cp.partition_seconds([(cp.nodes(slow), "g"), (cp.nodes(fast), "g")], _lat())
     free = cp.partition_seconds([(cp.nodes(slow), "g"), (cp.nodes(fast), "h")], _lat())
