@@ -7,10 +7,7 @@
 # Carries .whl (the nvtx wheel). Leaves in $OUT one CSV per suite (GPU, versions and date on every row) and
 # bench.log with the printed tables; copy the CSVs to benchmarks/.
 set -uo pipefail
-OUT="${OUT:-/tmp/perfmodel-out}"
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || { echo "wheel install failed"; exit 1; }
-export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
+DEVICE_KEEP_RUNS=1 source scripts/device_setup.sh  # $OUT, an empty $RUNS, the carried wheels, PYTHONPATH
 for spec in "$@"; do
   suite=${spec%%:*}
   dtype=fp16

@@ -21,13 +21,8 @@ set -uo pipefail
 SUITE="${1:-seed}"
 shift || true
 LIMIT_S="${COLLECT_LIMIT_S:-450}"
-OUT="${OUT:-/tmp/perfmodel-out}"
-RUNS="${RUNS_DIR:-/tmp/perfmodel-runs}"
-mkdir -p "$OUT"
-rm -rf "$RUNS" && mkdir -p "$RUNS"
 
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || { echo "wheel install failed"; exit 1; }
-export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
+source scripts/device_setup.sh  # $OUT, an empty $RUNS, the carried wheels, PYTHONPATH
 
 {
   date -Is

@@ -15,14 +15,9 @@
 # one device call: about 5 minutes on the lent H200 (each collect is limited to LIMIT_S, default 170 s; on expiry
 # it is interrupted and keeps what it measured, and the merge then refuses the cut-off shard, which check.log says).
 set -uo pipefail
-OUT="${OUT:-/tmp/perfmodel-out}"
-RUNS="${RUNS_DIR:-/tmp/perfmodel-runs}"
 LIMIT_S="${LIMIT_S:-170}"
-mkdir -p "$OUT"
-rm -rf "$RUNS" && mkdir -p "$RUNS"
 
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || { echo "wheel install failed"; exit 1; }
-export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
+source scripts/device_setup.sh  # $OUT, an empty $RUNS, the carried wheels, PYTHONPATH
 
 {
   date -Is
