@@ -174,6 +174,8 @@ class RunWriter:
 
     def _open(self, meta: dict, resume: bool, run_id: str | None) -> None:
         if resume:
+            from collectors.store_read import check_tables
+
             self.meta = _read_json(self.path / RUN_JSON)
             check_tables(self.path)
             resumes = list(self.meta.get("resumes", []))
@@ -278,6 +280,8 @@ class RunWriter:
 
     def done_cases(self, table: str = "cases") -> set[tuple[str, str]]:
         """(impl, config_id) of every case already recorded in `table` (the sweep's log), for --resume."""
+        from collectors.store_read import Run
+
         df = Run(self.path, self.meta).table(table)
         if df.empty:
             return set()
@@ -314,6 +318,8 @@ def compact_tables(run_dir: str | os.PathLike) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from collectors.store_read import Run
+
     path = Path(run_dir)
     run = Run(path, _read_json(path / RUN_JSON))
     seq = max((s for t in run.tables() for s, _ in _part_files(path / TABLES_DIR / t)), default=0)
@@ -333,10 +339,14 @@ def compact_tables(run_dir: str | os.PathLike) -> None:
             p.unlink()
 
 
-# The reading half (collectors/store_read.py), importable from here as before.
-from collectors.store_read import (LIST_COLUMNS, Run, check_tables, collect_wall_s, is_run_dir,  # noqa: E402
-                                   list_runs, load_run)
+# The reading half (collectors/store_read.py), importable from here as before (`from collectors.store import
+# load_run`); looked up on first use, so either module may be imported first.
+_READING = ("LIST_COLUMNS", "Run", "check_tables", "collect_wall_s", "is_run_dir", "list_runs", "load_run")
 
-__all__ = ["RunStoreError", "RunWriter", "compact_tables", "new_run_dir", "new_run_id", "slug", "io_problem",
-           "RUN_JSON", "TABLES_DIR", "STATUSES", "CASE_ID", "LOCK_FILE", "LIST_COLUMNS", "Run", "check_tables",
-           "collect_wall_s", "is_run_dir", "list_runs", "load_run"]
+
+def __getattr__(name: str):
+    if name in _READING:
+        from collectors import store_read
+
+        return getattr(store_read, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
