@@ -12,18 +12,12 @@ import pytest
 
 import collectors.devices as devices
 from collectors.store import load_run
+from interpreted_runs import ARGS, comparable, only_run
 from perfmodel.cli import main
 
 pytestmark = pytest.mark.interpreter
 
-ARGS = ["collect", "--interpret", "--stages", "stage0_baseline", "--refs", "sdpa_cudnn", "--determinism", "2"]
-CLOCK_COLUMNS = ["run_id", "finished", "wall_s", "predict_s", "predicted_at"]
 TWO_H200 = [devices.Gpu(0, "NVIDIA H200", "GPU-aaaa"), devices.Gpu(1, "NVIDIA H200", "GPU-bbbb")]
-
-
-def only_run(folder):
-    (run,) = [p for p in folder.iterdir() if p.is_dir()]
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +35,6 @@ def collected(tmp_path_factory):
         mp.undo()
     assert main([*ARGS, "--out", str(root / "full")]) == 0
     return {"root": root, "dev": only_run(root / "dev"), "full": only_run(root / "full"), "visible": seen}
-
-
-def comparable(run, table):
-    df = run.table(table)
-    return df.drop(columns=[c for c in CLOCK_COLUMNS if c in df.columns]).reset_index(drop=True)
 
 
 def test_one_folder_that_loads_like_an_unsharded_run(collected):

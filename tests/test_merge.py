@@ -11,18 +11,10 @@ import pandas as pd
 import pytest
 
 from collectors.store import load_run
+from interpreted_runs import ARGS, comparable, only_run
 from perfmodel.cli import main
 
 pytestmark = pytest.mark.interpreter
-
-ARGS = ["collect", "--interpret", "--stages", "stage0_baseline", "--refs", "sdpa_cudnn", "--determinism", "2"]
-# what differs between two collections of the same cases besides the run: when, and how long
-CLOCK_COLUMNS = ["run_id", "finished", "wall_s", "predict_s", "predicted_at"]
-
-
-def only_run(folder):
-    (run,) = [p for p in folder.iterdir() if p.is_dir()]
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +27,6 @@ def collected(tmp_path_factory):
     assert main([*ARGS, "--out", str(root / "full")]) == 0
     assert main(["merge", *map(str, shards), "--out", str(root / "merged")]) == 0
     return {"root": root, "shards": shards, "full": only_run(root / "full"), "merged": root / "merged"}
-
-
-def comparable(run, table):
-    df = run.table(table)
-    return df.drop(columns=[c for c in CLOCK_COLUMNS if c in df.columns]).reset_index(drop=True)
 
 
 def test_two_shards_merged_equal_one_unsharded_run(collected):
