@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from perfmodel import analysis as _analysis
 from perfmodel import compare as _compare
+from perfmodel import model_cases as _cases
 from perfmodel import reporting as _report
 from perfmodel import runs as _runs
 from perfmodel.errors import UserError
@@ -88,20 +88,20 @@ def tables(run_dir: str, stamp: float) -> dict:
         return hit[1]
 
 
-_MODEL: dict[str, tuple[float, pd.DataFrame]] = {}  # run folder -> (run.json stamp, analysis.model_table)
+_MODEL: dict[str, tuple[float, pd.DataFrame]] = {}  # run folder -> (run.json stamp, model_cases.model_table)
 # One model computation at a time, for every run: the census captures a stage's launch by patching its module,
 # which two threads must not do at once; and the run's own lock stays free for the other pages meanwhile.
 _MODEL_LOCK = threading.Lock()
 
 
 def model_table(run_dir: str, stamp: float) -> pd.DataFrame:
-    """The predictive model per stage case of the run (perfmodel.analysis.model_table on the run's stage table),
+    """The predictive model per stage case of the run (perfmodel.model_cases.model_table on the run's stage table),
     computed once per process and run.json stamp, one run at a time."""
     stages = tables(run_dir, stamp)["stages"]
     with _MODEL_LOCK:
         hit = _MODEL.get(run_dir)
         if hit is None or hit[0] != stamp:
-            hit = (stamp, _analysis.model_table(_runs.load_run(run_dir), stages))
+            hit = (stamp, _cases.model_table(_runs.load_run(run_dir), stages))
             _MODEL[run_dir] = hit
         return hit[1]
 
@@ -112,7 +112,7 @@ def _model_cases(run_dir: str, stamp: float) -> pd.DataFrame:
 
 
 def model_cases(run_dir: str) -> pd.DataFrame:
-    """perfmodel.analysis.model_table of the run: the model's time, error, binding term and terms per case."""
+    """perfmodel.model_cases.model_table of the run: the model's time, error, binding term and terms per case."""
     return _model_cases(run_dir, _stamp(run_dir))
 
 

@@ -27,10 +27,9 @@ from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID
 from kernels.hardware import HardwareError
 from kernels.workload import AttentionConfig
 from perfmodel.constraint_map import CONSTRAINT_EVIDENCE, REASON_TO_CONSTRAINT, amdahl_max_gain
-from perfmodel.errors import UserError
-from perfmodel.runs import Run, gpu_name, load_run
+from perfmodel.run_gpu import run_gpu
+from perfmodel.runs import Run
 
-FALLBACK_GPU = "h100-sxm"
 NAN = float("nan")
 
 
@@ -66,71 +65,6 @@ def _f(x) -> float:
 def stage_order(model) -> dict[str, int]:
     """impl -> stage index for the model's stages."""
     return {s.impl: int(s.index) for s in model.stages}
-
-
-def measured_ceilings(run: Run) -> dict[str, float]:
-    """The ceilings and micro-benchmarks this run measured ({name: value}), e.g. fp16_mma_tflops, hbm_tbps,
-    exp2_tops, launch_us, wgmma_ss_n128_k64_latency_ns; a run measured on several GPUs (--devices, merged shards)
-    has one row per GPU and name, and gives the median (collectors.merge.ceiling_values)."""
-    from collectors.merge import ceiling_values
-
-    return ceiling_values(run.table("ceilings"))
-
-
-def _same_sm(a, b) -> bool:
-    """Two hardware-table GPUs with the same SM (count, clock, tensor and exponential rates): the H100 SXM and
-    the H200, whose micro-benchmarks then stand for each other."""
-    return (a.sm_count, a.boost_clock_mhz, a.fp16_tflops, a.exp_tops) == (b.sm_count, b.boost_clock_mhz,
-                                                                        b.fp16_tflops, b.exp_tops)
-
-
-def reference_micro(gpu) -> tuple[dict[str, float], str]:
-    """({name: value}, where from) of the micro-benchmarks of the newest bundled run (perfmodel/bundled/) on a GPU
-    with `gpu`'s SM, for a run or a bench table that measured none; ({}, "") when no bundled run has them."""
-    from kernels.hardware import CEILING_FIELDS, get_gpu
-
-    from perfmodel.runs import bundled_run_dirs
-
-    for d in reversed(bundled_run_dirs()):
-        try:
-            ref = load_run(d)
-            ref_gpu = get_gpu(gpu_name(ref))
-        except Exception:  # a bundled run without a GPU the table knows cannot stand for this one
-            continue
-        micro = {k: v for k, v in measured_ceilings(ref).items() if k not in CEILING_FIELDS}
-        if micro and _same_sm(ref_gpu, gpu):
-            return micro, f"micro-benchmarks of bundled run {ref.run_id} ({ref_gpu.key}, the same SM)"
-    return {}, ""
-
-
-def with_micro(gpu, micro: dict[str, float], own: str):
-    """`gpu` carrying `micro` (said to come from `own`), else the bundled reference's, else none."""
-    if micro:
-        return gpu.with_micro(micro, own)
-    ref, source = reference_micro(gpu)
-    return gpu.with_micro(ref, source) if ref else gpu
-
-
-def run_gpu(run: Run):
-    """(GpuSpec of the run's GPU with the ceilings and micro-benchmarks the run measured, a sentence saying where
-    they came from). A run without micro-benchmarks borrows a bundled run's of the same SM (`reference_micro`)."""
-    from kernels.hardware import CEILING_FIELDS, get_gpu
-
-    name = gpu_name(run)
-    try:
-        gpu = get_gpu(name) if name else None
-    except HardwareError:  # a GPU the hardware table does not know: fall back below and say so
-        gpu = None
-    if gpu is None:
-        why = f"run GPU {name!r} is not in the hardware table" if name else "the run had no GPU"
-        return get_gpu(FALLBACK_GPU), f"{FALLBACK_GPU} datasheet ({why})"
-    ceilings = measured_ceilings(run)
-    measured = {k: v for k, v in ceilings.items() if k in CEILING_FIELDS}
-    gpu = with_micro(gpu.with_measured(measured) if measured else gpu,
-                     {k: v for k, v in ceilings.items() if k not in CEILING_FIELDS},
-                     f"micro-benchmarks of run {run.run_id}")
-    how = f"{gpu.key} with measured {', '.join(sorted(measured))}" if measured else f"{gpu.key} datasheet"
-    return gpu, how + (f"; {gpu.micro_source}" if gpu.micro_source else "; no micro-benchmarks")
 
 
 def _ok_timings(run: Run) -> pd.DataFrame:
@@ -229,102 +163,6 @@ def peer_table(run: Run, model=None) -> pd.DataFrame:
     peers = t[~t["impl"].isin(list(order))].copy()
     peers["measured_tflops"] = [(_f(v) if s == "ok" else NAN) for v, s in zip(peers["tflops"], peers["status"])]
     return peers.reindex(columns=PEER_COLUMNS).reset_index(drop=True)
-
-
-# ---- the predictive model per case --------------------------------------------------------------------------
-# The additive terms of perfmodel.predictive.ModelPrediction.terms() (they sum to model_ms), in stacking order.
-MODEL_TERMS = ("steady_ms", "tail_ms", "prologue_epilogue_ms", "hbm_excess_ms", "launch_ms")
-MODEL_COLUMNS = ["run_id", "config_id", "stage", "impl", "model_status", "measured_ms", "model_ms", "model_err",
-                 "model_tflops", "model_binding", *(f"model_{t}" for t in MODEL_TERMS), "model_reason"]
-NO_MODEL_FOR_PEERS = ("no model for the peers: the predictive model reads the compiled code of this toolkit's "
-                      "stages (perfmodel/predictive.py), not of SDPA, cuDNN, FlexAttention or a user's kernel.")
-
-
-def _model_gpu_reason(run: Run) -> str | None:
-    """Why the model cannot predict this run's cases at all (None when it can): it predicts with the run's own
-    GPU from the hardware table, never with a stand-in."""
-    from kernels.hardware import get_gpu
-
-    name = gpu_name(run)
-    if not name:
-        return "the run had no GPU"
-    try:
-        get_gpu(name)
-    except HardwareError:
-        return f"run GPU {name!r} is not in the hardware table (kernels/hardware.py)"
-    return None
-
-
-def model_table(run: Run, stages: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per config and stage of `stages` (this run's `stage_table`, computed when not given): the predictive
-    model's time, its error against the measured time (model_ms / measured_ms - 1), its binding term and its
-    additive terms (model_steady_ms ... model_launch_ms, summing to model_ms).
-
-    The cases are the scorer's (perfmodel.scoring.score_cases on scoring.run_source: the run's GPU and measured
-    ceilings, each stage's host launch cost and tuned config), predicted by the scorer's registered "model"
-    predictor's function, perfmodel.predictive.predict_stage, so every figure here is the one `perfmodel model
-    score` prints for the case. model_status is "ok"; "not_measured" for a stage the run did not time ok (nothing
-    to score against, so nothing is predicted); or "no_model" where no prediction can be made: the stage does not
-    compile for sm_90 there, Triton is not installed, or the run's GPU is not in the hardware table.
-    model_reason says why in the last two. Compiling is the slow part (seconds per kernel the first time, cached
-    per kernel hash for the process: collectors/instruction_mix.py)."""
-    from perfmodel import predictive, scoring
-
-    stages = stage_table(run) if stages is None else stages
-    base = pd.DataFrame({"run_id": run.run_id, "config_id": stages["config_id"], "stage": stages["stage"],
-                         "impl": stages["impl"]}).reset_index(drop=True)
-    rows = [dict(r) for r in base.to_dict("records")]
-    no_gpu = _model_gpu_reason(run)
-    for r, status in zip(rows, stages["status"]):
-        r["model_status"], r["model_reason"] = ("no_model", no_gpu) if no_gpu else \
-            ("not_measured", f"the stage was not timed ok (status {status})")
-    if no_gpu is None and rows:
-        from collectors.instruction_mix import MixError
-
-        found: dict[tuple[str, int], object] = {}
-
-        def capture(config, stage, gpu, **launch_facts):
-            try:
-                found[(config.id, stage)] = p = predictive.predict_stage(config, stage, gpu, **launch_facts)
-            except ImportError as e:  # the laptop install: no Triton to compile with
-                found[(config.id, stage)] = (f"{e.name or 'triton'} is not installed; the model compiles each "
-                                             "stage (pip install -e '.[gpu]')")
-                return NAN
-            except MixError as e:  # the stage refuses the config or does not compile for sm_90
-                found[(config.id, stage)] = str(e)
-                return NAN
-            return p.time_ms
-
-        registered = scoring.PREDICTORS["model"]
-        cases = scoring.score_cases([scoring.run_source(run)], {"model": scoring.RegisteredPredictor(
-            "model", capture, registered.description, launch_facts=registered.launch_facts)})
-        index = {(r["config_id"], r["stage"]): r for r in rows}
-        for case in cases.to_dict("records"):
-            r = index.get((case["config_id"], int(case["stage"])))
-            got = found.get((case["config_id"], int(case["stage"])))
-            if r is None:
-                continue
-            r["measured_ms"] = case["measured_ms"]
-            predicted = math.isfinite(_f(case["model_ms"]))
-            if isinstance(got, str) or not predicted:
-                r["model_status"] = "no_model"
-                r["model_reason"] = got if isinstance(got, str) else "the model returned no prediction"
-                continue
-            # got is None where the scorer used a prediction the run stored before it was measured (same model
-            # hash): its time and binding term are the scorer's, its terms were not stored
-            terms = got.terms() if got is not None else {"binding": case.get("model_binding")}
-            r.update(model_status="ok", model_reason="", model_ms=case["model_ms"], model_err=case["model_err"],
-                     model_tflops=config_of(case).tflops_at(case["model_ms"]), model_binding=terms["binding"],
-                     **{f"model_{t}": terms.get(t, NAN) for t in MODEL_TERMS})
-    return pd.DataFrame(rows, columns=MODEL_COLUMNS)
-
-
-def with_model(stages: pd.DataFrame, model: pd.DataFrame | None) -> pd.DataFrame:
-    """`stages` with the model's columns of `model_table` beside each case (unchanged when `model` is None)."""
-    if model is None:
-        return stages
-    cols = [c for c in MODEL_COLUMNS if c.startswith("model_")]
-    return stages.merge(model[["config_id", "impl", *cols]], on=["config_id", "impl"], how="left")
 
 
 # ---- stalls -------------------------------------------------------------------------------------------------

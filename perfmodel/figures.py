@@ -31,7 +31,7 @@ PEER_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 CONSTRAINT_COLORS = {1: "#d62728", 2: "#ff7f0e", 3: "#9467bd", 4: "#1f77b4"}
 TERM_COLORS = {"tensor_ms": "#1f77b4", "exp_ms": "#ff7f0e", "hbm_ms": "#2ca02c", "launch_ms": "#d62728",
                "wave_ms": "#9467bd"}
-# The predictive model's additive terms (perfmodel.analysis.MODEL_TERMS, from ModelPrediction.terms()), stacked.
+# The predictive model's additive terms (perfmodel.model_cases.MODEL_TERMS, from ModelPrediction.terms()), stacked.
 # A term that is the bound's too keeps the bound's colour (the wave tail, HBM, the exposed launch); the model's
 # own terms take colours no other chart uses (plotly's D3 palette's indigo and olive, "tab20b").
 MODEL_TERM_COLORS = {"steady_ms": "#5254a3", "tail_ms": TERM_COLORS["wave_ms"], "prologue_epilogue_ms": "#8ca252",
@@ -127,7 +127,7 @@ def stages_figure(stages: pd.DataFrame, peers: pd.DataFrame | None = None) -> go
                                              .replace("0.30", "0.9"), line=dict(width=3))))
     fig.add_trace(go.Scatter(x=x, y=df["bound_tflops"], mode="lines+markers", name="bound",
                              line=dict(color=ANALYTIC, dash="dot")))
-    if "model_tflops" in df.columns and df["model_tflops"].notna().any():  # analysis.with_model's columns
+    if "model_tflops" in df.columns and df["model_tflops"].notna().any():  # model_cases.with_model's columns
         fig.add_trace(go.Scatter(x=x, y=df["model_tflops"], mode="lines+markers", name="model",
                                  line=dict(color=MODEL, dash="dot"), marker=dict(symbol="square", size=9),
                                  customdata=[_model_hover(r) for r in df.itertuples()],
@@ -204,7 +204,7 @@ def _model_hover(row) -> str:
 def model_terms_figure(stages: pd.DataFrame) -> go.Figure:
     """The predictive model's additive terms stacked per stage (they sum to its time), its binding term named
     above each bar, beside the bound's time and the measured one (ONE config; a stage table with the model's
-    columns, perfmodel.analysis.with_model). A stage without a prediction has no bar; the note says why."""
+    columns, perfmodel.model_cases.with_model). A stage without a prediction has no bar; the note says why."""
     title = "Model: time terms per stage (stacked)"
     if stages.empty:
         return _empty(title, "no stage rows for this selection")

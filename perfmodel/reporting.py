@@ -7,7 +7,7 @@ made before samples were kept), in the tables and as error bars in the figures. 
 sentence saying what it shows. The HTML inlines plotly.js once and stores every figure as JSON in a `<script type="application/json">`
 block (the template they share once, beside them), so it opens offline and a program can read the figures back
 (`figure_specs`); the Markdown carries the tables only. The stages section shows the predictive model beside the
-bound (perfmodel.analysis.model_table; `collect(..., predictive=False)`, `perfmodel report --no-model`, leaves it
+bound (perfmodel.model_cases.model_table; `collect(..., predictive=False)`, `perfmodel report --no-model`, leaves it
 out: it compiles each stage kernel).
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from perfmodel import ablation, analysis, compare, figures, gpu_state
+from perfmodel import ablation, analysis, compare, figures, gpu_state, model_cases
 from perfmodel.constraint_map import mapping_rows
 from perfmodel.correctness import correctness_summary, correctness_table
 from perfmodel.gates import evaluate_gates
@@ -75,12 +75,12 @@ class ReportData:
     stall_shift: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.ablation.stall_shift
     regressions: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.ablation.stage_regressions
     correctness: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.correctness.correctness_table
-    model: pd.DataFrame | None = None  # perfmodel.analysis.model_table (None: not computed, e.g. --no-model)
+    model: pd.DataFrame | None = None  # perfmodel.model_cases.model_table (None: not computed, e.g. --no-model)
 
 
 def collect(run: Run, baseline: Run | None = None, model=None, predictive: bool = True) -> ReportData:
     """Every table of the report. `model`: an Einstein model (the shipped one when None). `predictive`: also
-    predict each measured stage with the predictive model (analysis.model_table: it compiles every stage kernel
+    predict each measured stage with the predictive model (model_cases.model_table: it compiles every stage kernel
     once per process, seconds each the first time)."""
     model = analysis._model(model)
     # measured times carry their intervals (perfmodel.compare): the tables show them, the figures draw them
@@ -98,7 +98,7 @@ def collect(run: Run, baseline: Run | None = None, model=None, predictive: bool 
         comparison=compare.compare_runs(run, baseline) if baseline is not None else None,
         evidence=evidence, stall_shift=ablation.stall_shift(run, model),
         regressions=ablation.stage_regressions(run, model),
-        model=analysis.model_table(run, stages) if predictive else None,
+        model=model_cases.model_table(run, stages) if predictive else None,
     )
 
 
@@ -194,7 +194,7 @@ def _model_ms_text(status, ms) -> str:
 
 
 def model_display_columns(stages: pd.DataFrame) -> dict:
-    """The predictive model's columns of a stage table that carries them (analysis.with_model): its time beside
+    """The predictive model's columns of a stage table that carries them (model_cases.with_model): its time beside
     the bound's, its error on the time, its binding term and, where it has no prediction, why."""
     if "model_status" not in stages.columns:
         return {}
@@ -211,7 +211,7 @@ def model_display_columns(stages: pd.DataFrame) -> dict:
 
 
 def stages_display(stages: pd.DataFrame) -> pd.DataFrame:
-    """A stage table for people; with the model's columns (analysis.with_model) the model's time and error too
+    """A stage table for people; with the model's columns (model_cases.with_model) the model's time and error too
     (err vs model is model_ms / measured_ms - 1 on the time, as `perfmodel model score` gives it)."""
     return pd.DataFrame({
         "config": stages["config_id"], "stage": stages["label"], "impl": stages["impl"],
@@ -392,7 +392,7 @@ def comparison_display(cmp: pd.DataFrame) -> pd.DataFrame:
 # ---- figures per section ------------------------------------------------------------------------------------
 def section_figures(data: ReportData) -> dict[str, list]:
     figs: dict[str, list] = {k: [] for k in SECTION_INTRO}
-    stages = analysis.with_model(data.stages, data.model)
+    stages = model_cases.with_model(data.stages, data.model)
     for cid in stages["config_id"].unique():
         s = stages[stages["config_id"] == cid]
         p = data.peers[data.peers["config_id"] == cid]
@@ -421,9 +421,9 @@ def section_figures(data: ReportData) -> dict[str, list]:
 def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]]:
     t = {
         "gates": [("", gates_display(data.gates))],
-        "stages": [("", stages_display(analysis.with_model(data.stages, data.model))),
+        "stages": [("", stages_display(model_cases.with_model(data.stages, data.model))),
                    ("Peers measured in the same run" + ("" if data.model is None else
-                                                        f" ({analysis.NO_MODEL_FOR_PEERS.rstrip('.')})"),
+                                                        f" ({model_cases.NO_MODEL_FOR_PEERS.rstrip('.')})"),
                     peers_display(data.peers)),
                    ("Stages slower than the stage before beyond noise (the check the plan forgot)",
                     regressions_display(data.regressions))],

@@ -178,7 +178,7 @@ def _bool(v) -> bool:
 
 def run_source(run) -> Source:
     """The stage measurements of a run (perfmodel.runs.load_run), predicted with the run's GPU and ceilings."""
-    from perfmodel.analysis import run_gpu
+    from perfmodel.run_gpu import run_gpu
     from perfmodel.runs import gpu_name
 
     spec, how = run_gpu(run)
@@ -200,7 +200,7 @@ def _table_or_none(run, name: str) -> pd.DataFrame | None:
 def todays_hash(gpu_key: str) -> str:
     """The model hash a run's stored predictions must carry to be used: what prediction_rows stores today for that
     GPU (its datasheet, with the bundled reference micro-benchmarks of the same SM when there are any)."""
-    from perfmodel.analysis import with_micro
+    from perfmodel.run_gpu import with_micro
 
     return predictive.model_hash(with_micro(get_gpu(gpu_key), {}, ""))
 
@@ -278,7 +278,7 @@ def bench_source(path: str | Path) -> Source:
         raise UserError(f"bench table {str(p)!r} lacks the column(s) {', '.join(missing)} that "
                         "`perfmodel bench --csv` writes.")
     rows = _stage_rows(frame, f"bench table {str(p)!r}")
-    from perfmodel.analysis import with_micro
+    from perfmodel.run_gpu import with_micro
 
     gpus = {}
     for name in sorted(set(rows["gpu"].astype(str))):
@@ -468,11 +468,11 @@ def score(sources: list[Source], predictors: dict[str, RegisteredPredictor] | No
 def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSpec) -> list[dict]:
     """The `predictions` rows (collectors/schema.py) for every stage of `impls` at every config, by every
     registered predictor, on `gpu` as given (at collect start: its datasheet; without micro-benchmarks it takes the
-    bundled reference run's of the same SM, perfmodel.analysis.reference_micro) with no launch facts (none is
+    bundled reference run's of the same SM, perfmodel.run_gpu.reference_micro) with no launch facts (none is
     measured yet). A predictor that fails gives a row with status "failed" and the reason, never an exception."""
     import time
 
-    from perfmodel.analysis import with_micro
+    from perfmodel.run_gpu import with_micro
 
     if not gpu.micro:
         gpu = with_micro(gpu, {}, "")

@@ -123,7 +123,7 @@ def test_no_model_leaves_the_model_out(synthetic_run_dir, capsys):
 
 def test_a_case_without_a_prediction_says_why(synthetic_run_dir, monkeypatch):
     from collectors.instruction_mix import MixError
-    from perfmodel import analysis, predictive
+    from perfmodel import analysis, model_cases, predictive
     from perfmodel.reporting import stages_display
     from perfmodel.runs import load_run
 
@@ -138,8 +138,8 @@ def test_a_case_without_a_prediction_says_why(synthetic_run_dir, monkeypatch):
 
     monkeypatch.setattr(predictive, "predict_stage", predict_stage)
     run = load_run(synthetic_run_dir)
-    model = analysis.model_table(run)
-    shown = stages_display(analysis.with_model(analysis.stage_table(run), model)).set_index(["config", "impl"])
+    model = model_cases.model_table(run)
+    shown = stages_display(model_cases.with_model(analysis.stage_table(run), model)).set_index(["config", "impl"])
     seed = "B16-H16-S2048-D64-causal-fp16"
     assert shown.loc[(seed, "stage3_persistent"), "model ms"] == "no model"
     assert shown.loc[(seed, "stage3_persistent"), "model: why none"].endswith("refused for this test")
@@ -149,27 +149,27 @@ def test_a_case_without_a_prediction_says_why(synthetic_run_dir, monkeypatch):
 
     # a GPU the hardware table lacks: no prediction at all, never one made with a stand-in GPU's figures
     run.meta["environment"] = {"gpu_name": "NVIDIA GeForce RTX 4090"}
-    model = analysis.model_table(run)
+    model = model_cases.model_table(run)
     assert set(model["model_status"]) == {"no_model"} and model["model_ms"].isna().all()
     assert set(model["model_reason"]) == {"run GPU 'NVIDIA GeForce RTX 4090' is not in the hardware table "
                                           "(kernels/hardware.py)"}
     from perfmodel.figures import model_terms_figure
 
-    fig = model_terms_figure(analysis.with_model(analysis.stage_table(run), model).query("config_id == @seed"))
+    fig = model_terms_figure(model_cases.with_model(analysis.stage_table(run), model).query("config_id == @seed"))
     assert "no model: run GPU 'NVIDIA GeForce RTX 4090'" in fig.layout.annotations[0].text
 
 
 def test_a_stage_not_timed_is_not_measured_for_the_model(tmp_path):
     import pandas as pd
 
-    from perfmodel import analysis
+    from perfmodel import model_cases
     from perfmodel.runs import load_run
 
     run = load_run(make_run(tmp_path))
     timings = run.table("timings")  # the run keeps its tables once read: fail one stage in that copy
     timings.loc[timings["impl"] == "stage2_reduced_sync", ["status", "time_ms"]] = ["failed", None]
     run.__dict__["_tables"]["timings"] = timings
-    model = analysis.model_table(run)
+    model = model_cases.model_table(run)
     row = model[model["impl"] == "stage2_reduced_sync"].iloc[0]
     assert row["model_status"] == "not_measured" and pd.isna(row["model_ms"])
     assert row["model_reason"] == "the stage was not timed ok (status failed)"

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, data, widgets
-from perfmodel.analysis import NO_MODEL_FOR_PEERS, with_model
+from perfmodel.model_cases import NO_MODEL_FOR_PEERS, with_model
 from perfmodel.gpu_state import throttled_line
 from perfmodel.reporting import SECTION_INTRO, regressions_display, stages_display
 
