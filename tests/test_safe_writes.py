@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -248,15 +249,32 @@ def test_a_busy_port_is_reported_before_any_success_line(capsys):
     assert f"port {port} on 127.0.0.1 is already in use" in err
 
 
+SERVE_WAIT_S = 180.0  # the dashboard's own limit is 120 s (perfmodel/commands/dashboard.py SERVE_TIMEOUT_S)
+
+
 def _start_dashboard(tmp_path):
     pytest.importorskip("streamlit")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "perfmodel", "dashboard", "--port", str(port), "--address",
                              "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
                             cwd=tmp_path)
-    seen = []  # the server's own banner shares the terminal; the success line comes once it is serving
-    while not (seen and seen[-1].startswith("perfmodel dashboard on http://127.0.0.1:")):
-        line = proc.stdout.readline()
+    # The server's own banner shares the pipe, and two processes write to it: Streamlit can write a line's text
+    # and its newline separately, so the success line may arrive glued to the end of a banner line. Look for it
+    # anywhere in a line, and give up after SERVE_WAIT_S instead of blocking on a line that never comes.
+    lines: queue.Queue = queue.Queue()
+
+    def pump():  # every line of the pipe, then "" at its end
+        for line in iter(proc.stdout.readline, ""):
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen, deadline = [], time.monotonic() + SERVE_WAIT_S
+    while not any("perfmodel dashboard on http://127.0.0.1:" in line for line in seen):
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no success line within {SERVE_WAIT_S} s: {seen}") from None
         assert line, f"the dashboard ended before its success line: {seen}"
         seen.append(line)
     socket.create_connection(("127.0.0.1", port), timeout=5).close()  # serving once the line is printed
