@@ -23,6 +23,7 @@ from kernels.reference import ErrorReport
 from kernels.registry import Impl
 from kernels.workload import AttentionConfig, torch_dtype
 
+from .case_rows import one_line  # noqa: F401  (callers import it from here too)
 from .schema import columns
 from .timing import Timing, inputs_for_rotation, l2_bytes, time_call
 
@@ -194,12 +195,6 @@ class CaseResult:
     def sample_rows(self, run_id: str = "") -> list[dict]:
         """Rows of the `timing_samples` table: every timed repetition (none when the case was not timed)."""
         return self.timing.sample_rows(self._key(run_id)) if self.timing else []
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
 
 
 def tuned_config_of(impl: Impl) -> str:

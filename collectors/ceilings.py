@@ -27,6 +27,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from collectors.case_rows import one_line
 from collectors.schema import PROBE_CONFIG_ID  # noqa: F401  (re-exported for the worker and the collector)
 from collectors.timing import cuda_available, host_launch_us
 from kernels.workload import torch_dtype
@@ -73,16 +74,12 @@ HOW = {
 }
 
 
-def _micro_names() -> list[tuple[str, str, str]]:
-    from collectors.microbench import names
-
-    return names()
-
-
 def not_measured(reason: str) -> list[dict]:
     """Every ceiling and micro-benchmark row as not measured, with `reason`."""
+    from collectors.microbench import names
+
     rows = [_row(n, None, HOW[n][0], HOW[n][1], "not_measured", reason) for n in CEILING_NAMES]
-    return rows + [_row(n, None, unit, how, "not_measured", reason) for n, unit, how in _micro_names()]
+    return rows + [_row(n, None, unit, how, "not_measured", reason) for n, unit, how in names()]
 
 
 def _median_ms(fn, warmup_ms: float = 25, rep_ms: float = 200) -> float:
@@ -170,9 +167,7 @@ def measure_ceilings(progress=None) -> list[dict]:
         try:
             rows.append(_row(name, float(measures[name]()), unit, how))
         except Exception as exc:
-            text = str(exc).strip().splitlines()
-            rows.append(_row(name, None, unit, how, "failed",
-                             f"{type(exc).__name__}: {text[0][:300] if text else ''}"))
+            rows.append(_row(name, None, unit, how, "failed", one_line(exc)))
     from collectors import microbench
 
     return rows + microbench.measure(_row, lambda fn: _median_ms(fn, warmup_ms=10, rep_ms=100), progress)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collectors.collect_options import CollectError, CollectOptions
+from collectors.merge import SHARDS_DIR  # the one folder of a run that holds shards (merged copies, or workers)
 from collectors.safe_io import atomic_write_json, child_process_options, sigterm_as_interrupt
 from collectors.store import TABLES_DIR, RunWriter, load_run, new_run_dir
 
-SHARDS_DIR = "shards"
 PLAN_FILE = "plan.json"
 
 
@@ -196,7 +197,7 @@ def _run_workers(writer, workers, spawn, progress) -> list[dict]:
     except BaseException:
         for p, _ in procs.values():  # Ctrl-C reached them too; `kill` of the parent is passed on
             if p.poll() is None:
-                p.send_signal(2)
+                p.send_signal(signal.SIGINT)
         for p, _ in procs.values():
             try:
                 p.wait(timeout=120)

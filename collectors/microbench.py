@@ -54,6 +54,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                                warpgroup_mma_wait)
 
+from collectors.case_rows import one_line
 from kernels._gluon import mma_layout
 
 # (D, BLOCK_N) pairs of the stages' key-block tiles (stages 1-4: 128; stage 5 also tunes BLOCK_N=64 at D=128):
@@ -271,9 +272,9 @@ class Bench:
     latency in ns)."""
 
     def __init__(self, name: str, kernel, grid: tuple, args, kwargs: dict, per_iteration: float | None = None,
-                 scale: float = 1e-12, steps: int = 1):
+                 steps: int = 1):
         self.name, self.kernel, self.grid, self.args, self.kwargs = name, kernel, grid, args, kwargs
-        self.per_iteration, self.scale, self.steps = per_iteration, scale, steps
+        self.per_iteration, self.steps = per_iteration, steps
 
     def launch(self, loops: int):
         return self.kernel[self.grid](*self.args(loops), **self.kwargs)
@@ -281,7 +282,7 @@ class Bench:
     def value(self, seconds_per_iteration: float) -> float:
         if self.per_iteration is None:  # a latency: one of the iteration's `steps` dependent steps
             return seconds_per_iteration / self.steps * 1e9
-        return self.per_iteration / seconds_per_iteration * self.scale
+        return self.per_iteration / seconds_per_iteration * 1e-12  # TFLOP/s, TB/s
 
 
 def _wgmma_smem_layouts(kind: str, n: int, k: int, m: int):
@@ -366,7 +367,7 @@ def measure(row, median_ms, progress=None) -> list[dict]:
     try:
         todo = benches(sms)
     except Exception as exc:  # inputs could not be made: every row says so
-        return [row(n, None, u, h, "failed", _one_line(exc)) for n, (u, h) in how.items()]
+        return [row(n, None, u, h, "failed", one_line(exc)) for n, (u, h) in how.items()]
     rows = []
     for bench in todo:
         unit, text = how[bench.name]
@@ -375,13 +376,8 @@ def measure(row, median_ms, progress=None) -> list[dict]:
         try:
             rows.append(row(bench.name, float(bench.value(_seconds_per_iteration(bench, median_ms))), unit, text))
         except Exception as exc:
-            rows.append(row(bench.name, None, unit, text, "failed", _one_line(exc)))
+            rows.append(row(bench.name, None, unit, text, "failed", one_line(exc)))
     return rows
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
 def main() -> int:

@@ -5,8 +5,9 @@ with the model's hash, so that `perfmodel model score` can score them out of sam
 (before the first case; under --interpret too, where nothing is timed) this phase asks every registered predictor
 (perfmodel.scoring: the bound and the predictive model) for each selected stage x config and writes the table
 `predictions` (collectors/schema.py). What they see: the datasheet of the GPU the run is on (the H100 SXM's under
---interpret, the GPU the census compiles for), no measured ceilings (the ceilings phase comes later), no launch
-cost and no tuned config (the census' default kernel config).
+--interpret, the GPU the census compiles for) with the micro-benchmarks of the bundled reference run of the same SM
+(perfmodel.run_gpu.reference_micro), no ceilings of this run (its ceilings phase comes later), no launch cost and
+no tuned config (the census' default kernel config).
 
 The models are perfmodel's and data flows one way (kernels -> collectors -> run store -> perfmodel), so the
 collector does not import them: whoever starts the collect hands it the predictor (`CollectOptions.predict`, set by
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import time
 
+from collectors.case_rows import one_line
+from kernels.hardware import DEFAULT_GPU
 from kernels.workload import AttentionConfig
 
-INTERPRET_GPU = "h100-sxm"  # no GPU under --interpret: the datasheet of the GPU the census compiles for
+INTERPRET_GPU = DEFAULT_GPU  # no GPU under --interpret: the datasheet of the GPU the census compiles for
 
 
 def write_predictions(writer, impls: list[str], configs: list[AttentionConfig], gpu_name: str | None,
@@ -50,8 +53,7 @@ def write_predictions(writer, impls: list[str], configs: list[AttentionConfig], 
         if rows:
             writer.append("predictions", rows)
     except Exception as exc:  # e.g. a GPU the hardware table does not know: no predictions, the run goes on
-        text = str(exc).strip().splitlines()
-        meta.update(status="failed", error=f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__)
+        meta.update(status="failed", error=one_line(exc))
     meta["seconds"] = round(time.monotonic() - t0, 1)
     writer.update_meta(predictions=meta)
     return meta["seconds"]

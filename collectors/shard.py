@@ -34,14 +34,16 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from collectors.case_rows import one_line
 from collectors.collect_options import CollectError
+from kernels.hardware import DEFAULT_GPU
 from kernels.workload import AttentionConfig
 
 # Seconds a case costs besides its kernel: the median `wall_s` of a case that does not autotune in
 # runs/20261202-031456-seed-nvidia-h200 (stages 1-3, sdpa_*: 0.5-1.2 s; stage 0, which compiles first, 3.3 s).
 CASE_OVERHEAD_S = 1.0
 # the datasheet a FLOPs proxy is costed with when the run's GPU is not in the hardware table (or there is none)
-PROXY_GPU = "h100-sxm"
+PROXY_GPU = DEFAULT_GPU
 _SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -158,8 +160,7 @@ def make_plan(count: int, impls: list[str], configs: list[AttentionConfig], opts
         try:
             rows = list(predict(impls, configs, gpu))
         except Exception as exc:  # the run records it in its predictions phase; balancing falls back to FLOPs
-            text = str(exc).strip().splitlines()
-            error = f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+            error = one_line(exc)
     times = predicted_ms(rows, impls, configs, gpu)
     by: dict[str, list[str]] = {"model": [], "bound": [], "flops": []}
     cost = {c.id: 0.0 for c in configs}

@@ -6,11 +6,13 @@ newest bundled run's on a GPU with the same SM: the H100 SXM and the H200). Shar
 
 from __future__ import annotations
 
-from kernels.hardware import HardwareError
+import functools
+
+from kernels.hardware import DEFAULT_GPU, HardwareError
 from perfmodel.runs import Run, gpu_name, load_run
 
 # the GPU a run without one (an --interpret run) is predicted for: the one the census compiles for
-FALLBACK_GPU = "h100-sxm"
+FALLBACK_GPU = DEFAULT_GPU
 
 
 def measured_ceilings(run: Run) -> dict[str, float]:
@@ -32,20 +34,31 @@ def _same_sm(a, b) -> bool:
 def reference_micro(gpu) -> tuple[dict[str, float], str]:
     """({name: value}, where from) of the micro-benchmarks of the newest bundled run (perfmodel/bundled/) on a GPU
     with `gpu`'s SM, for a run or a bench table that measured none; ({}, "") when no bundled run has them."""
+    for run_id, ref_gpu, micro in _bundled_micro():
+        if _same_sm(ref_gpu, gpu):
+            return dict(micro), f"micro-benchmarks of bundled run {run_id} ({ref_gpu.key}, the same SM)"
+    return {}, ""
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_micro() -> tuple:
+    """(run id, GpuSpec, micro-benchmark pairs) of every bundled run that measured micro-benchmarks, newest first:
+    read once per process (the package's runs do not change under it; the scorer asks once per source)."""
     from kernels.hardware import CEILING_FIELDS, get_gpu
 
     from perfmodel.runs import bundled_run_dirs
 
+    out = []
     for d in reversed(bundled_run_dirs()):
         try:
             ref = load_run(d)
             ref_gpu = get_gpu(gpu_name(ref))
-        except Exception:  # a bundled run without a GPU the table knows cannot stand for this one
+        except Exception:  # a bundled run without a GPU the table knows cannot stand for any
             continue
-        micro = {k: v for k, v in measured_ceilings(ref).items() if k not in CEILING_FIELDS}
-        if micro and _same_sm(ref_gpu, gpu):
-            return micro, f"micro-benchmarks of bundled run {ref.run_id} ({ref_gpu.key}, the same SM)"
-    return {}, ""
+        micro = tuple(sorted((k, v) for k, v in measured_ceilings(ref).items() if k not in CEILING_FIELDS))
+        if micro:
+            out.append((ref.run_id, ref_gpu, micro))
+    return tuple(out)
 
 
 def with_micro(gpu, micro: dict[str, float], own: str):

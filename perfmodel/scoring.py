@@ -10,7 +10,8 @@ columns to every table here by registering itself, without a change to the score
 
 Measurements come from run folders (table `timings`) and from the CSV tables `perfmodel bench --csv` writes
 (benchmarks/, benchmarks/h200/): every stage row timed `ok`. A bench table has no measured ceilings, so its cases
-are predicted from the datasheet figures of the GPU named on each row.
+are predicted from the datasheet figures of the GPU named on each row, with the micro-benchmarks of the bundled
+run of the same SM (perfmodel/run_gpu.py); a run without micro-benchmarks of its own borrows them the same way.
 
 Conventions:
 - The error of a prediction is predicted / measured - 1 on the time (-0.30: predicted 30% faster than measured);
@@ -21,10 +22,11 @@ Conventions:
   a predictor that expects no change is wrong wherever the stages measured differently.
 - Out of sample: `perfmodel collect` stores every registered predictor's time and binding term per stage x config
   in the run (table `predictions`, collectors/predictions_phase.py) before it times anything, with the datasheet
-  ceilings (none are measured yet), the launch cost `launch_us` and the census' kernel config, and the model's
-  hash (perfmodel/predictive.py `model_hash`). A run's case is scored with its stored prediction when that hash is
-  the current one ("stored, out of sample"), else with one computed now from the run's measured ceilings, launch
-  cost and tuned config ("computed now"); each case's `P_from` says which.
+  ceilings and the bundled reference micro-benchmarks (none of the run's are measured yet), the launch cost
+  `launch_us` and the census' kernel config, and the model's hash (perfmodel/predictive.py `model_hash`). A run's
+  case is scored with its stored prediction when that hash is today's (`todays_hash`: "stored, out of sample"),
+  else with one computed now from the run's measured ceilings and micro-benchmarks, launch cost and tuned config
+  ("computed now"); each case's `P_from` says which.
 - Binding term against ncu: for a case whose run profiled it (table `ncu_metrics`; the case's longest kernel),
   ncu's busiest unit is the largest of the utilizations in NCU_UNITS. A unit is busy at BUSY_PCT or more, the
   threshold of Nsight Compute's own SpeedOfLight rule ("Achieved compute throughput and/or memory bandwidth below
@@ -43,11 +45,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from collectors.case_rows import one_line
 from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID
 from kernels.hardware import GpuSpec, HardwareError, get_gpu
 from kernels.workload import AttentionConfig, ConfigError
 from perfmodel import bound, predictive
 from perfmodel.errors import UserError
+from perfmodel.run_gpu import run_gpu, with_micro
 
 GAIN_TIE = 1e-9
 BREAKDOWNS = ("stage", "S", "D", "causal", "dtype", "B", "gpu")  # the columns errors are summarized by
@@ -178,7 +182,6 @@ def _bool(v) -> bool:
 
 def run_source(run) -> Source:
     """The stage measurements of a run (perfmodel.runs.load_run), predicted with the run's GPU and ceilings."""
-    from perfmodel.run_gpu import run_gpu
     from perfmodel.runs import gpu_name
 
     spec, how = run_gpu(run)
@@ -200,14 +203,12 @@ def _table_or_none(run, name: str) -> pd.DataFrame | None:
 def todays_hash(gpu_key: str) -> str:
     """The model hash a run's stored predictions must carry to be used: what prediction_rows stores today for that
     GPU (its datasheet, with the bundled reference micro-benchmarks of the same SM when there are any)."""
-    from perfmodel.run_gpu import with_micro
-
     return predictive.model_hash(with_micro(get_gpu(gpu_key), {}, ""))
 
 
 def stored_predictions(run) -> tuple[dict, str]:
-    """The run's `predictions` rows whose model_hash is today's (perfmodel/predictive.py `model_hash` of the
-    datasheet of the GPU they were made for), as (impl, config_id, predictor) -> Predicted, and a sentence:
+    """The run's `predictions` rows whose model_hash is today's (`todays_hash` of the GPU they were made for), as
+    (impl, config_id, predictor) -> Predicted, and a sentence:
     "stored, out of sample (hash H)", or "computed now" and why."""
     t = _table_or_none(run, "predictions")
     if t is None or not len(t) or not {"predictor", "model_hash", "gpu", "time_ms", "status"} <= set(t.columns):
@@ -253,11 +254,8 @@ def ncu_units(run) -> dict:
 
 def _host_launch_us(run) -> dict:
     """impl -> median host_launch_us of the run's `launch` table rows measured ok (a host cost, not a kernel time)."""
-    try:
-        launch = run.table("launch")
-    except Exception:  # a run without the table (older runs): no measured host cost
-        return {}
-    if not {"impl", "status", "host_launch_us"} <= set(launch.columns):
+    launch = _table_or_none(run, "launch")  # none in older runs: no measured host cost
+    if launch is None or not {"impl", "status", "host_launch_us"} <= set(launch.columns):
         return {}
     ok = launch[launch["status"] == "ok"]
     values = pd.to_numeric(ok["host_launch_us"], errors="coerce")
@@ -265,7 +263,8 @@ def _host_launch_us(run) -> dict:
 
 
 def bench_source(path: str | Path) -> Source:
-    """The stage measurements of a `perfmodel bench --csv` table, predicted with each row's GPU's datasheet."""
+    """The stage measurements of a `perfmodel bench --csv` table, predicted with each row's GPU's datasheet (and
+    the bundled reference micro-benchmarks)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"bench table {str(p)!r} does not exist or is not a file.")
@@ -278,8 +277,6 @@ def bench_source(path: str | Path) -> Source:
         raise UserError(f"bench table {str(p)!r} lacks the column(s) {', '.join(missing)} that "
                         "`perfmodel bench --csv` writes.")
     rows = _stage_rows(frame, f"bench table {str(p)!r}")
-    from perfmodel.run_gpu import with_micro
-
     gpus = {}
     for name in sorted(set(rows["gpu"].astype(str))):
         try:
@@ -472,8 +469,6 @@ def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSp
     measured yet). A predictor that fails gives a row with status "failed" and the reason, never an exception."""
     import time
 
-    from perfmodel.run_gpu import with_micro
-
     if not gpu.micro:
         gpu = with_micro(gpu, {}, "")
     digest = predictive.model_hash(gpu)
@@ -493,9 +488,7 @@ def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSp
                         row.update(status="failed", error="the predictor could not predict this case "
                                                           "(e.g. the stage does not compile for sm_90 here)")
                 except Exception as exc:  # a failing prediction never fails the run: the row says why
-                    text = str(exc).strip().splitlines()
-                    row.update(status="failed", error=f"{type(exc).__name__}: {text[0][:300]}" if text
-                               else type(exc).__name__)
+                    row.update(status="failed", error=one_line(exc))
                 row["predict_s"] = round(time.monotonic() - t0, 3)
                 row["predicted_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 rows.append(row)

@@ -1,12 +1,13 @@
 """`perfmodel model`: show the Einstein model, check where it contradicts itself, physics and published figures,
-or score the predictors of a stage's time (today the bound) against measured runs and bench tables."""
+or score the predictors of a stage's time (the bound and the predictive model) against measured runs and bench
+tables."""
 
 from __future__ import annotations
 
 import argparse
 import textwrap
 
-HELP = "show or check the Einstein model; score the bound against measured times"
+HELP = "show or check the Einstein model; score the bound and the predictive model against measured times"
 EXAMPLES = [
     "perfmodel model check",
     "perfmodel model check --gpu h100-sxm --config B=16,H=16,S=2048,D=64,causal --format json",
@@ -48,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "for cases with Nsight Compute counters, whether the binding term names ncu's busiest unit. "
                     "A run's cases are scored with the predictions it stored before it was measured while the "
                     "model's hash is unchanged (stored, out of sample), else computed now from the "
-                    "ceilings it measured; a bench table's cases are predicted with the datasheet.",
+                    "ceilings and micro-benchmarks it measured; a bench table's cases are predicted with the "
+                    "datasheet. Without micro-benchmarks of its own, a run or table takes the bundled run's of the "
+                    "same SM (the sources table says whose).",
         epilog="examples:\n" + "\n".join(f"  {e}" for e in SCORE_EXAMPLES))
     score.add_argument("runs", nargs="*", metavar="RUN",
                        help="run folders or bundled run ids (default: the bundled runs, unless --bench is given)")
@@ -164,16 +167,15 @@ def _score_sources(args):
     return sources
 
 
-def _pct(v) -> str:
+def _pct(v, sign: str = "+") -> str:
+    """v as a whole percentage ("+12%"; sign="" for "12%"), "-" for a missing value."""
     import math
 
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:+.0f}%"
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:{sign}.0f}%"
 
 
 def _abs_pct(v) -> str:
-    import math
-
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:.0f}%"
+    return _pct(v, sign="")
 
 
 def _score_table(result) -> str:
