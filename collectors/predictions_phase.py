@@ -42,13 +42,13 @@ def write_predictions(writer, impls: list[str], configs: list[AttentionConfig], 
         writer.update_meta(predictions={"status": "not_measured", "error": "no predictor was given to the collector "
                                         "(perfmodel collect and perfmodel.collect() give it theirs)"})
         return 0.0
-    meta: dict = {"status": "ok", "gpu": None, "model_hash": None}
+    meta: dict = {"status": "ok", "gpu": None, "model_version": None}
     try:
         from kernels.hardware import get_gpu
 
         gpu = get_gpu(gpu_name or INTERPRET_GPU)
         rows = predict(impls, configs, gpu)
-        meta.update(gpu=gpu.key, model_hash=rows[0]["model_hash"] if rows else None,
+        meta.update(gpu=gpu.key, model_version=rows[0]["model_version"] if rows else None,
                     n_rows=len(rows), n_failed=sum(r["status"] != "ok" for r in rows))
         if rows:
             writer.append("predictions", rows)

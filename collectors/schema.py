@@ -71,6 +71,14 @@ TABLES: dict[str, dict] = {
             "max_abs_err": "max |out - ref| over all elements (same units as O)",
             "max_rel_err": "max |out - ref| / max |ref|",
             "rel_l2_err": "||out - ref||_2 / ||ref||_2",
+            # against round(ref): the float64 reference correctly rounded to the output dtype (the inputs' dtype;
+            # bf16 for fp8 inputs: kernels.reference.output_dtype), distances in that dtype's units in the last
+            # place (kernels.reference.ulp_distance: steps between bit patterns, +0 = -0, NaN or a stray inf = inf);
+            # a ULP is of each element's own size, so max_ulp is set where O is near zero; null in runs made before
+            # they were measured (not measured)
+            "max_ulp": "max ULPs of the output dtype between out and round(ref) (0 = exactly rounded everywhere)",
+            "exact_frac": "fraction of elements with out == round(ref) (0..1)",
+            "rms_ulp": "RMS over elements of the ULP distance between out and round(ref) (ULPs of the output dtype)",
             "budget_abs_err": "error budget: 2x the max abs error of PyTorch's own math in the same dtype",
             "within_budget": "max_abs_err <= budget_abs_err (bool)",
             "doc_allclose": "the document's check: torch.allclose(out, ref, rtol=1e-3, atol=2e-3) (bool)",
@@ -224,6 +232,9 @@ TABLES: dict[str, dict] = {
             "max_abs_err": "max |out - ref| against the float64 reference",
             "budget_abs_err": "the case's error budget (2x PyTorch's own low-precision error)",
             "within_budget": "max_abs_err <= budget_abs_err (bool)",
+            "max_ulp": "as in correctness: max ULPs between out and round(ref) (null in runs made before)",
+            "exact_frac": "as in correctness: fraction of elements with out == round(ref)",
+            "rms_ulp": "as in correctness: RMS ULP distance between out and round(ref)",
             "time_ms": "median time of one call (ms), when timed",
             "time_ms_p20": "20th percentile (ms)",
             "time_ms_p80": "80th percentile (ms)",
@@ -277,12 +288,17 @@ TABLES: dict[str, dict] = {
         "doc": "Each stage's time as every registered predictor (perfmodel/scoring.py: bound, model) predicted it at "
                "the start of the collect, before anything was timed (collectors/predictions_phase.py), from the "
                "datasheet of `gpu`, with no measured ceiling, launch cost or tuned config; `perfmodel model score` "
-               "scores them out of sample while model_hash is today's. One row per stage x config x predictor.",
+               "scores them out of sample while model_version is today's. One row per stage x config x predictor.",
         "columns": {
             "predictor": "registered predictor name (bound | model)",
             "gpu": "hardware table key whose datasheet figures the prediction used (kernels/hardware.py)",
-            "model_hash": "perfmodel.predictive.model_hash(gpu): SHA-256 (12 hex digits) of the model's sources and "
-                          "gpu's figures",
+            "model_version": "perfmodel.predictive.MODEL_VERSION of the model (and bound) that made the prediction "
+                             "(int); null in runs from before it, which carry model_hash",
+            "inputs_hash": "perfmodel.predictive.inputs_hash: SHA-256 (12 hex digits) of what the prediction read "
+                           "(config, stage, the GPU's figures and micro-benchmarks, the instruction mix, launch facts); "
+                           "null when it failed",
+            "model_hash": "runs from before model_version only: SHA-256 (12 hex digits) of the model's sources and the "
+                          "GPU's figures; perfmodel.predictive.LEGACY_MODEL_HASHES says which model version it was",
             "time_ms": "predicted time of one call (ms); null when status != ok",
             "binding": "the term that sets the time (tensor, mufu, issue, smem, chain, hbm, launch); null if none",
             "status": "ok | failed",
@@ -307,6 +323,8 @@ TABLES: dict[str, dict] = {
 
 # run.json's format. A reader refuses a higher version than this (written by a newer toolkit); runs written before
 # the field existed (every run committed up to 2026-12-02 and the bundled one) are version 1, the same format.
+# A column added to a table (correctness's max_ulp, exact_frac, rms_ulp) keeps the version: a part without it
+# reads as null there (collectors/store_read.py), which readers show as not measured.
 SCHEMA_VERSION = 1
 
 # run.json's top-level fields and the JSON type each must have where present (a run written by hand or damaged
@@ -318,7 +336,7 @@ RUN_JSON_FIELDS: dict[str, tuple[type, ...]] = {
     "environment": (dict,), "options": (dict,), "ncu": (dict,), "ablation": (dict,), "source": (dict,),
     "phases_s": (dict,), "configs": (list,), "impls": (list,), "resumes": (list,), "problems": (list,),
     "predictions": (dict,), "shard": (dict,), "merged_from": (list,), "merge": (dict,), "devices": (dict,),
-    "command_line": (str, list), "wall_s": _NUMBER,
+    "command_line": (str, list), "wall_s": _NUMBER, "tables_written": (list,),
 }
 _JSON_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "an object", list: "a list"}
 
@@ -328,7 +346,7 @@ TEXT_COLUMNS = frozenset({
     "run_id", "impl", "config_id", "dtype", "status", "error", "kernel", "metric", "raw_metric", "source", "unit",
     "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
-    "throttle_reasons", "predictor", "gpu", "model_hash", "binding", "predicted_at", "gpu_uuid",
+    "throttle_reasons", "predictor", "gpu", "model_hash", "inputs_hash", "binding", "predicted_at", "gpu_uuid",
 })
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})

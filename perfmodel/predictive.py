@@ -94,6 +94,7 @@ class ModelPrediction:
     time_ms: float
     unpriced: dict = field(default_factory=dict)  # per-iteration counts left unpriced (no micro-benchmarks)
     latency_source: str = ""  # whose micro-benchmarks priced the chain ("" = none: v1's chain)
+    inputs_hash: str = ""  # what this prediction read (inputs_hash)
 
     def terms(self) -> dict:
         """The additive terms of time_ms (they sum to it) and the binding term's name."""
@@ -229,10 +230,18 @@ def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch
     that a run measured (its `launch` table); else the GPU's `launch_us` (an empty Triton launch).
     `tuned_config`: for a tuning stage, the kernel config the measured run reported it ran; the model compiles
     that one (else the census' default, see collectors/census.py)."""
-    from collectors.instruction_mix import instruction_mix
+    from collectors.mix_cache import instruction_mix
 
     impl = bound.STAGE_IMPLS[stage]
     mix = instruction_mix(impl, config, gpu.sm_count, tuned_config)
+    return price(mix, config, stage, gpu, host_launch_us, tuned_config)
+
+
+def price(mix, config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
+          tuned_config: str | None = None) -> ModelPrediction:
+    """The model's prediction for a compiled stage: `mix` is its instruction mix at `config` (predict_stage
+    compiles it, or reads it from the caches; the golden test hands a stored one)."""
+    impl = bound.STAGE_IMPLS[stage]
     groups = _per_program_groups(mix, gpu, config)
     resident = max(1, min(mix.programs_per_sm, math.ceil(mix.grid_programs / gpu.sm_count)))
     per_iter = {t: resident * sum(g[t] for g in groups) for t in ("tensor", "mufu", "issue", "smem")}
@@ -274,7 +283,8 @@ def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch
         time_ms=gpu_ms + launch_ms,
         unpriced={} if latencies(gpu) is not None else {
             "bar_sync": max(g["bar_sync"] for g in groups), "mbarrier_wait": max(g["mbarrier_wait"] for g in groups)},
-        latency_source=gpu.micro_source if latencies(gpu) is not None else "")
+        latency_source=gpu.micro_source if latencies(gpu) is not None else "",
+        inputs_hash=inputs_hash(config, stage, gpu, mix, host_launch_us, tuned_config))
 
 
 def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
@@ -288,25 +298,37 @@ def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us
         return math.nan
 
 
-# The sources a stored prediction depends on (perfmodel collect writes them before timing, collectors/
-# predictions_phase.py; perfmodel model score uses them only while this hash is unchanged): the model, the bound,
-# the instruction mix and the census compile it reads, and the hardware table.
-HASHED_SOURCES = ("perfmodel/predictive.py", "perfmodel/bound.py", "collectors/instruction_mix.py",
-                  "collectors/critical_path.py", "collectors/census.py", "kernels/hardware.py")
+# The model's version. Bump it with any change to what the model or the bound predicts from the same inputs: a
+# term, a constant, a rule (tests/test_model_golden.py holds this version's predictions for fixed inputs and fails
+# until the version is bumped and its golden file written: scripts/model_golden.py). Moving or splitting code changes
+# nothing. `perfmodel collect` stores the version with each prediction before it times anything, and `perfmodel
+# model score` uses a stored prediction ("stored, out of sample") while its version is today's.
+MODEL_VERSION = 3
+
+# Predictions stored before the version existed carry `model_hash`, a hash of the model's source files and GPU
+# figures; this is the one table of which model each such hash was (from the commit its run names).
+LEGACY_MODEL_HASHES = {
+    "ed5930b9c9cd": 2,  # runs/20261202-053909-seed-nvidia-h200, made at 07d4ee7 (model v2 frozen)
+    "b0b6e06efb04": 3,  # runs/20261202-060607-seed-nvidia-h200, made at 466fdf8 (model v3 frozen)
+}
 
 
-def model_hash(gpu: GpuSpec) -> str:
-    """12 hex digits of SHA-256 over HASHED_SOURCES and every figure of `gpu` the predictions used (the
-    datasheet's, or measured ones where `gpu` carries them). It does not cover the stages' own sources or the
-    Triton version: a stored prediction is of the kernel the run measured, which is the point."""
+def inputs_hash(config: AttentionConfig, stage: int, gpu: GpuSpec, mix=None, host_launch_us: float | None = None,
+                tuned_config: str | None = None) -> str:
+    """12 hex digits of SHA-256 over what one prediction read: the config and stage, every figure of `gpu` (the
+    datasheet's, or measured ones, and the micro-benchmarks it carries), the instruction mix (its serialized
+    record, collectors/mix_cache.py: so the compiled code it priced), the host launch cost and the tuned config.
+    Stored beside each prediction: two predictions with the same hash and MODEL_VERSION are the same number."""
     import dataclasses
     import hashlib
-    from pathlib import Path
+    import json
 
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for rel in HASHED_SOURCES:
-        h.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
     figures = {k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in dataclasses.asdict(gpu).items()}
-    h.update(repr(sorted(figures.items())).encode())
-    return h.hexdigest()[:12]
+    doc = {"config": config.as_dict(), "stage": stage, "gpu": figures, "host_launch_us": host_launch_us,
+           "tuned_config": tuned_config or None}
+    if mix is not None:
+        from collectors.mix_cache import kernel_to_dict, mix_to_dict
+
+        doc["mix"] = {"case": mix_to_dict(mix), "kernel": kernel_to_dict(mix.kernel)}
+    text = json.dumps(doc, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -23,9 +23,10 @@ Conventions:
 - Out of sample: `perfmodel collect` stores every registered predictor's time and binding term per stage x config
   in the run (table `predictions`, collectors/predictions_phase.py) before it times anything, with the datasheet
   ceilings and the bundled reference micro-benchmarks (none of the run's are measured yet), the launch cost
-  `launch_us` and the census' kernel config, and the model's hash (perfmodel/predictive.py `model_hash`). A run's
-  case is scored with its stored prediction when that hash is today's (`todays_hash`: "stored, out of sample"),
-  else with one computed now from the run's measured ceilings and micro-benchmarks, launch cost and tuned config
+  `launch_us` and the census' kernel config, the model's version (perfmodel/predictive.py `MODEL_VERSION`) and a
+  hash of what each prediction read (`inputs_hash`). A run's case is scored with its stored prediction when it was
+  made by today's version ("stored, out of sample"; runs from before the version carry a hash of the model's
+  sources instead, mapped to their version once in `LEGACY_MODEL_HASHES`), else with one computed now from the run's measured ceilings and micro-benchmarks, launch cost and tuned config
   ("computed now"); each case's `P_from` says which.
 - Binding term against ncu: for a case whose run profiled it (table `ncu_metrics`; the case's longest kernel),
   ncu's busiest unit is the largest of the utilizations in NCU_UNITS. A unit is busy at BUSY_PCT or more, the
@@ -66,6 +67,7 @@ class Predicted:
 
     time_ms: float
     binding: str | None = None
+    inputs_hash: str | None = None  # what the prediction read (perfmodel.predictive.inputs_hash), when it says
 
 
 def _as_predicted(value) -> Predicted:
@@ -108,7 +110,8 @@ def register_predictor(name: str, predict_ms: Predictor, description: str, launc
 def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> Predicted:
     p = bound.predict_stage(config, stage, gpu)
     terms = {"tensor": p.tensor_ms, "mufu": p.exp_ms, "hbm": p.hbm_ms}
-    return Predicted(p.time_ms, "launch" if p.launch_ms > 0 else max(terms, key=terms.get))
+    return Predicted(p.time_ms, "launch" if p.launch_ms > 0 else max(terms, key=terms.get),
+                     predictive.inputs_hash(config, stage, gpu))
 
 
 def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
@@ -119,12 +122,12 @@ def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us:
         p = predictive.predict_stage(config, stage, gpu, host_launch_us, tuned_config)
     except MixError:
         return Predicted(math.nan)
-    return Predicted(p.time_ms, p.binding)
+    return Predicted(p.time_ms, p.binding, p.inputs_hash)
 
 
 register_predictor("bound", _bound_ms, "each stage's speed-of-light bound (perfmodel/bound.py)")
-register_predictor("model", _model_ms, "the predictive model v3 from each stage's compiled sm_90 code "
-                   "(perfmodel/predictive.py)", launch_facts=True)
+register_predictor("model", _model_ms, f"the predictive model v{predictive.MODEL_VERSION} from each stage's compiled "
+                   "sm_90 code (perfmodel/predictive.py)", launch_facts=True)
 
 
 # ---- measurements -------------------------------------------------------------------------------------------
@@ -200,36 +203,42 @@ def _table_or_none(run, name: str) -> pd.DataFrame | None:
         return None
 
 
-def todays_hash(gpu_key: str) -> str:
-    """The model hash a run's stored predictions must carry to be used: what prediction_rows stores today for that
-    GPU (its datasheet, with the bundled reference micro-benchmarks of the same SM when there are any)."""
-    return predictive.model_hash(with_micro(get_gpu(gpu_key), {}, ""))
+def stored_version(row: dict) -> int | None:
+    """The model version a stored prediction row was made by: its `model_version`, else (a run from before the
+    version existed) what its `model_hash` was (perfmodel.predictive.LEGACY_MODEL_HASHES), else None."""
+    version = row.get("model_version")
+    if version is not None and not (isinstance(version, float) and math.isnan(version)):
+        return int(version)
+    return predictive.LEGACY_MODEL_HASHES.get(str(row.get("model_hash")))
+
+
+def _versions_text(versions) -> str:
+    known = sorted({v for v in versions if v is not None})
+    unknown = any(v is None for v in versions)
+    return " and ".join([*(f"model v{v}" for v in known), *(["an unknown model"] if unknown else [])])
 
 
 def stored_predictions(run) -> tuple[dict, str]:
-    """The run's `predictions` rows whose model_hash is today's (`todays_hash` of the GPU they were made for), as
-    (impl, config_id, predictor) -> Predicted, and a sentence:
-    "stored, out of sample (hash H)", or "computed now" and why."""
+    """The run's `predictions` rows made by today's model version (perfmodel.predictive.MODEL_VERSION), as
+    (impl, config_id, predictor) -> Predicted, and a sentence: "stored, out of sample (model vN)", or "computed
+    now" and why."""
     t = _table_or_none(run, "predictions")
-    if t is None or not len(t) or not {"predictor", "model_hash", "gpu", "time_ms", "status"} <= set(t.columns):
+    if t is None or not len(t) or not {"predictor", "gpu", "time_ms", "status"} <= set(t.columns) or not (
+            {"model_version", "model_hash"} & set(t.columns)):
         return {}, "computed now (the run stores no predictions)"
-    current: dict[str, str | None] = {}
-    for key in set(t["gpu"].dropna().astype(str)):
-        try:
-            current[key] = todays_hash(key)
-        except HardwareError:
-            current[key] = None
-    match = t[[current.get(str(g)) == h for g, h in zip(t["gpu"], t["model_hash"])]]
-    if not len(match):
-        return {}, (f"computed now (stored with hash {', '.join(sorted(set(t['model_hash'].astype(str))))}, "
-                    f"today's is {', '.join(sorted(h for h in current.values() if h))})")
+    records = t.to_dict("records")
+    versions = [stored_version(r) for r in records]
+    today = predictive.MODEL_VERSION
+    match = [r for r, v in zip(records, versions) if v == today]
+    if not match:
+        return {}, f"computed now (stored by {_versions_text(versions)}; today's is v{today})"
     stored = {}
-    for r in match.to_dict("records"):
+    for r in match:
         ok = r["status"] == "ok" and r["time_ms"] is not None and np.isfinite(r["time_ms"])
         binding = _text_or_none(r.get("binding")) if ok else None
         stored[(str(r["impl"]), str(r["config_id"]), str(r["predictor"]))] = Predicted(
-            float(r["time_ms"]) if ok else math.nan, binding)
-    return stored, f"stored, out of sample (hash {', '.join(sorted(set(match['model_hash'].astype(str))))})"
+            float(r["time_ms"]) if ok else math.nan, binding, _text_or_none(r.get("inputs_hash")))
+    return stored, f"stored, out of sample (model v{today})"
 
 
 def ncu_units(run) -> dict:
@@ -471,7 +480,6 @@ def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSp
 
     if not gpu.micro:
         gpu = with_micro(gpu, {}, "")
-    digest = predictive.model_hash(gpu)
     rows = []
     for cfg in configs:
         for impl in impls:
@@ -480,10 +488,11 @@ def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSp
             for p in PREDICTORS.values():
                 t0 = time.monotonic()
                 row = {"impl": impl, "config_id": cfg.id, **cfg.as_dict(), "predictor": p.name, "gpu": gpu.key,
-                       "model_hash": digest, "time_ms": math.nan, "binding": None, "status": "ok", "error": None}
+                       "model_version": predictive.MODEL_VERSION, "inputs_hash": None, "time_ms": math.nan, "binding": None, "status": "ok", "error": None}
                 try:
                     predicted = _as_predicted(p.predict_ms(cfg, STAGE_INDEX[impl], gpu))
-                    row.update(time_ms=float(predicted.time_ms), binding=predicted.binding)
+                    row.update(time_ms=float(predicted.time_ms), binding=predicted.binding,
+                               inputs_hash=predicted.inputs_hash)
                     if not math.isfinite(row["time_ms"]):
                         row.update(status="failed", error="the predictor could not predict this case "
                                                           "(e.g. the stage does not compile for sm_90 here)")

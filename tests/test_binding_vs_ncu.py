@@ -11,7 +11,7 @@ import pytest
 
 from collectors.store import RunWriter, load_run
 from kernels.workload import AttentionConfig
-from perfmodel import scoring
+from perfmodel import predictive, scoring
 from perfmodel.cli import main
 
 GPU = "NVIDIA H100 80GB HBM3"
@@ -102,6 +102,6 @@ def test_score_prints_the_agreement_in_table_and_json(tmp_path, capsys, monkeypa
     assert main(["model", "score", str(path), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["busy_pct"] == scoring.BUSY_PCT
-    assert doc["model_hash"] == {"h100-sxm": scoring.todays_hash("h100-sxm")}
+    assert doc["model_version"] == predictive.MODEL_VERSION
     assert doc["sources"][0]["predictions"] == "computed now (the run stores no predictions)"
     assert doc["binding"][0]["group"] == "all" and doc["binding"][0]["stub_agree"] == pytest.approx(0.75)

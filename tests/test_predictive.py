@@ -143,7 +143,7 @@ def test_the_scorer_hands_the_model_how_the_stage_was_launched(monkeypatch):
     # the run's launch table (host cost) and the row's tuned_config (the kernel a tuning stage ran), nothing timed
     seen = []
     monkeypatch.setattr(predictive, "predict_stage", lambda c, s, g, host, tuned: seen.append((s, host, tuned)) or
-                        type("P", (), {"time_ms": 1.0, "binding": "chain"})())
+                        type("P", (), {"time_ms": 1.0, "binding": "chain", "inputs_hash": "0" * 12})())
     source = scoring.run_source(load_run(H200_RUN))
     scoring.score_cases([source], {"model": scoring.PREDICTORS["model"]})
     launch = load_run(H200_RUN).table("launch").set_index("impl")["host_launch_us"]
@@ -162,10 +162,10 @@ def test_a_tuned_config_is_compiled_as_reported():
 def test_model_module_imports_no_timing_tables():
     imported = imported_modules(predictive.__file__)
     # the compiled code, the hardware table, the workload and the bound's HBM bytes and scheduler: no run store
-    # (hashlib and pathlib: model_hash reads the model's own sources)
+    # (hashlib and json: inputs_hash digests what a prediction read; collectors.mix_cache: the compiled mixes)
     assert imported <= {"__future__", "math", "re", "dataclasses", "numpy", "kernels.hardware", "kernels.workload",
-                        "perfmodel", "collectors.instruction_mix", "collectors.critical_path", "hashlib",
-                        "pathlib"}, imported
+                        "perfmodel", "collectors.instruction_mix", "collectors.critical_path", "collectors.mix_cache",
+                        "hashlib", "json"}, imported
     names = names_used(predictive.__file__)
     assert not {"timings", "time_ms_p20", "measured_ms", "table", "load_run"} & names
 

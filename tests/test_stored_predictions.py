@@ -1,6 +1,7 @@
 """Out-of-sample predictions (issue 13, deliverable 4): `perfmodel collect` stores every predictor's time per stage
 x config before it times anything (collectors/predictions_phase.py), and `perfmodel model score` scores a run with
-them while the model's hash is today's, else computes them now and says so. The collect side end to end is in
+them while they carry today's model version (perfmodel.predictive.MODEL_VERSION; rows from before it carry a
+hash of the model's sources, mapped to a version in LEGACY_MODEL_HASHES), else computes them now and says so. The collect side end to end is in
 tests/test_collect_interpret.py; these use SYNTHETIC runs and stub predictors (no compile)."""
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ CFG = AttentionConfig(B=4, H=16, S=1024, D=64, causal=True, dtype="fp16")
 STUB = {"bound": scoring.RegisteredPredictor("bound", lambda c, s, g: scoring.Predicted(0.25, "tensor"), "stub")}
 
 
-def _run(root, stored_hash: str | None, name="synthetic-stored"):
+def _run(root, stored: dict | None, name="synthetic-stored"):
     w = RunWriter(root / name, {"environment": {"gpu_name": GPU, "synthetic": True}, "suite": "custom",
                                 "note": "SYNTHETIC test data made by tests/test_stored_predictions.py"})
     cfg = {"config_id": CFG.id, **CFG.as_dict()}
-    if stored_hash is not None:
+    if stored is not None:
         w.append("predictions", [{"impl": "stage3_persistent", **cfg, "predictor": "bound", "gpu": "h100-sxm",
-                                  "model_hash": stored_hash, "time_ms": 0.8, "binding": "chain", "status": "ok",
+                                  **stored, "time_ms": 0.8, "binding": "chain", "status": "ok",
                                   "error": None, "predict_s": 0.0, "predicted_at": "2026-12-02T00:00:00+0000"}])
     w.append("timings", [{"impl": "stage3_persistent", **cfg, "status": "ok", "time_ms": 1.0, "tuned_config": ""}])
     w.finish("complete")
@@ -38,29 +39,38 @@ def _run(root, stored_hash: str | None, name="synthetic-stored"):
 
 def test_the_table_is_documented():
     cols = TABLES["predictions"]["columns"]
-    assert TABLES["predictions"]["case"] and {"predictor", "gpu", "model_hash", "time_ms", "binding", "status",
-                                              "error", "predicted_at"} <= set(cols)
+    assert TABLES["predictions"]["case"] and {"predictor", "gpu", "model_version", "inputs_hash", "model_hash",
+                                              "time_ms", "binding", "status", "error", "predicted_at"} <= set(cols)
 
 
-def test_model_hash_moves_with_the_datasheet_figures():
+def test_the_inputs_hash_moves_with_what_the_prediction_read():
     h100 = get_gpu("h100-sxm")
-    assert predictive.model_hash(h100) == predictive.model_hash(h100)
-    assert len(predictive.model_hash(h100)) == 12
-    assert predictive.model_hash(h100) != predictive.model_hash(get_gpu("h200"))
-    assert predictive.model_hash(h100) != predictive.model_hash(h100.with_measured({"hbm_tbps": 3.0}))
+    one = predictive.inputs_hash(CFG, 3, h100)
+    assert one == predictive.inputs_hash(CFG, 3, h100) and len(one) == 12
+    assert one != predictive.inputs_hash(CFG, 3, get_gpu("h200"))
+    assert one != predictive.inputs_hash(CFG, 3, h100.with_measured({"hbm_tbps": 3.0}))
+    assert one != predictive.inputs_hash(CFG, 2, h100)
+    assert one != predictive.inputs_hash(CFG, 3, h100, host_launch_us=40.0)
 
 
-def test_stored_predictions_with_todays_hash_are_scored_out_of_sample(tmp_path):
-    source = scoring.run_source(_run(tmp_path, scoring.todays_hash("h100-sxm")))
-    assert source.predictions.startswith("stored, out of sample (hash ")
+@pytest.mark.parametrize("stored", [{"model_version": predictive.MODEL_VERSION},
+                                    # the legacy hash of run 20261202-060607 (made by v3 at 466fdf8)
+                                    {"model_hash": "b0b6e06efb04"}], ids=["version", "legacy-hash"])
+def test_stored_predictions_of_todays_version_are_scored_out_of_sample(tmp_path, stored):
+    assert predictive.MODEL_VERSION == 3, "the legacy case below assumes v3: give it a hash of today's version"
+    source = scoring.run_source(_run(tmp_path, stored))
+    assert source.predictions == f"stored, out of sample (model v{predictive.MODEL_VERSION})"
     case = scoring.score([source], STUB).cases.iloc[0]
     assert case["bound_from"] == "stored" and case["bound_ms"] == 0.8 and case["bound_binding"] == "chain"
     assert case["bound_err"] == pytest.approx(-0.2)
 
 
-def test_a_stale_hash_or_no_table_means_computed_now(tmp_path):
-    stale = scoring.run_source(_run(tmp_path, "000000000000"))
-    assert stale.predictions.startswith("computed now (stored with hash 000000000000, today's is ")
+def test_another_version_or_no_table_means_computed_now(tmp_path):
+    # the legacy hash of run 20261202-053909, made by model v2 at 07d4ee7
+    stale = scoring.run_source(_run(tmp_path, {"model_hash": "ed5930b9c9cd"}))
+    assert stale.predictions == f"computed now (stored by model v2; today's is v{predictive.MODEL_VERSION})"
+    unknown = scoring.run_source(_run(tmp_path, {"model_hash": "000000000000"}, name="synthetic-unknown-hash"))
+    assert unknown.predictions.startswith("computed now (stored by an unknown model;")
     case = scoring.score([stale], STUB).cases.iloc[0]
     assert case["bound_from"] == "computed" and case["bound_ms"] == 0.25
     none = scoring.run_source(_run(tmp_path, None, name="synthetic-none"))
@@ -84,7 +94,7 @@ def test_a_failing_predictor_gives_a_row_that_says_why():
     assert [r["predictor"] for r in rows] == ["broken", "nan"]  # peers are not predicted
     assert rows[0]["status"] == "failed" and rows[0]["error"] == "RuntimeError: cannot compile"
     assert rows[1]["status"] == "failed" and "could not predict" in rows[1]["error"]
-    assert all(r["model_hash"] == scoring.todays_hash("h100-sxm") for r in rows)
+    assert all(r["model_version"] == predictive.MODEL_VERSION and r["inputs_hash"] is None for r in rows)
 
 
 def test_a_gpu_the_table_does_not_know_never_fails_the_run(tmp_path):

@@ -187,9 +187,8 @@ def _score_table(result) -> str:
     n_bench = len(result.sources) - n_runs
     out = [f"{len(result.cases)} measured stage times from {n_runs} run(s) and {n_bench} bench table(s); "
            f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in PREDICTORS.values()), ""]
-    hashes = ", ".join(f"{k} {h}" for k, h in _hashes(result).items())
-    out[-1:-1] = [f"model hash today: {hashes} (perfmodel/predictive.py model_hash: datasheet figures "
-                  "and the bundled reference micro-benchmarks, what a collect stores before it measures)"]
+    out[-1:-1] = [f"model version today: v{_version()} (perfmodel/predictive.py MODEL_VERSION; a run's stored "
+                  "predictions are scored out of sample while they carry it)"]
     rows = [[s.name, s.kind, len(s.measurements), s.gpu_source, s.predictions if s.kind == "run" else "computed now"]
             for s in result.sources]
     out += [render_table(rows, ["source", "kind", "stage times", "ceilings", "predictions"], right={2}), ""]
@@ -214,12 +213,11 @@ def _score_table(result) -> str:
     return "\n".join(out)
 
 
-def _hashes(result) -> dict:
-    """GPU key -> today's model hash (what a run's stored predictions must carry to be used)."""
-    from perfmodel.scoring import todays_hash
+def _version() -> int:
+    """Today's model version (what a run's stored predictions must carry to be used)."""
+    from perfmodel.predictive import MODEL_VERSION
 
-    keys = sorted({g.key for s in result.sources for g in s.gpus.values()})
-    return {k: todays_hash(k) for k in keys}
+    return MODEL_VERSION
 
 
 def _binding_table(result) -> str:
@@ -252,7 +250,7 @@ def _score_json(result) -> str:
 
     doc = {
         "predictors": [{"name": p.name, "description": p.description} for p in PREDICTORS.values()],
-        "model_hash": _hashes(result),
+        "model_version": _version(),
         "sources": [{"name": s.name, "kind": s.kind, "stage_times": len(s.measurements), "ceilings": s.gpu_source,
                      "predictions": s.predictions if s.kind == "run" else "computed now"} for s in result.sources],
         "busy_pct": BUSY_PCT,

@@ -1,0 +1,72 @@
+"""The model is named by its version (issue 22): today's predictions for fixed inputs are held in
+tests/data/model_golden/v<MODEL_VERSION>.json.gz, so a change to a term of the model or the bound fails here until
+perfmodel.predictive.MODEL_VERSION is bumped and scripts/model_golden.py has written that version's file.
+
+The inputs are stored with the predictions (the instruction mix, the GPU's figures and micro-benchmarks), so
+nothing here compiles: a change to a kernel, the hardware table or where the code lives changes nothing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from collectors.mix_cache import kernel_from_dict, mix_from_dict
+from kernels.hardware import GpuSpec
+from kernels.workload import parse_config
+from perfmodel import bound, predictive
+
+GOLDEN = Path(__file__).parent / "data" / "model_golden"
+REL = 1e-9  # the same inputs give the same floating-point operations: only summation order may differ
+
+
+def _golden(version: int) -> dict:
+    path = GOLDEN / f"v{version}.json.gz"
+    assert path.exists(), (f"no golden predictions for model v{version}: run `python scripts/model_golden.py` "
+                           "after bumping MODEL_VERSION")
+    return json.loads(gzip.decompress(path.read_bytes()))
+
+
+def _gpu(record: dict) -> GpuSpec:
+    values = dict(record)
+    values["measured"] = frozenset(values["measured"])
+    values["micro"] = tuple(tuple(kv) for kv in values["micro"])
+    return GpuSpec(**values)
+
+
+DOC = _golden(predictive.MODEL_VERSION)
+
+
+def test_the_golden_file_is_todays_version():
+    assert DOC["model_version"] == predictive.MODEL_VERSION
+
+
+@pytest.mark.parametrize("case", DOC["cases"], ids=lambda c: f"{c['config']}-s{c['stage']}-{c['gpu']['key']}-"
+                                                            f"{'measured' if c['host_launch_us'] else 'datasheet'}-launch")
+def test_todays_model_predicts_what_its_version_predicted(case):
+    mix = mix_from_dict(case["mix"], kernel_from_dict(DOC["kernels"][case["mix"]["kernel_hash"]]))
+    config, gpu = parse_config(case["config"]), _gpu(case["gpu"])
+    got = predictive.price(mix, config, case["stage"], gpu, case["host_launch_us"])
+    want = case["model"]
+    bump = ("the model's prediction changed for the same inputs: bump perfmodel.predictive.MODEL_VERSION and run "
+            "`python scripts/model_golden.py` (stored predictions of the old version then score 'computed now')")
+    for name in ("time_ms", "steady_ms", "tail_ms", "prologue_epilogue_ms", "hbm_ms", "launch_ms"):
+        assert math.isclose(getattr(got, name), want[name], rel_tol=REL, abs_tol=1e-15), (name, bump)
+    for term, value in want["iteration_us"].items():
+        assert math.isclose(got.iteration_us[term], value, rel_tol=REL, abs_tol=1e-15), (term, bump)
+    assert (got.binding, got.programs_per_sm, got.math_groups, got.slots) == (
+        want["binding"], want["programs_per_sm"], want["math_groups"], want["slots"]), bump
+    assert got.unpriced == want["unpriced"], bump
+    assert math.isclose(bound.predict_stage(config, case["stage"], gpu).time_ms, case["bound_time_ms"],
+                        rel_tol=REL), bump
+
+
+def test_the_inputs_hash_of_a_golden_case_is_stable():
+    # what a prediction read is hashed from the records themselves: the same stored inputs, the same hash
+    case = DOC["cases"][0]
+    mix = mix_from_dict(case["mix"], kernel_from_dict(DOC["kernels"][case["mix"]["kernel_hash"]]))
+    got = predictive.price(mix, parse_config(case["config"]), case["stage"], _gpu(case["gpu"]), case["host_launch_us"])
+    assert got.inputs_hash == case["model"]["inputs_hash"]
