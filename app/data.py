@@ -51,16 +51,29 @@ def _stamp(run_dir: str) -> float:
 
 
 @st.cache_data(show_spinner=False)
-def _run_info(run_dir: str, stamp: float) -> dict:
+def _run_info(run_dir: str, stamp: float, table_dirs: tuple[str, ...]) -> dict:
+    # keyed by the run's table folders too: a table deleted (or restored) is seen without a change to run.json
     run = _runs.load_run(run_dir)
+    code = _runs.kernel_code(run)
     return {"path": run_dir, "run_id": run.run_id, "gpu": _runs.gpu_name(run) or "no GPU", "status": run.status,
             "created": str(run.meta.get("created", "")), "suite": str(run.meta.get("suite", "")),
-            "label": _runs.run_label(run), "note": str(run.meta.get("note", "") or "")}
+            "label": _runs.run_label(run), "note": str(run.meta.get("note", "") or ""),
+            "missing_tables": run.missing_tables_problem() or "", "kernels": code.status, "kernels_line": code.line}
+
+
+def _table_dirs(run_dir: str) -> tuple[str, ...]:
+    try:
+        return tuple(sorted(p.name for p in (Path(run_dir) / "tables").iterdir()))
+    except OSError:
+        return ()
 
 
 def run_info(run_dir: str) -> dict:
-    """run_id, gpu, status, created, suite, label and note of a run (cheap: run.json only)."""
-    return _run_info(run_dir, _stamp(run_dir))
+    """run_id, gpu, status, created, suite, label and note of a run (cheap: run.json and the names of its tables);
+    `missing_tables`: the sentence naming the tables it lists and lacks ('' when none), `kernels`: whether it
+    measured the installed kernel code (installed, differs, unknown) and `kernels_line` the sentence that says so
+    (perfmodel.runs.kernel_code)."""
+    return _run_info(run_dir, _stamp(run_dir), _table_dirs(run_dir))
 
 
 _TABLES: dict[str, tuple[float, dict]] = {}  # run folder -> (run.json stamp, its tables)

@@ -71,12 +71,20 @@ def sidebar() -> Selection | None:
 
 
 def selection() -> Selection | None:
-    """The sidebar's current selection; a page shows a message and stops when there is none."""
+    """The sidebar's current selection; a page shows a message and stops when there is none. Every page calls it
+    first, so the banner of a run that lacks a table it lists (`run_banner`) heads every page."""
     sel = st.session_state.get(_KEY)
     if sel is None:
         st.warning("No run could be loaded; see the message in the sidebar.")
         st.stop()
+    run_banner(sel.info)
     return sel
+
+
+def run_banner(info: dict) -> None:
+    """A warning above the page when the run lacks a table it lists (data.run_info's `missing_tables`)."""
+    if info.get("missing_tables"):
+        st.warning(info["missing_tables"], icon=":material/warning:")
 
 
 def status_style(df: pd.DataFrame):

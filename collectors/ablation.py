@@ -39,6 +39,11 @@ from kernels.workload import AttentionConfig
 MEASURES = ("best", "flip")
 
 
+def _number(value) -> float:
+    """A figure read back from the interpreter's JSON line: a float, NaN where it is missing."""
+    return math.nan if value is None else float(value)
+
+
 def variant_id(impl: str, kernel_config) -> str:
     """A short stable id of one kernel config of `impl` (the same in every run and process)."""
     return hashlib.sha1(f"{impl}|{kernel_config}".encode()).hexdigest()[:8]
@@ -58,7 +63,8 @@ class Variant:
     status: str = "not_measured"  # ok | wrong | failed | not_measured
     error: str = ""
     correctness: object = None  # collectors.bench.Correctness
-    timing: object = None  # collectors.timing.Timing
+    timing: object = None  # collectors.timing.Timing: the GPU's time (CUDA graph), else the host loop's
+    graph_fallback: str | None = None  # why the variant was not timed by CUDA graph
 
     def time_ms(self) -> float:
         return self.timing.median_ms if self.timing is not None else math.nan
@@ -87,7 +93,7 @@ def measure_on_gpu(stage, config: AttentionConfig, variants: list[Variant], *, w
     import torch
 
     from collectors.bench import check_output, make_input_sets, one_line
-    from collectors.timing import inputs_for_rotation, l2_bytes, time_call
+    from collectors.timing import inputs_for_rotation, l2_bytes, time_gpu
 
     n_sets = inputs_for_rotation(config, l2_bytes())
     sets = make_input_sets(config, n_sets, seed=seed)
@@ -109,8 +115,8 @@ def measure_on_gpu(stage, config: AttentionConfig, variants: list[Variant], *, w
                     var.error = (f"max abs error {var.correctness.max_abs_err:.3g} exceeds the budget "
                                  f"{var.correctness.budget_abs_err:.3g}; not timed")
                     continue
-                var.timing = time_call(lambda j: stage.launcher(*sets[j], causal=causal), n_sets, warmup_ms,
-                                       rep_ms)
+                var.timing, var.graph_fallback = time_gpu(lambda j: stage.launcher(*sets[j], causal=causal),
+                                                          n_sets, warmup_ms, rep_ms)
                 var.status = "ok"
         except Exception as exc:  # a refused or failing variant is recorded; the others still run
             var.status, var.error = "failed", one_line(exc)
@@ -120,16 +126,40 @@ def measure_on_gpu(stage, config: AttentionConfig, variants: list[Variant], *, w
 # ---- checking under the interpreter -----------------------------------------------------------------------------
 def check_in_interpreter(stage, config: AttentionConfig, variants: list[Variant], work_dir: Path,
                          seed: int = 0) -> None:
-    """Correctness of every variant in a TRITON_INTERPRET=1 child process (collectors.worker --check)."""
+    """Correctness of every variant in a TRITON_INTERPRET=1 child process (collectors.worker --check), or in this
+    process for a function only it can run (collectors.worker.check_here)."""
     from collectors.bench import Correctness
+    from collectors.worker import check_here
+    from kernels.reference import ROUNDED_FIGURES
+
+    cases = [{"impl": stage.name, "config": config.as_dict(), "range": str(i), "tuned_config": str(v.config)}
+             for i, v in enumerate(variants)]
+    if stage.in_process_only:
+        rows, exit_status = {i: check_here(case, seed) for i, case in enumerate(cases)}, None
+    else:
+        rows, exit_status = _check_in_child(cases, Path(work_dir).resolve(), f"ablation-{stage.name}-{config.id}",
+                                            seed)
+    for i, var in enumerate(variants):
+        row = rows.get(i)
+        if row is None:
+            var.status = "failed"
+            var.error = f"the interpreter process stopped before this variant (exit status {exit_status})"
+            continue
+        var.status = "ok" if row["status"] == "ok" else row["status"]
+        var.error = row.get("error") or ""
+        if math.isfinite(row.get("max_abs_err") or math.nan):
+            var.correctness = Correctness(
+                max_abs_err=row["max_abs_err"], max_rel_err=row["max_rel_err"], rel_l2_err=row["rel_l2_err"],
+                budget_abs_err=row["budget_abs_err"], finite=True, doc_allclose=bool(row["doc_allclose"]),
+                **{col: _number(row.get(col)) for col in ROUNDED_FIGURES})
+
+
+def _check_in_child(cases: list[dict], work_dir: Path, tag: str, seed: int) -> tuple[dict[int, dict], int]:
+    """({variant index: its correctness line}, exit status) of the `--check` child run over `cases`."""
     from collectors.ncu_profile import write_cases_file
     from collectors.worker import check_command
 
-    work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    tag = f"ablation-{stage.name}-{config.id}"
-    cases = [{"impl": stage.name, "config": config.as_dict(), "range": str(i), "tuned_config": str(v.config)}
-             for i, v in enumerate(variants)]
     cases_file = write_cases_file(work_dir / f"{tag}.json", cases, seed)
     report = work_dir / f"{tag}.jsonl"
     report.write_text("")
@@ -140,23 +170,14 @@ def check_in_interpreter(stage, config: AttentionConfig, variants: list[Variant]
     for line in report.read_text().splitlines():
         row = json.loads(line)
         rows[int(row["range"])] = row
-    for i, var in enumerate(variants):
-        row = rows.get(i)
-        if row is None:
-            var.status = "failed"
-            var.error = f"the interpreter process stopped before this variant (exit status {proc.returncode})"
-            continue
-        var.status = "ok" if row["status"] == "ok" else row["status"]
-        var.error = row.get("error") or ""
-        if math.isfinite(row.get("max_abs_err") or math.nan):
-            var.correctness = Correctness(
-                max_abs_err=row["max_abs_err"], max_rel_err=row["max_rel_err"], rel_l2_err=row["rel_l2_err"],
-                budget_abs_err=row["budget_abs_err"], finite=True, doc_allclose=bool(row["doc_allclose"]))
+    return rows, proc.returncode
 
 
 # ---- rows -------------------------------------------------------------------------------------------------------
 def variant_rows(stage, config: AttentionConfig, variants: list[Variant], tuned) -> list[dict]:
     """Rows of the `ablation_variants` table."""
+    from kernels.reference import ROUNDED_FIGURES
+
     rows = []
     for var in variants:
         c, t = var.correctness, var.timing
@@ -165,11 +186,12 @@ def variant_rows(stage, config: AttentionConfig, variants: list[Variant], tuned)
                "variant": str(var.config), "role": var.role, "tuned": tuned is not None and str(var.config) == str(tuned),
                "status": var.status, "error": var.error or None,
                "max_abs_err": c.max_abs_err if c else math.nan, "budget_abs_err": c.budget_abs_err if c else math.nan,
-               "within_budget": c.within_budget if c else None}
+               "within_budget": c.within_budget if c else None,
+               **{col: getattr(c, col) if c else math.nan for col in ROUNDED_FIGURES}}
         for sw in stage.switches():  # one column per switch; a user's switch never hides a documented column
             row.setdefault(sw.name, bool(sw.is_on(var.config)))
         if t is not None:
-            row.update(t.as_dict())
+            row.update(t.as_dict(), timing_method=t.method, graph_fallback=var.graph_fallback)
             row["tflops"] = config.tflops_at(t.median_ms)
         rows.append(row)
     return rows

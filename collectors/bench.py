@@ -8,8 +8,9 @@ a peer that does not exist here as `unavailable`.
 The reference at large shapes: the float64 scores of one (batch, head) at S = 16k are 2 GiB, so the whole
 problem's (B·H of them) would not fit. `check_output` therefore walks the heads in chunks whose float64 score
 matrix stays under `chunk_bytes`, computes kernels.reference's float64 reference and PyTorch's low-precision
-math on each chunk, and combines the per-chunk maxima and squared norms into the same ErrorReport that
-kernels.reference.compare returns for the whole tensor.
+math on each chunk, and combines the per-chunk maxima, squared norms and rounded-reference sums
+(kernels.reference.rounding_error) into the same ErrorReport that kernels.reference.compare returns for the whole
+tensor.
 """
 
 from __future__ import annotations
@@ -19,20 +20,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from kernels.reference import ErrorReport
+from kernels.reference import ROUNDED_FIGURES, ErrorReport
 from kernels.registry import Impl
 from kernels.workload import AttentionConfig, torch_dtype
 
 from .case_rows import one_line  # noqa: F401  (callers import it from here too)
+from .preflight import REFERENCE_CHUNK_BYTES, heads_per_chunk
 from .schema import columns
-from .timing import Timing, inputs_for_rotation, l2_bytes, time_call
+from .timing import CaseTiming, Timing, inputs_for_rotation, l2_bytes, time_case
 
 # The design document's own correctness gates (seed/einstein-triton-integration.md, "Correctness"):
 # torch.allclose(out, ref, rtol=1e-3, atol=2e-3) and max_err <= 0.06.
 DOC_RTOL, DOC_ATOL, DOC_MAX_ERR = 1e-3, 2e-3, 0.06
-# Largest float64 score block the chunked reference materializes at once (one head at S=16k is 2 GiB and is
-# always allowed: a chunk holds at least one head).
-REFERENCE_CHUNK_BYTES = 1 << 30
 
 
 # ---- implementations ------------------------------------------------------------------------------------------
@@ -54,13 +53,14 @@ def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None
     from kernels import get_stage, registry
     from kernels.peers import PEERS
 
-    def pick(text: str, known: list[str], what: str) -> list[str]:
-        text = (text or "").strip()
-        if text in ("all", ""):
+    def pick(text: str | None, known: list[str], what: str) -> list[str]:
+        if text is None or text.strip() == "all":  # None: not given
             return list(known)
-        if text == "none":
+        if text.strip() == "none":
             return []
         names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names:  # an empty list given is a mistake, never read as "all"
+            raise ValueError(f"the {what} list {text!r} names no {what}; give {what} names, all or none.")
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}, all, none.")
@@ -106,21 +106,25 @@ def check_output(out, q, k, v, causal: bool, sm_scale: float | None = None,
     """Compare `out` with the float64 reference head-chunk by head-chunk (see the module docstring)."""
     import torch
 
-    from kernels.reference import BUDGET_FACTOR, attention_lowp_math, attention_reference, budget_floor
+    from kernels.reference import (
+        BUDGET_FACTOR, RoundingError, attention_lowp_math, attention_reference, budget_floor, rounding_error,
+    )
 
     B, H, S, _ = q.shape
-    heads_per_chunk = max(1, min(H, chunk_bytes // max(1, S * S * 8)))
+    per_chunk = heads_per_chunk(H, S, chunk_bytes)
     max_abs = ref_max = torch_err = 0.0
     sq_diff = sq_ref = 0.0
     finite, allclose = True, True
+    rounding = RoundingError()
     for b in range(B):
-        for h0 in range(0, H, heads_per_chunk):
-            sl = (slice(b, b + 1), slice(h0, min(H, h0 + heads_per_chunk)))
+        for h0 in range(0, H, per_chunk):
+            sl = (slice(b, b + 1), slice(h0, min(H, h0 + per_chunk)))
             qc, kc, vc, oc = q[sl], k[sl], v[sl], out[sl]
             ref = attention_reference(qc, kc, vc, causal, sm_scale)
             lowp = attention_lowp_math(qc, kc, vc, causal, sm_scale)
             torch_err = max(torch_err, (lowp.to(torch.float64) - ref).abs().max().item())
             del lowp
+            rounding += rounding_error(oc, ref, q.dtype)
             if not bool(torch.isfinite(oc).all().item()):
                 finite = False
                 continue
@@ -133,11 +137,11 @@ def check_output(out, q, k, v, causal: bool, sm_scale: float | None = None,
             del ref, diff
     budget = BUDGET_FACTOR * max(torch_err, budget_floor(q.dtype))
     if not finite:
-        return Correctness(math.inf, math.inf, math.inf, budget, False, False)
+        return Correctness(math.inf, math.inf, math.inf, budget, False, False, **rounding.figures())
     return Correctness(
         max_abs_err=max_abs, max_rel_err=max_abs / (ref_max or 1.0),
         rel_l2_err=math.sqrt(sq_diff) / (math.sqrt(sq_ref) or 1.0),
-        budget_abs_err=budget, finite=True, doc_allclose=allclose,
+        budget_abs_err=budget, finite=True, doc_allclose=allclose, **rounding.figures(),
     )
 
 
@@ -151,7 +155,8 @@ class CaseResult:
     status: str  # ok | failed | wrong | unavailable
     error: str = ""
     correctness: Correctness | None = None
-    timing: Timing | None = None
+    timing: Timing | None = None  # the primary time: the GPU's (CUDA graph), else the host loop's (times says)
+    times: CaseTiming | None = None  # every time measured: GPU, host loop, host launch
     tuned_config: str = ""
     n_inputs: int = 0  # input sets the timing rotated over
     extra: dict = field(default_factory=dict)
@@ -172,6 +177,7 @@ class CaseResult:
         row.update(
             max_abs_err=c.max_abs_err if c else nan, max_rel_err=c.max_rel_err if c else nan,
             rel_l2_err=c.rel_l2_err if c else nan, budget_abs_err=c.budget_abs_err if c else nan,
+            **{col: getattr(c, col) if c else nan for col in ROUNDED_FIGURES},
             within_budget=c.within_budget if c else None, doc_allclose=c.doc_allclose if c else None,
             doc_max_err_ok=c.doc_max_err_ok if c else None,
         )
@@ -183,13 +189,18 @@ class CaseResult:
         row.update(status=self.status, error=self.error, tuned_config=self.tuned_config, bare_time_ms=bare_time_ms,
                    n_inputs=self.n_inputs or None)
         if self.timing and bare_time_ms == bare_time_ms and bare_time_ms > 0:  # NaN-safe
-            row["overhead_pct"] = (self.timing.median_ms - bare_time_ms) / bare_time_ms * 100.0
+            # the collector's own overhead: its host loop against a bare do_bench, both timed from Python
+            loop = self.times.host_loop if self.times is not None else self.timing
+            row["overhead_pct"] = (loop.median_ms - bare_time_ms) / bare_time_ms * 100.0
         if self.timing:
             row.update(self.timing.as_dict(), tflops=self.tflops)
+            if self.times is not None:
+                row.update(self.times.as_dict())
         else:
             row.update(time_ms=math.nan, time_ms_p20=math.nan, time_ms_p80=math.nan, spread_pct=math.nan,
                        stable=None, n_reps=0, tflops=math.nan, time_ms_ci_low=math.nan, time_ms_ci_high=math.nan,
-                       ci_width_pct=math.nan, wide_ci=None)
+                       ci_width_pct=math.nan, wide_ci=None, host_loop_ms=math.nan, host_loop_ms_ci_low=math.nan,
+                       host_loop_ms_ci_high=math.nan, host_launch_us=math.nan)
         return {k: row.get(k) for k in columns("timings")}
 
     def sample_rows(self, run_id: str = "") -> list[dict]:
@@ -242,7 +253,8 @@ def bench_case(impl: Impl, config: AttentionConfig, *, warmup_ms: float = 25, re
         causal = config.causal
         result.n_inputs = n_sets
         try:
-            result.timing = time_call(lambda i: impl.launcher(*sets[i], causal=causal), n_sets, warmup_ms, rep_ms)
+            result.times = time_case(lambda i: impl.launcher(*sets[i], causal=causal), n_sets, warmup_ms, rep_ms)
+            result.timing = result.times.gpu
         except Exception as exc:
             result.status, result.error = "failed", f"timing failed: {one_line(exc)}"
         result.tuned_config = tuned_config_of(impl) or result.tuned_config
@@ -305,16 +317,21 @@ BENCH_COLUMNS = [
     "gpu", "torch", "triton", "cudnn", "cuda", "date",
     "impl", "kind", "config_id", "B", "H", "S", "D", "causal", "dtype", "status",
     "time_ms", "time_ms_p20", "time_ms_p80", "spread_pct", "stable", "n_reps", "time_ms_ci_low", "time_ms_ci_high",
-    "ci_width_pct", "wide_ci", "tflops", "vs_cudnn",
-    "max_abs_err", "budget_abs_err", "doc_allclose", "tuned_config", "error",
+    "ci_width_pct", "wide_ci", "timing_method", "graph_calls", "graph_fallback", "host_loop_ms", "host_loop_ms_ci_low",
+    "host_loop_ms_ci_high", "host_launch_us", "host_bound", "tflops", "vs_cudnn", "vs_cudnn_ci_low", "vs_cudnn_ci_high",
+    "max_abs_err", "budget_abs_err", "max_ulp", "exact_frac", "rms_ulp", "doc_allclose", "tuned_config", "error",
 ]
 BASELINE = "sdpa_cudnn"  # the FA3-class peer every ratio is taken against (ANCHORS.md: FA3 is not installable)
 
 
 def bench_table(results: list[CaseResult], env: dict, kinds: dict[str, str] | None = None):
     """One row per case with the environment on every row (Liger-Kernel style) and `vs_cudnn`, the case's
-    TFLOP/s over SDPA cuDNN's at the same config measured in the same process (NaN when cuDNN was not timed)."""
+    TFLOP/s over SDPA cuDNN's at the same config measured in the same process (NaN when cuDNN was not timed), with
+    its bootstrap 95% interval from both cases' samples (`vs_cudnn_ci_low/high`; NaN unless both were timed by one
+    method: a GPU time against a host loop's is no ratio of kernels)."""
     import pandas as pd
+
+    from .stats import ratio_gain_ci
 
     kinds = kinds or {}
     rows = []
@@ -324,10 +341,24 @@ def bench_table(results: list[CaseResult], env: dict, kinds: dict[str, str] | No
         row.pop("run_id", None)
         row["kind"] = kinds.get(r.impl, "")
         c = r.correctness
-        row.update(max_abs_err=c.max_abs_err if c else math.nan, budget_abs_err=c.budget_abs_err if c else math.nan,
+        row.update({col: getattr(c, col) if c else math.nan
+                    for col in ("max_abs_err", "budget_abs_err", *ROUNDED_FIGURES)},
                    doc_allclose=c.doc_allclose if c else None)
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=[c for c in BENCH_COLUMNS if c != "vs_cudnn"])
+    derived = ("vs_cudnn", "vs_cudnn_ci_low", "vs_cudnn_ci_high")
+    frame = pd.DataFrame(rows, columns=[c for c in BENCH_COLUMNS if c not in derived])
     base = frame[(frame["impl"] == BASELINE) & (frame["status"] == "ok")].set_index("config_id")["tflops"]
     frame["vs_cudnn"] = frame["tflops"] / frame["config_id"].map(base)
+    cudnn = {r.config.id: r.timing for r in results if r.impl == BASELINE and r.status == "ok" and r.timing}
+    lows, highs = [], []
+    for r in results:
+        ref = cudnn.get(r.config.id)
+        if r.status == "ok" and r.timing and ref is not None and ref.method == r.timing.method:
+            _, low, high = ratio_gain_ci(ref.samples_ms, r.timing.samples_ms)  # t_cudnn / t_impl - 1
+            lows.append(1.0 + low)
+            highs.append(1.0 + high)
+        else:
+            lows.append(math.nan)
+            highs.append(math.nan)
+    frame["vs_cudnn_ci_low"], frame["vs_cudnn_ci_high"] = lows, highs
     return frame[BENCH_COLUMNS]

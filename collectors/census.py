@@ -44,6 +44,11 @@ BLOCK_M, RING, CONSUMERS, OVERLAP, and num_warps).
 A launcher that refuses a config (KernelUnsupported, e.g. a candidate needing more shared memory than an SM has)
 gives a census with status 'failed' and the refusal as its error: the census never compiles past a stage's own
 refusal.
+
+A `tl` kernel decorated while TRITON_INTERPRET=1 was set is an interpreted function, not a JITFunction: there is
+nothing to compile, and its launch would run the kernel on the CPU at the config's full size. The capture refuses
+such a launch at once (`InterpretedKernel`, status 'failed'); the perfmodel command line never imports Triton that
+way (perfmodel/cli.py `without_interpreter`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,13 +322,18 @@ class _Launch:
     kwargs: dict
 
 
+class InterpretedKernel(RuntimeError):
+    """The launcher launched a kernel that Triton's interpreter built (TRITON_INTERPRET=1 was set when it was
+    decorated): there is no GPU kernel to compile for sm_90."""
+
+
 @contextlib.contextmanager
 def _capture_launches(stage_module, sm_count: int, config: AttentionConfig, tuned_config: str | None = None):
     """Within the block, Triton launches record themselves in the yielded list instead of running.
 
     The launcher runs on CPU tensors: its input check is told it runs under the interpreter (so CPU inputs are
     accepted) while the stage module itself is told it does not (so it picks its GPU path), and the SM count is
-    `sm_count`.
+    `sm_count`. A launch of an interpreted function raises InterpretedKernel instead of running on the CPU.
     """
     from triton.runtime.jit import JITFunction
 
@@ -338,11 +349,21 @@ def _capture_launches(stage_module, sm_count: int, config: AttentionConfig, tune
         launches.append(_Launch(self, grid, args, kwargs))
         return None
 
+    def interpreted_run(self, *args, grid, warmup, **kwargs):
+        raise InterpretedKernel(
+            f"{self.__name__} was built by Triton's CPU interpreter (this process imported it with "
+            "TRITON_INTERPRET=1), so there is no kernel to compile for sm_90; start the process without "
+            "TRITON_INTERPRET (the perfmodel command line always does).")
+
     patches = [
         (JITFunction, "run", jit_run),
         (launch_mod, "interpreting", lambda: True),
         (launch_mod, "sm_count", lambda device: sm_count),
     ]
+    # Triton imports its interpreter only when it decorates a function under TRITON_INTERPRET=1.
+    interpreter = sys.modules.get("triton.runtime.interpreter")
+    if interpreter is not None:
+        patches.append((interpreter.InterpretedFunction, "run", interpreted_run))
     if callable(getattr(stage_module, "programs_per_sm", None)):
         patches.append((stage_module, "programs_per_sm", lambda kernel, device: sm90_programs_per_sm(kernel)))
     if isinstance(getattr(stage_module, "_OCCUPANCY", None), dict):

@@ -29,7 +29,8 @@ class CollectOptions:
     configs: tuple[AttentionConfig, ...] = ()  # when given, these replace the suite's configs
     stages: str | None = None  # comma list of stage names, "all" or "none"; None: all (with resume: the run's)
     refs: str | None = None  # comma list of peer names, "all" or "none"; None: all (with resume: the run's)
-    impls: tuple[tuple[str, str], ...] = ()  # the user's own kernels: (name, SPEC) pairs (kernels.registry)
+    # the user's own kernels: (name, SPEC or the function itself) pairs (kernels.registry.register)
+    impls: tuple[tuple[str, str | Callable], ...] = ()
     out_dir: Path = Path("runs")
     ncu: bool = True
     ablation: bool = True  # measure each technique switch of the stages that declare some (collectors.ablation)
@@ -81,7 +82,28 @@ class CollectOptions:
             raise CollectError("--shard and --devices do not combine: --devices already splits the suite over this "
                                "host's GPUs (shards are for separate jobs, e.g. a Slurm array); give one of them.")
         object.__setattr__(self, "configs", tuple(self.configs))
-        object.__setattr__(self, "impls", tuple((str(n), str(s)) for n, s in dict(self.impls).items()))
+        object.__setattr__(self, "impls", tuple((str(n), s if callable(s) else str(s))
+                                                for n, s in dict(self.impls).items()))
+        self._refuse_functions_others_cannot_import()
+
+    def _refuse_functions_others_cannot_import(self) -> None:
+        """A function given as an object that no other process can import (kernels.registry.callable_spec) runs
+        in this process only, which is enough for the cases, the ablation, the census and `interpret` (its
+        correctness is checked here instead of in the interpreter process); where the run needs another process
+        to call it, it is refused now, before anything is measured."""
+        from kernels import registry
+
+        if self.devices is not None:
+            needed_by, alternative = "the per-GPU worker processes of --devices", " (or collect on one GPU)"
+        elif self.ncu and not self.interpret:
+            needed_by, alternative = "the Nsight Compute worker process", " (or collect with ncu=False)"
+        else:
+            return
+        problems = (registry.not_importable_problem(name, target, needed_by, alternative)
+                    for name, target in self.impls if callable(target))
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise CollectError(problem)
 
     def _fill_defaults(self) -> None:
         if self.suite is None:
@@ -98,12 +120,14 @@ class CollectOptions:
 
     def as_meta(self) -> dict:
         """The options as run.json records them (and --resume reads them back)."""
+        from kernels.registry import as_spec
+
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in ("progress", "predict", "plan")}
         d["shard"] = str(self.shard) if self.shard is not None else None
         d["run_dir"] = str(self.run_dir) if self.run_dir is not None else None
         d["configs"] = [c.as_dict() for c in self.configs]
-        d["impls"] = dict(self.impls)
+        d["impls"] = {name: as_spec(target) for name, target in self.impls}
         d["out_dir"] = str(self.out_dir)
         d["command_line"] = list(self.command_line) if self.command_line else None
         return d

@@ -3,6 +3,10 @@
 Every field is read from the machine (torch, triton, nvidia-smi or NVML, git, ncu); a field that cannot be read is
 None and `missing[field]` says why. Nothing is filled in from a datasheet or a guess.
 
+`kernels_hash` names the kernel code a run measured without git: a hash of the installed `kernels` package's
+sources (kernels.source.kernels_code), so a report, the dashboard or `perfmodel runs` can say, on a laptop install too, whether a
+run's stage figures are of the kernels installed there (perfmodel.runs.kernel_code).
+
 The GPU's state while the timings run (clocks, power, temperature, throttle reasons) is sampled by
 collectors/gpu_state.py, which reads nvidia-smi through `_nvidia_smi_query` here when NVML cannot be used.
 """
@@ -18,6 +22,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from kernels.source import COLLECTED_KERNELS_SOURCE, kernels_code
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,6 +161,12 @@ def collect_environment(command_line: list[str] | None = None, ncu_path: str | o
     for part in (gpu_info(), software_versions(), git_state()):
         env.update(part[0])
         missing.update(part[1])
+    code = kernels_code()  # kernels/source.py
+    env["kernels_hash"] = code["kernels_hash"]
+    env["kernels_files"] = code.get("kernels_files")
+    env["kernels_hash_source"] = COLLECTED_KERNELS_SOURCE
+    if code["kernels_hash"] is None:
+        missing["kernels_hash"] = code["why"]
     env["ncu_path"] = str(ncu_path) if ncu_path else None
     env["ncu_version"] = ncu_version
     if ncu_version is None:

@@ -2,9 +2,10 @@
 
 Per case, in this order (collectors/bench.py does the first two for `perfmodel bench` too): correctness against
 the float64 reference (a wrong or failing case is recorded and not timed); timings over rotated inputs
-(collectors.timing.time_call) plus a bare `do_bench` of the same call on one input set, whose ratio is the
-collector's own overhead (`overhead_pct`); the host launch cost (collectors.timing.host_launch_us) and its share
-of the kernel time; determinism (N more calls on the same inputs compared bitwise with the first output). The
+(collectors.timing.time_case: the GPU's time by CUDA-graph replay, the host loop's, and the host launch cost) plus a
+bare `do_bench` of the same call on one input set, whose ratio to the host loop's time is the collector's own
+overhead (`overhead_pct`); the host launch cost and its share of the GPU time (the `launch` table, with
+`host_bound`); determinism (N more calls on the same inputs compared bitwise with the first output). The
 case's rows are stored at once, its row in the `cases` log last: that row is what `--resume` skips.
 """
 
@@ -25,7 +26,7 @@ def gpu_case(opts, writer, impl, cfg: AttentionConfig, sampler, problems: list[s
     import torch
 
     from collectors.bench import bench_case
-    from collectors.timing import bare_do_bench, host_launch_us
+    from collectors.timing import bare_do_bench
 
     t0 = time.monotonic()
     with preflight.compile_log(writer.path / LOGS_DIR, f"{impl.name}-{cfg.id}") as log:
@@ -45,13 +46,14 @@ def gpu_case(opts, writer, impl, cfg: AttentionConfig, sampler, problems: list[s
         except Exception as exc:
             res.error = f"bare do_bench failed: {one_line(exc)}"
         t1 = time.monotonic()
-        try:
-            launch_us = host_launch_us(call)
-            time_ms = res.timing.median_ms
-            launch_row.update(status="ok", error=None, host_launch_us=launch_us, time_ms=time_ms,
-                              launch_share=launch_us / (time_ms * 1000.0))
-        except Exception as exc:
-            launch_row.update(status="failed", error=one_line(exc))
+        times = res.times
+        if times is not None and math.isfinite(times.host_launch_us):
+            time_ms = times.gpu.median_ms
+            launch_row.update(status="ok", error=None, host_launch_us=times.host_launch_us, time_ms=time_ms,
+                              timing_method=times.gpu.method, host_bound=times.host_bound,
+                              launch_share=times.host_launch_us / (time_ms * 1000.0))
+        else:
+            launch_row.update(status="failed", error="the host launch path could not be timed")
         try:
             same = 0
             for _ in range(opts.determinism_runs):
@@ -68,7 +70,6 @@ def gpu_case(opts, writer, impl, cfg: AttentionConfig, sampler, problems: list[s
     timing.pop("run_id", None)
     timing.update(
         n_inputs=len(sets) if sets is not None and res.timing else None,
-        overhead_pct=((timing["time_ms"] - bare_ms) / bare_ms * 100.0) if res.timing and bare_ms > 0 else None,
         **sampler.case_state(t0, t1),  # clocks, power, temperature, throttle reasons (collectors/gpu_state.py)
     )
     if res.status == "ok" and not res.timing:

@@ -3,7 +3,9 @@
 The child (`python -m collectors.worker --check`, collectors/worker.py) is started with TRITON_INTERPRET=1 in its
 environment (Triton reads it when a kernel module is imported) and writes one JSON line of correctness columns per
 case; this side stores each line as it arrives, with every GPU measurement `not_measured` (timings, launch,
-determinism), so an interrupted sweep keeps what the child finished.
+determinism), so an interrupted sweep keeps what the child finished. A function given to the Python API that no
+other process can import (kernels.registry.callable_spec) is checked in this process instead, first
+(collectors.worker.check_here says what that can and cannot check).
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from kernels.workload import AttentionConfig
 
 def interpret_cases(opts, writer, todo, steps) -> None:
     """Check every (impl, config) of `todo` under the interpreter and store each case as its line arrives."""
+    from collectors.worker import check_command, check_here
+
+    for impl, cfg in [(i, c) for i, c in todo if i.in_process_only]:
+        steps.step(f"{impl.name} {cfg.id} (in this process)")
+        t_case = time.monotonic()
+        case = {"impl": impl.name, "config": cfg.as_dict(), "range": ncu_profile.range_name(impl.name, cfg.id)}
+        store_interpreted(writer, impl, cfg, check_here(case, opts.seed), time.monotonic() - t_case)
+    todo = [(i, c) for i, c in todo if not i.in_process_only]
     if not todo:
         return
     cases = [{"impl": impl.name, "config": cfg.as_dict(), "range": ncu_profile.range_name(impl.name, cfg.id)}
@@ -30,8 +40,6 @@ def interpret_cases(opts, writer, todo, steps) -> None:
     cases_file = ncu_profile.write_cases_file(work / "cases.json", cases, opts.seed)
     report = work / "report.jsonl"
     report.write_text("")
-    from collectors.worker import check_command
-
     argv, env, root = check_command(cases_file, report)
     by_key = {(impl.name, cfg.id): (impl, cfg) for impl, cfg in todo}
     log = open(work / "worker.log", "w")

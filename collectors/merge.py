@@ -38,8 +38,9 @@ from collectors.schema import TABLES
 # options that differ between the shards of one collection by design (where each went, how it was started)
 PER_SHARD_OPTIONS = frozenset({"out_dir", "command_line", "resume", "shard", "run_dir", "devices", "predict",
                                "progress", "plan", "ncu_timeout_s"})
-# environment fields that name the code the shards ran (merge refuses shards that differ in any)
-VERSION_FIELDS = ("git_commit", "git_dirty", "torch_version", "triton_version")
+# environment fields that name the code the shards ran (merge refuses shards that differ in any; kernels_hash: the
+# kernels package's sources, kernels.source.kernels_code, which also tells two dirty trees of one commit apart)
+VERSION_FIELDS = ("git_commit", "git_dirty", "kernels_hash", "torch_version", "triton_version")
 SHARDS_DIR = "shards"  # in a merged run: each shard's own files, under its run id
 FINISHED = ("complete", "partial")  # a shard in another state stopped before its end
 

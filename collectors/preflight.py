@@ -3,8 +3,9 @@
 Each check returns the reason it refuses, one sentence, or None:
 
 - `interpreter_problem()`: package versions known to break Triton's CPU interpreter (`INTERPRETER_BREAKS`);
-- `memory_problem(configs, total_bytes, gpu)`: a config whose tensors cannot fit the GPU's memory (`case_bytes`),
-  refused before anything is launched (an out-of-memory error half-way through a suite helps nobody);
+- `memory_problem(configs, total_bytes, gpu)`: a config whose tensors cannot fit the GPU's memory (`case_bytes`,
+  compared by `too_large`), refused before anything is launched (an out-of-memory error half-way through a suite
+  helps nobody);
 - `resume_conflicts(given, run_meta)`: options given with `--resume` that differ from those the run was started
   with (a resumed run is measured as it was started, so such an option could only be ignored).
 
@@ -55,26 +56,47 @@ def interpreter_problem(version_of=None) -> str | None:
 
 
 # ---- GPU memory -------------------------------------------------------------------------------------------------
+# Largest float64 score block the correctness check's reference materializes at once (collectors.bench.check_output
+# walks the heads of one batch entry in chunks this size; one head at S=16k is 2 GiB and is always allowed: a chunk
+# holds at least one head).
+REFERENCE_CHUNK_BYTES = 1 << 30
+
+
+def heads_per_chunk(H: int, S: int, chunk_bytes: int = REFERENCE_CHUNK_BYTES) -> int:
+    """Heads of one batch entry whose float64 S x S scores fit `chunk_bytes` (at least one)."""
+    return max(1, min(H, chunk_bytes // max(1, S * S * 8)))
+
+
 def case_bytes(config) -> int:
     """Bytes a case needs on the GPU at once: two input sets of Q, K, V and O in the config's dtype (the timing
-    rotates over sets, at least two) and the float64 reference (kernels/reference.py): Q, K, V and O in float64
-    plus the B·H·S² score and probability matrices (and the masked copy of the scores when causal)."""
-    elements = config.B * config.H * config.S * config.D
-    scores = config.B * config.H * config.S * config.S
-    return int(2 * config.min_hbm_bytes + 8 * (4 * elements + (3 if config.causal else 2) * scores))
+    rotates over sets, at least two) and, for the largest chunk of heads the correctness check holds at once
+    (`heads_per_chunk`), the float64 reference (kernels/reference.py: Q, K, V and O in float64, the score and
+    probability matrices and, when causal, the masked copy of the scores) and PyTorch's low-precision math beside
+    it (its scores and probabilities, counted at 4 bytes an element)."""
+    heads = heads_per_chunk(config.H, config.S)
+    elements = heads * config.S * config.D
+    scores = heads * config.S * config.S
+    return int(2 * config.min_hbm_bytes + 8 * (4 * elements + (3 if config.causal else 2) * scores) + 4 * 2 * scores)
+
+
+def too_large(configs, total_bytes: int | None, need=case_bytes) -> list[tuple[object, int]]:
+    """(config, bytes it needs) for each config of `configs` whose `need(config)` (default: `case_bytes`, what a
+    collected case holds) is more than `total_bytes` of GPU memory; none when the memory is unknown. (`perfmodel
+    predict` asks it with the kernel's own tensors, `AttentionConfig.tensor_bytes`, and the hardware table's memory.)"""
+    if not total_bytes:
+        return []
+    return [(cfg, n) for cfg in configs if (n := int(need(cfg))) > total_bytes]
 
 
 def memory_problem(configs, total_bytes: int | None, gpu: str | None = None) -> str | None:
     """Why a config of `configs` cannot fit `total_bytes` of GPU memory, or None (also when it is unknown)."""
-    if not total_bytes:
+    over = too_large(configs, total_bytes)
+    if not over:
         return None
-    for cfg in configs:
-        need = case_bytes(cfg)
-        if need > total_bytes:
-            return (f"config {cfg.id} needs about {need / 2**30:,.1f} GiB of GPU memory (its inputs, output and "
-                    f"the float64 reference's B·H·S² scores), more than the {total_bytes / 2**30:,.1f} GiB of "
-                    f"{gpu or 'this GPU'}; use a smaller B, H or S.")
-    return None
+    cfg, need = over[0]
+    return (f"config {cfg.id} needs about {need / 2**30:,.1f} GiB of GPU memory (two sets of its inputs and "
+            f"output, and the float64 reference of the largest chunk of heads it checks at once), more than the {total_bytes / 2**30:,.1f} GiB of "
+            f"{gpu or 'this GPU'}; use a smaller B, H or S.")
 
 
 def device_memory() -> tuple[str | None, int | None]:

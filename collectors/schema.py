@@ -88,10 +88,14 @@ TABLES: dict[str, dict] = {
     },
     "timings": {
         "case": True,
-        "doc": "Kernel time by triton.testing.do_bench over rotated inputs (not served from L2).",
+        "doc": "Time of one call over rotated inputs (not served from L2): the GPU's, by CUDA-graph replay of "
+               "back-to-back calls timed with CUDA events (collectors.timing.time_graph), else, for a call that "
+               "cannot be captured, triton.testing.do_bench's host loop (`timing_method` says which; runs of "
+               "schema version 1 were all timed by the host loop); the host loop's time and the host launch path "
+               "are kept beside it.",
         "columns": {
             "status": "ok | failed | wrong | unavailable | not_measured",
-            "time_ms": "median time of one call (ms)",
+            "time_ms": "median time of one call (ms): the GPU's by CUDA graph, or the host loop's (timing_method)",
             "time_ms_p20": "20th percentile (ms)",
             "time_ms_p80": "80th percentile (ms)",
             "spread_pct": "(p80 - p20) / median x 100",
@@ -104,8 +108,20 @@ TABLES: dict[str, dict] = {
             "wide_ci": "ci_width_pct > 2 (collectors.timing.WIDE_CI_PCT): the median is not pinned down to the "
                        "regression threshold (bool)",
             "tflops": "flops / time (TFLOP/s), FLOPs by kernels.workload (causal halved)",
+            "timing_method": "cuda_graph (time_ms is the GPU's time per call) | host_loop (do_bench from Python: "
+                             "the call could not be captured; null in runs of schema version 1, all host loop)",
+            "graph_calls": "back-to-back calls in the captured graph; a sample is one replay's time / graph_calls",
+            "graph_fallback": "why the call was timed by the host loop and not by CUDA graph (null when it was)",
+            "host_loop_ms": "median time of one call by do_bench's host loop over the same inputs (ms): where the "
+                            "host's launch path is longer than the kernel, this measures the host",
+            "host_loop_ms_ci_low": "bootstrap 95% interval of host_loop_ms, low end (ms)",
+            "host_loop_ms_ci_high": "bootstrap 95% interval of host_loop_ms, high end (ms)",
+            "host_launch_us": "median wall time of one Python call with the GPU busy elsewhere (us; the launch table's)",
+            "host_bound": "host_launch_us >= time_ms x 1000: timed back to back from Python the GPU would wait for "
+                          "the host (bool; null where the launch path was not measured)",
             "bare_time_ms": "median of a bare do_bench of the same call in the same process (ms), when measured",
-            "overhead_pct": "(time_ms - bare_time_ms) / bare_time_ms x 100: the collector's own overhead",
+            "overhead_pct": "(host_loop_ms - bare_time_ms) / bare_time_ms x 100: the collector's own overhead (runs "
+                            "of schema version 1: time_ms against bare_time_ms, both host loop)",
             "n_inputs": "distinct input sets the timed repetitions rotated over (so none is served from L2)",
             "sm_clock_mhz": "median SM clock sampled while this case was timed (MHz; NVML or nvidia-smi)",
             "mem_clock_mhz": "median memory clock sampled while this case was timed (MHz)",
@@ -127,11 +143,13 @@ TABLES: dict[str, dict] = {
     "timing_samples": {
         "case": True,
         "doc": "Every timed repetition behind a `timings` row (and behind an `ablation_variants` row, under the "
-               "variant's label as `impl`), in the order do_bench returned them: what the median and its "
-               "bootstrap interval were computed from. Only cases that were timed have rows.",
+               "variant's label as `impl`), in the order they were taken: what the median and its bootstrap "
+               "interval were computed from. A repetition is one call of do_bench's host loop, or, for a time by "
+               "CUDA graph (the row's timing_method), one replay of the graph's graph_calls calls. Only cases that "
+               "were timed have rows.",
         "columns": {
             "sample_index": "repetition number within the case, from 0",
-            "time_ms": "time of that one repetition (ms)",
+            "time_ms": "time of one call in that repetition (ms): a graph replay's time / its calls",
         },
     },
     "batching": {
@@ -150,8 +168,10 @@ TABLES: dict[str, dict] = {
         "columns": {
             "status": "ok | failed | wrong | unavailable | not_measured",
             "host_launch_us": "median wall time of the Python call with the GPU busy elsewhere (us)",
-            "time_ms": "median kernel time (ms)",
+            "time_ms": "median kernel time (ms): the timings table's time_ms, by its timing_method",
+            "timing_method": "how time_ms was measured (cuda_graph | host_loop; null in schema version 1: host loop)",
             "launch_share": "host_launch_us / (time_ms x 1000)",
+            "host_bound": "launch_share >= 1: the host's launch path is at least the GPU's time (bool)",
             "error": "one-line reason when status != ok",
         },
     },
@@ -241,6 +261,8 @@ TABLES: dict[str, dict] = {
             "time_ms_ci_low": "bootstrap 95% interval of the median, low end (ms)",
             "time_ms_ci_high": "bootstrap 95% interval of the median, high end (ms)",
             "n_reps": "timed repetitions",
+            "timing_method": "cuda_graph | host_loop (as in timings; null in schema version 1)",
+            "graph_fallback": "why the variant was timed by the host loop (null when by CUDA graph)",
             "tflops": "flops / time_ms (TFLOP/s)",
             # plus one bool column per declared switch (e.g. use_tma, persistent): True where the technique is on
         },
@@ -324,8 +346,12 @@ TABLES: dict[str, dict] = {
 # run.json's format. A reader refuses a higher version than this (written by a newer toolkit); runs written before
 # the field existed (every run committed up to 2026-12-02 and the bundled one) are version 1, the same format.
 # A column added to a table (correctness's max_ulp, exact_frac, rms_ulp) keeps the version: a part without it
-# reads as null there (collectors/store_read.py), which readers show as not measured.
-SCHEMA_VERSION = 1
+# reads as null there (collectors/store_read.py), which readers show as not measured. Version 2 changed what a
+# column means: timings.time_ms is the GPU's time by CUDA graph where the call could be captured (timing_method);
+# in version 1 every time was the host loop's (perfmodel.runs.timing_method reads both).
+SCHEMA_VERSION = 2
+# What the times of a run of schema version 1 were measured by (collectors.timing.HOST_LOOP).
+V1_TIMING_METHOD = "host_loop"
 
 # run.json's top-level fields and the JSON type each must have where present (a run written by hand or damaged
 # is refused in one sentence rather than read as something else). Fields not listed are kept as they are.
@@ -346,7 +372,7 @@ TEXT_COLUMNS = frozenset({
     "run_id", "impl", "config_id", "dtype", "status", "error", "kernel", "metric", "raw_metric", "source", "unit",
     "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
-    "throttle_reasons", "predictor", "gpu", "model_hash", "inputs_hash", "binding", "predicted_at", "gpu_uuid",
+    "throttle_reasons", "predictor", "gpu", "model_hash", "inputs_hash", "timing_method", "graph_fallback", "binding", "predicted_at", "gpu_uuid",
 })
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})

@@ -12,6 +12,10 @@ removed by the next writer. A writer holds the folder's lock (`<run_dir>/.lock`)
 `finish`, so a second writer (another collect, a resume, an import) is refused in one sentence naming the holder;
 new run folders are created with an exclusive mkdir, so two collectors started in the same second get two.
 
+run.json's `tables_written` lists every table the writer stored a part of, added when its first part is written (a
+`--resume` keeps the list and adds the tables it finds on disk), so a reader can tell a table the run never had from
+one its copy lost (`Run.missing_tables` in collectors/store_read.py).
+
 run.json carries `schema_version` (collectors.schema.SCHEMA_VERSION); a reader refuses a newer one, a run.json whose
 fields have the wrong JSON types, and table parts that are not Parquet or whose columns are not the schema's
 (`check_tables`), each in one sentence. A run.json that still says `running` while no process holds the lock
@@ -42,6 +46,7 @@ from collectors.schema import SCHEMA_VERSION, TABLES, columns, meta_problem
 
 RUN_JSON = "run.json"
 TABLES_DIR = "tables"
+TABLES_WRITTEN = "tables_written"  # run.json: the tables the writer stored a part of (module docstring)
 STATUSES = ("running", "partial", "complete", "failed", "interrupted")
 _PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
 # The two columns that name a case inside one run (the rest of CASE_KEY is implied by config_id).
@@ -197,6 +202,8 @@ class RunWriter:
             raise io_problem(e, self.path / TABLES_DIR) from None
         self._clean_temporaries()
         self._seq = self._last_seq()
+        on_disk = [d.name for d in (self.path / TABLES_DIR).iterdir() if d.is_dir() and _part_files(d)]
+        self.meta[TABLES_WRITTEN] = sorted({*(self.meta.get(TABLES_WRITTEN) or []), *on_disk})
         self._write_meta()
 
     @property
@@ -276,6 +283,9 @@ class RunWriter:
             atomic_write_bytes(final, sink.getvalue().to_pybytes())
         except OSError as e:
             raise io_problem(e, final) from None
+        if table not in self.meta[TABLES_WRITTEN]:  # after the part is on disk: the list never names a table it lacks
+            self.meta[TABLES_WRITTEN] = sorted([*self.meta[TABLES_WRITTEN], table])
+            self._write_meta()
         return final
 
     def done_cases(self, table: str = "cases") -> set[tuple[str, str]]:

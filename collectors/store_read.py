@@ -1,5 +1,6 @@
 """Reading the run store (collectors/store.py writes it): a run folder opened for reading (`Run`, `load_run`),
-the check of its tables against the schema (`check_tables`), and the inventory of the run folders under a folder
+the check of its tables against the schema (`check_tables`), the tables a run lists but lacks
+(`Run.missing_tables`: the one place that is computed), and the inventory of the run folders under a folder
 (`list_runs`). What the store guarantees and how a case measured twice is resolved is collectors/store.py's
 docstring; this half depends on it and on nothing else of the collectors but the schema.
 """
@@ -15,7 +16,7 @@ import pandas as pd
 
 from collectors.safe_io import lock_holder
 from collectors.schema import TABLES, column_problem, columns
-from collectors.store import CASE_ID, RUN_JSON, TABLES_DIR, RunStoreError, _part_files, _read_json
+from collectors.store import CASE_ID, RUN_JSON, TABLES_DIR, TABLES_WRITTEN, RunStoreError, _part_files, _read_json
 
 
 # ---- reading ----------------------------------------------------------------------------------------------------
@@ -83,8 +84,75 @@ class Run:
         extra = [c for c in merged.columns if c not in columns(name)]
         return merged[columns(name) + extra]
 
+    def listed_tables(self) -> tuple[dict[str, str], bool]:
+        """({table: why the run must hold it}, whether run.json recorded the list): run.json's `tables_written`
+        where the writer recorded it, else what its run.json implies (`implied_tables`)."""
+        written = self.meta.get(TABLES_WRITTEN)
+        if isinstance(written, list):
+            return {str(t): "" for t in written if str(t) in TABLES}, True
+        return implied_tables(self.meta), False
+
+    def missing_tables(self) -> list[str]:
+        """The tables the run lists (`listed_tables`) and its folder lacks (no part under tables/<name>/): a copy
+        that lost them, or a folder edited by hand."""
+        present = set(self.tables())
+        return sorted(t for t in self.listed_tables()[0] if t not in present)
+
+    def missing_tables_problem(self) -> str | None:
+        """One sentence naming the tables the run lists and lacks, where the list comes from, and what follows;
+        None when it lacks none. Reports, gates and the dashboard show this sentence (perfmodel/runs.py)."""
+        missing = self.missing_tables()
+        if not missing:
+            return None
+        listed, recorded = self.listed_tables()
+        names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+        what = f"the table {names}" if len(missing) == 1 else f"the tables {names}"
+        basis = ("which its run.json lists (tables_written)" if recorded else
+                 f"which its run.json implies ({listed[missing[0]]}; the run predates run.json's tables_written)")
+        return (f"run {self.run_id} lacks {what} ({', '.join(f'{TABLES_DIR}/{t}/' for t in missing)}), {basis}, so "
+                f"what {'it' if len(missing) == 1 else 'they'} would hold shows as not measured and no gate can pass "
+                "on this run: copy the run folder again with all of its tables.")
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+def implied_tables(meta: dict) -> dict[str, str]:
+    """{table: why} of the tables a run without run.json's `tables_written` (every run made before it existed, the
+    committed and bundled ones included) must hold, from what its run.json says finished; nothing is implied that
+    the run may rightly lack:
+
+    - a complete collect (`mode` gpu or interpret, with configs) ran each case to its end, and every case writes
+      correctness, timings, launch, determinism and its cases row (collectors/gpu_cases.py, interpret_cases.py, from
+      the first collector on); it measured the ceilings (rows saying not measured under --interpret), the census of
+      each stage when it ran one, and the batching table when its configs hold one shape at B=1 and another B
+      (collectors/census_phase.py derives it from the timings of every case);
+    - an Nsight Compute session that ended ok (`ncu.status`) wrote ncu_metrics and stalls (an import too);
+    - stored predictions (`predictions.status` ok) wrote predictions, a declared ablation (`ablation`) its tables.
+
+    Not implied: timing_samples (runs before samples were kept lack it), the ablation's tables of a run that
+    declared none, anything of a run that did not complete."""
+    out: dict[str, str] = {}
+    complete = meta.get("status") == "complete" and meta.get("mode") in ("gpu", "interpret") and meta.get("configs")
+    if complete:
+        for t in ("correctness", "timings", "launch", "determinism", "cases"):
+            out[t] = f"a complete collect writes {t} for every case"
+        out["ceilings"] = "a complete collect measures the ceilings"
+        if any(isinstance(i, dict) and i.get("kind") == "stage" for i in meta.get("impls") or []):
+            out["census"] = "a complete collect of a stage writes its census"
+        shapes: dict[tuple, set] = {}
+        for c in meta["configs"] if isinstance(meta["configs"], list) else []:
+            if isinstance(c, dict):
+                shapes.setdefault(tuple(c.get(k) for k in ("H", "S", "D", "causal", "dtype")), set()).add(c.get("B"))
+        if any(1 in bs and len(bs) > 1 for bs in shapes.values()):
+            out["batching"] = "a complete collect at B=1 and another B of one shape writes batching"
+    if isinstance(meta.get("ncu"), dict) and meta["ncu"].get("status") == "ok":
+        out["ncu_metrics"] = out["stalls"] = "its Nsight Compute session ended ok (run.json ncu.status)"
+    if isinstance(meta.get("predictions"), dict) and meta["predictions"].get("status") == "ok":
+        out["predictions"] = "its predictions were stored (run.json predictions.status)"
+    if isinstance(meta.get("ablation"), dict) and meta["ablation"]:
+        out["ablation_variants"] = out["ablation"] = "it records an ablation (run.json ablation)"
+    return out
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -131,7 +199,7 @@ def is_run_dir(path: str | os.PathLike) -> bool:
 
 
 LIST_COLUMNS = ["run_id", "path", "gpu", "created", "status", "size_mb", "n_cases", "suite", "wall_s", "invocations",
-                "error"]
+                "missing_tables", "error"]
 
 
 def collect_wall_s(meta: dict) -> tuple[float | None, int]:
@@ -143,7 +211,8 @@ def collect_wall_s(meta: dict) -> tuple[float | None, int]:
 
 
 def list_runs(root: str | os.PathLike) -> pd.DataFrame:
-    """One row per run folder directly under `root` (or `root` itself when it is one), newest first.
+    """One row per run folder directly under `root` (or `root` itself when it is one), newest first;
+    `missing_tables` is `Run.missing_tables_problem`'s sentence (None when the run lacks no table it lists).
 
     A folder whose run.json cannot be read is listed with status `corrupt` and the reason in `error`, so one
     broken folder does not hide the others. Folders without run.json are not runs and are skipped.
@@ -162,7 +231,7 @@ def list_runs(root: str | os.PathLike) -> pd.DataFrame:
         except RunStoreError as e:
             rows.append({"run_id": d.name, "path": str(d), "gpu": None, "created": None, "status": "corrupt",
                          "size_mb": size_mb, "n_cases": None, "suite": None, "wall_s": None, "invocations": None,
-                         "error": str(e)})
+                         "missing_tables": None, "error": str(e)})
             continue
         try:
             check_tables(d)
@@ -174,7 +243,8 @@ def list_runs(root: str | os.PathLike) -> pd.DataFrame:
         rows.append({
             "run_id": run.run_id, "path": str(d), "gpu": run.environment.get("gpu_name"),
             "created": run.meta.get("created"), "status": run.status, "size_mb": size_mb, "n_cases": n_cases,
-            "suite": run.meta.get("suite"), "wall_s": wall_s, "invocations": invocations, "error": error,
+            "suite": run.meta.get("suite"), "wall_s": wall_s, "invocations": invocations,
+            "missing_tables": run.missing_tables_problem(), "error": error,
         })
     df = pd.DataFrame(rows, columns=LIST_COLUMNS)
     if not df.empty:

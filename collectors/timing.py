@@ -62,6 +62,17 @@ class TimingUnavailable(RuntimeError):
     """Timing was asked for where it cannot be done (no CUDA GPU); the message is one sentence."""
 
 
+class GraphUnavailable(RuntimeError):
+    """The call could not be captured in a CUDA graph (the message says why); time it with the host loop."""
+
+
+# How a time was measured. GRAPH: a CUDA graph of back-to-back calls replayed and timed with CUDA events, so the
+# figure is the GPU's time per call (time_graph). HOST_LOOP: do_bench calling the function from Python once per
+# repetition (time_call), which measures the host's launch path instead wherever that is longer than the kernel.
+GRAPH = "cuda_graph"
+HOST_LOOP = "host_loop"
+
+
 @dataclass(frozen=True)
 class Timing:
     """Summary of repeated timings of one call, in milliseconds, with the samples it summarizes."""
@@ -75,9 +86,11 @@ class Timing:
     ci_low_ms: float = math.nan  # bootstrap CI_CONFIDENCE interval of the median (NaN below 2 samples)
     ci_high_ms: float = math.nan
     samples_ms: tuple[float, ...] = field(default=(), repr=False)  # every repetition, in do_bench's order
+    method: str = HOST_LOOP  # how the samples were taken: GRAPH or HOST_LOOP
+    calls_per_sample: int = 1  # calls one sample averages (a graph replay's back-to-back calls)
 
     @classmethod
-    def from_samples(cls, samples_ms: list[float]) -> "Timing":
+    def from_samples(cls, samples_ms: list[float], method: str = HOST_LOOP, calls_per_sample: int = 1) -> "Timing":
         """Summarize raw per-repetition times (ms): quantiles, spread and the median's bootstrap interval."""
         times = tuple(float(t) for t in samples_ms)
         if not times:
@@ -88,7 +101,7 @@ class Timing:
         return cls(
             median_ms=median, p20_ms=p20, p80_ms=p80, n_reps=len(times),
             spread_pct=spread, stable=spread < STABLE_SPREAD_PCT, ci_low_ms=low, ci_high_ms=high,
-            samples_ms=times,
+            samples_ms=times, method=method, calls_per_sample=calls_per_sample,
         )
 
     @property
@@ -236,3 +249,125 @@ def host_launch_us(fn: Callable[[], object], n: int = 50) -> float:
         walls.append((time.perf_counter_ns() - t0) / 1e3)
     torch.cuda.synchronize()
     return float(statistics.median(walls))
+
+
+# A graph holds enough back-to-back calls for its replay to keep the GPU busy at least this long (ms), so the few
+# microseconds a replay costs on the host are always hidden behind the previous replay's kernels.
+GRAPH_MIN_MS = 0.5
+GRAPH_MAX_CALLS = 1024
+# Replays timed: as many as fit in rep_ms, within these bounds.
+GRAPH_MIN_SAMPLES, GRAPH_MAX_SAMPLES = 10, 500
+# Host time the enqueueing of one replay and its event may take (us): the head start the GPU is given (a
+# torch.cuda._sleep) so that every replay is queued before the first runs, and no host time lands in a sample.
+_HOST_US_PER_REPLAY = 30.0
+
+
+def time_graph(fn: Callable[[int], object], n_inputs: int, warmup_ms: float = 25, rep_ms: float = 100) -> Timing:
+    """The GPU's time per call of `fn(i)`, rotating i over range(n_inputs) as time_call does, by CUDA-graph replay.
+
+    Each input set is run once untimed first (compilation, tuning); a host-loop estimate of one call sizes the
+    graph: n back-to-back calls (a multiple of n_inputs, at least GRAPH_MIN_MS of GPU time) captured once; the graph
+    is replayed for about `warmup_ms`, then, after a head start that lets the host queue every timed replay, each
+    replay is timed between two CUDA events. One sample is a replay's time divided by its calls. Raises
+    GraphUnavailable (with the reason) when the call cannot be captured: it synchronizes, copies to the host or
+    otherwise does what a capture forbids."""
+    require_cuda("timing")
+    if n_inputs < 1:
+        raise ValueError(f"n_inputs must be at least 1, got {n_inputs}.")
+    import torch
+
+    for i in range(n_inputs):
+        fn(i)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for i in range(2 * n_inputs):
+        fn(i % n_inputs)
+    end.record()
+    end.synchronize()
+    estimate_ms = max(start.elapsed_time(end) / (2 * n_inputs), 1e-4)
+    reps = max(1, math.ceil(GRAPH_MIN_MS / (estimate_ms * n_inputs)))
+    calls = min(GRAPH_MAX_CALLS, max(n_inputs, reps * n_inputs))
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    try:
+        with torch.cuda.stream(side):
+            fn(0)  # a call on the capture's stream first, as torch asks before a capture
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.cuda.graph(graph):
+            for j in range(calls):
+                fn(j % n_inputs)
+    except Exception as exc:
+        torch.cuda.synchronize()
+        raise GraphUnavailable(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                               ) from None
+    graph_ms = estimate_ms * calls
+    t_end = time.monotonic() + warmup_ms / 1e3
+    while time.monotonic() < t_end:
+        graph.replay()
+        torch.cuda.synchronize()
+    n = int(min(GRAPH_MAX_SAMPLES, max(GRAPH_MIN_SAMPLES, rep_ms / graph_ms)))
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(n + 1)]
+    clock_hz = GPUS[DEFAULT_GPU].boost_clock_mhz * 1e6
+    torch.cuda._sleep(int(n * _HOST_US_PER_REPLAY * 1e-6 * clock_hz))
+    events[0].record()
+    for i in range(n):
+        graph.replay()
+        events[i + 1].record()
+    torch.cuda.synchronize()
+    samples = [events[i].elapsed_time(events[i + 1]) / calls for i in range(n)]
+    del graph
+    return Timing.from_samples(samples, method=GRAPH, calls_per_sample=calls)
+
+
+@dataclass(frozen=True)
+class CaseTiming:
+    """What `time_case` measured: `gpu`, the primary time (by CUDA graph, else the host loop's, with the reason
+    in `graph_fallback`), `host_loop` (do_bench's time of the same calls from Python) and the host launch path
+    (`host_launch_us`, with the GPU kept busy; NaN where it could not be measured)."""
+
+    gpu: Timing
+    host_loop: Timing
+    host_launch_us: float = math.nan
+    graph_fallback: str | None = None
+
+    @property
+    def host_bound(self) -> bool | None:
+        """The host's launch path is at least the GPU's time per call: timed back to back from Python, the GPU
+        would wait for the host (None where the launch path was not measured)."""
+        if not math.isfinite(self.host_launch_us):
+            return None
+        return bool(self.host_launch_us * 1e-3 >= self.gpu.median_ms)
+
+    def as_dict(self) -> dict:
+        """The timings-table columns beyond Timing.as_dict (collectors/schema.py)."""
+        return {"timing_method": self.gpu.method, "graph_calls": self.gpu.calls_per_sample
+                if self.gpu.method == GRAPH else None, "graph_fallback": self.graph_fallback,
+                "host_loop_ms": self.host_loop.median_ms, "host_loop_ms_ci_low": self.host_loop.ci_low_ms,
+                "host_loop_ms_ci_high": self.host_loop.ci_high_ms,
+                "host_launch_us": self.host_launch_us, "host_bound": self.host_bound}
+
+
+def time_gpu(fn: Callable[[int], object], n_inputs: int, warmup_ms: float = 25, rep_ms: float = 100,
+             ) -> tuple[Timing, str | None]:
+    """(the GPU's time per call, None) by CUDA-graph replay (time_graph); for a call that cannot be captured, (the
+    host loop's time, why the graph could not be used)."""
+    try:
+        return time_graph(fn, n_inputs, warmup_ms, rep_ms), None
+    except GraphUnavailable as exc:
+        return (time_call(fn, n_inputs, warmup_ms, rep_ms),
+                f"not captured in a CUDA graph ({exc}); timed by the host loop")
+
+
+def time_case(fn: Callable[[int], object], n_inputs: int, warmup_ms: float = 25, rep_ms: float = 100) -> CaseTiming:
+    """Every time of one case: the GPU's time per call (time_gpu: CUDA-graph replay, else the host loop, with the
+    reason), the host loop's (time_call) and the host launch path (host_launch_us on input set 0; NaN where it
+    fails)."""
+    gpu, fallback = time_gpu(fn, n_inputs, warmup_ms, rep_ms)
+    host_loop = time_call(fn, n_inputs, warmup_ms, rep_ms) if gpu.method == GRAPH else gpu
+    try:
+        launch = host_launch_us(lambda: fn(0))
+    except Exception:  # the launch path is a side figure: the case keeps its times
+        launch = math.nan
+    return CaseTiming(gpu=gpu, host_loop=host_loop, host_launch_us=launch, graph_fallback=fallback)

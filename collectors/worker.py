@@ -3,7 +3,8 @@
 (With `--check` it is instead the process `perfmodel collect --interpret` checks correctness in: started with
 TRITON_INTERPRET=1 in its environment, which Triton reads when a kernel module is imported, it runs every case
 on CPU tensors, compares with the float64 reference and writes one JSON line of correctness-table columns per
-case. The parent keeps JIT-compiled kernels for the census.)
+case. The parent keeps JIT-compiled kernels for the census. `check_here` runs the same check in the parent for a
+function given to the Python API that no other process can import.)
 
 For each case of the cases file (written by collectors.ncu_profile.write_cases_file) it builds the inputs, runs the
 implementation once outside any NVTX range (compilation, autotuning and torch.compile's tracing happen here, not
@@ -28,6 +29,7 @@ import json
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 
 
 def _one_line(exc: BaseException) -> str:
@@ -100,45 +102,99 @@ def run_cases(payload: dict, report) -> int:
     return failures
 
 
-def check_cases(payload: dict, report) -> int:
-    """Correctness of every case on the CPU (under the interpreter when TRITON_INTERPRET=1 was set)."""
+def check_case(case: dict, seed: int) -> tuple[dict, bool]:
+    """(correctness-table columns of one case on the CPU, whether it failed): under the interpreter in the
+    `--check` child (TRITON_INTERPRET=1), or in this process for a function only it can run (check_here)."""
     from collectors.bench import CaseResult, check_output, make_input_sets, one_line
     from kernels import registry
     from kernels._launch import NoInterpreter
     from kernels.workload import AttentionConfig
 
+    impl, cfg = case["impl"], AttentionConfig(**case["config"])
+    result = CaseResult(impl, cfg, "ok")
+    failed = False
+    try:
+        entry = registry.get(impl)
+        if reason := entry.unavailable():
+            result.status, result.error = "unavailable", reason
+        else:
+            q, k, v = make_input_sets(cfg, 1, device="cpu", seed=seed)[0]
+            # an ablation variant names the kernel config to run (`tuned_config`), as in the ncu worker
+            with entry.pinned(case.get("tuned_config")):
+                out = entry.launcher(q, k, v, causal=cfg.causal)
+            if tuple(out.shape) != tuple(q.shape):
+                raise ValueError(f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
+            result.correctness = check_output(out, q, k, v, cfg.causal)
+            if not result.correctness.within_budget:
+                result.status = "wrong"
+                result.error = (f"max abs error {result.correctness.max_abs_err:.3g} exceeds the budget "
+                                f"{result.correctness.budget_abs_err:.3g}")
+    except NoInterpreter as exc:  # a Gluon kernel: nothing can be measured on the CPU, nothing failed
+        result.status, result.error = "not_measured", str(exc)
+    except Exception as exc:  # one case failing must not stop the others
+        failed = True
+        result.status, result.error = "failed", one_line(exc)
+    row = result.correctness_row()
+    row.pop("run_id", None)
+    row["range"] = case.get("range")
+    return row, failed
+
+
+def check_cases(payload: dict, report) -> int:
+    """Correctness of every case on the CPU (under the interpreter when TRITON_INTERPRET=1 was set)."""
     seed = int(payload.get("seed", 0))
     failures = 0
     for case in payload["cases"]:
-        impl, cfg = case["impl"], AttentionConfig(**case["config"])
-        result = CaseResult(impl, cfg, "ok")
-        try:
-            entry = registry.get(impl)
-            if reason := entry.unavailable():
-                result.status, result.error = "unavailable", reason
-            else:
-                q, k, v = make_input_sets(cfg, 1, device="cpu", seed=seed)[0]
-                # an ablation variant names the kernel config to run (`tuned_config`), as in the ncu worker
-                with entry.pinned(case.get("tuned_config")):
-                    out = entry.launcher(q, k, v, causal=cfg.causal)
-                if tuple(out.shape) != tuple(q.shape):
-                    raise ValueError(f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
-                result.correctness = check_output(out, q, k, v, cfg.causal)
-                if not result.correctness.within_budget:
-                    result.status = "wrong"
-                    result.error = (f"max abs error {result.correctness.max_abs_err:.3g} exceeds the budget "
-                                    f"{result.correctness.budget_abs_err:.3g}")
-        except NoInterpreter as exc:  # a Gluon kernel: nothing can be measured on the CPU, nothing failed
-            result.status, result.error = "not_measured", str(exc)
-        except Exception as exc:  # one case failing must not stop the others
-            failures += 1
-            result.status, result.error = "failed", one_line(exc)
-        row = result.correctness_row()
-        row.pop("run_id", None)
-        row["range"] = case.get("range")
+        row, failed = check_case(case, seed)
+        failures += failed
         report.write(json.dumps(row, default=_json_default) + "\n")
         report.flush()
     return failures
+
+
+def check_here(case: dict, seed: int) -> dict:
+    """The correctness columns of a case whose implementation only this process can run (a function given as an
+    object that no other process can import: kernels.registry.callable_spec), checked here instead of in the
+    interpreter child: a torch function runs as it would there; a Triton kernel that was built for the GPU (as
+    every kernel of a module imported without TRITON_INTERPRET=1 is: Triton reads it when `@triton.jit`
+    runs, and this process cannot be re-imported under it) is not measured, with one sentence saying how to
+    have the interpreter check it. A kernel built under TRITON_INTERPRET=1 in this process is interpreted here."""
+    from kernels import registry
+
+    entry = registry.get(case["impl"])
+    with _gpu_kernels_refused(entry):
+        row, _ = check_case(case, seed)
+    # JSON-shaped like the child's line (its figures as plain numbers), so both are stored alike
+    return json.loads(json.dumps(row, default=_json_default))
+
+
+@contextmanager
+def _gpu_kernels_refused(entry):
+    """Within the block, a Triton kernel built for the GPU raises kernels._launch.NoInterpreter naming `entry`'s
+    function and what to do, instead of launching (its launch on CPU tensors would fail without saying why)."""
+    jit = sys.modules.get("triton.runtime.jit")  # not imported: no Triton kernel exists in this process
+    if jit is None:
+        yield
+        return
+    from kernels import registry
+    from kernels._launch import NoInterpreter
+
+    gpu_run = jit.JITFunction.run
+    function = entry.launcher.function() if hasattr(entry.launcher, "function") else entry.launcher
+    where = registry.qualified_name(function)
+
+    def refuse(self, *args, **kwargs):
+        kernel = getattr(getattr(self, "fn", None), "__name__", None) or "a Triton kernel"
+        raise NoInterpreter(
+            f"{entry.name}: {where} runs in this process only and launches `{kernel}`, which Triton built for the "
+            f"GPU when its module was imported (it reads TRITON_INTERPRET then), so the CPU interpreter cannot "
+            f"check it here; {registry.importable_fix(function)}, and the interpreter process will import it.")
+
+    jit.JITFunction.run = refuse
+    try:
+        yield
+    finally:
+        jit.JITFunction.run = gpu_run
 
 
 def check_command(cases_file, report) -> tuple[list[str], dict, str]:

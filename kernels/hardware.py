@@ -1,8 +1,8 @@
 """GPU ceilings: the datasheet figures every layer reads, and measured figures that replace them.
 
 The only place hardware limits live. One frozen `GpuSpec` per GPU, in one table (`GPUS`): SM count, clocks,
-tensor-core, exponential and fp32 rates, HBM bandwidth, L2, shared memory, registers and threads per SM, host
-launch cost. It sits on the ground floor beside kernels/workload.py and imports neither torch nor triton, so the
+tensor-core, exponential and fp32 rates, HBM bandwidth and size, L2, shared memory, registers and threads per SM,
+host launch cost. It sits on the ground floor beside kernels/workload.py and imports neither torch nor triton, so the
 launchers (kernels/_launch.py, kernels/_gluon.py), the census (collectors/census.py), the timing code and the bound
 (perfmodel/bound.py) all read the same figures. Every figure cites its source beside it. Sources:
 
@@ -27,7 +27,8 @@ launchers (kernels/_launch.py, kernels/_gluon.py), the census (collectors/census
              sources; the predictive model leaves those terms out rather than guess them.)
 - [ANCHORS]  ../shared/ANCHORS.md, figures measured on the lent H100 SXM (2026-11-24).
 - [RUNS]     torch.cuda.get_device_properties on the lent GPUs, recorded in every GPU run's run.json
-             (`environment.l2_bytes`): 52,428,800 bytes (50 MiB) on the H100 SXM, 62,914,560 (60 MiB) on the H200.
+             (`environment.l2_bytes`): 52,428,800 bytes (50 MiB) on the H100 SXM, 62,914,560 (60 MiB) on the H200;
+             `environment.gpu_memory_gb` (total_memory / 1e9): 85.02 on the H100 SXM, 150.11 on the H200.
 
 Conventions. Tensor TFLOP/s are DENSE: the datasheets print "with sparsity" figures, which are exactly twice the
 dense ones; we halve them. Two clocks hide in NVIDIA's figures: the tensor TFLOP/s are computed at a lower clock
@@ -83,6 +84,7 @@ class GpuSpec:
     exp_tops: float  # SFU exponentials (ex2.approx) per second / 1e12
     hbm_tbps: float  # DRAM bandwidth, TB/s (1e12 bytes/s)
     l2_mb: float  # MiB (2**20 bytes), as torch's L2_cache_size reports it
+    memory_gib: float  # device memory programs can allocate, GiB (2**30 bytes), as torch's total_memory reports it
     smem_per_sm_kb: float  # largest shared-memory carve-out per SM (KiB)
     smem_per_program_kb: float  # largest shared memory one program (CTA) may use (KiB)
     smem_reserved_per_program_kb: float  # what the driver reserves per resident program (KiB)
@@ -114,6 +116,10 @@ class GpuSpec:
     @property
     def l2_bytes(self) -> int:
         return int(self.l2_mb * 2**20)
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.memory_gib * 2**30)
 
     @property
     def ridge_flop_per_byte(self) -> float:
@@ -166,6 +172,7 @@ GPUS: dict[str, GpuSpec] = {
         exp_tops=16 * 132 * 1980e6 / 1e12,  # 4.18: [CUDA-PG] 16/clk/SM x 132 x 1980 MHz; 4.16 measured [ANCHORS]
         hbm_tbps=3.35,  # [H100-DS] 3.35 TB/s HBM3
         l2_mb=50.0,  # [H100-WP] Table 3; [RUNS] 52,428,800 bytes on the lent H100
+        memory_gib=85.02e9 / 2**30,  # 79.2: [RUNS] 85.02 GB on the lent H100, of its 80 GB (GiB) HBM3 [H100-DS]
         smem_per_sm_kb=228.0,  # [H100-WP] "configurable up to 228 KB" of the 256 KB L1/shared per SM
         smem_per_program_kb=227.0,  # [CUDA-CC] 9.0: 227 KB per block
         smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block
@@ -186,6 +193,7 @@ GPUS: dict[str, GpuSpec] = {
         exp_tops=16 * 114 * 1755e6 / 1e12,  # 3.20: [CUDA-PG] 16/clk/SM x 114 x 1755 MHz
         hbm_tbps=2.0,  # [H100-DS] 2 TB/s HBM2e (PCIe column)
         l2_mb=50.0,  # [H100-WP] Table 3
+        memory_gib=80.0,  # [H100-DS] 80 GB (GiB; programs see a little less, 79.2 on the lent H100 SXM [RUNS])
         smem_per_sm_kb=228.0,  # [H100-WP] "configurable up to 228 KB"
         smem_per_program_kb=227.0,  # [CUDA-CC] 9.0: 227 KB per block
         smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block
@@ -206,6 +214,7 @@ GPUS: dict[str, GpuSpec] = {
         exp_tops=16 * 132 * 1980e6 / 1e12,  # 4.18: [CUDA-PG] 16/clk/SM x 132 x 1980 MHz
         hbm_tbps=4.8,  # [H200-DS] 4.8 TB/s HBM3e
         l2_mb=60.0,  # [RUNS] 62,914,560 bytes on the lent H200 (the H200 datasheet gives no L2 size)
+        memory_gib=150.11e9 / 2**30,  # 139.8: [RUNS] 150.11 GB on the lent H200, of its 141 GB HBM3e [H200-DS]
         smem_per_sm_kb=228.0,  # [H100-WP] (same SM)
         smem_per_program_kb=227.0,  # [CUDA-CC] 9.0: 227 KB per block
         smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block
@@ -226,6 +235,7 @@ GPUS: dict[str, GpuSpec] = {
         exp_tops=16 * 108 * 1410e6 / 1e12,  # 2.44: [CUDA-PG] 16/clk/SM (cc 8.0) x 108 x 1410 MHz
         hbm_tbps=2.039,  # [A100-DS] 2,039 GB/s (80GB SXM)
         l2_mb=40.0,  # [A100-WP] Table 1
+        memory_gib=80.0,  # [A100-DS] 80 GB (GiB; programs see a little less, as on the H100 SXM [RUNS])
         smem_per_sm_kb=164.0,  # [A100-WP] "configurable up to 164 KB" of the 192 KB L1/shared per SM
         smem_per_program_kb=163.0,  # [CUDA-CC] 8.0: 163 KB per block
         smem_reserved_per_program_kb=1.0,  # [CUDA-CC] 1 KB reserved per resident block

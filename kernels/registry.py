@@ -19,11 +19,19 @@ where it is defined, and bench, collect, the census, the ablation and the Nsight
 
 A user's kernel is named by a SPEC, `package.module:function` or `path/to/file.py:function`: a function that takes
 `(q, k, v, causal=..., sm_scale=...)` on [B, H, S, D] tensors and returns the [B, H, S, D] output (README, "Measure
-your own kernel", shows a three-line adapter for other conventions). It gets there three ways:
+your own kernel", shows a three-line adapter for other conventions). It gets there four ways:
 - `--impl NAME=SPEC` on `perfmodel bench` / `perfmodel collect` (`register(name, spec)`);
+- the function itself, from Python (`perfmodel.collect(impls={"mine": attention_fn})`, `register(name, fn)`):
+  `callable_spec` turns it into its `module:qualname` SPEC when another process can import it by that name, and
+  from there on it is that SPEC; one that cannot be imported so (defined in a notebook or `__main__`, a lambda, a
+  nested function) is recorded as `<callable __main__.attention_fn, not importable>` and runs in this process only
+  (`Impl.in_process_only`: the collector refuses it up front where a run needs another process, and nothing can
+  load it again, e.g. `--resume`);
 - an installed package's entry point in the group `perfmodel.implementations` (`name = "module:function"`);
 - the environment variable PERFMODEL_IMPLS (JSON {name: spec}), which `register` sets so that the processes a run
-  starts (the interpreter child, the Nsight Compute worker) resolve the same names to the same functions.
+  starts (the interpreter child, the Nsight Compute worker) resolve the same names to the same functions; beside
+  it PERFMODEL_IMPL_PATH lists the sys.path folders this process imported those modules from (a notebook's
+  folder, say), which those processes add to the end of their own sys.path.
 
 `get(name)` gives the Impl of any of them (a user's is built once per process, so pinning a variant and calling
 its launcher meet in one object); nothing is imported before a name is resolved. Errors in a SPEC (no such module
@@ -48,9 +56,13 @@ from types import ModuleType
 from typing import Callable
 
 ENV_VAR = "PERFMODEL_IMPLS"
+PATH_VAR = "PERFMODEL_IMPL_PATH"
 ENTRY_POINT_GROUP = "perfmodel.implementations"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _LOADED: dict[str, Callable] = {}
+# what a function no other process can import is recorded as (callable_spec), and what `load` refuses to load
+_NOT_IMPORTABLE = re.compile(r"^<callable (?P<where>.*), not importable>$")
+_FILE_MODULE_PREFIX = "perfmodel_user_"  # the module name `load` gives a file SPEC's module
 KINDS = ("stage", "peer", "user")
 
 
@@ -106,6 +118,7 @@ class Impl:
     triton: bool | None = None  # launches Triton kernels: True always, None detected by the census, False: no census
     why_unavailable: Callable[[], str | None] = _runs_anywhere  # the reason it cannot run here, or None
     spec: str | None = None  # a user implementation's SPEC as registered
+    in_process_only: bool = False  # a function given as an object that no other process can import (callable_spec)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -236,41 +249,196 @@ def normalize(spec: str) -> str:
     return spec
 
 
-def register(name: str, spec: str) -> str:
-    """Make `name` resolve to the function SPEC names, here and in the processes this one starts; returns the SPEC
-    as recorded (file paths made absolute). The SPEC is loaded now, so a bad one fails at once with one sentence."""
-    spec = normalize(spec)
-    if not _NAME.match(name):
+def callable_spec(fn: Callable) -> tuple[str, str | None]:
+    """The SPEC of a function given as an object (`perfmodel.collect(impls={"mine": attention_fn})`) and why no
+    other process could import it, or None when one can: (`module:qualname`, None) for a function of a module the
+    import system finds by its name, which `qualname` names there; else (`<callable module.qualname, not
+    importable>`, why: defined in a notebook or `__main__`, a lambda, nested in a function, an object without a
+    qualified name, a module made in memory or loaded by hand, a name now bound to another object). A function of
+    a file SPEC's module gets that file's SPEC back."""
+    module_name, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    record = f"<callable {qualified_name(fn)}, not importable>"
+    if not isinstance(module_name, str) or not isinstance(qualname, str):
+        return record, "it is an object without a module and a qualified name (a functools.partial, an instance)"
+    if module_name == "__main__":
+        return record, "it is defined in __main__ (a notebook or the script being run)"
+    if "<lambda>" in qualname:
+        return record, "it is a lambda"
+    if "<locals>" in qualname:
+        return record, "it is defined inside another function"
+    module = sys.modules.get(module_name)
+    if module_name.startswith(_FILE_MODULE_PREFIX) and getattr(module, "__file__", None):
+        module_spec = f"{Path(module.__file__).resolve()}:{qualname}"
+    elif module is not None and getattr(module, "__spec__", None) is not None and _findable(module_name):
+        module_spec = f"{module_name}:{qualname}"
+    else:
+        return record, f"its module {module_name} was not imported by that name (made in memory, or loaded by hand)"
+    found = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if found is not fn:
+        return record, f"{module_name}.{qualname} is another object now (the name was rebound or wrapped)"
+    return module_spec, None
+
+
+def _findable(module_name: str) -> bool:
+    """Whether the import system finds the top-level package of `module_name` afresh, as another process would
+    (the finders of sys.meta_path, not sys.modules: a module loaded by hand under a name of its own is not)."""
+    top = module_name.partition(".")[0]
+    for finder in sys.meta_path:
+        try:
+            if getattr(finder, "find_spec", None) is not None and finder.find_spec(top, None) is not None:
+                return True
+        except Exception:  # a finder that cannot answer for this name
+            continue
+    return False
+
+
+def qualified_name(fn: Callable) -> str:
+    """`module.qualname` of a function (of its type, `... object`, for a callable without them)."""
+    module_name, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if isinstance(module_name, str) and isinstance(qualname, str):
+        return f"{module_name}.{qualname}"
+    return f"{type(fn).__module__}.{type(fn).__qualname__} object"
+
+
+def _where(spec: str) -> str | None:
+    """`module.qualname` of a `<callable ..., not importable>` record, None for a SPEC."""
+    m = _NOT_IMPORTABLE.match(spec)
+    return m["where"] if m else None
+
+
+def as_spec(target: str | Callable) -> str:
+    """What a run records for an implementation given as a SPEC (itself, file paths made absolute) or as a function
+    (callable_spec)."""
+    return callable_spec(target)[0] if callable(target) else normalize(str(target))
+
+
+def importable_fix(fn: Callable) -> str:
+    """The clause that tells how to make `fn` importable, naming it."""
+    short = getattr(fn, "__name__", None)
+    short = short if isinstance(short, str) and short.isidentifier() else "attention"
+    return (f"move `{short}` to the top level of a module file and pass it, or pass "
+            f"'path/to/file.py:{short}'")
+
+
+def not_importable_problem(name: str, fn: Callable, needed_by: str, alternative: str = "") -> str | None:
+    """One sentence refusing `fn` (implementation `name`) where `needed_by`, another process, must import it, or
+    None when it can (callable_spec)."""
+    spec, why = callable_spec(fn)
+    if why is None:
+        return None
+    return (f"{name}: {needed_by} imports its implementations by name and cannot import {_where(spec)}, because "
+            f"{why}; {importable_fix(fn)}{alternative}.")
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
         raise ImplError(f"implementation name {name!r} must be letters, digits, '_', '.' or '-' (at most 64), "
                         "starting with a letter or '_'.")
     if name in builtin_names():
         raise ImplError(f"implementation name {name!r} is a stage or peer of the toolkit; choose another name.")
+
+
+def register(name: str, target: str | Callable) -> str:
+    """Make `name` resolve to `target`, here and in the processes this one starts; returns the SPEC as recorded.
+
+    `target` is a SPEC (file paths made absolute; loaded now, so a bad one fails at once with one sentence) or the
+    function itself: recorded as its `module:qualname` SPEC when another process can import it (callable_spec),
+    from there on like that SPEC (this process keeps the object it was given); else as `<callable ..., not
+    importable>`, known to this process only (`Impl.in_process_only`). A name this process registered may be
+    registered again with another target, which replaces it (a notebook redefines its functions); one that the
+    environment gave it (PERFMODEL_IMPLS from the shell, or from the process that started this one) may not. A
+    module SPEC's folder on this process's sys.path goes to PERFMODEL_IMPL_PATH, so that the processes started
+    from here find it too (a notebook's own folder is on its sys.path, not on theirs)."""
+    _check_name(name)
+    spec, why = callable_spec(target) if callable(target) else (normalize(str(target)), None)
     known = _environment()
-    if known.get(name, spec) != spec:
+    if known.get(name, spec) != spec and name not in _REGISTERED_HERE:
         raise ImplError(f"implementation {name!r} is already registered as {known[name]!r}, not {spec!r}.")
-    _user_impl(name, spec)
-    known[name] = spec
+    if callable(target):
+        _check_signature(name, _where(spec) or spec, target)
+        impl = _function_impl(name, spec, target, in_process_only=why is not None)
+    else:
+        impl = _user_impl(name, spec)
+    _REGISTERED_HERE.add(name)
+    if impl.in_process_only:
+        _IN_PROCESS[name] = impl
+        known.pop(name, None)
+    else:
+        _IN_PROCESS.pop(name, None)
+        known[name] = spec
+        module_name = spec.rpartition(":")[0]
+        if not _is_path(module_name):
+            _share_import_folder(module_name)
     os.environ[ENV_VAR] = json.dumps(known)
     return spec
 
 
+def _import_folder(module_name: str) -> str | None:
+    """The sys.path folder this process imported `module_name`'s top-level package (or module) from; None for one
+    found otherwise (built in, frozen, by an import hook such as an editable install's)."""
+    top = sys.modules.get(module_name.partition(".")[0])
+    spec = getattr(top, "__spec__", None)
+    if spec is None:
+        return None
+    places = list(spec.submodule_search_locations or ()) or ([spec.origin] if spec.has_location else [])
+    on_path = {str(Path(p or os.curdir).resolve()) for p in sys.path if isinstance(p, str)}
+    for place in places:
+        folder = str(Path(place).resolve().parent)
+        if folder in on_path:
+            return folder
+    return None
+
+
+def _share_import_folder(module_name: str) -> None:
+    folder = _import_folder(module_name)
+    shared = [p for p in os.environ.get(PATH_VAR, "").split(os.pathsep) if p]
+    if folder is not None and folder not in shared:
+        os.environ[PATH_VAR] = os.pathsep.join([*shared, folder])
+
+
+def _use_shared_import_folders() -> None:
+    """Append PERFMODEL_IMPL_PATH's folders to sys.path (after this process's own entries, so nothing of its own is
+    shadowed): where the process that started this one imported its users' modules from."""
+    for folder in os.environ.get(PATH_VAR, "").split(os.pathsep):
+        if folder and folder not in sys.path:
+            sys.path.append(folder)
+
+
 def spec_of(name: str) -> str | None:
     """The SPEC a user implementation was registered with, or None for a stage, a peer or an unknown name."""
+    if name in _IN_PROCESS:
+        return _IN_PROCESS[name].spec
     return user_specs().get(name)
+
+
+def _check_signature(name: str, what: str, fn: Callable) -> None:
+    try:
+        inspect.signature(fn).bind(None, None, None, causal=False, sm_scale=None)
+    except TypeError as exc:
+        raise ImplError(f"{name}: {what} must take (q, k, v, causal=..., sm_scale=...) ({exc}); see the "
+                        "README's 'Measure your own kernel' for an adapter.") from None
+    except ValueError:  # no signature (a builtin or extension function): trust it, calls will tell
+        pass
 
 
 def load(name: str, spec: str) -> Callable:
     """The function SPEC names, imported once per process, checked to take (q, k, v, causal=, sm_scale=)."""
     if spec in _LOADED:
         return _LOADED[spec]
+    if _where(spec):
+        raise ImplError(f"{name} was {_where(spec)}, a function given to perfmodel.collect that no other "
+                        "process can import, so it cannot be loaded again (e.g. by --resume); move it to the top "
+                        "level of a module file and collect a new run with it.")
     target, sep, func = spec.rpartition(":")
-    if not sep or not target or not func.isidentifier():
+    if not sep or not target or not all(part.isidentifier() for part in func.split(".")):
         raise ImplError(f"{name}: SPEC {spec!r} must be 'package.module:function' or 'path/to/file.py:function'.")
     if _is_path(target):
         path = Path(target).expanduser().resolve()
         if not path.is_file():
             raise ImplError(f"{name}: {path} does not exist (from SPEC {spec!r}).")
-        mod_name = f"perfmodel_user_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+        mod_name = f"{_FILE_MODULE_PREFIX}{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
         module = sys.modules.get(mod_name)
         if module is None:
             loader_spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -283,42 +451,51 @@ def load(name: str, spec: str) -> Callable:
                 raise ImplError(f"{name}: importing {path} failed: {type(exc).__name__}: {exc}".splitlines()[0]) \
                     from exc
     else:
+        _use_shared_import_folders()
         try:
             module = importlib.import_module(target)
         except Exception as exc:
             raise ImplError(f"{name}: cannot import module {target!r} ({type(exc).__name__}: {exc})"
                             .splitlines()[0]) from exc
-    fn = getattr(module, func, None)
+    fn = module
+    for part in func.split("."):
+        fn = getattr(fn, part, None)
     if fn is None:
         raise ImplError(f"{name}: {target} has no function {func!r}.")
     if not callable(fn):
         raise ImplError(f"{name}: {target}:{func} is a {type(fn).__name__}, not a function.")
-    try:
-        inspect.signature(fn).bind(None, None, None, causal=False, sm_scale=None)
-    except TypeError as exc:
-        raise ImplError(f"{name}: {target}:{func} must take (q, k, v, causal=..., sm_scale=...) ({exc}); see the "
-                        "README's 'Measure your own kernel' for an adapter.") from None
-    except ValueError:  # no signature (a builtin or extension function): trust it, calls will tell
-        pass
+    _check_signature(name, f"{target}:{func}", fn)
     _LOADED[spec] = fn
     return fn
 
 
 _USERS: dict[tuple[str, str], Impl] = {}
+_IN_PROCESS: dict[str, Impl] = {}  # functions given as objects that no other process can import, by name
+_REGISTERED_HERE: set[str] = set()  # the names `register` was called with in this process
+
+
+def _function_impl(name: str, spec: str, fn: Callable, in_process_only: bool = False) -> Impl:
+    """The Impl of a user kernel function, its switch declaration checked (one sentence naming it when it cannot
+    work); kept for (name, SPEC) unless only this process can run it."""
+    from kernels import FunctionSwitches
+
+    try:
+        declared = FunctionSwitches(fn) if getattr(fn, "switches", None) else None
+    except ValueError as exc:
+        raise ImplError(f"{name}: {exc}") from None
+    impl = Impl(name, "user", Launcher(fn, declared), f"your kernel: {spec}", spec=spec,
+                in_process_only=in_process_only)
+    if not in_process_only:
+        _LOADED[spec] = fn
+        _USERS[(name, spec)] = impl
+    return impl
 
 
 def _user_impl(name: str, spec: str) -> Impl:
     """The Impl of a user kernel, built once per (name, SPEC) in this process: the function loaded and its switch
     declaration checked (one sentence naming it when it cannot work)."""
     if (name, spec) not in _USERS:
-        from kernels import FunctionSwitches
-
-        fn = load(name, spec)
-        try:
-            declared = FunctionSwitches(fn) if getattr(fn, "switches", None) else None
-        except ValueError as exc:
-            raise ImplError(f"{name}: {exc}") from None
-        _USERS[(name, spec)] = Impl(name, "user", Launcher(fn, declared), f"your kernel: {spec}", spec=spec)
+        _function_impl(name, spec, load(name, spec))
     return _USERS[(name, spec)]
 
 
@@ -331,6 +508,8 @@ def get(name: str) -> Impl:
         return kernels.get_stage(name)
     if name in PEERS:
         return PEERS[name]
+    if name in _IN_PROCESS:
+        return _IN_PROCESS[name]
     spec = spec_of(name)
     if spec is None:
         raise ImplError(f"unknown implementation {name!r}; stages and peers: {', '.join(builtin_names())}; a kernel "

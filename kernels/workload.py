@@ -108,9 +108,15 @@ class AttentionConfig:
         return DTYPE_BYTES[self.dtype]
 
     @property
+    def tensor_bytes(self) -> int:
+        """Bytes of the problem's tensors, Q, K, V and O, which a forward holds in GPU memory at once (in the
+        config's dtype: an fp8 forward's bf16 O and the transposed V it copies, kernels/_gluon.py, are not counted)."""
+        return 4 * self.B * self.H * self.S * self.D * self.elem_bytes
+
+    @property
     def min_hbm_bytes(self) -> float:
-        """Fewest bytes a forward must move through HBM: Q, K, V read once and O written once."""
-        return 4.0 * self.B * self.H * self.S * self.D * self.elem_bytes
+        """Fewest bytes a forward must move through HBM: Q, K, V read once and O written once (`tensor_bytes`)."""
+        return float(self.tensor_bytes)
 
     @property
     def arithmetic_intensity(self) -> float:

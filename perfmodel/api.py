@@ -1,7 +1,8 @@
 """The Python API: measure, open and report runs from a notebook or a script, without the command line.
 
     import perfmodel
-    run = perfmodel.collect(impls={"myattn": "path/to/attn.py:attention"}, configs=["B=1,H=2,S=128,D=64,causal"],
+    from my_attn import attention                              # your kernel, in a module file beside the notebook
+    run = perfmodel.collect(impls={"mine": attention}, configs=["B=1,H=2,S=128,D=64,causal"],
                             out="runs", interpret=True)          # interpret=False (default) on an H100/H200
     run.table("correctness")                                   # the documented DataFrames (collectors/schema.py)
     perfmodel.report(run, out="report.html")
@@ -9,24 +10,35 @@
 `collect` takes the same choices as `perfmodel collect` (stages, refs, suite or configs, ncu, ablation,
 determinism) and returns the run opened for reading (`collectors.store.Run`); `load_run(path)` opens an existing
 run folder. Errors are the command line's: one sentence, raised as `perfmodel.errors.UserError`.
+
+An implementation is the function itself or a SPEC naming it ('path/to/attn.py:attention' or
+'package.module:attention', as `--impl` takes). A function is recorded in the run as its `module:qualname` SPEC
+when another process can import it by that name (the Nsight Compute worker and the interpreter's process do, and
+`perfmodel collect --resume` later). One that cannot be imported so (defined in the notebook itself or in
+`__main__`, a lambda, a function nested in another) is recorded as `<callable __main__.attention, not
+importable>` and runs in this process only: that is enough for the timings, the census, the ablation and
+`interpret=True` (a torch function is checked as usual; a Triton kernel built in this process without
+TRITON_INTERPRET=1 cannot be interpreted here and is recorded as not measured, saying why), but with Nsight
+Compute (`ncu=True` on a GPU) it is refused before anything is measured, and such a run cannot be resumed.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from perfmodel.errors import UserError
 
 
-def collect(impls: dict[str, str] | None = None, configs: Iterable | None = None, out: str | os.PathLike = "runs",
-            *, suite: str | None = None, stages: str = "all", refs: str = "all", ncu: bool = True,
-            ablation: bool = True, interpret: bool = False, determinism: int | None = None, progress=None):
-    """Measure `impls` ({name: SPEC}, your kernels) beside the stages and peers named by `stages` / `refs` on
-    `configs` (AttentionConfig objects or 'B=..,H=..,S=..,D=..[,causal]' strings; default: the suite) and return
-    the run. `interpret=True` runs on the CPU (Triton's interpreter: correctness and census; timings and counters
-    are recorded as not measured, and ncu is not used)."""
+def collect(impls: dict[str, str | Callable] | None = None, configs: Iterable | None = None,
+            out: str | os.PathLike = "runs", *, suite: str | None = None, stages: str = "all", refs: str = "all",
+            ncu: bool = True, ablation: bool = True, interpret: bool = False, determinism: int | None = None,
+            progress=None):
+    """Measure `impls` ({name: function or SPEC}, your kernels: see the module docstring) beside the stages and
+    peers named by `stages` / `refs` on `configs` (AttentionConfig objects or 'B=..,H=..,S=..,D=..[,causal]'
+    strings; default: the suite) and return the run. `interpret=True` runs on the CPU (Triton's interpreter:
+    correctness and census; timings and counters are recorded as not measured, and ncu is not used)."""
     from collectors.collect import CollectError, CollectOptions
     from perfmodel.scoring import prediction_rows
     from collectors.collect import collect as run_collect

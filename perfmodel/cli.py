@@ -5,13 +5,18 @@ The CLI is the top of the toolkit, so it is the one place in `perfmodel/` that r
 
 The base install has neither torch nor triton (pyproject.toml): every command imports what it needs when it runs,
 and a command whose extra is not installed ends in one sentence naming it (`EXTRAS`, `missing_extra`).
+
+Every command runs with TRITON_INTERPRET out of its environment (`without_interpreter`), so it answers the same, in
+the same time, whether or not the shell sets it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import os
 import sys
 
 from perfmodel import __version__
@@ -105,7 +110,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Triton picks its CPU interpreter when a function is decorated, from TRITON_INTERPRET: at `import triton` for
+# triton.language's own @jit helpers, and at the import of each kernel module, for the life of the process (forcing
+# triton.knobs.runtime.interpret off afterwards leaves those helpers interpreted, and Gluon's import then fails).
+# No command runs a kernel under the interpreter in this process (`collect --interpret` starts a child with the
+# variable set, collectors/worker.py), while the census and the predictive model compile the stages for sm_90 in it
+# (collectors/census.py), which an interpreted import turns into running the kernel on the CPU at full size.
+INTERPRETER_VARIABLE = "TRITON_INTERPRET"
+
+
+@contextlib.contextmanager
+def without_interpreter():
+    """Within the block TRITON_INTERPRET is not set (children started in it inherit that); restored after."""
+    saved = os.environ.pop(INTERPRETER_VARIABLE, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[INTERPRETER_VARIABLE] = saved
+
+
 def main(argv: list[str] | None = None) -> int:
+    with without_interpreter():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:

@@ -141,6 +141,11 @@ class _Judge:
     def __init__(self, ev: Evidence, model, gate: Gate, impl: str | None):
         self.ev, self.model, self.g, self.impl = ev, model, gate, impl
         self.configs, self.need = scope(gate), _need(gate)
+        self.read: set[str] = set()  # the tables this gate's figure was read from
+
+    def table(self, name: str) -> pd.DataFrame:
+        self.read.add(name)
+        return self.ev.table(name)
 
     def row(self, status: str, measured: float | None, detail: str, runs=(), table: str | None = None) -> dict:
         g = self.g
@@ -155,7 +160,7 @@ class _Judge:
                 "command": measure_command(g) if status == "not_measured" else ""}
 
     def rows_of(self, table: str) -> pd.DataFrame:
-        df = self.ev.table(table)
+        df = self.table(table)
         mine = df[df["impl"] == self.impl]
         parts = [_same_shape(mine, c) for c in self.configs]
         return pd.concat(parts) if parts else mine.iloc[0:0]
@@ -229,7 +234,7 @@ class _Judge:
                            f"{_scope_text(self.g)}{why}", "correctness")
 
     def tflops(self) -> dict:
-        t, b = self.ev.table("timings"), self.ev.table("batching")
+        t, b = self.table("timings"), self.table("batching")
         t = t[(t["impl"] == self.impl) & (t["status"] == "ok")]
         b = b[b["impl"] == self.impl]
         found = []
@@ -255,6 +260,7 @@ class _Judge:
                            f"measurement of {self.impl} at B={bs}", "batching")
 
     def stall_share(self, reason: str) -> dict:
+        self.read |= {"stalls", "ncu_metrics"}  # the shares, weighted by the kernels' durations
         s = stall_table(self.ev, self.model)
         s = s[(s["impl"] == self.impl) & (s["reason"] == reason)]
         found = []
@@ -286,7 +292,7 @@ class _Judge:
                         runs, "determinism")
 
     def median_vs_peer(self) -> dict:
-        ok = self.ev.table("timings")
+        ok = self.table("timings")
         ok = ok[ok["status"] == "ok"]
         peer = next((p for p in self.g.peers if (ok["impl"] == p).any()), None)
         if peer is None:
@@ -320,6 +326,18 @@ class _Judge:
         return self.row("report", None, self.g.note or "judged by a person (the gate has no number to check)")
 
     def evaluate(self) -> dict:
+        """The gate's row; a pass read from a table that a run lists and lacks is `not_measured` instead (the lost
+        table may hold what fails it)."""
+        row = self._evaluate()
+        lost = {t: ids for t, ids in self.ev.missing_tables().items() if t in self.read}
+        if row["status"] == "pass" and lost:
+            t, ids = next(iter(sorted(lost.items())))
+            row.update(status="not_measured", command="",
+                       detail=f"{row['detail']}, but run {', '.join(ids)} lacks the table {t} it lists, so this "
+                              "cannot pass")
+        return row
+
+    def _evaluate(self) -> dict:
         m = self.g.metric
         if self.g.judged_by_person:
             return self.by_person()

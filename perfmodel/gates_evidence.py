@@ -13,30 +13,15 @@ and the same run given twice. `problems()` names what keeps these runs from ever
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pandas as pd
 
 from collectors.schema import TABLES
 from perfmodel.errors import UserError
-from perfmodel.runs import Run, gpu_name
+from perfmodel.runs import Run, created, gpu_name
 
 NOTHING_MEASURED = ("not_measured", "unavailable")
 _CHOSEN_TOGETHER = {"stalls": ("stalls", "ncu_metrics"), "ncu_metrics": ("stalls", "ncu_metrics")}
 _CASE = ["impl", "config_id"]
-_OLDEST = datetime.min.replace(tzinfo=timezone.utc)
-
-
-def created(run: Run) -> datetime:
-    """When the run started (run.json `created`); runs without a readable time sort first."""
-    text = str(run.meta.get("created") or "")
-    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            t = datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-    return _OLDEST
 
 
 class Evidence:
@@ -59,13 +44,15 @@ class Evidence:
         self.gpu: str = next(iter(gpus.values()))
         self._tables: dict[str, pd.DataFrame] = {}
         self._chosen: dict[tuple[str, ...], pd.DataFrame] = {}
+        self._missing: dict[str, list[str]] | None = None
 
     @property
     def run_id(self) -> str:
         return ", ".join(r.run_id for r in self.runs)
 
     def problems(self) -> list[str]:
-        """One sentence per run that can never let the gates pass: an --interpret run, a run with no tables."""
+        """One sentence per run that can never let the gates pass: an --interpret run, a run with no tables, a run
+        that lacks a table it lists (collectors.store_read.Run.missing_tables_problem)."""
         out = []
         for r in self.runs:
             if r.meta.get("mode") == "interpret":
@@ -74,7 +61,18 @@ class Evidence:
             elif not r.tables():
                 out.append(f"run {r.run_id} holds no tables (its tables/ folder is missing or empty), so it has no "
                            "evidence to pass a gate with.")
+            elif any(r.run_id in ids for ids in self.missing_tables().values()):
+                out.append(r.missing_tables_problem())
         return out
+
+    def missing_tables(self) -> dict[str, list[str]]:
+        """{table: run ids} of the tables a run lists and lacks (collectors.store_read.Run.missing_tables)."""
+        if self._missing is None:
+            self._missing = {}
+            for r in self.runs:
+                for t in r.missing_tables():
+                    self._missing.setdefault(t, []).append(r.run_id)
+        return self._missing
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:

@@ -23,9 +23,9 @@ import pandas as pd
 
 from perfmodel import ablation, analysis, compare, figures, gpu_state, model_cases
 from perfmodel.constraint_map import mapping_rows
-from perfmodel.correctness import correctness_summary, correctness_table
+from perfmodel.correctness import CHECKED, correctness_summary, correctness_table
 from perfmodel.gates import evaluate_gates
-from perfmodel.runs import Run, gpu_name
+from perfmodel.runs import Run, gpu_name, kernel_code
 
 SECTION_INTRO = {
     "gates": "The plan's success gates checked against this run: pass, fail, not measured (with the reason), "
@@ -47,7 +47,12 @@ SECTION_INTRO = {
                 "to B=32.",
     "correctness": "Each case's output against the float64 reference: its largest error, the error budget (2× "
                    "PyTorch's own low-precision error at the same inputs), their ratio, and the plan's two checks "
-                   "(allclose with rtol 1e-3 and atol 2e-3; max error ≤ 0.06). Only a case within budget is timed.",
+                   "(allclose with rtol 1e-3 and atol 2e-3; max error ≤ 0.06). Only a case within budget is timed. "
+                   "The largest error is set by the output's rounding and is alike for every correct "
+                   "implementation, so each output is also measured against the reference rounded to the output "
+                   "dtype: the most units in the last place (ULPs) apart, the share of elements exactly rounded, "
+                   "and the RMS distance in ULPs; these move when a kernel gives up accuracy (an approximate "
+                   "exponential, a coarser P). Runs made before they were recorded show them as not measured.",
     "comparison": "This run against the baseline run, case by case: the change in median kernel time, a regression "
                   "only when this run's interval lies wholly above the baseline's (95% CIs when both runs kept "
                   "samples, else p20–p80) and the slowdown exceeds the threshold (perfmodel compare's).",
@@ -346,27 +351,87 @@ def _ratio(v) -> str:
     return "∞" if v == math.inf else f"{v:.2f}" if math.isfinite(v) else "—"
 
 
+NOT_MEASURED = "not measured"
+
+
+def _ulps(v) -> str:
+    """A whole number of ULPs ('∞' for a non-finite output)."""
+    v = _f(v)
+    return "∞" if v == math.inf else f"{v:,.0f}" if math.isfinite(v) else "—"
+
+
+def _share(v) -> str:
+    """A fraction as a percentage to two decimals, rounded down (99.999% reads 99.99%, never 100%)."""
+    v = _f(v)
+    return f"{math.floor(v * 10000) / 100:.2f}%" if math.isfinite(v) else "—"
+
+
+# the rounded-reference columns (perfmodel.correctness.ROUNDED_COLUMNS) as people read them: (header, formatter)
+_ROUNDED_DISPLAY = {"max_ulp": ("max ULPs vs rounded ref", _ulps), "exact_frac": ("exactly rounded", _share),
+                    "rms_ulp": ("RMS ULPs vs rounded ref", _num)}
+
+
+def _rounded_cells(values, measured, checked, fmt) -> list[str]:
+    """A rounded-reference figure per row: the figure where measured, "not measured" for a checked row of a run
+    without the figures, '—' for a row that was never compared with the reference (failed, unavailable)."""
+    return [fmt(v) if m == True else NOT_MEASURED if c else "—"  # noqa: E712 (None- and NaN-safe)
+            for v, m, c in zip(values, measured, checked)]
+
+
 def correctness_display(corr: pd.DataFrame) -> pd.DataFrame:
     """perfmodel.correctness.correctness_table for people: one row per case."""
+    checked = list(corr["status"].isin(CHECKED))
+    rounded = {header: _rounded_cells(corr[col], corr["rounded_measured"], checked, fmt)
+               for col, (header, fmt) in _ROUNDED_DISPLAY.items()}
     return pd.DataFrame({
         "config": corr["config_id"], "impl": corr["impl"], "status": corr["status"],
         "max abs error": [_num(v) for v in corr["max_abs_err"]], "budget": [_num(v) for v in corr["budget_abs_err"]],
         "error / budget": [_ratio(v) for v in corr["err_over_budget"]],
         "within budget": [_flag(v) for v in corr["within_budget"]],
+        **rounded,
         "plan allclose (rtol 1e-3, atol 2e-3)": [_flag(v) for v in corr["doc_allclose"]],
         "plan max error ≤ 0.06": [_flag(v) for v in corr["doc_max_err_ok"]],
         "error": corr["error"].fillna(""),
     })
 
 
+def _summary_rounded(values, n_measured, n_checked, fmt) -> list[str]:
+    """A worst rounded-reference figure per implementation, saying over how many cases when not all of them."""
+    out = []
+    for v, m, c in zip(values, n_measured, n_checked):
+        if not c:
+            out.append("—")
+        elif not m:
+            out.append(NOT_MEASURED)
+        else:
+            out.append(fmt(v) if m == c else f"{fmt(v)} ({m} of {c} cases)")
+    return out
+
+
+def rounded_summary_texts(corr: pd.DataFrame) -> dict[str, str]:
+    """Over the cases of a correctness_table (possibly filtered): the worst max ULPs, the lowest share exactly
+    rounded and the worst RMS ULPs against the rounded reference, as text ("not measured" for a run without them)."""
+    checked = corr[corr["status"].isin(CHECKED)]
+    measured = checked[checked["rounded_measured"] == True]  # noqa: E712 (None-safe)
+    figures = {"worst max ULPs": (measured["max_ulp"].max(), _ulps),
+               "lowest exactly rounded": (measured["exact_frac"].min(), _share),
+               "worst RMS ULPs": (measured["rms_ulp"].max(), _num)}
+    return {label: _summary_rounded([v], [len(measured)], [len(checked)], fmt)[0]
+            for label, (v, fmt) in figures.items()}
+
+
 def correctness_summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """perfmodel.correctness.correctness_summary for people: one row per implementation."""
+    worst = {"worst max ULPs": ("worst_max_ulp", _ulps), "lowest exactly rounded": ("lowest_exact_frac", _share),
+             "worst RMS ULPs": ("worst_rms_ulp", _num)}
     return pd.DataFrame({
         "impl": summary["impl"], "kind": summary["kind"],
         "checked": [f"{a} of {b}" for a, b in zip(summary["n_checked"], summary["n_cases"])],
         "within budget": summary["n_within_budget"], "plan allclose": summary["n_doc_allclose"],
         "plan max error ≤ 0.06": summary["n_doc_max_err_ok"],
         "worst error / budget": [_ratio(v) for v in summary["worst_err_over_budget"]],
+        **{header: _summary_rounded(summary[col], summary["n_rounded_measured"], summary["n_checked"], fmt)
+           for header, (col, fmt) in worst.items()},
     })
 
 
@@ -469,7 +534,16 @@ def _meta_lines(run: Run) -> list[tuple[str, str]]:
     throttled = gpu_state.run_throttled_line(run)
     if throttled:
         lines.append(("throttled", throttled))
+    kernels = kernel_code(run).line  # '' when the run measured the installed kernel code
+    if kernels:
+        lines.append(("kernels", kernels))
     return lines
+
+
+def banners(data: "ReportData") -> list[str]:
+    """Sentences that qualify the whole report, shown above everything: a table the run (or the baseline) lists
+    and lacks (collectors.store_read.Run.missing_tables_problem)."""
+    return [p for r in (data.run, data.baseline) if r is not None for p in [r.missing_tables_problem()] if p]
 
 
 # ---- Markdown -----------------------------------------------------------------------------------------------
@@ -494,6 +568,8 @@ TITLES = {"gates": "Gates", "headlines": "Headlines", "stages": "Stages: predict
 
 def to_markdown(data: ReportData) -> str:
     out = [f"# Predicted vs measured: {data.run.run_id}", ""]
+    for banner in banners(data):
+        out += [f"> **Warning:** {_md_cell(banner)}", ""]
     out += [f"- **{k}**: {_md_cell(v)}" for k, v in _meta_lines(data.run)]
     if data.baseline is not None:
         out.append(f"- **baseline**: {data.baseline.run_id}")
@@ -522,6 +598,7 @@ dl.meta dt{font-weight:600} table{border-collapse:collapse;font-size:.85rem;marg
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top} th{background:#f5f5f5}
 td.pass{background:#e6f4ea} td.fail{background:#fde7e9} td.not_measured{background:#f1f3f4}
 td.report{background:#fef7e0} .fig{margin:1rem 0} dd.warn{color:#a50e0e;font-weight:600}
+p.banner{background:#fde7e9;border:1px solid #a50e0e;padding:.6rem 1rem;color:#a50e0e;font-weight:600}
 """
 
 # every figure has the same template (figures._LAYOUT's plotly_white, ~7 kB of JSON): it is stored once, in
@@ -569,14 +646,17 @@ def plotly_js(figs) -> str:
     return get_plotlyjs()
 
 
-_WARN = ' class="warn"'  # a header line that qualifies the run's figures (cases timed while throttled)
+_WARN = ' class="warn"'  # a header line that qualifies the run's figures (timed while throttled, other kernels)
+_WARNED = ("throttled", "kernels")
 
 
 def to_html(data: ReportData) -> str:
     figs = section_figures(data)
     tables = section_tables(data)
-    parts = [f"<h1>Predicted vs measured: {html.escape(data.run.run_id)}</h1>", '<dl class="meta">']
-    parts += [f"<dt>{html.escape(k)}</dt><dd{_WARN if k == 'throttled' else ''}>{html.escape(v)}</dd>"
+    parts = [f"<h1>Predicted vs measured: {html.escape(data.run.run_id)}</h1>"]
+    parts += [f'<p class="banner" role="alert">{html.escape(b)}</p>' for b in banners(data)]
+    parts.append('<dl class="meta">')
+    parts += [f"<dt>{html.escape(k)}</dt><dd{_WARN if k in _WARNED else ''}>{html.escape(v)}</dd>"
               for k, v in _meta_lines(data.run)]
     if data.baseline is not None:
         parts.append(f"<dt>baseline</dt><dd>{html.escape(data.baseline.run_id)}</dd>")

@@ -5,20 +5,26 @@ Reports, gates and the dashboard read runs only through here: it wraps the run s
 truncated Parquet, renamed columns, text in number columns, a future schema version, mistyped run.json fields),
 turns a corrupt or missing run into a `UserError` with one clear sentence (also for a damaged part found only
 when a table is read), and
-finds the run that ships with the package (`perfmodel/bundled/<run_id>/`), which is what `perfmodel report` and
-`perfmodel dashboard` show when no run is given.
+finds the runs that ship with the package (`perfmodel/bundled/<run_id>/`) and the one `perfmodel report`, `gates`
+and `dashboard` read when no run is given (`default_run_dir`), and says whether a run measured the kernel code
+installed here (`kernel_code`: run.json's hash of the kernels package against the installed package's, so it works
+without git).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+from kernels.source import COLLECTED_KERNELS_SOURCE, kernels_code
 from collectors.store import Run, RunStoreError, check_tables, list_runs as _list_runs, load_run as _load_run
 from perfmodel.errors import UserError
 
 __all__ = ["Run", "load_run", "load_runs", "bundled_run_dirs", "default_run_dir", "resolve_run_dirs",
-           "list_runs", "gpu_name", "run_label"]
+           "list_runs", "gpu_name", "run_label", "created", "KernelCode", "kernel_code", "installed_kernels"]
 
 
 class CachedRun(Run):
@@ -60,11 +66,21 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
 
 
 def list_runs(root: str | Path):
-    """Runs under `root` as a DataFrame (see collectors.store.list_runs)."""
+    """Runs under `root` as a DataFrame (see collectors.store.list_runs), with each readable run's `kernel_code`
+    (column `kernels`: installed, differs or unknown, and `kernels_line`: its sentence, '' when installed)."""
     try:
-        return _list_runs(Path(root).expanduser())
+        df = _list_runs(Path(root).expanduser())
     except RunStoreError as e:
         raise _user_error(e) from None
+    codes = []
+    for path, status in zip(df["path"], df["status"]):
+        try:
+            codes.append(kernel_code(_load_run(path)) if status != "corrupt" else None)
+        except RunStoreError:
+            codes.append(None)
+    df["kernels"] = [c.status if c else None for c in codes]
+    df["kernels_line"] = [c.line if c else "" for c in codes]
+    return df
 
 
 def bundled_run_dirs() -> list[Path]:
@@ -78,19 +94,26 @@ def bundled_run_dirs() -> list[Path]:
     return sorted(dirs, key=lambda p: p.name)
 
 
-# The bundled run a command reads when none is given: the H100 run of 48 cases (every stage on the seed config and
-# the fa3-grid configs it names), the widest view of the plan. The H200 seed run with the Gluon stages, Nsight
-# Compute and the ablation ships beside it; a bundled run is also named by its id (`perfmodel report <id>`).
-DEFAULT_BUNDLED_RUN = "20261124-173318-custom-nvidia-h100-80gb-hbm3"
-
-
 def default_run_dir() -> Path:
-    """The bundled run (DEFAULT_BUNDLED_RUN, else the last one by name)."""
+    """The bundled run a command reads when none is given: the newest (run.json `created`) of the bundled runs that
+    measured the installed kernel code (`kernel_code`), else the newest bundled run. So a run measured on kernels
+    that are gone (the H100 run of 2026-11-24, on the `tl` stages 1-5 of then) is never the default while a run of
+    today's kernels ships; every other bundled run is named by its id (`perfmodel report <id>`)."""
     dirs = bundled_run_dirs()
     if not dirs:
         raise UserError("no run was given and none is bundled with this install; pass a run folder "
                         "(e.g. one made by `perfmodel collect`).")
-    return next((d for d in dirs if d.name == DEFAULT_BUNDLED_RUN), dirs[-1])
+    found = []
+    for d in dirs:
+        try:
+            found.append((d, _load_run(d)))
+        except RunStoreError:
+            continue  # a damaged bundled run is refused when it is named, in one sentence
+    if not found:
+        return dirs[-1]
+    newest = sorted(found, key=lambda dr: (created(dr[1]), dr[0].name))
+    today = [dr for dr in newest if kernel_code(dr[1]).status == "installed"]
+    return (today or newest)[-1][0]
 
 
 def resolve_run_dirs(paths: list[str | Path] | None) -> list[Path]:
@@ -104,6 +127,90 @@ def resolve_run_dirs(paths: list[str | Path] | None) -> list[Path]:
         path = Path(p).expanduser()
         out.append(bundled[str(p)] if not path.exists() and str(p) in bundled else path)
     return out
+
+
+_OLDEST = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def created(run: Run) -> datetime:
+    """When the run started (run.json `created`); runs without a readable time sort first."""
+    text = str(run.meta.get("created") or "")
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            t = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return _OLDEST
+
+
+# ---- which kernel code a run measured ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def installed_kernels() -> dict:
+    """kernels.source.kernels_code() of the kernels package installed here, read once per process."""
+    return kernels_code()
+
+
+@dataclass(frozen=True)
+class KernelCode:
+    """How the kernel code a run measured compares with the installed kernels package."""
+
+    status: str  # "installed" (the same sources), "differs", or "unknown" (either side not recorded or unreadable)
+    run_hash: str | None
+    installed_hash: str | None
+    line: str  # one sentence for a report header, the dashboard's overview and `perfmodel runs`; "" when installed
+
+
+def _names(names: list[str], most: int = 4) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def kernel_code(run: Run) -> KernelCode:
+    """Whether `run` measured the kernel code installed here: run.json's `environment.kernels_hash` (written by
+    collect and merge, or backfilled from the run's git commit for the runs committed before it existed:
+    `environment.kernels_hash_source` says so) against the hash of the installed kernels package
+    (kernels.source.kernels_code). A `--resume` that ran other kernel code makes the run differ too."""
+    env = _env(run)
+    code = installed_kernels()
+    installed = code.get("kernels_hash")
+    mine = env.get("kernels_hash") if isinstance(env.get("kernels_hash"), str) else None
+    if not mine:
+        commit = env.get("git_commit")
+        if run.meta.get("mode") == "import":
+            why = "an imported profile does not record it"
+        elif commit:
+            why = f"run.json has no kernels_hash, only the git commit {str(commit)[:12]}"
+        else:
+            why = "run.json records neither a kernels_hash nor a git commit"
+        return KernelCode("unknown", None, installed, f"the kernel code this run measured is not recorded ({why}), "
+                                                      "so whether its stage figures are of today's stages is unknown.")
+    if not installed:
+        return KernelCode("unknown", mine, None, f"the installed kernels package cannot be read ({code.get('why')}), "
+                                                 f"so whether this run's kernel code ({mine}) is today's is unknown.")
+    resumed = sorted({h for r in run.meta.get("resumes") or [] if isinstance(r, dict)
+                      for h in [((r.get("environment") or {}) if isinstance(r.get("environment"), dict) else {})
+                                .get("kernels_hash")] if h and h != mine})
+    if mine == installed and not resumed:
+        return KernelCode("installed", mine, installed, "")
+    source = env.get("kernels_hash_source")
+    source = f", {source}" if source and source != COLLECTED_KERNELS_SOURCE else ""
+    theirs, ours = env.get("kernels_files"), code.get("kernels_files") or {}
+    files = ""
+    if isinstance(theirs, dict) and mine != installed:  # name the fewer: the files that differ, or those that do not
+        every = sorted({*theirs, *ours})
+        differ = [n for n in every if theirs.get(n) != ours.get(n)]
+        same = [n for n in every if n not in differ]
+        if differ and (len(differ) <= 4 or len(same) > 4):
+            files = f"; {len(differ)} of {len(every)} files differ, are new or are gone: {_names(differ)}"
+        elif differ:
+            files = (f"; every file differs, is new or is gone but {_names(same)}" if same else
+                     "; every file differs, is new or is gone")
+    again = f"; a --resume of it ran kernel code {', '.join(resumed)}" if resumed else ""
+    return KernelCode("differs", mine, installed,
+                      f"measured with kernel code that differs from the installed kernels/ (run: {mine}{source}; "
+                      f"installed: {installed}{files}{again}): its figures are of that code, not of the installed "
+                      "one.")
 
 
 def _env(run: Run) -> dict:

@@ -47,10 +47,12 @@ def timing_row(impl: str, c: AttentionConfig, time_ms: float, spread: float = 0.
 
 
 def make_run(root: Path, name: str = "synthetic-test-run", scale: float = 1.0, determinism_runs: int = 100,
-             batching_rows: bool = True, allclose: bool = True) -> Path:
+             batching_rows: bool = True, allclose: bool = True, rounded: bool = False) -> Path:
     """Write the synthetic run under root/name and return its folder. `scale` multiplies every time (to make a
     second run that is uniformly slower or faster); `batching_rows=False` leaves the batching table out;
-    `allclose=False` makes every case fail the document's allclose check."""
+    `allclose=False` makes every case fail the document's allclose check; `rounded=True` gives the correctness
+    rows figures against the rounded reference (max_ulp 1 or 3, exact_frac 0.99 or 0.75), as runs made since
+    they exist have (without: none, as older runs)."""
     run_dir = Path(root) / name
     w = RunWriter(run_dir, {"environment": {"gpu_name": GPU, "sm_count": 132, "synthetic": True},
                             "suite": "seed", "note": "SYNTHETIC test data made by tests/synthetic_run.py"})
@@ -64,6 +66,10 @@ def make_run(root: Path, name: str = "synthetic-test-run", scale: float = 1.0, d
             correctness.append({"impl": impl, **_cfg(c), "status": "ok", "max_abs_err": 1e-3, "max_rel_err": 2e-4,
                                 "rel_l2_err": 1e-4, "budget_abs_err": 2e-3, "within_budget": True,
                                 "doc_allclose": allclose, "doc_max_err_ok": True, "error": None})
+            if rounded:  # stage5_full a little less accurate than the others
+                worse = impl == "stage5_full"
+                correctness[-1].update(max_ulp=3.0 if worse else 1.0, exact_frac=0.75 if worse else 0.99,
+                                       rms_ulp=0.9 if worse else 0.1)
     for impl, reasons in STALLS.items():
         for reason, cpi in reasons.items():
             stalls.append({"impl": impl, **_cfg(SEED), "kernel": f"_attn_fwd_{impl}", "kernel_index": 0,

@@ -322,6 +322,7 @@ def fake_gpu(monkeypatch):
         return _timed(None, 1.0 if state["calls"][-1] else 1.25, seed=len(state["calls"])).timing
 
     monkeypatch.setattr(timing, "time_call", fake_time_call)
+    monkeypatch.setattr(timing, "time_gpu", lambda *a: (fake_time_call(*a), None))  # as if captured in a graph
     return state
 
 

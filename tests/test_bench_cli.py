@@ -38,12 +38,16 @@ def test_no_gpu_is_one_clear_sentence(capsys):
     (["--stages", "stage9_magic"], "unknown stage"),
     (["--refs", "fa4"], "unknown peer"),
     (["--stages", "none", "--refs", "none"], "nothing to benchmark"),
+    (["--stages", ""], "names no stage"),  # an empty list given is refused, never read as "all"
+    (["--refs", " , "], "names no peer"),
+    (["--config", ""], "empty config"),
     (["--config", "B=16,H=16,S=2048"], "missing D"),
     (["--config", "B=0,H=1,S=1,D=64"], "at least 1"),
     (["--config", "B=1,H=1,S=64,D=64,dtype=fp32"], "fp16 and bf16"),
     (["--csv", "/no/such/folder/out.csv"], "does not exist"),
     (["--rep-ms", "0"], "--rep-ms"),
-], ids=["stage", "peer", "empty", "config-missing", "config-zero", "fp32", "csv-folder", "rep-ms"])
+], ids=["stage", "peer", "empty", "stages-blank", "refs-blank", "config-blank", "config-missing", "config-zero",
+        "fp32", "csv-folder", "rep-ms"])
 def test_bad_arguments_exit_2_with_reason(capsys, argv, message):
     code, err = run_cli(capsys, *argv)
     assert code == 2 and message in err and "Traceback" not in err

@@ -43,13 +43,25 @@ def no_gpu(monkeypatch):
         (["--interpret", "--config", "B=1,H=1,S=64"], ["missing D"]),
         (["--interpret", "--determinism", "0"], ["--determinism"]),
         (["--interpret", "--config", "B=16,H=16,S=2048,D=64,causal"], ["too large for the CPU interpreter"]),
+        # an empty value given is refused, never read as the default (the seed config, every stage, a new run)
+        (["--interpret", "--config", ""], ["empty config"]),
+        (["--interpret", "--stages", ""], ["the stage list '' names no stage"]),
+        (["--interpret", "--refs", ""], ["the peer list '' names no peer"]),
     ],
-    ids=["suite", "stage", "peer", "nothing", "config-value", "config-missing", "determinism", "interpret-size"],
+    ids=["suite", "stage", "peer", "nothing", "config-value", "config-missing", "determinism", "interpret-size",
+         "config-blank", "stages-blank", "refs-blank"],
 )
 def test_bad_collect_arguments(capsys, tmp_path, argv, needles):
     code, _, err = run_cli(capsys, "collect", "--out", str(tmp_path / "runs"), *argv)
     assert_one_sentence(code, err, *needles)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_an_empty_resume_is_refused_not_a_new_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "collect", "--interpret", "--resume", "")
+    assert_one_sentence(code, err, "is not a run folder")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_gpu_without_interpret_says_what_to_do(capsys, tmp_path, no_gpu):

@@ -46,16 +46,32 @@ def test_run_completes_and_says_what_it_could_not_measure(interpreted_run):
     assert run.meta["wall_s"] >= sum(phases.values()) - 0.2
 
 
+def test_the_run_records_its_kernel_code_and_the_tables_it_wrote(interpreted_run):
+    """Issue 21: run.json names the kernel code measured (a hash of the installed kernels package, so a report
+    can tell it from today's without git) and every table written (so a copy that lost one is named)."""
+    from kernels.source import COLLECTED_KERNELS_SOURCE, kernels_code
+    from perfmodel.runs import kernel_code
+
+    run = load_run(interpreted_run[1])
+    env = run.environment
+    assert env["kernels_hash"] == kernels_code()["kernels_hash"] and "stage0_baseline.py" in env["kernels_files"]
+    assert env["kernels_hash_source"] == COLLECTED_KERNELS_SOURCE
+    assert kernel_code(run).status == "installed" and kernel_code(run).line == ""
+    assert run.meta["tables_written"] == run.tables() and run.missing_tables() == []
+
+
 def test_predictions_are_stored_before_the_first_case(interpreted_run):
-    """Issue 13: the predictions of a suite are written before it is measured, with the model's hash."""
-    from perfmodel.scoring import todays_hash
+    """Issue 13: the predictions of a suite are written before it is measured, with the model's version and a hash
+    of what each read."""
+    from perfmodel.predictive import MODEL_VERSION
 
     run = load_run(interpreted_run[1])
     p = run.table("predictions")
     configs = get_suite("tiny")
     assert len(p) == len(configs) * len(STAGES) * 2  # every stage x config, by the bound and by the model
     assert set(p["predictor"]) == {"bound", "model"} and set(p["impl"]) == set(STAGES)
-    assert (p["gpu"] == "h100-sxm").all() and (p["model_hash"] == todays_hash("h100-sxm")).all()
+    assert (p["gpu"] == "h100-sxm").all() and (p["model_version"] == MODEL_VERSION).all()
+    assert p["inputs_hash"].str.fullmatch("[0-9a-f]{12}").all()
     assert (p["status"] == "ok").all(), p[["impl", "config_id", "predictor", "error"]]
     assert (p["time_ms"] > 0).all() and p["binding"].notna().all()
     assert p["predicted_at"].max() <= run.table("cases")["finished"].min()
@@ -128,3 +144,22 @@ def test_resume_skips_finished_cases_and_redoes_a_cut_off_one(interpreted_run, c
     assert len(run.table("correctness")) == len(cases)  # the old rows of the redone case are superseded
     assert run.status == "complete" and len(run.meta["resumes"]) == 2
     assert all("wall_s" in r and "phases_s" in r for r in run.meta["resumes"])  # each resume's own time
+
+
+def test_correctness_rows_carry_the_rounded_reference_figures(interpreted_run):
+    """Issue 21: each checked case against the reference rounded to the output dtype (kernels.reference
+    .rounding_error), filled by the interpreted collect and shown by the report; unchecked cases stay null."""
+    from perfmodel.correctness import correctness_table
+    from perfmodel.reporting import correctness_display
+
+    run = load_run(interpreted_run[1])
+    df = run.table("correctness")
+    ok = df[df["impl"] == "stage0_baseline"]
+    assert (ok["max_ulp"] >= 0).all() and (ok["max_ulp"] == ok["max_ulp"].round()).all()
+    assert ok["exact_frac"].between(0, 1, inclusive="right").all() and (ok["rms_ulp"] >= 0).all()
+    others = df[df["impl"] != "stage0_baseline"]  # the Gluon stage and the peer: nothing compared, nothing filled
+    assert others[["max_ulp", "exact_frac", "rms_ulp"]].isna().all().all()
+    shown = correctness_display(correctness_table(run))
+    measured = shown[shown["impl"] == "stage0_baseline"]
+    assert not measured["exactly rounded"].isin(["not measured", "—"]).any()
+    assert measured["exactly rounded"].str.fullmatch(r"\d+\.\d\d%").all()

@@ -18,10 +18,11 @@ from kernels.suites import SEED, SUITE_DETERMINISM_RUNS, get_suite, suite_determ
 from perfmodel.cli import main
 from perfmodel.einstein import DETERMINISM_METRIC, default_model_path, load_model
 from perfmodel.gates import evaluate_gates, evaluate_gates_over, scope
-from perfmodel.runs import default_run_dir, load_run
+from perfmodel.runs import load_run, resolve_run_dirs
 from synthetic_run import timing_row
 
 H100, H200 = "NVIDIA H100 80GB HBM3", "NVIDIA H200"
+H100_RUN = "20261124-173318-custom-nvidia-h100-80gb-hbm3"  # bundled, named by its id
 # TFLOP/s per impl at every config: each stage meets its target, stage 5 is 1.2x the FA3-class peer (cuDNN).
 TFLOPS = {"stage0_baseline": 200.0, "stage1_warpspec": 200.0, "stage2_reduced_sync": 250.0,
           "stage3_persistent": 260.0, "stage4_overlap": 270.0, "stage5_full": 300.0, "sdpa_cudnn": 250.0}
@@ -85,7 +86,7 @@ def gates(*args, capsys=None):
 
 @pytest.fixture
 def bundled_copy(tmp_path):
-    src = default_run_dir()  # the H100 run every command reads by default
+    src = resolve_run_dirs([H100_RUN])[0]
     dst = tmp_path / src.name
     shutil.copytree(src, dst)
     return dst
@@ -121,7 +122,9 @@ def test_bundled_run_with_tables_deleted(bundled_copy, capsys):
         shutil.rmtree(bundled_copy / "tables" / table)
     code, out = gates(bundled_copy, capsys=capsys)
     assert code == 3 and "stage5_tflops" in out.err  # what was deleted is not measured, never a pass
-    assert gates(bundled_copy, "--allow-missing", capsys=capsys)[0] == 0  # the memory-stall gate still passes
+    # the memory-stall gate still passes, but the run lacks tables its run.json implies: named, and no exit 0
+    code, out = gates(bundled_copy, "--allow-missing", capsys=capsys)
+    assert code == 3 and "lacks the tables batching, correctness and timings" in out.err
     shutil.rmtree(bundled_copy / "tables")
     code, out = gates(bundled_copy, "--allow-missing", capsys=capsys)
     assert code == 3 and "holds no tables" in out.err  # no evidence never exits 0

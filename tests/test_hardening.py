@@ -132,7 +132,8 @@ def test_runs_without_a_schema_version_are_version_1_and_new_runs_say_so(tmp_pat
         assert run.meta.get("schema_version", 1) <= SCHEMA_VERSION, d
     w = RunWriter(tmp_path / "new", {})
     w.finish("complete")
-    assert load_run(w.path).meta["schema_version"] == SCHEMA_VERSION == 1
+    # version 2: timings.time_ms became the GPU's time by CUDA graph where the call can be captured
+    assert load_run(w.path).meta["schema_version"] == SCHEMA_VERSION == 2
 
 
 # ---- columns ----------------------------------------------------------------------------------------------------
@@ -222,12 +223,19 @@ def test_a_config_that_cannot_fit_the_gpu_is_refused_before_launching(capsys, tm
     assert not (tmp_path / "runs").exists()
 
 
-def test_case_bytes_counts_the_float64_scores():
+def test_case_bytes_counts_the_float64_scores_of_the_chunk_the_check_holds():
+    from kernels.hardware import GPUS
+    from kernels.suites import get_suite
     from kernels.workload import AttentionConfig
 
     cfg = AttentionConfig(B=16, H=16, S=2048, D=64, causal=True)
-    assert preflight.case_bytes(cfg) > 8 * 3 * 16 * 16 * 2048 * 2048
+    # one batch entry's 16 heads at once (16 x 2048^2 x 8 bytes = 512 MiB, under the 1 GiB chunk): three copies
+    assert preflight.heads_per_chunk(16, 2048) == 16
+    assert preflight.case_bytes(cfg) > 8 * 3 * 16 * 2048 * 2048
     assert preflight.memory_problem([cfg], 80 * 2**30) is None  # the seed config fits an H100
+    # the suites the README runs on an H100 (fa3-grid's S=16384 configs checked one 2 GiB head at a time)
+    for suite in ("fa3-grid", "plan", "batching"):
+        assert preflight.memory_problem(get_suite(suite), GPUS["h100-sxm"].memory_bytes) is None, suite
 
 
 # ---- --resume with options of its own --------------------------------------------------------------------------------

@@ -54,6 +54,17 @@ def test_h100_exp_rate_matches_the_measurement():
     assert get_gpu("h100-sxm").ridge_flop_per_byte == pytest.approx(295, abs=1)
 
 
+@pytest.mark.parametrize("run, key", [("20261124-173318-custom-nvidia-h100-80gb-hbm3", "h100-sxm"),
+                                      ("20261202-053909-seed-nvidia-h200", "h200-sxm")])
+def test_the_memory_is_what_the_lent_gpu_reported(run, key):
+    """The memory a program can allocate, as torch reported it in the bundled runs (total_memory / 1e9, 2 places)."""
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(__file__).resolve().parents[1] / "perfmodel" / "bundled" / run / "run.json").read_text())
+    assert GPUS[key].memory_bytes == pytest.approx(meta["environment"]["gpu_memory_gb"] * 1e9, abs=1)
+
+
 def test_mma_rates():
     h100, a100 = get_gpu("h100-sxm"), get_gpu("a100-sxm-80gb")
     assert h100.mma_tflops("fp16") == 989.4

@@ -72,7 +72,7 @@ def test_triton_pin_holds_the_installed_torch_and_triton():
 
 
 def test_laptop_tests_pass_without_torch_and_triton():
-    # tests/laptop/: report, gates, predict, model, runs, compare and every dashboard page on the bundled run
+    # tests/laptop/: report, gates, predict, model, runs, compare and every dashboard page on both bundled runs
     proc = _run_blocked("import pytest\nsys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/laptop']))")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]

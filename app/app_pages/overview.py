@@ -11,6 +11,8 @@ info, t = sel.info, sel.tables
 st.title("Predicted vs measured")
 st.markdown(f"Run **{info['run_id']}** on **{info['gpu']}** · status {info['status']} · created {info['created']}"
             f" · suite {info['suite'] or '—'}")
+if info.get("kernels_line"):  # a run of other kernel code than the installed kernels/, or of code not recorded
+    (st.warning if info["kernels"] == "differs" else st.info)("Kernel code: " + info["kernels_line"])
 top, bottom = st.container(), st.container()
 
 # The chart goes out first (drawn below the gates): a browser that has not drawn a plotly chart yet spends a

@@ -24,7 +24,8 @@ NO_GPU = ("perfmodel bench needs an NVIDIA GPU with CUDA and none is visible her
           "`perfmodel collect --interpret` checks every stage under Triton's interpreter instead.")
 
 # Columns printed on the terminal (the CSV has them all).
-SHOWN = ["impl", "config_id", "status", "time_ms", "spread_pct", "tflops", "vs_cudnn", "max_abs_err", "error"]
+SHOWN = ["impl", "config_id", "status", "time_ms", "spread_pct", "tflops", "vs_cudnn", "max_abs_err", "exact_frac",
+         "error"]
 
 
 def add_arguments(parser) -> None:

@@ -77,9 +77,10 @@ def run(args) -> int:
     from perfmodel.strict import parse_config
 
     configs = tuple(parse_config(text) for text in (args.config or []))
-    if args.resume and args.out is not None:
+    resume = args.resume is not None  # an empty --resume is a folder that holds no run, never a new run
+    if resume and args.out is not None:
         raise UserError("--resume continues the run in its own folder; drop --out (or start a new run with it).")
-    if args.resume and (args.shard is not None or args.devices is not None):
+    if resume and (args.shard is not None or args.devices is not None):
         raise UserError("--resume continues a run as it was started (its shard or GPUs are in its run.json); drop "
                         "--shard / --devices.")
     try:
@@ -90,7 +91,7 @@ def run(args) -> int:
         opts = CollectOptions(
             predict=prediction_rows, suite=args.suite, configs=configs, stages=args.stages, refs=args.refs,
             impls=tuple(impls.items()),
-            out_dir=args.resume or args.out or "runs", ncu=not args.no_ncu, resume=bool(args.resume),
+            out_dir=args.resume if resume else args.out or "runs", ncu=not args.no_ncu, resume=resume,
             ablation=not args.no_ablation,
             interpret=args.interpret,
             determinism_runs=args.determinism,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 HELP = "interactive dashboard (Streamlit) of one or more runs"
 EXAMPLES = [
-    "perfmodel dashboard                                # the bundled H100 run, on http://localhost:8501",
+    "perfmodel dashboard                                # the newest bundled run, on http://localhost:8501",
     "perfmodel dashboard runs/a runs/b --port 8600      # two runs; the Runs page compares them",
     "perfmodel dashboard runs/a --address 0.0.0.0       # reachable from other machines",
 ]
@@ -26,7 +26,9 @@ ENV_VAR = "PERFMODEL_RUN_DIRS"  # read by app/data.py
 
 
 def add_arguments(parser):
-    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run folders (default: the bundled run)")
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                        help="run folders or bundled run ids (default: the newest bundled run, one that measured "
+                             "the installed kernels first)")
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     parser.add_argument("--address", default="localhost", help="address to bind (default localhost)")
 
@@ -49,7 +51,10 @@ def run(args) -> int:
     if busy:
         raise UserError(busy)
     if args.runs:
-        dirs = [Path(d).expanduser().resolve() for d in args.runs]
+        from perfmodel.runs import resolve_run_dirs
+
+        # a bundled run's id names it here as in report and gates; the server starts in another folder
+        dirs = [Path(d).expanduser().resolve() for d in resolve_run_dirs(args.runs)]
         env = dict(os.environ, **{ENV_VAR: os.pathsep.join(str(d) for d in dirs)})
     else:  # the bundled run: app/data.py finds it itself
         dirs, env = [], {k: v for k, v in os.environ.items() if k != ENV_VAR}
@@ -64,7 +69,9 @@ def run(args) -> int:
             from perfmodel import runs
 
             for d in runs.resolve_run_dirs(dirs):
-                runs.load_run(d)
+                problem = runs.load_run(d).missing_tables_problem()
+                if problem:  # every page shows it too
+                    print(f"perfmodel: warning: {problem}", file=sys.stderr, flush=True)
             wait_serving(proc, args.address, args.port)
             print(f"perfmodel dashboard on http://{address_for_url(args.address)}:{args.port} with "
                   f"{max(len(dirs), 1)} run(s); Ctrl-C stops it.", flush=True)

@@ -19,11 +19,12 @@ exit status:
   1  a required gate fails
   2  bad input: a missing or corrupt run folder, a bad --model file, runs from different GPU models
   3  no required gate fails, but one is not measured by the runs given; the command that measures each is
-     printed. --allow-missing accepts that (exit 0). An --interpret run, a run without tables, or runs that
-     measure no required gate at all exit 3 even with --allow-missing: a CPU-interpreter run holds no GPU
-     timings or counters and a run without tables holds nothing, so neither is evidence that a gate passes."""
+     printed. --allow-missing accepts that (exit 0). An --interpret run, a run without tables, a run that lacks
+     a table it lists (a copy that lost tables/timings), or runs that measure no required gate at all exit 3
+     even with --allow-missing: a CPU-interpreter run holds no GPU timings or counters, a run without tables
+     holds nothing, and a lost table may hold what fails a gate, so none is evidence that a gate passes."""
 EXAMPLES = [
-    "perfmodel gates                                    # the bundled run",
+    "perfmodel gates                                    # the newest bundled run",
     "perfmodel gates runs/SEED runs/BATCHING runs/GRID  # one verdict from three runs of one GPU",
     "perfmodel gates runs/new && echo 'plan met'        # CI: 0 only when every required gate passes",
     "perfmodel gates runs/new --allow-missing           # 0 when nothing measured fails (exit 1 still fails)",
@@ -35,13 +36,15 @@ EXAMPLES = [
 def add_arguments(parser):
     parser.description = f"{HELP}.\n\n{EXIT_CODES}"
     parser.add_argument("runs", nargs="*", metavar="RUN",
-                        help="run folder(s) of one GPU model (default: the run bundled with the package)")
+                        help="run folder(s) of one GPU model, or bundled run ids (default: the newest bundled "
+                             "run, one that measured the installed kernels first)")
     parser.add_argument("--format", choices=("table", "md", "csv", "json"), default="table",
                         help="output format (default: an aligned table)")
     parser.add_argument("--strict", action="store_true", help="stretch gates block as well as required ones")
     parser.add_argument("--allow-missing", action="store_true",
                         help="a required gate the runs do not measure does not hold the exit status at 3 "
-                             "(an --interpret run or a run without tables still cannot exit 0)")
+                             "(an --interpret run, a run without tables or one that lacks a table it lists still "
+                             "cannot exit 0)")
     parser.add_argument("--model", metavar="FILE", help="an Einstein model file instead of the shipped one")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 HELP = "each stage's TFLOP/s as the Einstein plan predicts it (absolute, relative) and its speed-of-light bound"
 EXAMPLES = [
@@ -72,6 +73,31 @@ def _no_kernel_notes(frame) -> list[str]:
             for why, impls in by_reason.items()]
 
 
+def _that_fit(configs: list, gpu) -> list:
+    """The configs whose Q, K, V and O fit the memory of `gpu` (kernels/hardware.py), checked as `perfmodel collect`
+    checks its cases (collectors/preflight.py `too_large`), with the kernel's own tensors in place of what a collected
+    case also holds (a second input set, the float64 reference). No time is printed for a kernel that cannot run
+    there: when no config fits, the first is refused in one sentence; else those that do not are left out with a
+    warning naming them."""
+    from collectors.preflight import too_large
+    from perfmodel.errors import UserError
+
+    over = too_large(configs, gpu.memory_bytes, need=lambda config: config.tensor_bytes)
+    if not over:
+        return configs
+    memory = f"{gpu.memory_bytes / 2**30:,.1f} GiB"
+    if len(over) == len(configs):
+        config, need = over[0]
+        others = f" (nor can the other {len(over) - 1} configs)" if len(over) > 1 else ""
+        raise UserError(f"config {config.id} cannot run on {gpu.name}{others}: its Q, K, V and O need "
+                        f"{need / 2**30:,.1f} GiB ({need:,} bytes), more than the GPU's {memory} of memory, so there "
+                        "is no time to predict; use a smaller B, H or S.")
+    left_out = {config.id for config, _ in over}
+    print(f"perfmodel: warning: left out {', '.join(sorted(left_out))}: their Q, K, V and O need more than the "
+          f"{memory} of memory of {gpu.name}, so no kernel can run them there.", file=sys.stderr)
+    return [config for config in configs if config.id not in left_out]
+
+
 def _table(frame, config, gpu, baseline) -> str:
     header = ["stage", "impl", "removes", "ein_abs", "ein_rel", "bound", "time_ms", "tensor_ms", "exp_ms",
               "hbm_ms", "launch_ms", "wave_ms"]
@@ -115,13 +141,13 @@ def run(args: argparse.Namespace) -> int:
     from kernels.hardware import get_gpu
     from perfmodel.predictions import predict
 
-    if args.suite:
+    if args.suite is not None:  # an empty name is an unknown suite, never the default
         try:
             configs = get_suite(args.suite)
         except KeyError as e:
             raise UserError(str(e.args[0])) from None
-    else:
-        configs = [parse_config(args.config or SEED_TEXT)]
+    else:  # an empty --config is refused by the parser, never read as the seed config
+        configs = [parse_config(SEED_TEXT if args.config is None else args.config)]
     gpu = get_gpu(args.gpu)
     baseline = _positive_float(args.baseline_tflops, "--baseline-tflops") if args.baseline_tflops is not None else None
     model = load_model(args.model)
@@ -133,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"no kernel of this toolkit runs {config.id}: the kernels run head dims "
                             f"{' and '.join(map(str, KERNEL_HEAD_DIMS))} in {', '.join(KERNEL_DTYPES)}, so there is "
                             "nothing to predict; `perfmodel model check` covers the plan's own numbers.")
+    configs = _that_fit(configs, gpu)
     frames = []
     for config in configs:
         frame = predict(config, gpu, model=model, baseline_tflops=baseline)
