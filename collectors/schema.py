@@ -321,7 +321,10 @@ TABLES: dict[str, dict] = {
                            "null when it failed",
             "model_hash": "runs from before model_version only: SHA-256 (12 hex digits) of the model's sources and the "
                           "GPU's figures; perfmodel.predictive.LEGACY_MODEL_HASHES says which model version it was",
-            "time_ms": "predicted time of one call (ms); null when status != ok",
+            "time_ms": "predicted time of one call timed back to back from Python (ms): the GPU's time and the host "
+                       "launch it exposes; null when status != ok",
+            "gpu_time_ms": "predicted GPU time of one call (ms), without the host launch: what a time by CUDA graph "
+                           "is scored against; null when the predictor gives none, and in runs made before it",
             "binding": "the term that sets the time (tensor, mufu, issue, smem, chain, hbm, launch); null if none",
             "status": "ok | failed",
             "error": "one-line reason when status != ok",
@@ -340,6 +343,31 @@ TABLES: dict[str, dict] = {
             "fraction": "cycles_per_issue / sum over reasons (0..1)",
         },
     },
+    "timeline": {
+        "case": True,
+        "doc": "Proton intra-kernel scopes of one instrumented launch (collectors/timeline_read.py): one row per "
+               "closed scope of each recorded warp (one warp per warp group) of each program.",
+        "columns": {
+            "kernel": "kernel name",
+            "sm": "SM the program ran on (%smid)",
+            "program": "program (CTA) id",
+            "warp": "warp of the program that recorded the scope",
+            "warp_group": "warp // 4",
+            "partition": "warp-specialize partition of the warp (0 = default, then the workers in declaration "
+                         "order; null when the kernel's layout was not known)",
+            "role": "the scope name's prefix (producer | consumer; '' for a name without one)",
+            "scope": "scope name as the kernel declares it (e.g. consumer.softmax)",
+            "item": "work item of the program, 0-based (the warp's n-th <role>.tile scope); null outside one",
+            "iteration": "key-block iteration within the work item, 0-based (counted by the K/V waits); null for "
+                         "per-item phases",
+            "start_cycle": "scope start, SM clock cycles after the program's first recorded scope",
+            "end_cycle": "scope end, SM clock cycles after the program's first recorded scope",
+            "program_start_ns": "the program's first recorded scope, ns after the launch's first program's (global "
+                                "timer)",
+            "finalize_ns": "time the program spent copying its profile buffer out at its end (ns)",
+            "lane": "Proton's display line within the warp (nested scopes get their own)",
+        },
+    },
 }
 
 
@@ -350,8 +378,11 @@ TABLES: dict[str, dict] = {
 # column means: timings.time_ms is the GPU's time by CUDA graph where the call could be captured (timing_method);
 # in version 1 every time was the host loop's (perfmodel.runs.timing_method reads both).
 SCHEMA_VERSION = 2
-# What the times of a run of schema version 1 were measured by (collectors.timing.HOST_LOOP).
-V1_TIMING_METHOD = "host_loop"
+# How a time was measured (timings.timing_method; collectors/timing.py measures both).
+TIMING_GRAPH = "cuda_graph"
+TIMING_HOST_LOOP = "host_loop"
+# What the times of a run of schema version 1 were measured by.
+V1_TIMING_METHOD = TIMING_HOST_LOOP
 
 # run.json's top-level fields and the JSON type each must have where present (a run written by hand or damaged
 # is refused in one sentence rather than read as something else). Fields not listed are kept as they are.
@@ -373,6 +404,7 @@ TEXT_COLUMNS = frozenset({
     "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
     "throttle_reasons", "predictor", "gpu", "model_hash", "inputs_hash", "timing_method", "graph_fallback", "binding", "predicted_at", "gpu_uuid",
+    "scope",
 })
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})

@@ -33,6 +33,7 @@ from typing import Callable
 from kernels.hardware import DEFAULT_GPU, GPUS
 from kernels.workload import AttentionConfig
 
+from .schema import TIMING_GRAPH, TIMING_HOST_LOOP
 from .stats import median_ci
 
 # A timing is "stable" when its inter-quantile spread is below this (percent of the median): the collect issue's
@@ -69,8 +70,7 @@ class GraphUnavailable(RuntimeError):
 # How a time was measured. GRAPH: a CUDA graph of back-to-back calls replayed and timed with CUDA events, so the
 # figure is the GPU's time per call (time_graph). HOST_LOOP: do_bench calling the function from Python once per
 # repetition (time_call), which measures the host's launch path instead wherever that is longer than the kernel.
-GRAPH = "cuda_graph"
-HOST_LOOP = "host_loop"
+GRAPH, HOST_LOOP = TIMING_GRAPH, TIMING_HOST_LOOP
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ for sm_90 without a GPU.
 from __future__ import annotations
 
 import torch
+import triton.profiler.language as pl
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import tma
@@ -202,8 +203,12 @@ def rescale(acc, alpha, o_layout: gl.constexpr):
 def online_block(s, m_i, l_i, acc, qk_scale, dtype: gl.constexpr, p_layout: gl.constexpr, o_layout: gl.constexpr):
     """One key block's online softmax when its P·V follows at once: (P as P·V's A operand, new max, new sum, the
     accumulator rescaled to the new max)."""
+    pl.enter_scope("consumer.softmax")
     p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+    pl.exit_scope("consumer.softmax")
+    pl.enter_scope("consumer.rescale")
     acc = rescale(acc, alpha, o_layout)
+    pl.exit_scope("consumer.rescale")
     return gl.convert_layout(p.to(dtype), p_layout), m_i, l_i, acc
 
 

@@ -25,8 +25,11 @@ run's launch table), and its timings there are unstable (spread 20-40% at S=512 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
+import triton.profiler.language as pl
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
@@ -34,6 +37,7 @@ from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warp
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
                      load_v_block, mask_scores, mma_layout, p_operand_layout, require_sm90, rescale, softmax_step,
                      store_output, v_operand, work_item)
+from ._fastlaunch import LaunchCache, input_key, launch_kept
 from ._launch import check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, NoInterpreter, sm_count
 
 NAME = "stage4_overlap"
@@ -52,18 +56,28 @@ def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, 
         m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
         tile_m0 = m * BLOCK_M
         n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+        pl.enter_scope("producer.tile")
         for c in gl.static_range(CONSUMERS):
             qi = c + CONSUMERS * (t % Q_RING)
+            pl.enter_scope("producer.q_wait")
             mbarrier.wait(q_empty.index(qi), ((t // Q_RING) & 1) ^ 1)
+            pl.exit_scope("producer.q_wait")
+            pl.enter_scope("producer.q_issue")
             mbarrier.expect(q_ready.index(qi), desc_q.block_type.nbytes)
             tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(qi), q_bufs.index(qi))
+            pl.exit_scope("producer.q_issue")
         for j in range(n_blocks):
             slot = it % RING
+            pl.enter_scope("producer.kv_wait")
             mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)
+            pl.exit_scope("producer.kv_wait")
+            pl.enter_scope("producer.kv_issue")
             mbarrier.expect(kv_ready.index(slot), desc_k.block_type.nbytes + desc_v.block_type.nbytes)
             tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), k_bufs.index(slot))
             load_v_block(desc_v, b, h, j * BLOCK_N, kv_ready.index(slot), v_bufs.index(slot))
+            pl.exit_scope("producer.kv_issue")
             it += 1
+        pl.exit_scope("producer.tile")
         t += 1
 
 
@@ -73,7 +87,9 @@ def _issue_turn_wait(turn, it, C: gl.constexpr, CONSUMERS: gl.constexpr):
     # done), each later one waits for the one before it; FIRST is 1 for consumer 0, else 0
     FIRST: gl.constexpr = 1 - (C + CONSUMERS - 1) // CONSUMERS
     if CONSUMERS > 1:
+        pl.enter_scope("consumer.turn_wait")
         mbarrier.wait(turn.index(C), (it & 1) ^ FIRST)
+        pl.exit_scope("consumer.turn_wait")
 
 
 @gluon.jit
@@ -92,40 +108,64 @@ def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i,
     ROWS: gl.constexpr = s_zero.shape[0]
     dtype: gl.constexpr = k_bufs.dtype
     slot = it % RING
+    pl.enter_scope("consumer.kv_wait")
     mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+    pl.exit_scope("consumer.kv_wait")
     k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
     _issue_turn_wait(turn, it, C, CONSUMERS)
+    pl.enter_scope("consumer.qk")
     s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
     _issue_turn_pass(turn, C, CONSUMERS)
     s = warpgroup_mma_wait(0, deps=(s, ))
+    pl.exit_scope("consumer.qk")
     if n_unmasked <= 0:
+        pl.enter_scope("consumer.mask")
         s = mask_scores(s, rows_m0, 0, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+        pl.exit_scope("consumer.mask")
+    pl.enter_scope("consumer.softmax")
     p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+    pl.exit_scope("consumer.softmax")
     p_op = gl.convert_layout(p.to(dtype), p_layout)
     prev = slot
     it += 1
     for j in range(1, n_blocks):
         slot = it % RING
+        pl.enter_scope("consumer.kv_wait")
         mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+        pl.exit_scope("consumer.kv_wait")
         k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
         v = v_operand(v_bufs, prev, BLOCK_N, HEAD_D)
         _issue_turn_wait(turn, it, C, CONSUMERS)
+        pl.enter_scope("consumer.mma_issue")
         s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
         acc = warpgroup_mma(p_op, v, acc, is_async=True)
         _issue_turn_pass(turn, C, CONSUMERS)
+        pl.exit_scope("consumer.mma_issue")
+        pl.enter_scope("consumer.qk")
         s = warpgroup_mma_wait(1, deps=(s, ))  # QKᵀ done; P·V of the block before may still run
+        pl.exit_scope("consumer.qk")
         if j >= n_unmasked:
+            pl.enter_scope("consumer.mask")
             s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+            pl.exit_scope("consumer.mask")
+        pl.enter_scope("consumer.softmax")
         p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+        pl.exit_scope("consumer.softmax")
+        pl.enter_scope("consumer.pv")
         acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+        pl.exit_scope("consumer.pv")
         mbarrier.arrive(kv_empty.index(prev), count=1)
+        pl.enter_scope("consumer.rescale")
         acc = rescale(acc, alpha, o_layout)
+        pl.exit_scope("consumer.rescale")
         p_op = gl.convert_layout(p.to(dtype), p_layout)
         prev = slot
         it += 1
     v = v_operand(v_bufs, prev, BLOCK_N, HEAD_D)
+    pl.enter_scope("consumer.pv")
     acc = warpgroup_mma(p_op, v, acc, is_async=True)
     acc = warpgroup_mma_wait(0, deps=(acc, ))
+    pl.exit_scope("consumer.pv")
     mbarrier.arrive(kv_empty.index(prev), count=1)
     return acc, m_i, l_i, it
 
@@ -149,14 +189,20 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
         tile_m0 = m * BLOCK_M
         rows_m0 = tile_m0 + C * ROWS
         n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+        pl.enter_scope("consumer.tile")
+        pl.enter_scope("consumer.q_wait")
         mbarrier.wait(q_ready.index(C), t & 1)
+        pl.exit_scope("consumer.q_wait")
         q = q_bufs.index(C).reshape([ROWS, HEAD_D])
         m_i, l_i, acc = fresh_state(ROWS, HEAD_D, s_layout, o_layout)
         acc, m_i, l_i, it = _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc, it,
                                                n_blocks, n_unmasked, rows_m0, qk_scale, N_CTX, C, CONSUMERS, HEAD_D,
                                                BLOCK_N, RING, CAUSAL, s_layout, o_layout, p_layout)
+        pl.enter_scope("consumer.epilogue")
         mbarrier.arrive(q_empty.index(C), count=1)
         store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
+        pl.exit_scope("consumer.epilogue")
+        pl.exit_scope("consumer.tile")
         t += 1
 
 
@@ -196,20 +242,32 @@ def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROU
 BLOCK_M, BLOCK_N, RING, CONSUMER_REGS = 128, 128, 3, 240
 
 
+# Prepared launches of repeated calls (kernels/_fastlaunch.py).
+FAST = LaunchCache()
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
               sm_scale: float | None = None) -> torch.Tensor:
-    """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D]."""
-    sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
+    """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D].
+
+    A repeated call with the same inputs (pointers, shapes, strides, dtype) launches its prepared state
+    (kernels/_fastlaunch.py); any other runs the checks, builds the descriptors and launches through the JIT."""
     if interpreting():
+        check_inputs(q, k, v, causal, sm_scale, tma=True)
         raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
+    key = input_key(q, k, v, causal, sm_scale)
+    state = FAST.get(key)
+    if state is not None:
+        return state(q)
+    sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True)
     require_sm90(NAME, q.device)
     B, H, S, D = q.shape
     o = empty_output(q)
     grid = (min(triton.cdiv(S, BLOCK_M) * B * H, sm_count(q.device)), )
-    launch_or_refuse(NAME, _attn_fwd[grid], descriptor(q, BLOCK_M // 2), descriptor(k, BLOCK_N),
-                     descriptor(v, BLOCK_N), o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
-                     l2_group(B, H, S, D, k.element_size(), k.device), S, HEAD_D=D, BLOCK_M=BLOCK_M,
-                     BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal,
-                     CONSUMER_REGS=CONSUMER_REGS, PRODUCER_REGS=PRODUCER_REGS, num_warps=4,
-                     maxnreg=kernel_maxnreg(12))
+    args = (descriptor(q, BLOCK_M // 2), descriptor(k, BLOCK_N), descriptor(v, BLOCK_N), o, o.stride(0), o.stride(1),
+            o.stride(2), sm_scale * LOG2E, B, H, l2_group(B, H, S, D, k.element_size(), k.device), S)
+    kwargs = dict(HEAD_D=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, RING=RING, CAUSAL=causal, CONSUMER_REGS=CONSUMER_REGS,
+                  PRODUCER_REGS=PRODUCER_REGS, num_warps=4, maxnreg=kernel_maxnreg(12))
+    launch_kept(FAST, key, functools.partial(launch_or_refuse, NAME), _attn_fwd, grid, args, kwargs, o,
+                empty_output)
     return o

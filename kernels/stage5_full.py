@@ -36,11 +36,13 @@ consumer thread after setmaxnreg); HBM reads 0.28 GB against cuDNN's 0.20.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 
 import torch
 import triton
+import triton.profiler.language as pl
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup_mma, warpgroup_mma_wait
@@ -49,10 +51,11 @@ from . import Switch
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
                      mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, transposed_v,
                      v_descriptor, v_operand, work_item)
+from ._fastlaunch import LaunchCache, input_key, launch_kept
 from ._launch import (FP8_DTYPES, check_inputs, empty_output, interpreting, KernelUnsupported, l2_group,
                       launch_or_refuse, NoInterpreter, sm_count)
 from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _producer
-from .tuner import Tuner
+from .tuner import Tuner, tune_key
 
 NAME = "stage5_full"
 
@@ -80,7 +83,10 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
         if MASKED_LOOP:
             n_unmasked = 0
         qi = C + CONSUMERS * (t % Q_RING)
+        pl.enter_scope("consumer.tile")
+        pl.enter_scope("consumer.q_wait")
         mbarrier.wait(q_ready.index(qi), (t // Q_RING) & 1)
+        pl.exit_scope("consumer.q_wait")
         q = q_bufs.index(qi).reshape([ROWS, HEAD_D])
         m_i, l_i, acc = fresh_state(ROWS, HEAD_D, s_layout, o_layout)
         if OVERLAP:
@@ -90,22 +96,33 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
         else:
             for j in range(n_blocks):
                 slot = it % RING
+                pl.enter_scope("consumer.kv_wait")
                 mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+                pl.exit_scope("consumer.kv_wait")
                 k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
                 v = v_operand(v_bufs, slot, BLOCK_N, HEAD_D)
                 _issue_turn_wait(turn, it, C, CONSUMERS)
+                pl.enter_scope("consumer.qk")
                 s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
                 _issue_turn_pass(turn, C, CONSUMERS)
                 s = warpgroup_mma_wait(0, deps=(s, ))
+                pl.exit_scope("consumer.qk")
                 if j >= n_unmasked:
+                    pl.enter_scope("consumer.mask")
                     s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+                    pl.exit_scope("consumer.mask")
                 p_op, m_i, l_i, acc = online_block(s, m_i, l_i, acc, qk_scale, dtype, p_layout, o_layout)
+                pl.enter_scope("consumer.pv")
                 acc = warpgroup_mma(p_op, v, acc, is_async=True)
                 acc = warpgroup_mma_wait(0, deps=(acc, ))
+                pl.exit_scope("consumer.pv")
                 mbarrier.arrive(kv_empty.index(slot), count=1)
                 it += 1
+        pl.enter_scope("consumer.epilogue")
         mbarrier.arrive(q_empty.index(qi), count=1)
         store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
+        pl.exit_scope("consumer.epilogue")
+        pl.exit_scope("consumer.tile")
         t += 1
 
 
@@ -201,6 +218,12 @@ def register_split(consumers: int) -> tuple[int, int]:
 
 
 def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
+    grid, args, kwargs = launch_arguments(cfg, q, k, v, o, sm_scale, causal)
+    return _attn_fwd[grid](*args, **kwargs)
+
+
+def launch_arguments(cfg: Config, q, k, v, o, sm_scale: float, causal: bool) -> tuple[tuple, tuple, dict]:
+    """(grid, positional arguments, keyword arguments) of the kernel launch of one config."""
     B, H, S, D = q.shape
     consumers = cfg.consumers
     if consumers not in (1, 2, 3) or cfg.BLOCK_M % consumers:
@@ -216,14 +239,14 @@ def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
         desc_v = v_descriptor(transposed_v(v), S, cfg.BLOCK_N)
     else:
         desc_v = descriptor(v, cfg.BLOCK_N)
-    return _attn_fwd[(grid, )](
-        descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), desc_v,
-        o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
-        l2_group(B, H, S, D, k.element_size(), k.device), S,
-        HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers, CAUSAL=causal,
-        OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop, CONSUMER_REGS=consumer_regs,
-        PRODUCER_REGS=PRODUCER_REGS, Q_RING=cfg.q_ring, num_warps=8 if consumers == 1 else 4,
-        maxnreg=kernel_maxnreg(warps))
+    args = (descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), desc_v,
+            o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
+            l2_group(B, H, S, D, k.element_size(), k.device), S)
+    kwargs = dict(HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers,
+                  CAUSAL=causal, OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop, CONSUMER_REGS=consumer_regs,
+                  PRODUCER_REGS=PRODUCER_REGS, Q_RING=cfg.q_ring, num_warps=8 if consumers == 1 else 4,
+                  maxnreg=kernel_maxnreg(warps))
+    return (grid, ), args, kwargs
 
 
 def candidate_configs(S: int, D: int, causal: bool) -> list[Config]:
@@ -319,17 +342,35 @@ def CENSUS_CONFIG(config) -> Config:
     return Config()
 
 
+# Prepared launches of repeated calls (kernels/_fastlaunch.py).
+FAST = LaunchCache()
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
               sm_scale: float | None = None) -> torch.Tensor:
     """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D].
 
     fp16, bf16, and fp8 (torch.float8_e4m3fn, the plan's stretch goal): fp8 inputs give a bf16 output, P is rounded
-    to e4m3 for P·V (as FlashAttention-3's fp8 forward does), and V is transposed in the call (one extra pass)."""
-    sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True, fp8=True)
+    to e4m3 for P·V (as FlashAttention-3's fp8 forward does), and V is transposed in the call (one extra pass).
+    A repeated 16-bit call with the same inputs (pointers, shapes, strides, dtype), the same pinned config and the
+    config its key was tuned to launches its prepared state (kernels/_fastlaunch.py); 8-bit inputs always take the
+    full path (V is transposed into a new tensor each call)."""
     if interpreting():
+        check_inputs(q, k, v, causal, sm_scale, tma=True, fp8=True)
         raise NoInterpreter(NO_INTERPRETER.format(stage=NAME))
+    key = input_key(q, k, v, causal, sm_scale, PINNED_CONFIG)
+    state = FAST.get(key)
+    if state is not None and (PINNED_CONFIG is not None or TUNER.tuned.get(tune_key(q, causal)) is state.tag):
+        return state(q)
+    sm_scale = check_inputs(q, k, v, causal, sm_scale, tma=True, fp8=True)
     require_sm90(NAME, q.device)
     o = empty_output(q)
     cfg = TUNER.choose(q, k, v, o, sm_scale, causal, pinned=PINNED_CONFIG)
-    launch_or_refuse(NAME, launch, cfg, q, k, v, o, sm_scale, causal)
+    if q.dtype in FP8_DTYPES:
+        launch_or_refuse(NAME, launch, cfg, q, k, v, o, sm_scale, causal)
+        return o
+    grid, args, kwargs = launch_arguments(cfg, q, k, v, o, sm_scale, causal)
+    record = list(TUNER.last_run)
+    launch_kept(FAST, key, functools.partial(launch_or_refuse, NAME), _attn_fwd, grid, args, kwargs, o,
+                empty_output, note=lambda: TUNER.last_run.__setitem__(slice(None), record), tag=cfg)
     return o

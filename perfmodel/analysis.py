@@ -98,7 +98,7 @@ def _in_band(measured: float, low: float, high: float):
 # ---- stages -------------------------------------------------------------------------------------------------
 STAGE_COLUMNS = [
     "run_id", *CONFIG_COLUMNS, "stage", "impl", "label", "removes", "status",
-    "measured_tflops", "time_ms", "time_ms_p20", "time_ms_p80",
+    "measured_tflops", "time_ms", "time_ms_p20", "time_ms_p80", "timing_method", "host_bound",
     "einstein_abs_low_tflops", "einstein_abs_high_tflops", "einstein_abs_err", "einstein_abs_in_band",
     "einstein_rel_low_tflops", "einstein_rel_high_tflops", "einstein_rel_err", "einstein_rel_in_band",
     "bound_tflops", "bound_err", "bound_time_ms", "tensor_ms", "exp_ms", "hbm_ms", "launch_ms", "wave_ms",
@@ -116,6 +116,7 @@ def stage_table(run: Run, model=None) -> pd.DataFrame:
     gpu, gpu_source = run_gpu(run)
     t = run.table("timings")
     order = stage_order(model)
+    methods = _methods(run)
     rows = []
     for cfg in _configs(run):
         tc = t[(t["config_id"] == cfg.id) & t["impl"].isin(list(order))].set_index("impl")
@@ -135,7 +136,8 @@ def stage_table(run: Run, model=None) -> pd.DataFrame:
                    "status": status, "measured_tflops": measured,
                    "time_ms": _f(m["time_ms"]) if ok else NAN,
                    "time_ms_p20": _f(m["time_ms_p20"]) if ok else NAN,
-                   "time_ms_p80": _f(m["time_ms_p80"]) if ok else NAN}
+                   "time_ms_p80": _f(m["time_ms_p80"]) if ok else NAN,
+                   **(methods.get((impl, cfg.id), _NO_METHOD) if ok else _NO_METHOD)}
             for kind in ("abs", "rel"):
                 lo, hi = _f(p[f"einstein_{kind}_low_tflops"]), _f(p[f"einstein_{kind}_high_tflops"])
                 row[f"einstein_{kind}_low_tflops"], row[f"einstein_{kind}_high_tflops"] = lo, hi
@@ -153,7 +155,20 @@ def stage_table(run: Run, model=None) -> pd.DataFrame:
 
 
 PEER_COLUMNS = ["run_id", *CONFIG_COLUMNS, "impl", "status", "measured_tflops", "time_ms", "time_ms_p20",
-                "time_ms_p80", "error"]
+                "time_ms_p80", "timing_method", "host_bound", "error"]
+
+
+def _methods(run: Run) -> dict:
+    """(impl, config_id) -> {timing_method, host_bound} of every case timed ok (perfmodel.timing_view: a run of
+    schema version 1 timed by the host loop, host_bound from its launch table)."""
+    from perfmodel.timing_view import case_methods
+
+    cases = case_methods(run)
+    return {(i, c): {"timing_method": m, "host_bound": None if b is None or b != b else bool(b)}
+            for i, c, m, b in zip(cases["impl"], cases["config_id"], cases["timing_method"], cases["host_bound"])}
+
+
+_NO_METHOD = {"timing_method": None, "host_bound": None}
 
 
 def peer_table(run: Run, model=None) -> pd.DataFrame:
@@ -162,6 +177,10 @@ def peer_table(run: Run, model=None) -> pd.DataFrame:
     t = run.table("timings")
     peers = t[~t["impl"].isin(list(order))].copy()
     peers["measured_tflops"] = [(_f(v) if s == "ok" else NAN) for v, s in zip(peers["tflops"], peers["status"])]
+    methods = _methods(run)
+    found = [methods.get((i, c), _NO_METHOD) for i, c in zip(peers["impl"], peers["config_id"])]
+    peers["timing_method"] = [x["timing_method"] for x in found]
+    peers["host_bound"] = [x["host_bound"] for x in found]
     return peers.reindex(columns=PEER_COLUMNS).reset_index(drop=True)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from perfmodel import ablation, analysis, compare, figures, gpu_state, model_cases
+from perfmodel import ablation, analysis, compare, figures, gpu_state, model_cases, timing_view
 from perfmodel.constraint_map import mapping_rows
 from perfmodel.correctness import CHECKED, correctness_summary, correctness_table
 from perfmodel.gates import evaluate_gates
@@ -181,6 +181,10 @@ def _time_columns(frame: pd.DataFrame) -> dict:
             "interval (ms)": [_interval_text(a, b, k) for a, b, k in
                               zip(iv["time_ms_low"], iv["time_ms_high"], iv["time_interval"])],
             "wide CI": [_flag(v) for v in wide]}
+    if "timing_method" in frame.columns:  # which method gave each time (perfmodel/timing_view.py)
+        cols["timed by"] = [timing_view.METHOD_LABELS.get(m, "—") if isinstance(m, str) else "—"
+                            for m in frame["timing_method"]]
+        cols["host-bound"] = [_flag(v) for v in frame["host_bound"]]
     if gpu_state.has_gpu_state(frame):
         cols["throttled"] = gpu_state.throttled_column(frame)
     return cols
@@ -537,6 +541,7 @@ def _meta_lines(run: Run) -> list[tuple[str, str]]:
     kernels = kernel_code(run).line  # '' when the run measured the installed kernel code
     if kernels:
         lines.append(("kernels", kernels))
+    lines += [("timing", line) for line in timing_view.timing_lines(run)]
     return lines
 
 

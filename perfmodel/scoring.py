@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from collectors.case_rows import one_line
-from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID
+from collectors.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID, TIMING_GRAPH, V1_TIMING_METHOD
 from kernels.hardware import GpuSpec, HardwareError, get_gpu
 from kernels.workload import AttentionConfig, ConfigError
 from perfmodel import bound, predictive
@@ -68,6 +68,9 @@ class Predicted:
     time_ms: float
     binding: str | None = None
     inputs_hash: str | None = None  # what the prediction read (perfmodel.predictive.inputs_hash), when it says
+    # the GPU's own time, without the host launch a back-to-back host loop exposes (what a CUDA-graph time
+    # measures); None: the predictor gives one time for both
+    gpu_time_ms: float | None = None
 
 
 def _as_predicted(value) -> Predicted:
@@ -111,7 +114,7 @@ def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> Predicted:
     p = bound.predict_stage(config, stage, gpu)
     terms = {"tensor": p.tensor_ms, "mufu": p.exp_ms, "hbm": p.hbm_ms}
     return Predicted(p.time_ms, "launch" if p.launch_ms > 0 else max(terms, key=terms.get),
-                     predictive.inputs_hash(config, stage, gpu))
+                     predictive.inputs_hash(config, stage, gpu), p.time_ms - p.launch_ms)
 
 
 def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
@@ -122,7 +125,7 @@ def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us:
         p = predictive.predict_stage(config, stage, gpu, host_launch_us, tuned_config)
     except MixError:
         return Predicted(math.nan)
-    return Predicted(p.time_ms, p.binding, p.inputs_hash)
+    return Predicted(p.time_ms, p.binding, p.inputs_hash, p.time_ms - p.launch_ms)
 
 
 register_predictor("bound", _bound_ms, "each stage's speed-of-light bound (perfmodel/bound.py)")
@@ -147,7 +150,8 @@ class Source:
 
 
 STAGE_INDEX = {impl: i for i, impl in enumerate(bound.STAGE_IMPLS)}
-MEASUREMENT_COLUMNS = ["gpu", *CONFIG_COLUMNS, "stage", "impl", "time_ms", "tuned_config"]
+MEASUREMENT_COLUMNS = ["gpu", *CONFIG_COLUMNS, "stage", "impl", "time_ms", "tuned_config", "timing_method",
+                       "host_bound"]
 
 
 def _stage_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -166,11 +170,21 @@ def _stage_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
                         f"{str(e).rstrip('.')}.") from None
     t["config_id"] = [c.id for c in configs]
     t["causal"] = [c.causal for c in configs]
+    method = t["timing_method"] if "timing_method" in t.columns else pd.Series(None, index=t.index, dtype=object)
+    t["timing_method"] = method.where(method.notna(), V1_TIMING_METHOD)  # tables before the column: host loop
+    if "host_bound" not in t.columns:
+        t["host_bound"] = None
     return t.reindex(columns=MEASUREMENT_COLUMNS).reset_index(drop=True)
 
 
 def _text_or_none(v) -> str | None:
     return v.strip() if isinstance(v, str) and v.strip() else None
+
+
+def _bool_or_none(v) -> bool | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return _bool(v)
 
 
 def _bool(v) -> bool:
@@ -192,8 +206,14 @@ def run_source(run) -> Source:
     t = run.table("timings").copy()
     t["gpu"] = name
     stored, predictions = stored_predictions(run)
-    return Source(run.run_id, "run", {name: spec}, how, _stage_rows(t, f"run {run.run_id}"), _host_launch_us(run),
-                  stored, predictions, ncu_units(run))
+    rows = _stage_rows(t, f"run {run.run_id}")
+    launch = _host_launch_us(run)
+    # a run from before timings carried host_bound: its launch table's host cost against the (host loop) time
+    unknown = rows["host_bound"].isna()
+    rows.loc[unknown, "host_bound"] = [
+        (launch[i] * 1e-3 >= ms) if i in launch else None
+        for i, ms in zip(rows.loc[unknown, "impl"], rows.loc[unknown, "time_ms"])]
+    return Source(run.run_id, "run", {name: spec}, how, rows, launch, stored, predictions, ncu_units(run))
 
 
 def _table_or_none(run, name: str) -> pd.DataFrame | None:
@@ -236,8 +256,10 @@ def stored_predictions(run) -> tuple[dict, str]:
     for r in match:
         ok = r["status"] == "ok" and r["time_ms"] is not None and np.isfinite(r["time_ms"])
         binding = _text_or_none(r.get("binding")) if ok else None
+        gpu_ms = pd.to_numeric(r.get("gpu_time_ms"), errors="coerce")  # absent before runs timed by CUDA graph
         stored[(str(r["impl"]), str(r["config_id"]), str(r["predictor"]))] = Predicted(
-            float(r["time_ms"]) if ok else math.nan, binding, _text_or_none(r.get("inputs_hash")))
+            float(r["time_ms"]) if ok else math.nan, binding, _text_or_none(r.get("inputs_hash")),
+            float(gpu_ms) if ok and pd.notna(gpu_ms) else None)
     return stored, f"stored, out of sample (model v{today})"
 
 
@@ -310,8 +332,10 @@ def score_cases(sources: list[Source], predictors: dict[str, RegisteredPredictor
             spec = src.gpus[str(m["gpu"])]
             cfg = AttentionConfig(B=int(m["B"]), H=int(m["H"]), S=int(m["S"]), D=int(m["D"]),
                                   causal=bool(m["causal"]), dtype=str(m["dtype"]))
+            by_graph = m.get("timing_method") == TIMING_GRAPH
             row = {"source": src.name, "gpu": spec.key, **{c: m[c] for c in CONFIG_COLUMNS}, "stage": int(m["stage"]),
-                   "impl": m["impl"], "measured_ms": float(m["time_ms"])}
+                   "impl": m["impl"], "measured_ms": float(m["time_ms"]), "timing_method": m.get("timing_method"),
+                   "host_bound": _bool_or_none(m.get("host_bound"))}
             for p in predictors.values():
                 predicted = src.stored.get((str(m["impl"]), cfg.id, p.name))
                 row[f"{p.name}_from"] = "stored" if predicted is not None else "computed"
@@ -319,13 +343,16 @@ def score_cases(sources: list[Source], predictors: dict[str, RegisteredPredictor
                     extra = {"host_launch_us": src.host_launch_us.get(str(m["impl"])),
                              "tuned_config": _text_or_none(m.get("tuned_config"))} if p.launch_facts else {}
                     predicted = _as_predicted(p.predict_ms(cfg, int(m["stage"]), spec, **extra))
-                row[f"{p.name}_ms"] = float(predicted.time_ms)
+                # a GPU time (CUDA graph) is scored against the predicted GPU time; a host loop's against the time
+                # with the host launch it exposes
+                gpu_ms = predicted.gpu_time_ms
+                row[f"{p.name}_ms"] = float(gpu_ms if by_graph and gpu_ms is not None else predicted.time_ms)
                 row[f"{p.name}_err"] = row[f"{p.name}_ms"] / row["measured_ms"] - 1.0
                 row[f"{p.name}_binding"] = predicted.binding
             units = src.ncu.get((str(m["impl"]), cfg.id))
             row.update(ncu_verdict(units))
             rows.append(row)
-    cols = ["source", "gpu", *CONFIG_COLUMNS, "stage", "impl", "measured_ms",
+    cols = ["source", "gpu", *CONFIG_COLUMNS, "stage", "impl", "measured_ms", "timing_method", "host_bound",
             *[f"{p}_{k}" for p in predictors for k in ("ms", "err", "binding", "from")],
             "ncu_busiest", "ncu_busiest_pct", "ncu_bound"]
     return pd.DataFrame(rows, columns=cols)
@@ -461,14 +488,20 @@ class Score:
     gains: pd.DataFrame  # gain_cases
     gain_summary: pd.DataFrame
     binding: pd.DataFrame  # binding_summary: the binding terms against ncu's busiest unit
-
+    host_bound: pd.DataFrame  # the cases left out of every summary: their time is the host's launch path
 
 def score(sources: list[Source], predictors: dict[str, RegisteredPredictor] | None = None) -> Score:
-    """Every summary `perfmodel model score` prints, for the stage measurements of `sources`."""
-    cases = score_cases(sources, predictors)
+    """Every summary `perfmodel model score` prints, for the stage measurements of `sources`. A case whose host
+    launch path is at least its GPU time (`host_bound`: the timings table's, or a run's launch table against its
+    time) measures the host, not the kernel: it is left out of every summary and listed apart (Score.host_bound);
+    a case whose host launch was not measured (bench tables before the column) stays in."""
+    all_cases = score_cases(sources, predictors)
+    apart = all_cases["host_bound"].map(lambda v: v is True)
+    cases = all_cases[~apart].reset_index(drop=True)
     errors = {"all": error_summary(cases), **{b: error_summary(cases, b) for b in BREAKDOWNS}}
     gains = gain_cases(cases)
-    return Score(sources, cases, errors, gains, gain_summary(gains), binding_summary(cases))
+    return Score(sources, cases, errors, gains, gain_summary(gains), binding_summary(cases),
+                 all_cases[apart].reset_index(drop=True))
 
 
 def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSpec) -> list[dict]:
@@ -488,11 +521,12 @@ def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSp
             for p in PREDICTORS.values():
                 t0 = time.monotonic()
                 row = {"impl": impl, "config_id": cfg.id, **cfg.as_dict(), "predictor": p.name, "gpu": gpu.key,
-                       "model_version": predictive.MODEL_VERSION, "inputs_hash": None, "time_ms": math.nan, "binding": None, "status": "ok", "error": None}
+                       "model_version": predictive.MODEL_VERSION, "inputs_hash": None, "time_ms": math.nan,
+                       "gpu_time_ms": None, "binding": None, "status": "ok", "error": None}
                 try:
                     predicted = _as_predicted(p.predict_ms(cfg, STAGE_INDEX[impl], gpu))
                     row.update(time_ms=float(predicted.time_ms), binding=predicted.binding,
-                               inputs_hash=predicted.inputs_hash)
+                               inputs_hash=predicted.inputs_hash, gpu_time_ms=predicted.gpu_time_ms)
                     if not math.isfinite(row["time_ms"]):
                         row.update(status="failed", error="the predictor could not predict this case "
                                                           "(e.g. the stage does not compile for sm_90 here)")

@@ -143,7 +143,7 @@ def test_the_scorer_hands_the_model_how_the_stage_was_launched(monkeypatch):
     # the run's launch table (host cost) and the row's tuned_config (the kernel a tuning stage ran), nothing timed
     seen = []
     monkeypatch.setattr(predictive, "predict_stage", lambda c, s, g, host, tuned: seen.append((s, host, tuned)) or
-                        type("P", (), {"time_ms": 1.0, "binding": "chain", "inputs_hash": "0" * 12})())
+                        type("P", (), {"time_ms": 1.0, "binding": "chain", "inputs_hash": "0" * 12, "launch_ms": 0.0})())
     source = scoring.run_source(load_run(H200_RUN))
     scoring.score_cases([source], {"model": scoring.PREDICTORS["model"]})
     launch = load_run(H200_RUN).table("launch").set_index("impl")["host_launch_us"]

@@ -196,3 +196,35 @@ def test_no_analytic_model_left_where_users_look(capsys):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "analytic" not in readme and "perfmodel model score" in readme
     assert not (ROOT / "perfmodel" / "analytic.py").exists()
+
+
+# ---- GPU time and host-bound cases (issue 23) ---------------------------------------------------------------------
+def _bench_csv(tmp_path, rows) -> Path:
+    base = {"gpu": "NVIDIA H200", "H": 16, "S": 2048, "D": 64, "causal": True, "dtype": "fp16", "status": "ok"}
+    frame = pd.DataFrame([{**base, **r} for r in rows])
+    path = tmp_path / "bench.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_gpu_time_is_scored_against_the_predicted_gpu_time_and_host_bound_cases_are_apart(tmp_path):
+    stub = {"stub": scoring.RegisteredPredictor(
+        "stub", lambda c, s, g: scoring.Predicted(1.0, "chain", gpu_time_ms=0.8), "stub")}
+    path = _bench_csv(tmp_path, [
+        {"impl": "stage3_persistent", "B": 16, "time_ms": 0.8, "timing_method": "cuda_graph", "host_bound": False},
+        {"impl": "stage3_persistent", "B": 8, "time_ms": 1.0, "timing_method": "host_loop", "host_bound": False},
+        {"impl": "stage3_persistent", "B": 1, "time_ms": 0.2, "timing_method": "cuda_graph", "host_bound": True},
+    ])
+    result = scoring.score([scoring.bench_source(path)], stub)
+    assert list(result.cases["B"]) == [16, 8] and list(result.cases["stub_err"]) == [0.0, 0.0]
+    assert list(result.host_bound["B"]) == [1]
+    assert result.errors["all"].iloc[0]["n"] == 2
+
+
+def test_tables_from_before_the_timing_method_are_host_loop_times(tmp_path):
+    stub = {"stub": scoring.RegisteredPredictor(
+        "stub", lambda c, s, g: scoring.Predicted(1.0, "chain", gpu_time_ms=0.8), "stub")}
+    path = _bench_csv(tmp_path, [{"impl": "stage3_persistent", "B": 16, "time_ms": 1.0}])
+    result = scoring.score([scoring.bench_source(path)], stub)
+    assert list(result.cases["timing_method"]) == ["host_loop"] and list(result.cases["stub_err"]) == [0.0]
+    assert result.cases["host_bound"].isna().all() and not len(result.host_bound)

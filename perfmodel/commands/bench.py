@@ -24,7 +24,8 @@ NO_GPU = ("perfmodel bench needs an NVIDIA GPU with CUDA and none is visible her
           "`perfmodel collect --interpret` checks every stage under Triton's interpreter instead.")
 
 # Columns printed on the terminal (the CSV has them all).
-SHOWN = ["impl", "config_id", "status", "time_ms", "spread_pct", "tflops", "vs_cudnn", "max_abs_err", "exact_frac",
+SHOWN = ["impl", "config_id", "status", "time_ms", "timing_method", "host_loop_ms", "host_launch_us", "host_bound",
+         "spread_pct", "tflops", "vs_cudnn", "vs_cudnn_ci_low", "vs_cudnn_ci_high", "max_abs_err", "exact_frac",
          "error"]
 
 

@@ -107,6 +107,10 @@ def run(args) -> int:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cases"
     print(f"run {run.run_id}: {run.status} ({summary})")
     print(f"folder: {path}")
+    from perfmodel.timing_view import timing_lines
+
+    for line in timing_lines(run):  # how the times were measured, and their agreement with Nsight Compute
+        print(line)
     for problem in run.meta.get("problems") or []:
         print(f"perfmodel: warning: {problem}", file=sys.stderr)
     throttled = run_throttled_line(run)

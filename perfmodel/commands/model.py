@@ -189,9 +189,11 @@ def _score_table(result) -> str:
            f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in PREDICTORS.values()), ""]
     out[-1:-1] = [f"model version today: v{_version()} (perfmodel/predictive.py MODEL_VERSION; a run's stored "
                   "predictions are scored out of sample while they carry it)"]
-    rows = [[s.name, s.kind, len(s.measurements), s.gpu_source, s.predictions if s.kind == "run" else "computed now"]
-            for s in result.sources]
-    out += [render_table(rows, ["source", "kind", "stage times", "ceilings", "predictions"], right={2}), ""]
+    rows = [[s.name, s.kind, len(s.measurements), _methods(s.measurements), s.gpu_source,
+             s.predictions if s.kind == "run" else "computed now"] for s in result.sources]
+    out += [render_table(rows, ["source", "kind", "stage times", "timed by", "ceilings", "predictions"], right={2}),
+            ""]
+    out += [*_host_bound_lines(result), ""]
     out.append("|error| of the predicted time (predicted / measured - 1); fast = cases predicted faster than measured")
     header = ["group", "n", *[f"{p} {k}" for p in names for k in ("median", "geomean", "fast")]]
     rows = []
@@ -211,6 +213,26 @@ def _score_table(result) -> str:
     out.append(render_table(rows, header, right=set(range(1, len(header)))))
     out += ["", _binding_table(result)]
     return "\n".join(out)
+
+
+def _methods(measurements) -> str:
+    """How a source's stage times were measured, e.g. "cuda_graph 40, host_loop 2" (a GPU time by CUDA graph is
+    scored against the predicted GPU time, a host loop's against the time with the exposed host launch)."""
+    counts = measurements["timing_method"].value_counts()
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
+def _host_bound_lines(result) -> list[str]:
+    """The cases left out of every summary: their host launch path is at least their GPU time."""
+    apart = result.host_bound
+    if not len(apart):
+        return ["host-bound cases left out: none (a case whose host launch path is at least its time is left out of "
+                "every figure below; a table without host launch costs cannot say)"]
+    lines = [f"host-bound cases left out of every figure below ({len(apart)}: the host launch path is at least the "
+             "time, which then measures the host, not the kernel):"]
+    lines += [f"  {r['source']} {r['impl']} {r['config_id']}: {r['measured_ms']:.4f} ms ({r['timing_method']})"
+              for r in apart.to_dict("records")]
+    return lines
 
 
 def _version() -> int:
@@ -251,6 +273,8 @@ def _score_json(result) -> str:
     doc = {
         "predictors": [{"name": p.name, "description": p.description} for p in PREDICTORS.values()],
         "model_version": _version(),
+        "host_bound_left_out": records(result.host_bound[["source", "impl", "config_id", "measured_ms",
+                                                          "timing_method"]]),
         "sources": [{"name": s.name, "kind": s.kind, "stage_times": len(s.measurements), "ceilings": s.gpu_source,
                      "predictions": s.predictions if s.kind == "run" else "computed now"} for s in result.sources],
         "busy_pct": BUSY_PCT,
