@@ -93,6 +93,7 @@ def measure_on_gpu(stage, config: AttentionConfig, variants: list[Variant], *, w
     import torch
 
     from collectors.bench import check_output, make_input_sets, one_line
+    from collectors.case_rows import output_problem
     from collectors.timing import inputs_for_rotation, l2_bytes, time_gpu
 
     n_sets = inputs_for_rotation(config, l2_bytes())
@@ -106,8 +107,10 @@ def measure_on_gpu(stage, config: AttentionConfig, variants: list[Variant], *, w
             with stage.pinned(str(var.config)):
                 out = stage.launcher(q, k, v, causal=causal)
                 torch.cuda.synchronize()
-                if tuple(out.shape) != tuple(q.shape):
-                    raise ValueError(f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
+                problem = output_problem(stage.name, out, q)  # None, a tuple, another shape or dtype
+                if problem:
+                    var.status, var.error = "failed", problem
+                    continue
                 var.correctness = check_output(out, q, k, v, causal)
                 del out
                 if not var.correctness.within_budget:

@@ -24,6 +24,7 @@ from kernels.reference import ROUNDED_FIGURES, ErrorReport
 from kernels.registry import Impl
 from kernels.workload import AttentionConfig, torch_dtype
 
+from .case_rows import case_error, output_problem
 from .case_rows import one_line  # noqa: F401  (callers import it from here too)
 from .preflight import REFERENCE_CHUNK_BYTES, heads_per_chunk
 from .schema import columns
@@ -63,7 +64,8 @@ def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None
             raise ValueError(f"the {what} list {text!r} names no {what}; give {what} names, all or none.")
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}, all, none.")
+            named = ", ".join(n + registry.did_you_mean(n, known) for n in unknown)
+            raise ValueError(f"unknown {what} {named}; known: {', '.join(known)}, all, none.")
         return [n for n in known if n in names]  # registry order, no duplicates
 
     out = [get_stage(n) for n in pick(stages, stage_names(), "stage")]
@@ -237,9 +239,10 @@ def bench_case(impl: Impl, config: AttentionConfig, *, warmup_ms: float = 25, re
         out = impl.launcher(q, k, v, causal=config.causal)
         torch.cuda.synchronize()
     except Exception as exc:  # the implementation failed: record why, go on with the sweep
-        return CaseResult(impl.name, config, "failed", one_line(exc))
-    if tuple(out.shape) != tuple(q.shape):
-        return CaseResult(impl.name, config, "failed", f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
+        return CaseResult(impl.name, config, "failed", case_error(impl.name, exc))
+    problem = output_problem(impl.name, out, q)  # None, a tuple, another shape or dtype: failed, in one sentence
+    if problem:
+        return CaseResult(impl.name, config, "failed", problem)
     correctness = check_output(out, q, k, v, config.causal)
     result = CaseResult(impl.name, config, "ok", correctness=correctness, tuned_config=tuned_config_of(impl))
     if not correctness.within_budget:

@@ -39,7 +39,10 @@ Stage 5 tunes on the GPU (its own tuner, no `triton.autotune`); nothing can be t
 the config its tuner chose for this config in this process (`tuned_config_for(config)`, when a GPU run tuned
 before its census), or else to the module's stated census default (`CENSUS_CONFIG(config)`,
 stage 4's config for the Gluon stage 5). The config compiled is in `launch_meta` (the kernel's constexprs, e.g.
-BLOCK_M, RING, CONSUMERS, OVERLAP, and num_warps).
+BLOCK_M, RING, CONSUMERS, OVERLAP, and num_warps), the kernel(s) launched in `kernel_name` (also when the compile
+fails: a user's launcher may pick another path without a GPU, as Triton's tutorial picks its non-TMA `_attn_fwd`).
+A compile that fails keeps in its error the line of Triton's output that says which pass failed and at which line
+of the kernel's source (`_compiler_diagnosis`), and a compile error its own message (collectors.case_rows.one_line).
 
 A launcher that refuses a config (KernelUnsupported, e.g. a candidate needing more shared memory than an SM has)
 gives a census with status 'failed' and the refusal as its error: the census never compiles past a stage's own
@@ -64,8 +67,10 @@ from pathlib import Path
 import pandas as pd
 
 from kernels.hardware import DEFAULT_GPU, GPUS
+from kernels.known_causes import known_cause
 from kernels.workload import AttentionConfig, torch_dtype
 
+from .case_rows import one_line as _one_line  # the informative line of an exception (a compile error's own)
 from .safe_io import stderr_to as _stderr_to
 from .schema import columns
 
@@ -247,6 +252,7 @@ class CensusResult:
     status: str = "ok"  # ok | failed (the compile failed; `error` says why)
     error: str = ""
     kernels: list[str] = field(default_factory=list)
+    kernel_name: str | None = None  # the jit functions launched (comma-separated), also when a compile failed
     wgmma: int | None = None
     bar_sync: int | None = None
     loop_bar_sync: int | None = None
@@ -431,13 +437,24 @@ def _compile_launch(launch: _Launch):
     return compiled, bound_args
 
 
+# MLIR's note on a failed pass pipeline, with the kernel source location it failed at: "<file>:<line>:<col>: note:
+# Pipeline failed while executing [`TritonGPUPipeline` on 'builtin.module' operation]: reproducer generated at ..."
+# (without the brackets when TRITON_REPRODUCER_PATH is set, as collectors.preflight.compile_log sets it).
+_PIPELINE_FAILED = re.compile(r"^(?:(?P<file>[^\s:][^:\n]*):(?P<line>\d+):\d+: )?(?:note: )?Pipeline failed while "
+                              r"executing \[?`?(?P<pass>[A-Za-z0-9_:.-]+)", re.MULTILINE)
+_GENERIC_ERROR = "Failures have been detected while processing an MLIR pass pipeline"
+
+
 def _compiler_diagnosis(log: str) -> str:
-    """The informative line of a failed MLIR pipeline's stderr (which pass failed), or ''."""
-    m = re.search(r"Pipeline failed while executing \[`?([A-Za-z0-9_:.-]+)", log)
+    """The informative line of a failed MLIR pipeline's stderr (which pass failed, and at which line of the
+    kernel's source), or ''."""
+    m = _PIPELINE_FAILED.search(log)
     if m:
-        return f"Triton pass {m.group(1)} failed"
-    m = re.search(r"error: (.+)", log)
-    return m.group(1).strip()[:300] if m else ""
+        where = f" at {m['file']}:{m['line']}" if m["file"] else ""
+        return f"Triton pass {m['pass']} failed{where}"
+    errors = [e.strip() for e in re.findall(r"error: (.+)", log)]
+    informative = [e for e in errors if _GENERIC_ERROR not in e] or errors
+    return informative[0][:300] if informative else ""
 
 
 def _nvidia_tool(name: str) -> str:
@@ -488,12 +505,6 @@ def _grid_programs(grid, bound_args: dict) -> int:
     for g in tuple(grid):
         total *= int(g)
     return total
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def stage_module(impl: str):
@@ -565,6 +576,7 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,
         # the variant `tuned_config` names runs pinned: a user kernel's switches (a stage's capture pins the same)
         with entry.pinned(tuned_config) if entry is not None else contextlib.nullcontext():
             launches = capture(stage_module(impl), config, sm_count, tuned_config)
+        result.kernel_name = ", ".join(dict.fromkeys(getattr(launch.fn, "__name__", "?") for launch in launches))
         counts = dict.fromkeys(PTX_PATTERNS, 0)
         ptx_parts, warps, req_warps, regs, shared, spills, programs = [], [], [], [], [], 0, 0
         for launch in launches:
@@ -606,7 +618,9 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,
         else:  # a user kernel that is not a Triton kernel: nothing to count, and nothing wrong
             result.status, result.error = "not_measured", "no census: not a Triton kernel (it launched none)"
     except Exception as exc:  # a refused compile is a census finding, recorded with its reason
-        result.status, result.error = "failed", str(exc) if isinstance(exc, RuntimeError) else _one_line(exc)
+        known = known_cause(exc, impl) if entry is not None and entry.kind == "user" else None
+        result.status, result.error = "failed", known or (str(exc) if isinstance(exc, RuntimeError) else
+                                                          _one_line(exc))
     _CACHE[key] = result
     return result
 

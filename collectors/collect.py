@@ -38,7 +38,16 @@ from collectors.safe_io import sigterm_as_interrupt
 from collectors.store import RunStoreError, RunWriter, load_run, new_run_dir
 from kernels.workload import AttentionConfig
 
-__all__ = ["CollectError", "CollectOptions", "INTERPRET_MAX_SCORES", "collect"]
+__all__ = ["CollectError", "CollectOptions", "INTERPRET_MAX_SCORES", "Interrupted", "collect"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a collection after its run folder was made: `run_dir` keeps what was measured,
+    and `perfmodel collect --resume <run_dir>` measures the rest."""
+
+    def __init__(self, run_dir):
+        super().__init__(str(run_dir))
+        self.run_dir = Path(run_dir)
 
 
 # ---- the run ----------------------------------------------------------------------------------------------------
@@ -199,7 +208,7 @@ class _Collector:
                 status = self._sweep(writer)
         except KeyboardInterrupt:
             self._end(writer, "interrupted")
-            raise
+            raise Interrupted(writer.path) from None
         except OSError as exc:  # a file the run writes outside the store (a full disk, a read-only folder)
             error = RunStoreError(f"cannot write {exc.filename or writer.path}: {exc.strerror or exc}.")
             self._end(writer, "failed", error=str(error))

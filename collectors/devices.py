@@ -100,7 +100,7 @@ def is_devices_run(path) -> bool:
 def collect_on_devices(opts: CollectOptions, spawn=None) -> Path:
     """Collect `opts` with one worker per GPU (module docstring); `spawn(argv, env, log)` starts a worker
     (default subprocess.Popen). Returns the run folder."""
-    from collectors.collect import _Collector, package_version
+    from collectors.collect import Interrupted, _Collector, package_version
     from collectors.shard import Shard, make_plan
 
     spawn = spawn or _popen
@@ -144,7 +144,7 @@ def collect_on_devices(opts: CollectOptions, spawn=None) -> Path:
             _merge(writer, workers, ended)
     except KeyboardInterrupt:
         writer.finish("interrupted")
-        raise
+        raise Interrupted(writer.path) from None
     except BaseException as exc:
         writer.finish("failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
         raise

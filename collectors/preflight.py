@@ -168,6 +168,17 @@ class CompileLog:
                 continue
         return out
 
+    def split(self, kept: list[Path]) -> tuple[list[Path], list[Path]]:
+        """`kept` (from `kept()`) as (the compiler's output, Triton's reproducers newest first). Triton writes a
+        stage's reproducer before it runs that stage and rewrites it with the failing pass alone when one fails,
+        so the failed stage's is the newest (up to the file system's clock resolution). With
+        TRITON_REPRODUCER_PATH set, Triton prints only two lines for a failed pass (its name and location, and
+        where its reproducer went), not the IR it prints otherwise."""
+        output = [p for p in kept if p == self.log]
+        reproducers = [p for p in kept if p != self.log]
+        reproducers.sort(key=lambda p: p.stat().st_mtime_ns if p.exists() else 0, reverse=True)
+        return output, reproducers
+
 
 @contextlib.contextmanager
 def compile_log(folder: Path, tag: str):

@@ -192,6 +192,8 @@ TABLES: dict[str, dict] = {
         "columns": {
             "status": "ok | failed (the stage's launcher or Triton refused this stage at this config)",
             "error": "one-line reason when status != ok (e.g. stage 1's refusal of causal on the GPU)",
+            "kernel_name": "the Triton kernel(s) the launcher launched and the census compiled (jit function names, "
+                           "comma-separated; also when the compile failed; null in runs from before it)",
             "wgmma": "wgmma.mma_async instructions in the PTX",
             "bar_sync": "bar.sync / barrier.sync instructions in the PTX (whole kernel, static)",
             "loop_bar_sync": "most bar.sync / barrier.sync in one iteration of a math loop (an innermost loop "
@@ -405,6 +407,7 @@ TEXT_COLUMNS = frozenset({
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
     "throttle_reasons", "predictor", "gpu", "model_hash", "inputs_hash", "timing_method", "graph_fallback", "binding", "predicted_at", "gpu_uuid",
     "scope",
+    "kernel_name",
 })
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})

@@ -3,8 +3,10 @@
 (With `--check` it is instead the process `perfmodel collect --interpret` checks correctness in: started with
 TRITON_INTERPRET=1 in its environment, which Triton reads when a kernel module is imported, it runs every case
 on CPU tensors, compares with the float64 reference and writes one JSON line of correctness-table columns per
-case. The parent keeps JIT-compiled kernels for the census. `check_here` runs the same check in the parent for a
-function given to the Python API that no other process can import.)
+case: an output that is not a tensor of q's shape and dtype, and a failure of a known cause (a GPU query without
+a GPU, a multi-config autotune), are `failed` with one sentence (collectors.case_rows). The parent keeps
+JIT-compiled kernels for the census. `check_here` runs the same check in the parent for a function given to the
+Python API that no other process can import.)
 
 For each case of the cases file (written by collectors.ncu_profile.write_cases_file) it builds the inputs, runs the
 implementation once outside any NVTX range (compilation, autotuning and torch.compile's tracing happen here, not
@@ -30,11 +32,6 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:400]
 
 
 def _profile_once(prepare, name: str, domain: str, record: dict) -> None:
@@ -66,6 +63,7 @@ def _attention_call(launcher, cfg, seed: int):
 def run_cases(payload: dict, report) -> int:
     import torch
 
+    from collectors.case_rows import case_error
     from collectors.ceilings import PROBE_CONFIG_ID, PROBES
     from kernels import registry
     from kernels.workload import AttentionConfig
@@ -95,7 +93,7 @@ def run_cases(payload: dict, report) -> int:
                     torch.cuda.empty_cache()
         except Exception as exc:  # one case failing must not stop the session
             failures += 1
-            record.update(status="failed", error=_one_line(exc))
+            record.update(status="failed", error=case_error(impl, exc))
             traceback.print_exc(file=sys.stderr)
         report.write(json.dumps(record) + "\n")
         report.flush()
@@ -105,7 +103,8 @@ def run_cases(payload: dict, report) -> int:
 def check_case(case: dict, seed: int) -> tuple[dict, bool]:
     """(correctness-table columns of one case on the CPU, whether it failed): under the interpreter in the
     `--check` child (TRITON_INTERPRET=1), or in this process for a function only it can run (check_here)."""
-    from collectors.bench import CaseResult, check_output, make_input_sets, one_line
+    from collectors.bench import CaseResult, check_output, make_input_sets
+    from collectors.case_rows import case_error, output_problem
     from kernels import registry
     from kernels._launch import NoInterpreter
     from kernels.workload import AttentionConfig
@@ -122,10 +121,13 @@ def check_case(case: dict, seed: int) -> tuple[dict, bool]:
             # an ablation variant names the kernel config to run (`tuned_config`), as in the ncu worker
             with entry.pinned(case.get("tuned_config")):
                 out = entry.launcher(q, k, v, causal=cfg.causal)
-            if tuple(out.shape) != tuple(q.shape):
-                raise ValueError(f"output shape {tuple(out.shape)} != {tuple(q.shape)}")
-            result.correctness = check_output(out, q, k, v, cfg.causal)
-            if not result.correctness.within_budget:
+            problem = output_problem(impl, out, q)  # None, a tuple, another shape or dtype: failed, in one sentence
+            if problem:
+                failed = True
+                result.status, result.error = "failed", problem
+            else:
+                result.correctness = check_output(out, q, k, v, cfg.causal)
+            if result.correctness is not None and not result.correctness.within_budget:
                 result.status = "wrong"
                 result.error = (f"max abs error {result.correctness.max_abs_err:.3g} exceeds the budget "
                                 f"{result.correctness.budget_abs_err:.3g}")
@@ -133,7 +135,7 @@ def check_case(case: dict, seed: int) -> tuple[dict, bool]:
         result.status, result.error = "not_measured", str(exc)
     except Exception as exc:  # one case failing must not stop the others
         failed = True
-        result.status, result.error = "failed", one_line(exc)
+        result.status, result.error = "failed", case_error(impl, exc)
     row = result.correctness_row()
     row.pop("run_id", None)
     row["range"] = case.get("range")

@@ -18,6 +18,9 @@ Conventions in every stage kernel:
   as -inf - (-inf).
 - mbarrier parity: a fresh barrier counts as having completed phase 1, so a producer's first wait on an "empty"
   barrier passes at once (`phase ^ 1`) and a consumer's first wait on a "ready" barrier waits for the first fill.
+- Proton scopes (`pl.enter_scope("<role>.<phase>")` / `pl.exit_scope`) mark each partition's phases for an
+  intra-kernel timeline (collectors/timeline_capture.py): `<role>.tile` holds one work item, `kv_wait` (`k_wait`)
+  opens a key-block iteration. They emit no code unless Proton's instrumentation mode is on.
 
 Gluon has no interpreter: under TRITON_INTERPRET=1 a Gluon stage raises KernelUnsupported (NO_INTERPRETER). Its
 correctness is checked on the GPU (GPU-marked tests, the correctness table of every run); the census compiles it

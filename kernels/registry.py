@@ -31,16 +31,20 @@ your own kernel", shows a three-line adapter for other conventions). It gets the
 - the environment variable PERFMODEL_IMPLS (JSON {name: spec}), which `register` sets so that the processes a run
   starts (the interpreter child, the Nsight Compute worker) resolve the same names to the same functions; beside
   it PERFMODEL_IMPL_PATH lists the sys.path folders this process imported those modules from (a notebook's
-  folder, say), which those processes add to the end of their own sys.path.
+  folder, say) and the folder of each file SPEC (so that the file imports its neighbours, as a script run from
+  there would), which every process adds to the end of its own sys.path before it imports a user's module.
 
 `get(name)` gives the Impl of any of them (a user's is built once per process, so pinning a variant and calling
 its launcher meet in one object); nothing is imported before a name is resolved. Errors in a SPEC (no such module
-or file, no such function, a function that cannot take the arguments, switches it cannot have) raise ImplError
-with one sentence naming the implementation.
+or file, no such function, a function that cannot take the arguments, a torch.autograd.Function's `apply`, which
+takes whatever it is given and needs the README's adapter, switches it cannot have) raise ImplError with one
+sentence naming the implementation; an import that fails for a known reason (kernels.known_causes: a GPU-driver or
+torch.cuda query at import on a machine without either) says that reason and its fix.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -54,6 +58,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
+
+from kernels.known_causes import known_cause
 
 ENV_VAR = "PERFMODEL_IMPLS"
 PATH_VAR = "PERFMODEL_IMPL_PATH"
@@ -392,7 +398,11 @@ def _import_folder(module_name: str) -> str | None:
 
 
 def _share_import_folder(module_name: str) -> None:
-    folder = _import_folder(module_name)
+    _share_folder(_import_folder(module_name))
+
+
+def _share_folder(folder: str | None) -> None:
+    """Add `folder` to PERFMODEL_IMPL_PATH, which this process and those it starts append to their sys.path."""
     shared = [p for p in os.environ.get(PATH_VAR, "").split(os.pathsep) if p]
     if folder is not None and folder not in shared:
         os.environ[PATH_VAR] = os.pathsep.join([*shared, folder])
@@ -413,7 +423,31 @@ def spec_of(name: str) -> str | None:
     return user_specs().get(name)
 
 
+def _autograd_function(fn: Callable) -> type | None:
+    """The torch.autograd.Function class whose `apply` `fn` is, or None (torch is not imported for this)."""
+    owner = getattr(fn, "__self__", None)
+    if not isinstance(owner, type) or getattr(fn, "__name__", None) != "apply":
+        return None
+    is_function = any(c.__name__ == "Function" and c.__module__ == "torch.autograd.function" for c in owner.__mro__)
+    return owner if is_function else None
+
+
 def _check_signature(name: str, what: str, fn: Callable) -> None:
+    function = _autograd_function(fn)
+    if function is not None:
+        # apply(*args, **kwargs) binds anything, and hands it to forward(ctx, ...) as given: the tutorial's takes
+        # (q, k, v, causal, sm_scale) and fails on perfmodel's sm_scale=None in every case
+        try:
+            forward = f"forward{inspect.signature(function.forward)}"
+        except (TypeError, ValueError):
+            forward = "forward"
+        cls = function.__name__
+        raise ImplError(
+            f"{name}: {what} is {cls}.apply, a torch.autograd.Function, which passes its arguments to {forward} as "
+            "they come, so perfmodel's call attention(q, k, v, causal=..., sm_scale=None) cannot be checked "
+            f"against it; give perfmodel an adapter in your file instead: `def attention(q, k, v, causal=False, "
+            f"sm_scale=None): return {cls}.apply(q, k, v, causal, q.shape[-1] ** -0.5 if sm_scale is None else "
+            "sm_scale)` (README, 'Measure your own kernel').")
     try:
         inspect.signature(fn).bind(None, None, None, causal=False, sm_scale=None)
     except TypeError as exc:
@@ -441,6 +475,10 @@ def load(name: str, spec: str) -> Callable:
         mod_name = f"{_FILE_MODULE_PREFIX}{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
         module = sys.modules.get(mod_name)
         if module is None:
+            # the file imports its neighbours as a script run from its folder would: that folder goes on sys.path
+            # here and, through PERFMODEL_IMPL_PATH, in the processes this one starts (which may run elsewhere)
+            _share_folder(str(path.parent))
+            _use_shared_import_folders()
             loader_spec = importlib.util.spec_from_file_location(mod_name, path)
             module = importlib.util.module_from_spec(loader_spec)
             sys.modules[mod_name] = module
@@ -448,14 +486,16 @@ def load(name: str, spec: str) -> Callable:
                 loader_spec.loader.exec_module(module)
             except Exception as exc:
                 sys.modules.pop(mod_name, None)
-                raise ImplError(f"{name}: importing {path} failed: {type(exc).__name__}: {exc}".splitlines()[0]) \
+                raise ImplError(known_cause(exc, name, importing=path) or
+                                f"{name}: importing {path} failed: {type(exc).__name__}: {exc}".splitlines()[0]) \
                     from exc
     else:
         _use_shared_import_folders()
         try:
             module = importlib.import_module(target)
         except Exception as exc:
-            raise ImplError(f"{name}: cannot import module {target!r} ({type(exc).__name__}: {exc})"
+            raise ImplError(known_cause(exc, name, importing=target.replace(".", "/") + ".py") or
+                            f"{name}: cannot import module {target!r} ({type(exc).__name__}: {exc})"
                             .splitlines()[0]) from exc
     fn = module
     for part in func.split("."):
@@ -499,6 +539,12 @@ def _user_impl(name: str, spec: str) -> Impl:
     return _USERS[(name, spec)]
 
 
+def did_you_mean(name: str, known) -> str:
+    """` (did you mean X?)` for the known name closest to a misspelt `name`, else ''."""
+    near = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
 def get(name: str) -> Impl:
     """The Impl of a stage, peer or user implementation name (ImplError for a name none of them has)."""
     import kernels
@@ -512,8 +558,8 @@ def get(name: str) -> Impl:
         return _IN_PROCESS[name]
     spec = spec_of(name)
     if spec is None:
-        raise ImplError(f"unknown implementation {name!r}; stages and peers: {', '.join(builtin_names())}; a kernel "
-                        "of your own: --impl NAME=SPEC.")
+        raise ImplError(f"unknown implementation {name!r}{did_you_mean(name, builtin_names())}; stages and peers: "
+                        f"{', '.join(builtin_names())}; a kernel of your own: --impl NAME=SPEC.")
     return _user_impl(name, spec)
 
 

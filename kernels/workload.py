@@ -16,6 +16,7 @@ forward also writes is B·H·S floats and is left out: our kernels are inference
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 # Bytes per element of each dtype we accept, by the short name used on the CLI and in run tables.
@@ -140,10 +141,23 @@ class AttentionConfig:
         return self.flops / (time_ms * 1e-3) / 1e12
 
 
+_FLAGS = ("causal", "full", "noncausal", "non-causal")
+
+
+def _items_run_together(item: str) -> bool:
+    """Whether one comma-separated item holds several items separated by spaces (`B=1 H=2`, `D=64 causal`)."""
+    words = re.sub(r"\s*=\s*", "=", item).split()
+    return any("=" in w or w.lower() in _FLAGS or w.lower() in DTYPE_ALIASES for w in words[1:])
+
+
 def parse_config(text: str) -> AttentionConfig:
     """Parse `B=16,H=16,S=2048,D=64,causal[,dtype=bf16]` (also `causal=0/1`, `full`) into a config."""
     if not text or not text.strip():
         raise ConfigError("empty config; expected something like B=16,H=16,S=2048,D=64,causal.")
+    if any(_items_run_together(raw) for raw in text.split(",")):
+        items = re.sub(r"\s*=\s*", "=", text).replace(",", " ").split()
+        raise ConfigError(f"config {text!r} has items separated by spaces; separate items with commas, e.g. "
+                          f"{','.join(items)}.")
     fields: dict = {}
     for raw in text.split(","):
         part = raw.strip()
@@ -151,7 +165,7 @@ def parse_config(text: str) -> AttentionConfig:
             continue
         if "=" not in part:
             flag = part.lower()
-            if flag in ("causal", "full", "noncausal", "non-causal"):
+            if flag in _FLAGS:
                 fields["causal"] = flag == "causal"
             elif flag in DTYPE_ALIASES:
                 fields["dtype"] = flag

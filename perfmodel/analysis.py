@@ -67,6 +67,13 @@ def stage_order(model) -> dict[str, int]:
     return {s.impl: int(s.index) for s in model.stages}
 
 
+def impl_kinds(run: Run, impls, order: dict[str, int]) -> list[str]:
+    """The kind of each of `impls` as the run recorded it (run.json `impls`: "stage" | "peer" | "user", from
+    kernels.registry.Impl.kind); for a name the run does not list, "stage" when it is one of `order`, else "peer"."""
+    recorded = {i.get("name"): i.get("kind") for i in run.meta.get("impls") or [] if isinstance(i, dict)}
+    return [recorded.get(i) or ("stage" if i in order else "peer") for i in impls]
+
+
 def _ok_timings(run: Run) -> pd.DataFrame:
     t = run.table("timings")
     return t[t["status"] == "ok"].copy()
@@ -438,7 +445,9 @@ def roofline_table(run: Run, model=None) -> pd.DataFrame:
     hbm = _f(gpu.hbm_tbps)
     exp_rate = _f(gpu.exp_tops)
     rows = []
-    for r in t.to_dict("records"):
+    records = t.to_dict("records")
+    kinds = impl_kinds(run, [r["impl"] for r in records], order)
+    for r, kind in zip(records, kinds):
         cfg = config_of(r)
         ai = cfg.arithmetic_intensity
         dram = _metric(ncu, r["impl"], cfg.id, "dram_read_bytes") + _metric(ncu, r["impl"], cfg.id,
@@ -452,7 +461,7 @@ def roofline_table(run: Run, model=None) -> pd.DataFrame:
         roof = finite[limiter] if limiter else NAN
         measured = _f(r["tflops"])
         rows.append({"run_id": run.run_id, "config_id": cfg.id, **cfg.as_dict(), "impl": r["impl"],
-                     "kind": "stage" if r["impl"] in order else "peer", "arithmetic_intensity": ai,
+                     "kind": kind, "arithmetic_intensity": ai,
                      "measured_ai": cfg.flops / dram if math.isfinite(dram) and dram > 0 else NAN,
                      "measured_tflops": measured, "tensor_tflops": tensor, "exp_ceiling_tflops": exp_ceiling,
                      "hbm_tbps": hbm, "memory_ceiling_tflops": mem_ceiling, "roof_tflops": roof,
@@ -479,24 +488,50 @@ def headlines(stages: pd.DataFrame, peers: pd.DataFrame, constraints: pd.DataFra
             top = p.loc[p["measured_tflops"].idxmax()]
             line += (f", {best['measured_tflops'] / top['measured_tflops']:.2f}× the best peer "
                      f"({top['impl']} {top['measured_tflops']:.0f})")
-        abs_in = g["einstein_abs_in_band"].dropna()
-        if not abs_in.empty:
-            line += f"; {int(abs_in.sum())} of {len(abs_in)} stages inside the plan's target band"
+        band = _band_counts(g)
+        if band:
+            line += f"; against the plan's target band: {band}"
         out.append(line + ".")
+    claimed = "vs claimed {0.claimed_gain_low:+.0%}…{0.claimed_gain_high:+.0%}".format
     if evidence is not None and not evidence.empty and (evidence["ablation_status"] != "not_measured").any():
-        for row in evidence.itertuples():
+        for row in evidence.itertuples():  # every constraint and switch gets a line, whatever was measured of it
+            head = f"Constraint #{row.constraint} ({row.name})" + (f", switch {row.switch}" if isinstance(
+                row.switch, str) and row.switch else "") + f" at {row.config_id}: "
             if row.ablation_status == "ok":
-                out.append(f"Constraint #{row.constraint} ({row.name}), switch {row.switch} at {row.config_id}: "
-                           f"ablation {row.ablation_gain:+.1%} [{row.ablation_ci_low:+.1%}, {row.ablation_ci_high:+.1%}]"
-                           f" vs claimed {row.claimed_gain_low:+.0%}…{row.claimed_gain_high:+.0%}: {row.verdict}.")
+                out.append(head + f"ablation {row.ablation_gain:+.1%} [{row.ablation_ci_low:+.1%}, "
+                           f"{row.ablation_ci_high:+.1%}] {claimed(row)}: {row.verdict}.")
             elif row.ablation_status == "not_ablatable":
-                out.append(f"Constraint #{row.constraint} ({row.name}) at {row.config_id}: not ablatable "
+                out.append(head + f"not ablatable ({row.reason}).")
+            elif row.flip_status == "ok":
+                out.append(head + f"flip at the tuned config {row.flip_gain:+.1%} [{row.flip_ci_low:+.1%}, "
+                           f"{row.flip_ci_high:+.1%}] {claimed(row)}; best with vs best without not measured "
                            f"({row.reason}).")
+            else:
+                out.append(head + f"ablation not measured ({row.reason}).")
         return out
-    c = constraints.dropna(subset=["measured_gain"])
-    for row in c.itertuples():
-        out.append(f"Constraint #{row.constraint} ({row.name}) at {row.config_id}: stage chain "
-                   f"{row.measured_gain:+.1%} vs claimed {row.claimed_gain_low:+.0%}…{row.claimed_gain_high:+.0%}"
-                   + (f", Amdahl bound {row.amdahl_max_gain:+.1%}" if math.isfinite(row.amdahl_max_gain) else "")
-                   + ".")
+    status = stages.set_index(["config_id", "impl"])["status"].to_dict() if not stages.empty else {}
+    for row in constraints.itertuples():
+        if math.isfinite(row.measured_gain):
+            out.append(f"Constraint #{row.constraint} ({row.name}) at {row.config_id}: stage chain "
+                       f"{row.measured_gain:+.1%} {claimed(row)}"
+                       + (f", Amdahl bound {row.amdahl_max_gain:+.1%}" if math.isfinite(row.amdahl_max_gain) else "")
+                       + ".")
+            continue
+        untimed = [f"{i} {status.get((row.config_id, i), 'absent')}" for i in (row.before, row.removed_by)
+                   if status.get((row.config_id, i)) != "ok"]
+        out.append(f"Constraint #{row.constraint} ({row.name}) at {row.config_id}: stage chain not measured "
+                   f"({row.removed_by} vs {row.before}; not timed ok: {', '.join(untimed) or 'no time'}).")
     return out
+
+
+def _band_counts(g: pd.DataFrame) -> str:
+    """How a config's measured stages sit against the plan's target band: '5 above', '2 above, 1 inside, 2 below'."""
+    m, lo, hi = (pd.to_numeric(g[c], errors="coerce") for c in ("measured_tflops", "einstein_abs_low_tflops",
+                                                                  "einstein_abs_high_tflops"))
+    ok = m.notna() & lo.notna() & hi.notna()  # a stage the plan gives no target, or not timed, is in none
+    counts = {"above": int((ok & (m > hi)).sum()), "inside": int((ok & (m >= lo) & (m <= hi)).sum()),
+              "below": int((ok & (m < lo)).sum())}
+    every = [(k, n) for k, n in counts.items() if n]
+    if len(every) == 1 and every[0][1] > 1:
+        return f"all {every[0][1]} stages {every[0][0]}"
+    return ", ".join(f"{n} {k}" for k, n in every)

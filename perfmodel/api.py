@@ -9,7 +9,13 @@
 
 `collect` takes the same choices as `perfmodel collect` (stages, refs, suite or configs, ncu, ablation,
 determinism) and returns the run opened for reading (`collectors.store.Run`); `load_run(path)` opens an existing
-run folder. Errors are the command line's: one sentence, raised as `perfmodel.errors.UserError`.
+run folder. Errors are the command line's: one sentence, raised as `perfmodel.errors.UserError`. What the command
+line prints as warnings after a run (each case or census that failed or was wrong, with its reason; the run's
+problems; and, when every kernel of yours failed or was wrong, that sentence) `collect` gives as warnings of the
+category `perfmodel.errors.CollectWarning`, one each, and still returns the run: the failures are findings to read
+in its tables, not errors (a notebook shows warnings; `warnings.simplefilter("error", CollectWarning)` makes them
+raise, `warnings.catch_warnings(record=True)` collects them). Ctrl-C raises `collectors.collect.Interrupted`
+(a KeyboardInterrupt) whose `run_dir` holds what was measured.
 
 An implementation is the function itself or a SPEC naming it ('path/to/attn.py:attention' or
 'package.module:attention', as `--impl` takes). A function is recorded in the run as its `module:qualname` SPEC
@@ -53,9 +59,24 @@ def collect(impls: dict[str, str | Callable] | None = None, configs: Iterable | 
                               ablation=ablation, interpret=interpret,
                               determinism_runs=determinism,
                               command_line=("perfmodel.collect",), progress=progress)
-        return open_run(run_collect(opts))
+        run = open_run(run_collect(opts))
     except (CollectError, RunStoreError, NcuError) as exc:
         raise UserError(str(exc)) from None
+    _warn_findings(run)
+    return run
+
+
+def _warn_findings(run) -> None:
+    """Each line `perfmodel collect` prints as a warning after `run`, as a CollectWarning (module docstring)."""
+    import warnings
+
+    from perfmodel.collect_summary import findings, yours_failed, yours_failed_sentence
+    from perfmodel.errors import CollectWarning
+
+    lines = findings(run)
+    failed = yours_failed(run)
+    for line in lines + ([yours_failed_sentence(run, failed)] if failed else []):
+        warnings.warn(line, CollectWarning, stacklevel=3)
 
 
 def load_run(path: str | os.PathLike):

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from collectors.schema import CONFIG_COLUMNS
-from perfmodel.analysis import _model, stage_order
+from perfmodel.analysis import _model, impl_kinds, stage_order
 from perfmodel.runs import Run
 
 # Against the reference rounded to the output dtype (collectors/schema.py's correctness table).
@@ -75,7 +75,7 @@ def correctness_table(run: Run, model=None) -> pd.DataFrame:
         [w if w is not None else (bool(e <= b) if math.isfinite(e) and math.isfinite(b) else None)
          for w, e, b in zip((_bool(v) for v in c["within_budget"]), c["max_abs_err"], c["budget_abs_err"])],
         index=c.index, dtype=object)
-    c["kind"] = ["stage" if i in order else "peer" for i in c["impl"]]
+    c["kind"] = impl_kinds(run, c["impl"], order)
     c["stage_order"] = c["impl"].map(order).fillna(len(order)).astype(int)
     configs = list(dict.fromkeys(c["config_id"]))
     c["_config"] = c["config_id"].map({cid: i for i, cid in enumerate(configs)})

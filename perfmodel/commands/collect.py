@@ -6,6 +6,7 @@ own errors (they cannot import perfmodel) to `UserError`, and prints where the r
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from kernels.suites import SUITE_HELP
@@ -22,6 +23,7 @@ EXAMPLES = [
     "perfmodel collect --interpret --stages stage0_baseline,stage1_warpspec   # no GPU: correctness + census",
     "perfmodel collect --suite fa3-grid --shard 2/4 --out runs/shards   # one of 4 jobs; then perfmodel merge",
     "perfmodel collect --suite fa3-grid --devices all     # one worker per GPU of this host, one run folder",
+    "perfmodel collect --interpret --impl mine=my_attn.py:attention --stages stage0_baseline --refs none",
 ]
 
 
@@ -38,7 +40,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--impl", action="append", default=[], metavar="NAME=SPEC",
                         help="a kernel of your own (repeatable): SPEC is package.module:function or "
                              "path/to/file.py:function, a function (q, k, v, causal=..., sm_scale=...) on [B, H, S, D] "
-                             "tensors (README: 'Measure your own kernel')")
+                             "tensors (README: 'Measure your own kernel'). Each failed or wrong case is printed with "
+                             "its reason; when every kernel of yours failed or was wrong in all its cases, collect "
+                             "exits 1 (as for a run that is not complete; 2 is bad input, 130 interrupted)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="folder the run folder is created in (default: runs/)")
     parser.add_argument("--no-ncu", action="store_true",
@@ -68,12 +72,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from collectors.collect import CollectError, CollectOptions, collect
+    from collectors.collect import CollectError, CollectOptions, Interrupted, collect
     from perfmodel.scoring import prediction_rows
     from collectors.ncu_profile import NcuError
     from collectors.store import RunStoreError, load_run
     from kernels.registry import ImplError, parse_impl_args
-    from perfmodel.gpu_state import run_throttled_line
+    from perfmodel.collect_summary import YOURS_FAILED_EXIT, findings, yours_failed, yours_failed_sentence
     from perfmodel.strict import parse_config
 
     configs = tuple(parse_config(text) for text in (args.config or []))
@@ -102,6 +106,10 @@ def run(args) -> int:
         run = load_run(path)
     except (CollectError, RunStoreError, NcuError) as exc:
         raise UserError(str(exc)) from None
+    except Interrupted as exc:
+        print(f"perfmodel: interrupted; what was measured so far is kept in {exc.run_dir}: continue with "
+              f"`perfmodel collect --resume {shlex.quote(str(exc.run_dir))}`.", file=sys.stderr)
+        return 130
     cases = run.table("cases")
     counts = cases["status"].value_counts().to_dict() if not cases.empty else {}
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cases"
@@ -111,9 +119,10 @@ def run(args) -> int:
 
     for line in timing_lines(run):  # how the times were measured, and their agreement with Nsight Compute
         print(line)
-    for problem in run.meta.get("problems") or []:
-        print(f"perfmodel: warning: {problem}", file=sys.stderr)
-    throttled = run_throttled_line(run)
-    if throttled:
-        print(f"perfmodel: warning: {throttled}", file=sys.stderr)
+    for line in findings(run):  # each failed or wrong case and census with its reason, then the run's problems
+        print(f"perfmodel: warning: {line}", file=sys.stderr)
+    failed = yours_failed(run)
+    if failed:
+        print(f"perfmodel: error: {yours_failed_sentence(run, failed)}", file=sys.stderr)
+        return YOURS_FAILED_EXIT
     return 0 if run.status == "complete" else 1
