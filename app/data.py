@@ -8,12 +8,15 @@ run that is still being collected is re-read when it changes.
 A run's analysis tables are computed once per process (`tables`, thread-safe) and handed to the pages through
 `st.cache_data` (which gives each session its own copy). `warm` computes them in a background thread while the
 server starts (`python -m app.serve`, what `perfmodel dashboard` runs), so the first page does not wait for them.
-The predictive model's table (`model_cases`) is not among them: it compiles every stage kernel (seconds each the
-first time), so only the Stages page asks for it, and `warm` computes it after every run's tables.
+The predictive model's table (`model_cases`) is not among them (`tables` asks `reporting.collect` for no model):
+only the Stages page shows it, so only that page computes it, once (it reads compiled instruction mixes from the
+disk cache and the package's shipped ones, so it is quick for the bundled runs, seconds per kernel otherwise), and
+`warm` computes it after every run's tables.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -56,9 +59,10 @@ def _run_info(run_dir: str, stamp: float, table_dirs: tuple[str, ...]) -> dict:
     run = _runs.load_run(run_dir)
     code = _runs.kernel_code(run)
     return {"path": run_dir, "run_id": run.run_id, "gpu": _runs.gpu_name(run) or "no GPU", "status": run.status,
-            "created": str(run.meta.get("created", "")), "suite": str(run.meta.get("suite", "")),
+            "created": str(run.meta.get("created", "")), "suite": str(run.meta.get("suite", "") or ""),
             "label": _runs.run_label(run), "note": str(run.meta.get("note", "") or ""),
-            "missing_tables": run.missing_tables_problem() or "", "kernels": code.status, "kernels_line": code.line}
+            "missing_tables": run.missing_tables_problem() or "", "kernels": code.status, "kernels_line": code.line,
+            "unmeasured": _runs.unmeasured_reason(run) or ""}
 
 
 def _table_dirs(run_dir: str) -> tuple[str, ...]:
@@ -72,7 +76,8 @@ def run_info(run_dir: str) -> dict:
     """run_id, gpu, status, created, suite, label and note of a run (cheap: run.json and the names of its tables);
     `missing_tables`: the sentence naming the tables it lists and lacks ('' when none), `kernels`: whether it
     measured the installed kernel code (installed, differs, unknown) and `kernels_line` the sentence that says so
-    (perfmodel.runs.kernel_code)."""
+    (perfmodel.runs.kernel_code); `unmeasured`: why it holds no GPU timings ('' for a run of the GPU: an
+    --interpret run's charts say this instead of guessing, perfmodel.runs.unmeasured_reason)."""
     return _run_info(run_dir, _stamp(run_dir), _table_dirs(run_dir))
 
 
@@ -89,7 +94,7 @@ def tables(run_dir: str, stamp: float) -> dict:
     with lock:
         hit = _TABLES.get(run_dir)
         if hit is None or hit[0] != stamp:
-            data = _report.collect(_runs.load_run(run_dir))
+            data = _report.collect(_runs.load_run(run_dir), predictive=False)  # the model: `model_table`
             hit = (stamp, {
                 "gates": data.gates, "stages": data.stages, "peers": data.peers, "constraints": data.constraints,
                 "stalls": data.stalls, "roofline": data.roofline, "batching": data.batching,
@@ -148,8 +153,46 @@ def comparison(run_dir: str, base_dir: str) -> pd.DataFrame:
     return _comparison(run_dir, base_dir, (_stamp(run_dir), _stamp(base_dir)))
 
 
+@st.cache_data(show_spinner=False)
+def _premise(run_dir: str, base_dir: str, stamps: tuple[float, float]) -> _compare.Premise:
+    return _compare.premise(_runs.load_run(run_dir), _runs.load_run(base_dir))
+
+
+def premise(run_dir: str, base_dir: str) -> _compare.Premise:
+    """perfmodel.compare.premise: the GPU models and kernel code of the two runs (whether their times are judged)."""
+    return _premise(run_dir, base_dir, (_stamp(run_dir), _stamp(base_dir)))
+
+
+def config_ids(run_dir: str) -> list[str]:
+    """The configs the run holds, in its stage table's order."""
+    return list(dict.fromkeys(bundle(run_dir)["stages"]["config_id"]))
+
+
+@functools.lru_cache(maxsize=1)
+def _gate_configs() -> tuple[str, ...]:
+    from perfmodel.einstein import load_model
+    from perfmodel.gates import scope
+
+    return tuple(dict.fromkeys(c.id for g in load_model().gates for c in scope(g)))
+
+
+@functools.lru_cache(maxsize=1)
+def batching_command() -> str:
+    """The command `perfmodel gates` names for the plan's batching gate (perfmodel.gates.measure_command)."""
+    from perfmodel.einstein import load_model
+    from perfmodel.gates import measure_command
+
+    return next((measure_command(g) for g in load_model().gates if g.metric.startswith("batching.")), "")
+
+
+def default_config(ids: list[str]) -> int:
+    """Index in `ids` of the config the sidebar opens on: the first config the plan's gates cover (the seed config,
+    which the first gates read) that the run holds, else the first."""
+    return next((ids.index(c) for c in _gate_configs() if c in ids), 0)
+
+
 def _warm(dirs: list[str]) -> None:
-    from app import charts, widgets  # noqa: F401 (the pages' imports: plotly, pandas' Styler)
+    from app import charts  # the pages' imports: plotly (app.widgets imports this module: not imported here)
 
     for i, d in enumerate(dirs):
         try:
@@ -160,7 +203,7 @@ def _warm(dirs: list[str]) -> None:
             first = t["stages"]["config_id"].iloc[0] if not t["stages"].empty else None
             charts.stages_figure(t["stages"][t["stages"]["config_id"] == first],
                                  t["peers"][t["peers"]["config_id"] == first]).to_plotly_json()
-            widgets.status_style(_report.gates_display(t["gates"])).to_html()
+            _report.gates_display(t["gates"]).style.to_html()  # pandas' Styler (jinja2), as the gate table uses
     for d in dirs:  # the Stages page's model last: it compiles kernels, and no other page needs it
         try:
             model_table(d, _stamp(d))

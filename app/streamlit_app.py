@@ -19,15 +19,17 @@ except ImportError:  # `streamlit run app/streamlit_app.py` from a checkout that
 st.set_page_config(page_title="perfmodel: predicted vs measured", layout="wide")
 
 PAGES = "app_pages"  # relative to this file, as st.Page resolves it
+# No page icons: Streamlit makes a page's Material icon the tab's favicon by asking fonts.gstatic.com for it on
+# every page load (nothing the dashboard draws needs the network otherwise, and offline it fails).
 pages = [
-    st.Page(f"{PAGES}/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page(f"{PAGES}/stages.py", title="Stages", icon=":material/stacked_line_chart:"),
-    st.Page(f"{PAGES}/constraints.py", title="Constraints", icon=":material/rule:"),
-    st.Page(f"{PAGES}/stalls.py", title="Stalls", icon=":material/hourglass_top:"),
-    st.Page(f"{PAGES}/roofline.py", title="Roofline", icon=":material/roofing:"),
-    st.Page(f"{PAGES}/batching.py", title="Batching", icon=":material/view_module:"),
-    st.Page(f"{PAGES}/correctness.py", title="Correctness", icon=":material/fact_check:"),
-    st.Page(f"{PAGES}/runs.py", title="Runs", icon=":material/compare_arrows:"),
+    st.Page(f"{PAGES}/overview.py", title="Overview", default=True),
+    st.Page(f"{PAGES}/stages.py", title="Stages"),
+    st.Page(f"{PAGES}/constraints.py", title="Constraints"),
+    st.Page(f"{PAGES}/stalls.py", title="Stalls"),
+    st.Page(f"{PAGES}/roofline.py", title="Roofline"),
+    st.Page(f"{PAGES}/batching.py", title="Batching"),
+    st.Page(f"{PAGES}/correctness.py", title="Correctness"),
+    st.Page(f"{PAGES}/runs.py", title="Runs"),
 ]
 nav = st.navigation(pages)
 widgets.sidebar()

@@ -62,7 +62,8 @@ def sidebar() -> Selection | None:
     dtypes = sorted(configs["dtype"].unique().tolist())
     dtype = st.sidebar.selectbox("dtype", dtypes, key="dtype") if dtypes else None
     ids = configs[configs["dtype"] == dtype]["config_id"].tolist() if dtype else []
-    config_id = st.sidebar.selectbox("Config", ids, key="config_id") if ids else None
+    # it opens on the plan's seed config (the first config the gates cover) where the run has it
+    config_id = st.sidebar.selectbox("Config", ids, index=data.default_config(ids), key="config_id") if ids else None
     if info.get("note"):
         st.sidebar.caption(info["note"])
     sel = Selection(run_dir=run_dir, info=info, tables=tables, dtype=dtype, config_id=config_id)
@@ -91,3 +92,9 @@ def status_style(df: pd.DataFrame):
     """Gate table with status cells coloured (pass green, fail red, not measured grey, report amber)."""
     colors = {"pass": "#e6f4ea", "fail": "#fde7e9", "not_measured": "#f1f3f4", "report": "#fef7e0"}
     return df.style.map(lambda v: f"background-color: {colors.get(v, '')}", subset=["status"])
+
+
+# the gate table's columns, wide enough for every status ("not_measured" was cut to "not_me") and for the text
+GATE_COLUMNS = {"status": st.column_config.TextColumn("status", width=110),
+                "detail": st.column_config.TextColumn("detail", width="large"),
+                "plan says": st.column_config.TextColumn("plan says", width="medium")}

@@ -4,7 +4,8 @@ A run records it (run.json `environment.kernels_hash`, collectors/env.py) so tha
 `perfmodel runs` can say, on a laptop install too, whether the figures it shows were measured on the kernels
 installed there (perfmodel.runs.kernel_code), and the compiled instruction mixes are filed under it
 (perfmodel's mix cache). It covers every .py and .toml file of the package (the stages, their shared Gluon and
-launch code, the tuner, the registry, the hardware table the launchers size grids and register budgets from), by
+launch code, the tuner, the peers' wrappers, the reference outputs are checked against, the hardware table the
+launchers size grids and register budgets from; not the bookkeeping, BOOKKEEPING), by
 path inside the package and content, so the same sources give the same hash on any machine, from a git checkout or
 an installed wheel, without git. scripts/backfill_kernels_hash.py hashes a commit's tree through `kernels_digest`
 too, so the two compare.
@@ -17,8 +18,12 @@ import hashlib
 from pathlib import Path
 
 # The files the hash covers: the package's sources and the data it ships (pyproject.toml's package-data for kernels
-# is *.toml), found recursively, __pycache__ left out.
+# is *.toml), found recursively, __pycache__ left out, less the bookkeeping that runs no kernel and sizes none: the
+# registry of implementations and its package __init__ (which exist, how a user's is loaded), the messages for
+# known causes, the suites (which configs a name means) and this module. Reorganizing those leaves every run's
+# kernels as they were.
 KERNELS_SOURCE_SUFFIXES = (".py", ".toml")
+BOOKKEEPING = frozenset({"__init__.py", "registry.py", "known_causes.py", "suites.py", "source.py"})
 KERNELS_HASH_DIGITS = 12  # hex digits kept
 # run.json environment.kernels_hash_source of a run whose hash collect computed (a backfilled run names its commit)
 COLLECTED_KERNELS_SOURCE = "the installed kernels package, when the run was collected"
@@ -39,7 +44,8 @@ def kernels_digest(files: dict[str, bytes]) -> dict:
 
 def is_kernels_source(name: str) -> bool:
     """Whether a path inside the kernels package is one `kernels_digest` covers."""
-    return name.endswith(KERNELS_SOURCE_SUFFIXES) and "__pycache__" not in name.split("/")
+    return (name.endswith(KERNELS_SOURCE_SUFFIXES) and "__pycache__" not in name.split("/")
+            and name not in BOOKKEEPING)
 
 
 @functools.lru_cache(maxsize=1)

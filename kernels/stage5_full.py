@@ -35,9 +35,7 @@ consumer thread after setmaxnreg); HBM reads 0.28 GB against cuDNN's 0.20.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import re
 from dataclasses import dataclass
 
 import torch
@@ -55,7 +53,7 @@ from ._fastlaunch import LaunchCache, input_key, launch_kept
 from ._launch import (FP8_DTYPES, check_inputs, empty_output, interpreting, KernelUnsupported, l2_group,
                       launch_or_refuse, NoInterpreter, sm_count)
 from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _producer
-from .tuner import Tuner, tune_key
+from .tuner import Tuner, config_from_report as parse_report, tune_key
 
 NAME = "stage5_full"
 
@@ -312,20 +310,9 @@ def _reference(q, k, v, causal: bool, sm_scale: float):
 
 
 # `name=value` of every Config field in a report (derived from the fields: a new knob is read back without an edit)
-_REPORT_FIELD = re.compile(r"\b(" + "|".join(f.name for f in dataclasses.fields(Config)) + r")=(\S+)")
-
-
 def config_from_report(text: str | None) -> Config | None:
     """The Config named in a `str(Config)` report (a run's `tuned_config` column); None if it names none."""
-    fields = dict(_REPORT_FIELD.findall(text or ""))
-    if not fields:
-        return None
-    try:
-        kw = {f.name: (fields[f.name] == "True") if f.type in (bool, "bool") else int(fields[f.name])
-              for f in dataclasses.fields(Config) if f.name in fields}
-        return Config(**kw)
-    except (KeyError, ValueError):
-        return None
+    return parse_report(Config, text)
 
 
 TUNER = Tuner(NAME, candidate_configs, launch, config_from_report, _reference)

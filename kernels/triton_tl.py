@@ -17,7 +17,6 @@ softmax) is what the Gluon stages 1-5 add.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ import triton.language as tl
 
 from ._launch import (check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, programs_per_sm,
                       sm_count, strides, UNSPECIALIZED_SHAPE_ARGS, use_tma_allocator)
-from .tuner import Tuner
+from .tuner import Tuner, config_from_report as parse_report
 
 
 @triton.jit
@@ -350,26 +349,13 @@ def _reference(q, k, v, causal: bool, sm_scale: float):
     return stage0(q, k, v, causal=causal, sm_scale=sm_scale)
 
 
-_REPORT_FIELD = re.compile(r"\b(BLOCK_M|BLOCK_N|num_warps|num_stages|warp_specialize|persistent|overlap|masked_loop|"
-                           r"loads)=(\S+)")
-
-
 def config_from_report(text: str | None) -> Config | None:
     """The Config named in a `last_tuned_config()` string (a run's `tuned_config` column); None if it names none.
 
     What lets a later process run exactly the config a run timed: the Nsight Compute worker profiles it and the
     census of a resumed run compiles it, instead of tuning again (a second tuning can pick another config when
     two candidates are within noise, and costs seconds a key)."""
-    fields = dict(_REPORT_FIELD.findall(text or ""))
-    if not fields:
-        return None
-    try:
-        flags = {name: fields[name] == "True" for name in ("warp_specialize", "persistent", "overlap", "masked_loop")}
-        return Config(BLOCK_M=int(fields["BLOCK_M"]), BLOCK_N=int(fields["BLOCK_N"]),
-                      num_warps=int(fields["num_warps"]), num_stages=int(fields["num_stages"]),
-                      use_tma=fields["loads"] == "tma", **flags)
-    except (KeyError, ValueError):
-        return None
+    return parse_report(Config, text, {"loads": ("use_tma", lambda v: v == "tma")})
 
 
 def CENSUS_CONFIG(config) -> Config:

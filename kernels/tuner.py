@@ -24,6 +24,8 @@ timed by setting `module.PINNED_CONFIG`.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,6 +39,25 @@ TUNE_REP_MS = 40
 # inputs P is rounded to e4m3, 3 mantissa bits, for P·V: a few 1e-2). A config off by more is broken, not tuned.
 MAX_REL_DIFF = 2e-2
 MAX_REL_DIFF_8BIT = 1e-1
+
+
+def config_from_report(cls, text: str | None, aliases: dict | None = None):
+    """The `cls` config (a dataclass of bool and int fields) that a `str(cfg)` report names (a run's `tuned_config`
+    column: what lets a later process run exactly the config a run timed), fields the report leaves out at their
+    defaults; None when it names none or a value does not parse. `aliases` maps a name the report spells another
+    way to (field, parse), e.g. {"loads": ("use_tma", lambda v: v == "tma")}."""
+    aliases = aliases or {}
+    names = [f.name for f in dataclasses.fields(cls)] + list(aliases)
+    found = dict(re.findall(r"\b(" + "|".join(map(re.escape, names)) + r")=(\S+)", text or ""))
+    if not found:
+        return None
+    try:
+        kw = {f.name: (found[f.name] == "True") if f.type in (bool, "bool") else int(found[f.name])
+              for f in dataclasses.fields(cls) if f.name in found}
+        kw.update({name: parse(found[alias]) for alias, (name, parse) in aliases.items() if alias in found})
+        return cls(**kw)
+    except (TypeError, ValueError):
+        return None
 
 
 def tune_key(q, causal: bool) -> tuple:

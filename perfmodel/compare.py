@@ -2,9 +2,9 @@
 
 **A timing's interval.** A run that kept its samples (collectors/schema.py, `timing_samples`) has for every
 timed case the bootstrap 95% interval of the median (`time_ms_ci_low`, `time_ms_ci_high`; collectors/stats.py).
-A run made before samples were kept has only the 20th and 80th percentiles: its interval is p20–p80, labelled
-`"p20–p80, no samples"` wherever it is shown. Nothing here turns percentiles into a confidence interval: the
-p20–p80 range says how noisy ONE repetition is, the CI how well the median of all of them is known, and the two
+A run made before samples were kept has only the 20th and 80th percentiles: its interval is p20–p80 of the
+repetitions, labelled `PCT_LABEL` wherever it is shown. Nothing here turns percentiles into a confidence interval:
+the p20–p80 range says how noisy ONE repetition is, the CI how well the median of all of them is known, and the two
 are not interchangeable (the CI is several times narrower). `time_intervals` picks per row; `with_timing_intervals`
 adds the run's intervals to an analysis frame (stages, peers, roofline) and `with_speedup_intervals` gives the
 batching table's speed-ups theirs.
@@ -12,15 +12,18 @@ batching table's speed-ups theirs.
 **Two runs.** `compare_runs` matches the runs' timings case by case. A case is a `regression` when the new run's
 interval lies entirely above the baseline's (new low > base high) AND its median got slower by more than
 `threshold_pct` (default `DEFAULT_THRESHOLD_PCT`); an `improvement` in the mirror case. Both runs are read with
-the same kind of interval: the bootstrap CIs when both have them, else both p20–p80. Separated intervals with a
-change below the threshold are `below threshold`; overlapping ones `within noise`; a case not timed `ok` in both
-runs is `not comparable`. `perfmodel compare BASE NEW` prints this and exits 1 on a regression, and
+the same kind of interval: the bootstrap CIs when both have them, else both p20–p80 (`PAIR_PCT_LABEL`). Separated
+intervals with a change below the threshold are `below threshold`; overlapping ones `within noise`; a case not
+timed `ok` in both runs is `not comparable`. Runs measured on different GPU models get no verdict on time at all:
+every case timed in both is `different GPU` (`premise` says so in one sentence, and which kernel code each run
+measured). `perfmodel compare BASE NEW` prints this and exits 1 on a regression (3 on different GPUs), and
 `perfmodel report --baseline` shows the same table.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,10 +31,13 @@ import pandas as pd
 from collectors.schema import CONFIG_COLUMNS
 from collectors.stats import ratio_gain_ci
 from collectors.timing import CI_CONFIDENCE, WIDE_CI_PCT
-from perfmodel.runs import Run
+from perfmodel.runs import Run, gpu_name, kernel_code
 
 CI_LABEL = f"{CI_CONFIDENCE:.0%} CI"
-PCT_LABEL = "p20–p80, no samples"
+PCT_RANGE = "p20–p80 of the repetitions"
+PCT_LABEL = f"{PCT_RANGE} (this run kept no samples for a 95% interval)"
+PAIR_PCT_LABEL = f"{PCT_RANGE} (the two runs did not both keep samples for a 95% interval)"
+OTHER_GPU = "different GPU"  # the verdict of every case timed in two runs of different GPU models
 # A slowdown must exceed this (percent of the baseline median) as well as both runs' intervals to fail a CI
 # check: the width beyond which the collector calls a median's interval too wide to trust (WIDE_CI_PCT, 2%), so
 # a change the measurement could only just resolve does not fail a kernel repository's build.
@@ -117,7 +123,8 @@ def with_speedup_intervals(batching: pd.DataFrame, run: Run) -> pd.DataFrame:
     """analysis.batching_table with `speedup_low`, `speedup_high`, `speedup_interval`: the interval of each
     per-sequence speed-up over B=1 (speedup = B · t(B=1) / t(B)). With both cases' samples it is the bootstrap
     interval of the ratio of medians (collectors.stats.ratio_gain_ci); else the range the two p20–p80 ranges
-    allow (B · p20(B=1) / p80(B) to B · p80(B=1) / p20(B)), labelled PCT_LABEL."""
+    allow (B · p20(B=1) / p80(B) to B · p80(B=1) / p20(B)), labelled PCT_LABEL. B=1 has none: its speed-up over
+    itself is 1 by definition, not a measurement."""
     out = batching.copy()
     out["speedup_low"], out["speedup_high"], out["speedup_interval"] = NAN, NAN, None
     if out.empty:
@@ -128,7 +135,7 @@ def with_speedup_intervals(batching: pd.DataFrame, run: Run) -> pd.DataFrame:
     ones = out[out["B"] == 1].drop_duplicates(group).set_index(group)["config_id"]
     for i, row in out.iterrows():
         key = tuple(row[c] for c in group)
-        if key not in ones.index or not math.isfinite(_f(row["speedup_vs_b1"])):
+        if key not in ones.index or int(row["B"]) == 1 or not math.isfinite(_f(row["speedup_vs_b1"])):
             continue
         b1, B = ones.loc[key], int(row["B"])
         s1, sb = samples.get((row["impl"], b1)), samples.get((row["impl"], row["config_id"]))
@@ -158,6 +165,49 @@ def _counters(run: Run) -> pd.DataFrame:
     return wide.reindex(columns=list(KEY_COUNTERS)).reset_index()
 
 
+@dataclass(frozen=True)
+class Premise:
+    """What two runs' times can be judged by: the GPU model each was measured on and the kernel code each measured
+    (run.json's kernels_hash, perfmodel.runs.kernel_code)."""
+
+    base_id: str
+    new_id: str
+    gpu_base: str
+    gpu_new: str
+    kernels_base: str | None
+    kernels_new: str | None
+
+    @property
+    def same_gpu(self) -> bool:
+        return self.gpu_base == self.gpu_new
+
+    def gpu_line(self) -> str:
+        """Why there is no verdict on time ('' on one GPU model)."""
+        if self.same_gpu:
+            return ""
+        return (f"The runs were measured on different GPUs ({self.gpu_base} for {self.base_id}, {self.gpu_new} for "
+                f"{self.new_id}): a change in time is the hardware's as much as the code's, so no case is called a "
+                f"regression or an improvement (verdict '{OTHER_GPU}').")
+
+    def kernels_line(self) -> str:
+        """Which kernel code the two runs measured, in one sentence."""
+        unknown = [i for i, h in ((self.base_id, self.kernels_base), (self.new_id, self.kernels_new)) if not h]
+        if unknown:
+            return (f"Run {' and '.join(unknown)} does not record the kernel code it measured (no kernels_hash in "
+                    "run.json), so whether the two runs ran the same kernel code is unknown.")
+        if self.kernels_base == self.kernels_new:
+            return (f"Both runs measured the same kernel code (kernels/ hash {self.kernels_new}): a change is the "
+                    "machine's, the toolchain's or noise, not the code's.")
+        return (f"The runs measured different kernel code (kernels/ hash {self.kernels_base} in {self.base_id}, "
+                f"{self.kernels_new} in {self.new_id}): a change is the code's as well as the machine's.")
+
+
+def premise(run: Run, baseline: Run) -> Premise:
+    """The GPU models and kernel code of `baseline` and `run` (the new run)."""
+    return Premise(baseline.run_id, run.run_id, gpu_name(baseline) or "no GPU", gpu_name(run) or "no GPU",
+                   kernel_code(baseline).run_hash, kernel_code(run).run_hash)
+
+
 def _verdict(change_pct: float, lb: float, hb: float, ln: float, hn: float, threshold_pct: float) -> str:
     if not all(math.isfinite(v) for v in (change_pct, lb, hb, ln, hn)):
         return "no interval"
@@ -172,9 +222,11 @@ def compare_runs(run: Run, baseline: Run, threshold_pct: float = DEFAULT_THRESHO
     """One row per (impl, config) timed in either run: both medians, the change in percent, both intervals (the
     same kind for both runs: 95% CIs when both have them, else p20–p80), the range of changes those intervals
     allow (`change_low_pct`..`change_high_pct`; it excludes 0 exactly when the intervals are separate), the
-    verdict (module docstring) and key counters of both runs."""
+    verdict (module docstring; `different GPU` for every case timed in both when the runs' GPU models differ) and
+    key counters of both runs."""
     if not (isinstance(threshold_pct, (int, float)) and math.isfinite(threshold_pct) and threshold_pct >= 0):
         raise ValueError(f"the threshold must be a percentage of at least 0, got {threshold_pct!r}.")
+    same_gpu = premise(run, baseline).same_gpu
     keys = ["impl", *CONFIG_COLUMNS]
     cols = ["status", "tflops", *NOISE_COLUMNS]
     new = run.table("timings").reindex(columns=keys + cols)
@@ -207,8 +259,9 @@ def compare_runs(run: Run, baseline: Run, threshold_pct: float = DEFAULT_THRESHO
                    change_low_pct=(ln / hb - 1) * 100 if finite else NAN,
                    change_high_pct=(hn / lb - 1) * 100 if finite else NAN,
                    noise_pct=max((hb - lb) / mb, (hn - ln) / mn) * 100 if finite else NAN,
-                   interval=r["time_interval_new"] if finite else None,
-                   verdict=_verdict(change, lb, hb, ln, hn, threshold_pct))
+                   interval=(None if not finite else r["time_interval_new"] if r["time_interval_new"] == CI_LABEL
+                             else PAIR_PCT_LABEL),
+                   verdict=_verdict(change, lb, hb, ln, hn, threshold_pct) if same_gpu else OTHER_GPU)
         rows.append(row)
     out = pd.DataFrame(rows, columns=[c for c in COMPARE_COLUMNS if not c.startswith(KEY_COUNTERS)])
     for side, r in (("base", baseline), ("new", run)):

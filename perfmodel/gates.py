@@ -202,11 +202,13 @@ class _Judge:
                         f"{', '.join(sorted(set(sub['status'].astype(str))))})", runs, "timings")
 
     def all_true(self, table: str, column: str, what: str) -> dict:
-        """A '== 1' gate over a boolean column: fail if any covered case is false, pass if `need` are true."""
-        seen, bad, runs = set(), [], []
+        """A '== 1' gate over a boolean column: fail if any covered case is false (a wrong output counts as false),
+        pass if `need` are true; a case that did not run (failed) has no output to judge, so it is not measured."""
+        seen, bad, runs, crashed = set(), [], [], []
         for cid, v, st, rid in zip(*(self.rows_of(table)[k] for k in ("config_id", column, "status", "run_id"))):
             if v is None or (isinstance(v, float) and math.isnan(v)):
-                if st not in ("failed", "wrong"):
+                crashed += [cid] if st == "failed" else []
+                if st != "wrong":
                     continue
                 v = False
             seen.add(cid)
@@ -217,8 +219,9 @@ class _Judge:
             return self.row("fail", 0.0, f"{what} false for {len(bad)} of {len(seen)} configs: "
                             f"{', '.join(bad[:3])}", runs, table)
         if not seen:
+            why = f" ({self.impl} failed at {', '.join(crashed[:2])}, so there is no output to judge)" * bool(crashed)
             return self.row("not_measured", None, f"the runs have no {what} result for {self.impl} on "
-                            f"{_scope_text(self.g)}")
+                            f"{_scope_text(self.g)}{why}")
         if len(seen) < self.need:
             return self.row("not_measured", None, f"{what} true on all {len(seen)} configs measured, but the gate "
                             f"covers {self.need}", runs, table)

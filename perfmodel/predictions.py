@@ -5,7 +5,7 @@ Columns of `predict(...)` (one row per stage, in stage order; units in the names
 
     stage                      stage index (0..5)
     impl                       implementation name (stage0_baseline ... stage5_full)
-    label                      the document's label ("Baseline (today)", "Stage 2 (warp-sync)", ...)
+    label                      the document's label ("Baseline", "Stage 2 (warp-sync)", ...)
     removes                    ids of the Einstein constraints the stage removes, comma-separated ("" for none)
     einstein_abs_low_tflops    the document's target for the stage, low end (NaN where it gives none: "Any")
     einstein_abs_high_tflops   ... high end

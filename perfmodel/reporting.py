@@ -25,7 +25,7 @@ from perfmodel import ablation, analysis, compare, figures, gpu_state, model_cas
 from perfmodel.constraint_map import mapping_rows
 from perfmodel.correctness import CHECKED, correctness_summary, correctness_table
 from perfmodel.gates import evaluate_gates
-from perfmodel.runs import Run, gpu_name, kernel_code
+from perfmodel.runs import Run, gpu_name, kernel_code, unmeasured_reason
 
 SECTION_INTRO = {
     "gates": "The plan's success gates checked against this run: pass, fail, not measured (with the reason), "
@@ -38,11 +38,13 @@ SECTION_INTRO = {
               "with each prediction's error.",
     "constraints": "For each of the plan's four constraints: the gain it claims, the gain its technique is worth "
                    "by ablation (with its 95% interval), the gain measured when the stage that removes it lands, "
-                   "and the most the counters say removing it could buy (Amdahl). " + ablation.FAIR_MEASURE,
+                   "and the most the counters say removing it could buy (Amdahl, from one Nsight Compute pass: "
+                   "no interval). " + ablation.FAIR_MEASURE,
     "stalls": "Where the warps' cycles go: Nsight Compute's stall reasons as shares of all stall cycles, per "
-              "implementation.",
+              "implementation (stages and peers), from one profiling pass per case, so without an interval.",
     "roofline": "How close each kernel runs to the nearest ceiling: tensor cores, the exponential unit "
-                "(as FLOP-equivalent) or memory bandwidth at its arithmetic intensity.",
+                "(as FLOP-equivalent) or memory bandwidth at its arithmetic intensity (the one Nsight Compute "
+                "measured where the run has counters, else the nominal one).",
     "batching": "Per-sequence latency as the batch grows, against the plan's gate of a 5× speed-up from B=1 "
                 "to B=32.",
     "correctness": "Each case's output against the float64 reference: its largest error, the error budget (2× "
@@ -55,7 +57,9 @@ SECTION_INTRO = {
                    "exponential, a coarser P). Runs made before they were recorded show them as not measured.",
     "comparison": "This run against the baseline run, case by case: the change in median kernel time, a regression "
                   "only when this run's interval lies wholly above the baseline's (95% CIs when both runs kept "
-                  "samples, else p20–p80) and the slowdown exceeds the threshold (perfmodel compare's).",
+                  "samples, else p20–p80) and the slowdown exceeds the threshold (perfmodel compare's). Runs of "
+                  "different GPU models get no verdict (\"different GPU\"): the change is the hardware's as much "
+                  "as the code's.",
 }
 
 
@@ -164,7 +168,9 @@ def _span(low, high) -> str:
 def _interval_text(low, high, kind) -> str:
     """'0.4987–0.5012 (95% CI)', or '—' without an interval."""
     text = _span(low, high)
-    return f"{text} ({kind})" if kind and text != "—" else text
+    if not kind or text == "—":
+        return text
+    return f"{text}: {kind}" if kind.endswith(")") else f"{text} ({kind})"  # no parentheses in parentheses
 
 
 def _flag(v) -> str:
@@ -431,8 +437,10 @@ def correctness_summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "impl": summary["impl"], "kind": summary["kind"],
         "checked": [f"{a} of {b}" for a, b in zip(summary["n_checked"], summary["n_cases"])],
-        "within budget": summary["n_within_budget"], "plan allclose": summary["n_doc_allclose"],
-        "plan max error ≤ 0.06": summary["n_doc_max_err_ok"],
+        # an implementation never checked (failed, unavailable) has no count of checks that held: "—", not 0
+        **{h: [str(v) if n else "—" for v, n in zip(summary[c], summary["n_checked"])] for h, c in (
+            ("within budget", "n_within_budget"), ("plan allclose", "n_doc_allclose"),
+            ("plan max error ≤ 0.06", "n_doc_max_err_ok"))},
         "worst error / budget": [_ratio(v) for v in summary["worst_err_over_budget"]],
         **{header: _summary_rounded(summary[col], summary["n_rounded_measured"], summary["n_checked"], fmt)
            for header, (col, fmt) in worst.items()},
@@ -462,10 +470,11 @@ def comparison_display(cmp: pd.DataFrame) -> pd.DataFrame:
 def section_figures(data: ReportData) -> dict[str, list]:
     figs: dict[str, list] = {k: [] for k in SECTION_INTRO}
     stages = model_cases.with_model(data.stages, data.model)
+    why = unmeasured_reason(data.run)  # an --interpret run's charts say so rather than guess
     for cid in stages["config_id"].unique():
         s = stages[stages["config_id"] == cid]
         p = data.peers[data.peers["config_id"] == cid]
-        per_config = [figures.stages_figure(s, p), figures.terms_figure(s)]
+        per_config = [figures.stages_figure(s, p, why=why), figures.terms_figure(s, why=why)]
         if data.model is not None:
             per_config.append(figures.model_terms_figure(s))
         for f in per_config:
@@ -479,7 +488,7 @@ def section_figures(data: ReportData) -> dict[str, list]:
         f = figures.stalls_figure(data.stalls[data.stalls["config_id"] == cid])
         f.update_layout(title=f"{f.layout.title.text} — {cid}")
         figs["stalls"].append(f)
-    figs["roofline"].append(figures.roofline_figure(data.roofline))
+    figs["roofline"].append(figures.roofline_figure(data.roofline, why=why))
     if not data.batching.empty:
         figs["batching"].append(figures.batching_figure(data.batching))
     if data.comparison is not None:
@@ -606,7 +615,7 @@ td.report{background:#fef7e0} .fig{margin:1rem 0} dd.warn{color:#a50e0e;font-wei
 p.banner{background:#fde7e9;border:1px solid #a50e0e;padding:.6rem 1rem;color:#a50e0e;font-weight:600}
 """
 
-# every figure has the same template (figures._LAYOUT's plotly_white, ~7 kB of JSON): it is stored once, in
+# every figure has the same template (chart_kit.LAYOUT's plotly_white, ~7 kB of JSON): it is stored once, in
 # the block with id TEMPLATE_ID, and given back to each figure when it is drawn (and by figure_specs)
 TEMPLATE_ID = "plotly-template"
 _RENDER_JS = """

@@ -24,7 +24,8 @@ from collectors.store import Run, RunStoreError, check_tables, list_runs as _lis
 from perfmodel.errors import UserError
 
 __all__ = ["Run", "load_run", "load_runs", "bundled_run_dirs", "default_run_dir", "resolve_run_dirs",
-           "list_runs", "gpu_name", "run_label", "created", "KernelCode", "kernel_code", "installed_kernels"]
+           "list_runs", "gpu_name", "run_label", "unmeasured_reason", "created", "KernelCode", "kernel_code",
+           "installed_kernels"]
 
 
 class CachedRun(Run):
@@ -224,6 +225,18 @@ def gpu_name(run: Run) -> str | None:
         name = source.get("gpu_name") or source.get("gpu")
         if name:
             return str(name)
+    return None
+
+
+def unmeasured_reason(run: Run) -> str | None:
+    """Why the run holds no GPU timings (and, for --interpret, no counters), as a clause a chart or a page says in
+    place of a guess; None for a run of the GPU."""
+    mode = run.meta.get("mode")
+    if mode == "interpret":
+        return ("the run was made with --interpret (the kernels ran on the CPU interpreter), so it holds no GPU "
+                "timings or counters")
+    if mode == "import":
+        return "the run was imported from an Nsight Compute report, which holds counters but no timings"
     return None
 
 

@@ -14,7 +14,8 @@ with it (a bundled run inside an installed wheel, a copied run folder), every re
 every run, old or new, and `kernels_hash_source` keeps a backfilled hash apart from one collect recorded.
 
 A run that already has a kernels_hash, or whose commit this checkout does not hold, is left as it is, so the script
-can run again without changing anything. The file is rewritten as the run store writes it
+can run again without changing anything; `--again` hashes the backfilled ones again (after kernels.source changed
+which files count), never one that collect recorded. The file is rewritten as the run store writes it
 (collectors.safe_io.atomic_write_json), its other fields untouched.
 
     python scripts/backfill_kernels_hash.py             # every run.json under runs/ and perfmodel/bundled/
@@ -64,12 +65,13 @@ def source_text(commit: str, dirty) -> str:
     return text
 
 
-def backfill(path: Path, write: bool) -> str:
+def backfill(path: Path, write: bool, again: bool = False) -> str:
     meta = json.loads(path.read_text())
     env = meta.get("environment")
     if not isinstance(env, dict):
         return "no environment: left as it is"
-    if env.get("kernels_hash"):
+    backfilled = str(env.get("kernels_hash_source") or "").startswith("backfilled")
+    if env.get("kernels_hash") and not (again and backfilled):
         return f"has kernels_hash {env['kernels_hash']} ({env.get('kernels_hash_source')}): left as it is"
     commit = env.get("git_commit")
     files = kernels_at(str(commit)) if commit else None
@@ -85,10 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", type=Path, help="run.json files (default: every committed run's)")
     parser.add_argument("--check", action="store_true", help="say what would be written, write nothing")
+    parser.add_argument("--again", action="store_true",
+                        help="hash the runs backfilled before again (after kernels.source changed which files count); "
+                             "a hash collect recorded is never touched")
     args = parser.parse_args(argv)
     paths = args.runs or sorted([*ROOT.glob("runs/*/run.json"), *ROOT.glob("perfmodel/bundled/*/run.json")])
     for path in paths:
-        print(f"{path.relative_to(ROOT) if path.is_absolute() else path}: {backfill(path, not args.check)}")
+        print(f"{path.relative_to(ROOT) if path.is_absolute() else path}: {backfill(path, not args.check, args.again)}")
     return 0
 
 

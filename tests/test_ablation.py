@@ -201,7 +201,7 @@ def test_stage_regression_is_flagged_with_the_ablation_that_explains_it(tmp_path
     run, cfg = _synthetic_ablation_run(tmp_path)
     reg = PA.stage_regressions(run)
     assert list(reg["impl"]) == ["stage4_overlap"] and reg["slowdown"].iloc[0] == pytest.approx(0.2)
-    assert "overlap" in reg["explained_by"].iloc[0] and "p20–p80, no samples" in reg["interval"].iloc[0]
+    assert "overlap" in reg["explained_by"].iloc[0] and "p20–p80 of the repetitions" in reg["interval"].iloc[0]
 
 
 def test_report_shows_the_ablation_first(tmp_path):

@@ -5,9 +5,11 @@ H100 run, named by its id, whose overview says its kernel code is not the instal
 shows the run's GPU name and a drawn plotly chart, that the stage charts leave out the ceiling probe (config
 "probe"), and saves a screenshot of each page (under pytest's tmp dir, and under $PERFMODEL_SCREENSHOT_DIR when
 set; the H100 run's prefixed "h100-"). It measures and prints (run with -s)
-the issue's figures: the first page fully drawn after `perfmodel dashboard` starts (target < 5 s), switching
+the issue's figures: the first page fully drawn after `perfmodel dashboard` starts (target < 5 s), the first chart
+after the browser navigates to the dashboard (issue 22: <= 2 s; a benchmark line, not an assertion), switching
 pages (< 1 s), and the same with ten runs loaded. The asserted limits are looser than the targets, so that a
-busy CI machine does not fail them; the printed figures are the ones to report.
+busy CI machine does not fail them; the printed figures are the ones to report. No page asks anything of another
+host (Streamlit fetched a page icon's favicon from fonts.gstatic.com), and the toolbar has no "Deploy" button.
 """
 
 from __future__ import annotations
@@ -113,12 +115,24 @@ def chromium():
 
 
 def _first_page(page, url: str, proc, started: float) -> dict:
-    """Open the overview once the server answers; seconds from the dashboard's start to each step."""
+    """Open the overview once the server answers; seconds from the dashboard's start to each step, and from the
+    navigation to the first chart plotly drew."""
     _wait_healthy(url, proc)
     healthy = time.monotonic() - started
+    navigated = time.monotonic()
     page.goto(url)
+    page.wait_for_selector(TRACES, state="attached", timeout=60_000)
+    first_chart = time.monotonic() - navigated
     _wait_drawn(page, *OVERVIEW)
-    return {"server": healthy, "first_page": time.monotonic() - started}
+    return {"server": healthy, "first_chart": first_chart, "first_page": time.monotonic() - started}
+
+
+def _elsewhere(page, url: str) -> list[str]:
+    """Collect, from now on, every request the page makes to a host other than the dashboard's."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if not r.url.startswith((url, "data:", "blob:", "about:"))
+            else None)
+    return asked
 
 
 def _wait_drawn(page, title: str, chart_title: str) -> None:
@@ -192,10 +206,12 @@ def _check_page(page, gpu: str, name: str) -> None:
 def test_every_page_in_chromium(bundled, gpu, shots):
     prefix = "h100-" if bundled.name == H100 else ""
     with chromium() as page, dashboard([bundled] if prefix else []) as (url, proc, started):
+        elsewhere = _elsewhere(page, url)
         t = _first_page(page, url, proc, started)
         _check_page(page, gpu, "Overview")
         body = page.inner_text("body")
         assert "Gates" in body and "Headlines" in body
+        assert "Deploy" not in body and page.locator('[data-testid="stAppDeployButton"]').count() == 0
         # the kernel-code line: always for the H100 run, for the default run only where kernels/ was edited since
         code = runs.kernel_code(runs.load_run(bundled))
         assert ("Kernel code: " in body) == bool(code.line)
@@ -211,7 +227,10 @@ def test_every_page_in_chromium(bundled, gpu, shots):
         if "batching" in runs.load_run(bundled).tables():  # the batching chart carries the run's batch sizes
             _switch(page, "Batching", "Batching", "Batching:")
             assert {c["B"] for c in runs.load_run(bundled).meta["configs"]} <= set(page.evaluate(CHART_X_JS))
-    print(f"\ndashboard, bundled run {bundled.name}: server healthy {t['server']:.2f} s after start, first page drawn "
+        assert elsewhere == [], elsewhere  # every page works offline
+    print(f"\nbenchmark: dashboard first chart {t['first_chart']:.2f} s after navigation (issue 22 goal <= 2 s), "
+          f"bundled run {bundled.name}")
+    print(f"dashboard, bundled run {bundled.name}: server healthy {t['server']:.2f} s after start, first page drawn "
           f"{t['first_page']:.2f} s after start; page switches (s): "
           + ", ".join(f"{k} {v:.2f}" for k, v in switches.items())
           + f"; screenshots in {', '.join(str(d) for d in shots)}")

@@ -100,10 +100,14 @@ def test_old_run_falls_back_to_p20_p80_and_says_so(runs, capsys):
     code, out, err = _compare(capsys, runs["base_old"], runs["slower_half_pct"], "--threshold-pct", "0.25")
     assert code == 0
     cmp = compare.compare_runs(load_run(runs["slower_half_pct"]), load_run(runs["base_old"]), threshold_pct=0.25)
-    assert set(cmp["interval"].dropna()) == {compare.PCT_LABEL}
+    # the label says why (the runs did not both keep samples), never "no samples" alone, which read as "nothing
+    # measured" (issue 21 item 7), nor "this run kept none" of a new run that did
+    assert set(cmp["interval"].dropna()) == {compare.PAIR_PCT_LABEL}
+    assert compare.PAIR_PCT_LABEL == ("p20–p80 of the repetitions (the two runs did not both keep samples for a 95% "
+                                      "interval)")
     # (the old run has no timings for the batching configs: those 6 are not comparable)
     assert cmp["verdict"].value_counts().to_dict() == {"within noise": 16, "not comparable": 6}
-    assert "p20–p80, no samples" in out and "compared on p20–p80" in err
+    assert "p20–p80 of the repetitions" in out and "no samples" not in out and "compared on p20–p80" in err
     assert _compare(capsys, runs["base_old"], runs["slower10"])[0] == 1  # a 10% slowdown shows anyway
 
 
@@ -167,6 +171,10 @@ def test_help_names_the_exit_statuses(capsys):
 def test_speedup_intervals_from_samples_and_without_timings(runs):
     run = load_run(runs["base"])
     sampled = compare.with_speedup_intervals(batching_table(run), run)
+    # B=1 is 1x by definition: no interval (a bar there read as noise in a figure that is not measured)
+    ones = sampled[sampled["B"] == 1]
+    assert len(ones) and (ones["speedup_vs_b1"] == 1).all() and ones["speedup_low"].isna().all()
+    assert ones["speedup_interval"].isna().all()
     b = sampled[sampled["B"] > 1]
     assert (b["speedup_interval"] == compare.CI_LABEL).all()
     assert ((b["speedup_low"] < b["speedup_vs_b1"] * 1.001) & (b["speedup_vs_b1"] * 0.999 < b["speedup_high"])).all()
@@ -192,3 +200,54 @@ def test_speedup_intervals_from_p20_p80_when_no_samples(tmp_path):
     assert b["speedup_interval"] == compare.PCT_LABEL
     assert b["speedup_low"] == pytest.approx(b["speedup_vs_b1"] * 0.995 / 1.005)
     assert b["speedup_high"] == pytest.approx(b["speedup_vs_b1"] * 1.005 / 0.995)
+
+
+# ---- what two runs can be judged by: one GPU model, and which kernel code each measured --------------------------
+def _relabel(src, dest, gpu=None, kernels_hash=None):
+    """A copy of the run folder `src` as measured on `gpu` and/or with kernel code `kernels_hash`."""
+    import shutil
+
+    shutil.copytree(src, dest)
+    meta = json.loads((dest / "run.json").read_text())
+    env = meta.setdefault("environment", {})
+    env.update({k: v for k, v in (("gpu_name", gpu), ("kernels_hash", kernels_hash)) if v is not None})
+    (dest / "run.json").write_text(json.dumps(meta))
+    return dest
+
+
+def test_runs_of_different_gpus_get_no_verdict_and_exit_3(runs, tmp_path, capsys):
+    # a 10% slowdown measured on another GPU model is the hardware's as much as the code's: neither a regression
+    # (exit 1) nor a pass (exit 0), and one sentence says why (issue 21 item 7: H100 vs H200 read "-42% improvement")
+    other = _relabel(runs["slower10"], tmp_path / "on-h200", gpu="NVIDIA H200")
+    cmp = compare.compare_runs(load_run(other), load_run(runs["base"]))
+    timed = cmp[cmp["verdict"] != "not comparable"]
+    assert len(timed) == 22 and set(timed["verdict"]) == {compare.OTHER_GPU}
+    assert compare.regressions(cmp).empty and timed["time_change_pct"].notna().all()  # the change is still shown
+    code, out, err = _compare(capsys, runs["base"], other)
+    assert code == 3 and "regression:" not in err
+    assert "The runs were measured on different GPUs (NVIDIA H100 80GB HBM3 for base, NVIDIA H200 for slower10)" in err
+    assert "no case is called a regression or an improvement" in err
+    code, _, err = _compare(capsys, runs["base"], other, "--agreement")
+    assert code == 3 and "different GPUs" in err
+    assert _compare(capsys, runs["base"], runs["slower10"])[0] == 1  # one GPU model: judged as before
+
+
+def test_the_kernel_code_of_both_runs_is_named(runs, tmp_path, capsys):
+    a = _relabel(runs["base"], tmp_path / "a", kernels_hash="aaaaaaaaaaaa")
+    b = _relabel(runs["same"], tmp_path / "b", kernels_hash="aaaaaaaaaaaa")
+    c = _relabel(runs["slower10"], tmp_path / "c", kernels_hash="cccccccccccc")
+    assert _compare(capsys, a, b)[2].count("Both runs measured the same kernel code (kernels/ hash aaaaaaaaaaaa)") == 1
+    code, _, err = _compare(capsys, a, c)
+    assert code == 1 and "different kernel code (kernels/ hash aaaaaaaaaaaa in base, cccccccccccc in slower10)" in err
+    assert "Run base does not record the kernel code it measured" in _compare(capsys, runs["base"], a)[2]
+
+
+def test_bundled_runs_by_id_h100_against_h200(capsys):
+    from perfmodel.runs import bundled_run_dirs
+
+    ids = {d.name for d in bundled_run_dirs()}
+    h100, h200 = "20261124-173318-custom-nvidia-h100-80gb-hbm3", "20261202-053909-seed-nvidia-h200"
+    assert {h100, h200} <= ids
+    code, out, err = _compare(capsys, h100, h200)  # ids name the bundled runs, as in report, gates and dashboard
+    assert code == 3 and "improvement" not in out and "different GPU" in out
+    assert "different kernel code (kernels/ hash 60cd5aa3508c in " + h100 in err

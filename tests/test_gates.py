@@ -98,6 +98,34 @@ def test_a_failed_stage_fails_no_crashes(tmp_path):
     assert "PassManager" in g.loc["stage1_no_crashes", "detail"]
 
 
+@pytest.mark.parametrize("status, allclose, want", [("failed", None, "not_measured"), ("wrong", None, "fail"),
+                                                     ("ok", False, "fail")])
+def test_a_stage_that_did_not_run_has_no_allclose_to_judge(tmp_path, status, allclose, want):
+    # the H100 run's stage 1 never ran (KernelUnsupported): its allclose gate said "fail" while max_err beside it
+    # said there was no output to compare; a wrong output (or allclose false) still fails
+    from kernels.suites import SEED
+
+    w = RunWriter(tmp_path / status, {"environment": {"gpu_name": "NVIDIA H100 80GB HBM3"}})
+    cfg = {"config_id": SEED.id, **SEED.as_dict()}
+    error = "KernelUnsupported: causal attention is refused" if status == "failed" else None
+    w.append("correctness", [{"impl": "stage1_warpspec", **cfg, "status": status, "doc_allclose": allclose,
+                              "max_abs_err": None if status != "ok" else 1e-3, "error": error}])
+    w.finish("partial")
+    g = _by_id(tmp_path / status).loc["stage1_allclose"]
+    assert g.status == want
+    if want == "not_measured":
+        assert "stage1_warpspec failed at B16-H16-S2048-D64-causal-fp16, so there is no output to judge" in g.detail
+        assert g.command  # and how to measure it
+
+
+def test_the_bundled_h100_runs_stage1_gates_agree():
+    from perfmodel.runs import resolve_run_dirs
+
+    g = _by_id(resolve_run_dirs(["20261124-173318-custom-nvidia-h100-80gb-hbm3"])[0])
+    assert g.loc["stage1_no_crashes", "status"] == "fail"  # it crashed: that gate says so
+    assert g.loc["stage1_allclose", "status"] == g.loc["stage1_max_err", "status"] == "not_measured"
+
+
 def test_cli_exit_codes(synthetic_run_dir, tmp_path, capsys):
     assert main(["gates", str(synthetic_run_dir)]) == 1  # the batching gate fails
     out = capsys.readouterr()

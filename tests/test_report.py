@@ -74,8 +74,11 @@ def test_html_model_terms_are_stacked_per_stage(html_report):
     assert bars["exposed launch"] == TERM_COLORS["launch_ms"] and bars["wave tail"] == TERM_COLORS["wave_ms"]
     assert {"bound total", "measured"} <= {t.get("name") for t in fig["data"]}
     text = next(t for t in fig["data"] if t.get("name") == "binding term")["text"]
-    assert len(text) == 6 and all(t.split("<br>")[0] in {"tensor", "mufu", "issue", "smem", "chain", "hbm",
-                                                         "launch"} for t in text)
+    # "binding: <term>" and the model's error (a bare "chain -24%" read as the stage chain or a gain)
+    from perfmodel.figures import BINDING_NAMES
+
+    assert len(text) == 6 and all(t.split("<br>")[0] == "binding:" and t.split("<br>")[1] in BINDING_NAMES.values()
+                                  and t.split("<br>")[2].startswith("model ") for t in text)
 
 
 def test_report_time_budget(html_report, synthetic_run_dir, tmp_path):
@@ -224,7 +227,8 @@ def test_stage_and_peer_tables_show_the_interval_and_wide_ci_flag(synthetic_run_
     assert {"time ms", "interval (ms)", "wide CI"} <= set(st.columns)
     # this run kept no samples: p20–p80, labelled, and no verdict on a CI it does not have
     row = st[(st["impl"] == "stage0_baseline") & (st["config"] == "B16-H16-S2048-D64-causal-fp16")].iloc[0]
-    assert row["interval (ms)"] == "0.4975–0.5025 (p20–p80, no samples)" and row["wide CI"] == "—"
+    assert row["interval (ms)"] == ("0.4975–0.5025: p20–p80 of the repetitions (this run kept no samples for a "
+                                    "95% interval)") and row["wide CI"] == "—"
     peers = peers_display(data.peers)
     assert {"sdpa_cudnn", "sdpa_flash"} == set(peers["impl"]) and "interval (ms)" in peers.columns
 

@@ -164,7 +164,7 @@ def test_the_dashboard_command_warns_before_it_serves(lost_timings, monkeypatch,
 def test_the_report_header_says_when_the_kernel_code_differs(tmp_path, capsys):
     assert main(["report", H100, "--no-model", "--format", "md", "--out", "-"]) == 0
     line = runs.kernel_code(runs.load_run(runs.resolve_run_dirs([H100])[0])).line
-    assert line.startswith("measured with kernel code that differs from the installed kernels/ (run: a6781bc2eca0")
+    assert line.startswith("measured with kernel code that differs from the installed kernels/ (run: 60cd5aa3508c")
     assert f"- **kernels**: {line}" in capsys.readouterr().out
     same = _copy(H200, tmp_path / "same")
     _set_kernels(same, kernels_code())  # as collect records it on this install

@@ -252,16 +252,18 @@ def test_a_busy_port_is_reported_before_any_success_line(capsys):
 SERVE_WAIT_S = 180.0  # the dashboard's own limit is 120 s (perfmodel/commands/dashboard.py SERVE_TIMEOUT_S)
 
 
-def _start_dashboard(tmp_path):
+def _start_dashboard(tmp_path, own_group: bool = False, lines: queue.Queue | None = None):
+    """`perfmodel dashboard` serving; `own_group`: in a process group of its own, as a terminal starts a command
+    (Ctrl-C there signals the whole group); `lines` gets every line of its output, then ''."""
     pytest.importorskip("streamlit")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "perfmodel", "dashboard", "--port", str(port), "--address",
                              "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
-                            cwd=tmp_path)
+                            cwd=tmp_path, start_new_session=own_group)
     # The server's own banner shares the pipe, and two processes write to it: Streamlit can write a line's text
     # and its newline separately, so the success line may arrive glued to the end of a banner line. Look for it
     # anywhere in a line, and give up after SERVE_WAIT_S instead of blocking on a line that never comes.
-    lines: queue.Queue = queue.Queue()
+    lines = queue.Queue() if lines is None else lines
 
     def pump():  # every line of the pipe, then "" at its end
         for line in iter(proc.stdout.readline, ""):
@@ -289,6 +291,28 @@ def test_one_pid_stops_the_dashboard(tmp_path, sig):
     proc.wait(timeout=30)
     assert _gone(server, 20), "the Streamlit server kept running"
     assert _nothing_listens(port), f"something still accepts connections on port {port}"
+
+
+def test_ctrl_c_in_a_terminal_stops_the_server_once(tmp_path):
+    # a terminal's Ctrl-C signals the whole foreground process group: the server, sharing it, stopped on that
+    # SIGINT and again on the SIGTERM the dashboard then sent ("Stopping..." printed twice)
+    lines: queue.Queue = queue.Queue()
+    proc, server, port = _start_dashboard(tmp_path, own_group=True, lines=lines)
+    assert os.getpgid(server) != os.getpgid(proc.pid)  # the server's own session: the group's signal is not its
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=30)
+    out = []
+    while (line := lines.get(timeout=30)) != "":
+        out.append(line)
+    assert _gone(server, 20) and _nothing_listens(port)
+    assert "".join(out).count("Stopping...") == 1, out
+
+
+def test_the_server_shows_no_deploy_button():
+    from perfmodel.commands.dashboard import command
+
+    argv = command([], 8501, "localhost")
+    assert argv[argv.index("--client.toolbarMode") + 1] == "minimal"  # Streamlit's "Deploy" is not this app's
 
 
 def _nothing_listens(port: int, attempts: int = 3) -> bool:

@@ -3,13 +3,11 @@
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.ablation import FAIR_MEASURE
 from perfmodel.reporting import (SECTION_INTRO, constraints_display, evidence_display, stall_shift_display)
 
 sel = widgets.selection()
 st.title("Constraints")
-st.caption(SECTION_INTRO["constraints"])
-st.info(FAIR_MEASURE)
+st.caption(SECTION_INTRO["constraints"])  # it ends in ablation.FAIR_MEASURE: said once
 ev = sel.for_config("evidence")
 st.plotly_chart(charts.constraints_figure(ev), key="constraints")
 st.subheader("Ablation: what each technique is worth alone")

@@ -1,4 +1,5 @@
-"""Roofline: arithmetic intensity vs TFLOP/s with tensor, exponential-unit and memory ceilings."""
+"""Roofline: arithmetic intensity vs TFLOP/s with tensor, exponential-unit and memory ceilings, at the sidebar's
+config (labelled points) or every config of its dtype."""
 
 import streamlit as st
 
@@ -7,7 +8,9 @@ from perfmodel.reporting import SECTION_INTRO, roofline_display
 
 sel = widgets.selection()
 st.title("Roofline")
-st.caption(SECTION_INTRO["roofline"] + f" All {sel.dtype} configs of the run.")
-r = sel.for_dtype("roofline")
-st.plotly_chart(charts.roofline_figure(r), key="roofline")
-st.dataframe(roofline_display(r), hide_index=True, width="stretch")
+st.caption(SECTION_INTRO["roofline"])
+scope = st.radio("Cases", ["this config", f"every {sel.dtype} config"], horizontal=True, key="roofline_scope")
+r = sel.for_config("roofline") if scope == "this config" else sel.for_dtype("roofline")
+st.plotly_chart(charts.roofline_figure(r, why=sel.info.get("unmeasured") or None), key="roofline")
+if not r.empty:
+    st.dataframe(roofline_display(r), hide_index=True, width="stretch")

@@ -10,8 +10,9 @@ from perfmodel.reporting import SECTION_INTRO, regressions_display, stages_displ
 sel = widgets.selection()
 st.title("Stages")
 st.caption(SECTION_INTRO["stages"])
-# the model compiles every stage kernel (seconds each, once per process; the dashboard's warm-up thread does it
-# after the runs' tables): behind a checkbox, on by default, so a slow machine can leave it out
+# the model reads each stage's compiled instruction mix (the disk cache, the package's shipped mixes, else it
+# compiles the stage: seconds each, once; the dashboard's warm-up thread does it after the runs' tables): behind a
+# checkbox, on by default, so a slow machine can leave it out
 model = None
 if st.checkbox("Predictive model beside the bound", value=True, key="stages_model",
                help="perfmodel/predictive.py: each stage's time from its compiled sm_90 code, never from a timing; "
@@ -20,8 +21,9 @@ if st.checkbox("Predictive model beside the bound", value=True, key="stages_mode
     if err:
         st.error(err)
 stages = with_model(sel.for_config("stages"), model)
-st.plotly_chart(charts.stages_figure(stages, sel.for_config("peers")), key="stages")
-st.plotly_chart(charts.terms_figure(stages), key="terms")
+why = sel.info.get("unmeasured") or None  # an --interpret run: the charts say so
+st.plotly_chart(charts.stages_figure(stages, sel.for_config("peers"), why=why), key="stages")
+st.plotly_chart(charts.terms_figure(stages, why=why), key="terms")
 if model is not None:
     st.plotly_chart(charts.model_terms_figure(stages), key="model_terms")
     st.caption("err vs model is the model's time / the measured time − 1 (as `perfmodel model score` gives it); "
@@ -31,7 +33,7 @@ if not stages.empty:
 throttled = throttled_line(stages)
 if throttled:  # the table's `throttled` column names each case's reasons
     st.warning(throttled)
-st.dataframe(stages_display(stages), hide_index=True, width="stretch")
+st.dataframe(stages_display(stages[stages["status"] != "absent"]), hide_index=True, width="stretch")
 reg = sel.for_config("regressions")
 if not reg.empty:
     st.warning("A stage is slower than the stage before it beyond noise (the check the plan forgot); the ablation "

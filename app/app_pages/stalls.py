@@ -1,4 +1,4 @@
-"""Stalls: Nsight Compute warp stall reasons stacked per implementation."""
+"""Stalls: Nsight Compute warp stall reasons stacked per implementation (stages and peers)."""
 
 import streamlit as st
 
@@ -9,5 +9,6 @@ sel = widgets.selection()
 st.title("Stall reasons")
 st.caption(SECTION_INTRO["stalls"] + " Reasons attributed to a constraint carry its number.")
 s = sel.for_config("stalls")
-st.plotly_chart(charts.stalls_figure(s), key="stalls")
-st.dataframe(stalls_display(s), hide_index=True, width="stretch")
+st.plotly_chart(charts.stalls_figure(s, why=sel.info.get("unmeasured") or None), key="stalls")
+if not s.empty:
+    st.dataframe(stalls_display(s), hide_index=True, width="stretch")

@@ -1,7 +1,9 @@
 """`perfmodel compare BASE NEW`: two runs case by case; exit status 1 when a case got slower beyond noise.
 
 Meant for a kernel repository's CI: collect a run on the main branch and one on the change, then compare them.
-The comparison is perfmodel.compare.compare_runs (the same table `perfmodel report --baseline` shows).
+The comparison is perfmodel.compare.compare_runs (the same table `perfmodel report --baseline` shows). Runs of
+different GPU models are not judged: exit status 3 and one sentence, so a CI check whose runner changed GPU
+neither passes nor fails on it silently.
 """
 
 from __future__ import annotations
@@ -23,18 +25,25 @@ A case is a regression when NEW's interval of its median time lies wholly above 
 when both runs kept their timing samples, else both runs' p20-p80 ranges) AND its median is slower by more than
 --threshold-pct. Runs collected before samples were kept are compared on p20-p80, and the output says so.
 
+Runs measured on different GPU models are not compared on time: every case timed in both gets the verdict
+"different GPU" and the command says why (a change there is the hardware's as much as the code's). The kernel code
+each run measured (run.json's kernels_hash) is named on stderr: the same code, different code, or not recorded.
+
 exit status:
   0  no case regressed (improvements, changes within noise or below the threshold, cases not in both runs)
   1  at least one case regressed
   2  a run folder is missing or cannot be read, or an argument is wrong
+  3  the runs were measured on different GPU models: nothing was judged (compare runs of one GPU model)
 
 With --agreement the question is whether two runs of the same code agree (e.g. a merged run of shards against an
 unsharded one): per case both medians and intervals and whether the intervals overlap; exit 0 when every case
-timed in both agrees or differs by less than --threshold-pct, 1 when one differs by more."""
+timed in both agrees or differs by less than --threshold-pct, 1 when one differs by more, 3 on different GPUs."""
+EXIT_OTHER_GPU = 3
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("base", metavar="BASE", help="the baseline run folder (e.g. the main branch's)")
+    parser.add_argument("base", metavar="BASE", help="the baseline run folder or bundled run id (e.g. the main "
+                                                     "branch's)")
     parser.add_argument("new", metavar="NEW", help="the run to check against it (e.g. the change's)")
     # the default is read when the command runs (perfmodel.compare imports pandas; --help should not wait for it)
     parser.add_argument("--threshold-pct", type=float, default=None, metavar="PCT",
@@ -55,18 +64,21 @@ def run(args) -> int:
 
     from collectors.store import RunStoreError
     from perfmodel import runs
-    from perfmodel.compare import DEFAULT_THRESHOLD_PCT, compare_runs, no_longer_ok, regressions
+    from perfmodel.compare import DEFAULT_THRESHOLD_PCT, compare_runs, no_longer_ok, premise, regressions
     if args.threshold_pct is None:
         args.threshold_pct = DEFAULT_THRESHOLD_PCT
     if not (math.isfinite(args.threshold_pct) and args.threshold_pct >= 0):
         raise UserError(f"--threshold-pct must be a percentage of at least 0, got {args.threshold_pct:g}.")
-    base, new = runs.load_run(args.base), runs.load_run(args.new)
+    # a bundled run's id names it here as in report, gates and dashboard
+    base, new = (runs.load_run(d) for d in runs.resolve_run_dirs([args.base, args.new]))
     try:
         cmp = compare_runs(new, base, threshold_pct=args.threshold_pct)
     except RunStoreError as e:  # a table part that cannot be read: the run folder is corrupt
         raise UserError(str(e).rstrip(".") + ".") from None
+    why = premise(new, base)
     if args.agreement:
-        return _agreement(cmp, base, new, args.threshold_pct)
+        code = _agreement(cmp, base, new, args.threshold_pct)
+        return _premise_lines(why) or code
     from perfmodel.reporting import comparison_display, markdown_table
 
     if args.format == "csv":
@@ -83,23 +95,29 @@ def run(args) -> int:
         with pd.option_context("display.max_rows", None, "display.width", 250):
             print(comparison_display(cmp).to_string(index=False))
     _summary(cmp, base, new, regressions(cmp), no_longer_ok(cmp), args.threshold_pct)
-    return 1 if not regressions(cmp).empty else 0
+    return _premise_lines(why) or (1 if not regressions(cmp).empty else 0)
+
+
+def _premise_lines(why) -> int:
+    """Say on stderr which kernel code the runs measured and, on different GPUs, why nothing was judged; the exit
+    status that forces (EXIT_OTHER_GPU on different GPUs, else 0)."""
+    print(why.kernels_line(), file=sys.stderr)
+    if why.same_gpu:
+        return 0
+    print(why.gpu_line(), file=sys.stderr)
+    return EXIT_OTHER_GPU
 
 
 def _summary(cmp, base, new, bad, gone, threshold_pct: float) -> None:
     """What the verdicts add up to, on stderr (so that --format csv/json stays machine-readable on stdout)."""
-    from perfmodel import runs
-    from perfmodel.compare import PCT_LABEL
+    from perfmodel.compare import PAIR_PCT_LABEL
 
     err = sys.stderr
     counts = cmp["verdict"].value_counts()
     print(", ".join(f"{int(n)} {v}" for v, n in counts.items()) or "no cases in either run", file=err)
-    if cmp["interval"].eq(PCT_LABEL).any():
-        print(f"compared on p20–p80 (at least one run kept no timing samples, so no bootstrap CI): p20–p80 is the "
+    if cmp["interval"].eq(PAIR_PCT_LABEL).any():
+        print("compared on p20–p80 (at least one run kept no timing samples, so no bootstrap CI): p20–p80 is the "
               "spread of one repetition, wider than the median's CI, so only large changes can show.", file=err)
-    if (runs.gpu_name(base) or "") != (runs.gpu_name(new) or ""):
-        print(f"warning: the runs were measured on different GPUs ({runs.gpu_name(base) or 'none'} vs "
-              f"{runs.gpu_name(new) or 'none'}).", file=err)
     for r in gone.itertuples():
         status = r.status_new if isinstance(r.status_new, str) else "missing"
         print(f"note: {r.impl} at {r.config_id} was timed in the baseline but is {status} in {new.run_id}.",
@@ -114,10 +132,12 @@ def _agreement(cmp, base, new, threshold_pct: float) -> int:
     whose intervals are apart by less than the threshold is shown as such and does not fail."""
     import pandas as pd
 
+    from perfmodel.compare import OTHER_GPU
+
     timed = cmp[cmp["verdict"] != "not comparable"].copy()
     near = f"apart, within {threshold_pct:g}%"
     timed["agree"] = timed["verdict"].map(lambda v: "yes" if v == "within noise" else near if v == "below threshold"
-                                          else "NO")
+                                          else "not judged" if v == OTHER_GPU else "NO")
     show = pd.DataFrame({
         "impl": timed["impl"], "config_id": timed["config_id"],
         f"{base.run_id} ms": timed["time_ms_base"].map("{:.4g}".format),

@@ -1,8 +1,10 @@
 """`perfmodel dashboard [RUN_DIR ...] [--port N]`: the Streamlit dashboard on the given runs.
 
 One process to stop: SIGINT or SIGTERM to `perfmodel dashboard` stop the Streamlit server it started (and the
-server also ends if this process is killed outright). A busy port is refused before the server starts, and the
-success line is printed only once the server accepts connections.
+server also ends if this process is killed outright). The server runs in a session of its own, so Ctrl-C in the
+terminal reaches this process alone, which stops the server once (one "Stopping...", not one per signal). A busy
+port is refused before the server starts, and the success line is printed only once the server accepts
+connections. The server shows no "Deploy" button (`--client.toolbarMode minimal`): this is a local viewer.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def command(run_dirs: list[Path], port: int, address: str) -> list[str]:
     return [sys.executable, "-m", "app.serve",
             "--server.headless", "true", "--server.port", str(port), "--server.address", address,
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal",
             "--", *[str(p) for p in run_dirs]]
 
 
@@ -63,7 +66,9 @@ def run(args) -> int:
     # The server starts while the runs are checked here (reading a run needs pandas: most of a second); a run
     # that cannot be read stops it again and ends in one sentence, before any browser sees it. The server ends
     # with this process: SIGINT or SIGTERM to it stop the server too, and so does its death (child_process_options).
-    proc = subprocess.Popen(command(dirs, args.port, args.address), env=env, **child_process_options())
+    # Its own session: a terminal's Ctrl-C signals this process only, never both (the server would stop twice).
+    proc = subprocess.Popen(command(dirs, args.port, args.address), env=env, start_new_session=True,
+                            **child_process_options())
     try:
         with sigterm_as_interrupt():
             from perfmodel import runs
