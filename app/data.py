@@ -25,11 +25,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from perfmodel import compare as _compare
-from perfmodel import model_cases as _cases
-from perfmodel import reporting as _report
 from perfmodel import runs as _runs
 from perfmodel.errors import UserError
+from perfmodel.model import model_cases as _cases
+from perfmodel.reports import compare as _compare, displays as _displays, report_data as _report_data
 
 ENV_VAR = "PERFMODEL_RUN_DIRS"
 
@@ -87,14 +86,14 @@ _RUN_LOCKS: dict[str, threading.Lock] = {}
 
 
 def tables(run_dir: str, stamp: float) -> dict:
-    """Every analysis table of the run (perfmodel.reporting.collect) as a dict of DataFrames, computed once per
-    process and run.json stamp; a second caller (the warm-up thread, a page) waits for the first."""
+    """Every analysis table of the run (perfmodel.reports.report_data.collect) as a dict of DataFrames, computed once
+    per process and run.json stamp; a second caller (the warm-up thread, a page) waits for the first."""
     with _TABLES_LOCK:
         lock = _RUN_LOCKS.setdefault(run_dir, threading.Lock())
     with lock:
         hit = _TABLES.get(run_dir)
         if hit is None or hit[0] != stamp:
-            data = _report.collect(_runs.load_run(run_dir), predictive=False)  # the model: `model_table`
+            data = _report_data.collect(_runs.load_run(run_dir), predictive=False)  # the model: `model_table`
             hit = (stamp, {
                 "gates": data.gates, "stages": data.stages, "peers": data.peers, "constraints": data.constraints,
                 "stalls": data.stalls, "roofline": data.roofline, "batching": data.batching,
@@ -113,8 +112,8 @@ _MODEL_LOCK = threading.Lock()
 
 
 def model_table(run_dir: str, stamp: float) -> pd.DataFrame:
-    """The predictive model per stage case of the run (perfmodel.model_cases.model_table on the run's stage table),
-    computed once per process and run.json stamp, one run at a time."""
+    """The predictive model per stage case of the run (perfmodel.model.model_cases.model_table on the run's stage
+    table), computed once per process and run.json stamp, one run at a time."""
     stages = tables(run_dir, stamp)["stages"]
     with _MODEL_LOCK:
         hit = _MODEL.get(run_dir)
@@ -130,7 +129,7 @@ def _model_cases(run_dir: str, stamp: float) -> pd.DataFrame:
 
 
 def model_cases(run_dir: str) -> pd.DataFrame:
-    """perfmodel.model_cases.model_table of the run: the model's time, error, binding term and terms per case."""
+    """perfmodel.model.model_cases.model_table of the run: the model's time, error, binding term and terms per case."""
     return _model_cases(run_dir, _stamp(run_dir))
 
 
@@ -140,7 +139,7 @@ def _bundle(run_dir: str, stamp: float) -> dict:
 
 
 def bundle(run_dir: str) -> dict:
-    """Every analysis table of the run (perfmodel.reporting.collect), as a dict of DataFrames."""
+    """Every analysis table of the run (perfmodel.reports.report_data.collect), as a dict of DataFrames."""
     return _bundle(run_dir, _stamp(run_dir))
 
 
@@ -159,7 +158,8 @@ def _premise(run_dir: str, base_dir: str, stamps: tuple[float, float]) -> _compa
 
 
 def premise(run_dir: str, base_dir: str) -> _compare.Premise:
-    """perfmodel.compare.premise: the GPU models and kernel code of the two runs (whether their times are judged)."""
+    """perfmodel.reports.compare.premise: the GPU models and kernel code of the two runs (whether their times are
+    judged)."""
     return _premise(run_dir, base_dir, (_stamp(run_dir), _stamp(base_dir)))
 
 
@@ -170,17 +170,18 @@ def config_ids(run_dir: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _gate_configs() -> tuple[str, ...]:
-    from perfmodel.einstein import load_model
-    from perfmodel.gates import scope
+    from perfmodel.plan.einstein_file import load_model
+    from perfmodel.plan.gate_reading import scope
 
     return tuple(dict.fromkeys(c.id for g in load_model().gates for c in scope(g)))
 
 
 @functools.lru_cache(maxsize=1)
 def batching_command() -> str:
-    """The command `perfmodel gates` names for the plan's batching gate (perfmodel.gates.measure_command)."""
-    from perfmodel.einstein import load_model
-    from perfmodel.gates import measure_command
+    """The command `perfmodel gates` names for the plan's batching gate
+    (perfmodel.plan.gate_reading.measure_command)."""
+    from perfmodel.plan.einstein_file import load_model
+    from perfmodel.plan.gate_reading import measure_command
 
     return next((measure_command(g) for g in load_model().gates if g.metric.startswith("batching.")), "")
 
@@ -203,7 +204,7 @@ def _warm(dirs: list[str]) -> None:
             first = t["stages"]["config_id"].iloc[0] if not t["stages"].empty else None
             charts.stages_figure(t["stages"][t["stages"]["config_id"] == first],
                                  t["peers"][t["peers"]["config_id"] == first]).to_plotly_json()
-            _report.gates_display(t["gates"]).style.to_html()  # pandas' Styler (jinja2), as the gate table uses
+            _displays.gates_display(t["gates"]).style.to_html()  # pandas' Styler (jinja2), as the gate table uses
     for d in dirs:  # the Stages page's model last: it compiles kernels, and no other page needs it
         try:
             model_table(d, _stamp(d))

@@ -1,5 +1,5 @@
-"""Display frames only the dashboard shows (the report's are in perfmodel/reporting.py): the list of runs, one run's
-stages at a config (Runs page) and the batching cases (Batching page), with readable headers and "—" where a
+"""Display frames only the dashboard shows (the report's are in perfmodel/reports/displays.py): the list of runs, one
+run's stages at a config (Runs page) and the batching cases (Batching page), with readable headers and "—" where a
 value is missing, as every other table of the dashboard and the report writes it, and the reason beside a case
 without a figure."""
 

@@ -27,7 +27,6 @@ document and does not know the kernel's fields. A user's kernel function declare
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import itertools
@@ -233,14 +232,3 @@ def stage_names() -> list[str]:
 def last_tuned_config() -> str:
     """The config stage 5 ran with on its last call ('' before any call); imports stage 5 if needed."""
     return get_stage(5).module().last_tuned_config()
-
-
-def pinned(name: str, tuned_config: str | None):
-    """Within the block, implementation `name` runs the config its `tuned_config` report names instead of tuning
-    (`Impl.pinned`); a no-op for an implementation without such configs or a name the registry does not know."""
-    from .registry import ImplError, get
-
-    try:
-        return get(name).pinned(tuned_config)
-    except ImplError:
-        return contextlib.nullcontext()

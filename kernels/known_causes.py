@@ -12,7 +12,7 @@ of the user's file that did it and the fix, or gives None for anything else (the
     @triton.autotune         several configs: the autotuner benchmarks them, which needs a GPU (its frame is in
                              the traceback); under --interpret one config must be pinned
 
-kernels.registry.load uses it for an import, collectors.case_rows.case_error for a call and the census for its
+kernels.user_kernels.load uses it for an import, collectors.timing.failures.case_error for a call and the census for its
 compile. Nothing here imports torch or triton.
 """
 

@@ -1,6 +1,6 @@
 """Which kernel code this is: one hash over the sources of the installed `kernels` package.
 
-A run records it (run.json `environment.kernels_hash`, collectors/env.py) so that a report, the dashboard or
+A run records it (run.json `environment.kernels_hash`, collectors/sweep/env.py) so that a report, the dashboard or
 `perfmodel runs` can say, on a laptop install too, whether the figures it shows were measured on the kernels
 installed there (perfmodel.runs.kernel_code), and the compiled instruction mixes are filed under it
 (perfmodel's mix cache). It covers every .py and .toml file of the package (the stages, their shared Gluon and
@@ -19,11 +19,12 @@ from pathlib import Path
 
 # The files the hash covers: the package's sources and the data it ships (pyproject.toml's package-data for kernels
 # is *.toml), found recursively, __pycache__ left out, less the bookkeeping that runs no kernel and sizes none: the
-# registry of implementations and its package __init__ (which exist, how a user's is loaded), the messages for
-# known causes, the suites (which configs a name means) and this module. Reorganizing those leaves every run's
-# kernels as they were.
+# registry of implementations and its package __init__ (which exist), how a user's kernel is named and loaded and
+# how any name is looked up (user_kernels.py, importable.py, lookup.py), the messages for known causes, the suites
+# (which configs a name means) and this module. Reorganizing those leaves every run's kernels as they were.
 KERNELS_SOURCE_SUFFIXES = (".py", ".toml")
-BOOKKEEPING = frozenset({"__init__.py", "registry.py", "known_causes.py", "suites.py", "source.py"})
+BOOKKEEPING = frozenset({"__init__.py", "registry.py", "user_kernels.py", "importable.py", "lookup.py",
+                         "known_causes.py", "suites.py", "source.py"})
 KERNELS_HASH_DIGITS = 12  # hex digits kept
 # run.json environment.kernels_hash_source of a run whose hash collect computed (a backfilled run names its commit)
 COLLECTED_KERNELS_SOURCE = "the installed kernels package, when the run was collected"

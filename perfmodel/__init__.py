@@ -1,7 +1,8 @@
 """perfmodel: measure Triton flash-attention kernels on an H100 and hold the "Einstein inversion" plan to the data.
 
-Subpackages by data flow: `kernels` (the Triton stages and their peers) -> `collectors` (timing, Nsight Compute,
-the run store) -> `perfmodel` (predictions, comparisons, reports, the CLI) -> `app` (the dashboard).
+Packages by data flow (README.md, "Layout"): `kernels` (the Triton stages and their peers) -> `collectors`
+(measurement, and the sweep of `perfmodel collect`) -> `runstore` (the run folders) -> `perfmodel` (the plan, the
+model, the reports, the CLI) -> `app` (the dashboard).
 """
 
 from __future__ import annotations

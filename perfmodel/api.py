@@ -4,17 +4,17 @@
     from my_attn import attention                              # your kernel, in a module file beside the notebook
     run = perfmodel.collect(impls={"mine": attention}, configs=["B=1,H=2,S=128,D=64,causal"],
                             out="runs", interpret=True)          # interpret=False (default) on an H100/H200
-    run.table("correctness")                                   # the documented DataFrames (collectors/schema.py)
+    run.table("correctness")                                   # the documented DataFrames (runstore/schema.py)
     perfmodel.report(run, out="report.html")
 
 `collect` takes the same choices as `perfmodel collect` (stages, refs, suite or configs, ncu, ablation,
-determinism) and returns the run opened for reading (`collectors.store.Run`); `load_run(path)` opens an existing
+determinism) and returns the run opened for reading (`runstore.reader.Run`); `load_run(path)` opens an existing
 run folder. Errors are the command line's: one sentence, raised as `perfmodel.errors.UserError`. What the command
 line prints as warnings after a run (each case or census that failed or was wrong, with its reason; the run's
 problems; and, when every kernel of yours failed or was wrong, that sentence) `collect` gives as warnings of the
 category `perfmodel.errors.CollectWarning`, one each, and still returns the run: the failures are findings to read
 in its tables, not errors (a notebook shows warnings; `warnings.simplefilter("error", CollectWarning)` makes them
-raise, `warnings.catch_warnings(record=True)` collects them). Ctrl-C raises `collectors.collect.Interrupted`
+raise, `warnings.catch_warnings(record=True)` collects them). Ctrl-C raises `collectors.sweep.options.Interrupted`
 (a KeyboardInterrupt) whose `run_dir` holds what was measured.
 
 An implementation is the function itself or a SPEC naming it ('path/to/attn.py:attention' or
@@ -45,12 +45,13 @@ def collect(impls: dict[str, str | Callable] | None = None, configs: Iterable | 
     peers named by `stages` / `refs` on `configs` (AttentionConfig objects or 'B=..,H=..,S=..,D=..[,causal]'
     strings; default: the suite) and return the run. `interpret=True` runs on the CPU (Triton's interpreter:
     correctness and census; timings and counters are recorded as not measured, and ncu is not used)."""
-    from collectors.collect import CollectError, CollectOptions
-    from perfmodel.scoring import prediction_rows
-    from collectors.collect import collect as run_collect
-    from collectors.ncu_profile import NcuError
-    from collectors.store import RunStoreError, load_run as open_run
+    from collectors.ncu.profile import NcuError
+    from collectors.sweep.collect import collect as run_collect
+    from collectors.sweep.options import CollectError, CollectOptions
     from kernels.workload import AttentionConfig, parse_config
+    from perfmodel.model.predictors import prediction_rows
+    from runstore.layout import RunStoreError
+    from runstore.reader import load_run as open_run
 
     parsed = tuple(c if isinstance(c, AttentionConfig) else parse_config(str(c)) for c in (configs or ()))
     try:
@@ -70,8 +71,8 @@ def _warn_findings(run) -> None:
     """Each line `perfmodel collect` prints as a warning after `run`, as a CollectWarning (module docstring)."""
     import warnings
 
-    from perfmodel.collect_summary import findings, yours_failed, yours_failed_sentence
     from perfmodel.errors import CollectWarning
+    from perfmodel.reports.collect_summary import findings, yours_failed, yours_failed_sentence
 
     lines = findings(run)
     failed = yours_failed(run)
@@ -81,8 +82,8 @@ def _warn_findings(run) -> None:
 
 def load_run(path: str | os.PathLike):
     """The run folder at `path`, opened for reading; `.table(name)` gives its DataFrames, `.meta` its run.json."""
-    from collectors.store import RunStoreError
-    from collectors.store import load_run as open_run
+    from runstore.layout import RunStoreError
+    from runstore.reader import load_run as open_run
 
     try:
         return open_run(path)
@@ -93,7 +94,7 @@ def load_run(path: str | os.PathLike):
 def report(run, out: str | os.PathLike | None = None, *, baseline=None, fmt: str | None = None) -> str:
     """The report of `run` (a Run or a run folder) as text, HTML by default or Markdown (fmt='md', or an `out`
     ending in .md); written to `out` when given. `baseline` (a Run or folder) adds the comparison columns."""
-    from perfmodel.reporting import build_report
+    from perfmodel.reports.reporting import build_report
 
     run = load_run(run) if isinstance(run, (str, os.PathLike)) else run
     if isinstance(baseline, (str, os.PathLike)):

@@ -1,7 +1,7 @@
 """The `perfmodel` command line: `main(argv) -> int`, one subcommand per module in `perfmodel/commands/`.
 
-The CLI is the top of the toolkit, so it is the one place in `perfmodel/` that reaches back to `collectors/`
-(for `bench` and `collect`); the analysis modules never do.
+The CLI is the top of the toolkit: its commands drive collectors/ (`bench`, `collect`, `import`, `merge`) and read
+runs through perfmodel/runs.py; the plan, the model and the reports below it never start a measurement.
 
 The base install has neither torch nor triton (pyproject.toml): every command imports what it needs when it runs,
 and a command whose extra is not installed ends in one sentence naming it (`EXTRAS`, `missing_extra`).
@@ -19,8 +19,8 @@ import importlib.util
 import os
 import sys
 
-from perfmodel import __version__
 from kernels.workload import ConfigError
+from perfmodel import __version__
 from perfmodel.errors import UserError
 
 # subcommand -> module under perfmodel.commands, in the order `--help` lists them.
@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 # triton.language's own @jit helpers, and at the import of each kernel module, for the life of the process (forcing
 # triton.knobs.runtime.interpret off afterwards leaves those helpers interpreted, and Gluon's import then fails).
 # No command runs a kernel under the interpreter in this process (`collect --interpret` starts a child with the
-# variable set, collectors/worker.py), while the census and the predictive model compile the stages for sm_90 in it
-# (collectors/census.py), which an interpreted import turns into running the kernel on the CPU at full size.
+# variable set, collectors/sweep/worker.py), while the census and the predictive model compile the stages for sm_90 in
+# it (collectors/census/census.py), which an interpreted import turns into running the kernel on the CPU at full size.
 INTERPRETER_VARIABLE = "TRITON_INTERPRET"
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.safe_io import atomic_write_text
 from perfmodel.errors import UserError
+from runstore.safe_io import atomic_write_text
 
 
 def write_output(path: str | Path, text: str) -> None:

@@ -1,7 +1,7 @@
 """The analysis layer's door to run folders.
 
 Reports, gates and the dashboard read runs only through here: it wraps the run store's reader
-(`collectors.store.load_run`), checks every table part before anything is computed (`check_tables`: corrupt or
+(`runstore.reader.load_run`), checks every table part before anything is computed (`check_tables`: corrupt or
 truncated Parquet, renamed columns, text in number columns, a future schema version, mistyped run.json fields),
 turns a corrupt or missing run into a `UserError` with one clear sentence (also for a damaged part found only
 when a table is read), and
@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kernels.source import COLLECTED_KERNELS_SOURCE, kernels_code
-from collectors.store import Run, RunStoreError, check_tables, list_runs as _list_runs, load_run as _load_run
 from perfmodel.errors import UserError
+from runstore.layout import RunStoreError
+from runstore.reader import Run, check_tables, list_runs as _list_runs, load_run as _load_run
 
 __all__ = ["Run", "load_run", "load_runs", "bundled_run_dirs", "default_run_dir", "resolve_run_dirs",
            "list_runs", "gpu_name", "run_label", "unmeasured_reason", "created", "KernelCode", "kernel_code",
@@ -67,7 +68,7 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
 
 
 def list_runs(root: str | Path):
-    """Runs under `root` as a DataFrame (see collectors.store.list_runs), with each readable run's `kernel_code`
+    """Runs under `root` as a DataFrame (see runstore.reader.list_runs), with each readable run's `kernel_code`
     (column `kernels`: installed, differs or unknown, and `kernels_line`: its sentence, '' when installed)."""
     try:
         df = _list_runs(Path(root).expanduser())

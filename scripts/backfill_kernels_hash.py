@@ -16,7 +16,7 @@ every run, old or new, and `kernels_hash_source` keeps a backfilled hash apart f
 A run that already has a kernels_hash, or whose commit this checkout does not hold, is left as it is, so the script
 can run again without changing anything; `--again` hashes the backfilled ones again (after kernels.source changed
 which files count), never one that collect recorded. The file is rewritten as the run store writes it
-(collectors.safe_io.atomic_write_json), its other fields untouched.
+(runstore.safe_io.atomic_write_json), its other fields untouched.
 
     python scripts/backfill_kernels_hash.py             # every run.json under runs/ and perfmodel/bundled/
     python scripts/backfill_kernels_hash.py --check     # only say what it would write
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kernels.source import is_kernels_source, kernels_digest  # noqa: E402
-from collectors.safe_io import atomic_write_json  # noqa: E402
+from runstore.safe_io import atomic_write_json  # noqa: E402
 
 PACKAGE = "kernels"
 

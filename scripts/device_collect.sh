@@ -78,7 +78,7 @@ fi
 python3 - "$run_dir" <<'PY' 2>&1 | tee "$OUT/summary.txt"
 import json, sys
 import pandas as pd
-from collectors.store import load_run
+from runstore.reader import load_run
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 run = load_run(sys.argv[1])

@@ -23,9 +23,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from collectors.bench import make_input_sets, resolve
-    from collectors.timing import (GraphUnavailable, host_launch_us, inputs_for_rotation, l2_bytes, time_call,
-                                   time_graph)
+    from collectors.timing.bench import make_input_sets, resolve
+    from collectors.timing.measure import (GraphUnavailable, host_launch_us, inputs_for_rotation, l2_bytes, time_call,
+                                           time_graph)
     from kernels.workload import parse_config
 
     cfg = parse_config(args.config)

@@ -59,7 +59,7 @@ fi
 python3 - "$RUNS" <<'PY' 2>&1 | tee "$OUT/summary.txt"
 import json, sys
 from pathlib import Path
-from collectors.store import is_run_dir, load_run
+from runstore.reader import is_run_dir, load_run
 root = Path(sys.argv[1])
 folders = sorted((root / "shards").glob("*/")) + [root / "merged"] + sorted((root / "unsharded").glob("*/"))
 for folder in folders:

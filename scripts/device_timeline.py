@@ -8,11 +8,11 @@ Needs only what the GPU machine has (torch, Triton 3.6, pandas, pyarrow, numpy) 
 it from the repository root). Per config and stage:
 
 1. the stage runs once bare (stage 5 tunes here) with its Triton launch recorded: the compiled kernel's
-   partitions and grid plan the capture (collectors/timeline_capture.py: one warp per warp group, a global buffer
+   partitions and grid plan the capture (collectors/timeline/capture.py: one warp per warp group, a global buffer
    holding every record);
 2. one launch of the instrumented build runs inside a Proton session (backend "instrumentation"); Proton writes its
-   Chrome trace, which is read into the `timeline` table (collectors/timeline_read.py, schema in
-   collectors/schema.py) and turned into figures with their spread (collectors/timeline_figures.py);
+   Chrome trace, which is read into the `timeline` table (collectors/timeline/read.py, schema in
+   runstore/schema.py) and turned into figures with their spread (collectors/timeline/figures.py);
 3. bare and instrumented are timed by the same method (CUDA-graph replay when both can be captured); a timeline
    whose instrumentation slowed the kernel by more than 10%, whose buffers dropped records, or whose output differs
    from the bare kernel's is refused, with the reason.
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--archive", action="store_true", help="one .tar per config instead of the file tree")
     args = parser.parse_args(argv)
 
-    from collectors.timeline_capture import proton_problem
+    from collectors.timeline.capture import proton_problem
     from kernels.workload import ConfigError, parse_config
 
     try:
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
 
 
 def _not_run(stage, config, reason) -> dict:
-    from collectors.schema import case_key
+    from runstore.schema import case_key
 
     return {**case_key(stage, config), "status": "not_run", "reason": reason}
 
@@ -165,14 +165,14 @@ def run_case(stage: str, config, out: Path, gpu: str, args) -> Case:
     """Capture, read, time and judge one case."""
     import torch
 
-    from collectors.schema import case_key
-    from collectors.stats import ratio_gain_ci
-    from collectors.timeline_capture import TimelineUnavailable, jit_launches, plan_capture, record_launch, timed_pair
-    from collectors.timeline_figures import figures, overhead_pct, overhead_refusal
-    from collectors.timeline_read import TraceUnreadable, load_trace, read_timeline, select_sms, spread_sms
-    from collectors.timing import inputs_for_rotation, l2_bytes
+    from collectors.timeline.capture import TimelineUnavailable, jit_launches, plan_capture, record_launch, timed_pair
+    from collectors.timeline.figures import figures, overhead_pct, overhead_refusal
+    from collectors.timeline.read import TraceUnreadable, load_trace, read_timeline, select_sms, spread_sms
+    from collectors.timing.measure import inputs_for_rotation, l2_bytes
+    from collectors.timing.stats import ratio_gain_ci
     from kernels._launch import KernelUnsupported
     from kernels.workload import torch_dtype
+    from runstore.schema import case_key
 
     key = case_key(stage, config)
     row = {**key, "status": "failed", "reason": "", "gpu": gpu}
@@ -326,7 +326,7 @@ def write_tables(out: Path, config, timelines: list, figs: list) -> list[Path]:
     """The config's timeline table (schema columns; run_id empty: no run store yet) and figures, as Parquet."""
     import pandas as pd
 
-    from collectors.schema import columns
+    from runstore.schema import columns
 
     tables = out / "tables"
     tables.mkdir(exist_ok=True)

@@ -1,6 +1,6 @@
 """Write the golden predictions of today's model version: tests/data/model_golden/v<MODEL_VERSION>.json.gz.
 
-    python scripts/model_golden.py          # after bumping perfmodel.predictive.MODEL_VERSION
+    python scripts/model_golden.py          # after bumping perfmodel.model.predictive.MODEL_VERSION
 
 The file holds, for a few cases, everything a prediction reads (the instruction mix, the GPU's figures with their
 micro-benchmarks, the launch facts) and what the model and the bound predicted from it. tests/test_model_golden.py
@@ -46,17 +46,16 @@ def prediction_record(p) -> dict:
 
 
 def main() -> int:
-    from collectors.mix_cache import kernel_to_dict, mix_to_dict
-    from collectors.mix_cache import instruction_mix
     from kernels.hardware import get_gpu
     from kernels.workload import parse_config
-    from perfmodel import bound, predictive
-    from perfmodel.run_gpu import with_micro
+    from perfmodel.model import bound, predictive
+    from perfmodel.model.mix_cache import instruction_mix, kernel_to_dict, mix_to_dict
+    from perfmodel.model.run_gpu import with_micro
 
     path = golden_path(predictive.MODEL_VERSION)
     if path.exists():
         print(f"{path.relative_to(ROOT)} exists: version {predictive.MODEL_VERSION} is written; bump "
-              "perfmodel.predictive.MODEL_VERSION for a changed model.", file=sys.stderr)
+              "perfmodel.model.predictive.MODEL_VERSION for a changed model.", file=sys.stderr)
         return 2
     cases, kernels = [], {}
     for text, gpu_key, micro in CASES:

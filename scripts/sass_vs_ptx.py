@@ -2,16 +2,17 @@
 
     python scripts/sass_vs_ptx.py [--out FILE]
 
-Each stage is compiled for sm_90 on the CPU as the census compiles it (collectors/sass_mix.py `compile_stage`),
+Each stage is compiled for sm_90 on the CPU as the census compiles it (perfmodel/model/sass_mix.py `compile_stage`),
 at the seed config (B16 H16 S2048 D64 causal fp16) and at B4 H16 S4096 D128 fp16, causal (the seed's other values)
 and not (the fa3-grid config the H200 run of 2026-12-01 measured). For every math loop it prints:
 
 1. the mix in instruction_mix.LoopMix's classes, one PTX row (instruction_mix.loop_mix, what the model reads
-   today) and one SASS row (collectors.sass_mix: the same fields read from `nvdisasm` of the cubin), with
+   today) and one SASS row (perfmodel.model.sass_mix: the same fields read from `nvdisasm` of the cubin), with
    `none` = instructions in no class (wgmma fence / commit / wait; WARPGROUP.ARRIVE / DEPBAR), and the replay
-   of one warp group alone (collectors.critical_path.iteration_seconds at the bundled H200 run's micro-benchmarks,
+   of one warp group alone (perfmodel.model.critical_path.iteration_seconds at the bundled H200 run's micro-benchmarks,
    kernels.hardware h200-sxm) on the PTX nodes and on the SASS nodes;
-2. the SASS in its own pipe classes (collectors/sass_ops.py CLASSES; uniform-datapath ops apart, `@!PT` apart), with the
+2. the SASS in its own pipe classes (collectors/census/sass_ops.py CLASSES; uniform-datapath ops apart, `@!PT` apart),
+with the
    predicated count, the mbarrier retries left out and the control words' stall cycles summed.
 
 Counts are per thread and iteration, static (both sides of a branch in the loop). Nothing here is measured: the
@@ -44,8 +45,8 @@ def _configs():
 def _latencies():
     """The replay's latencies at the bundled H200 run's micro-benchmarks (None when none is bundled)."""
     from kernels.hardware import GPUS
-    from perfmodel.predictive import latencies
-    from perfmodel.run_gpu import with_micro
+    from perfmodel.model.predictive import latencies
+    from perfmodel.model.run_gpu import with_micro
 
     return latencies(with_micro(GPUS["h200-sxm"], {}, ""))
 
@@ -55,8 +56,8 @@ def frames():
     math loop)."""
     import pandas as pd
 
-    from collectors import critical_path, sass_mix
-    from collectors.instruction_mix import MixError, kernel_mix
+    from perfmodel.model import critical_path, sass_mix
+    from perfmodel.model.instruction_mix import MixError, kernel_mix
 
     lat = _latencies()
     mix_rows, class_rows = [], []
@@ -114,7 +115,8 @@ def render(mix, classes) -> str:
         part = mix[mix["config"] == config].drop(columns="config").rename(columns=short)
         out.append(part.to_string(index=False))
         if len(classes):
-            out.append(f"\n== {config}: SASS pipe classes (collectors/sass_ops.py CLASSES; zero columns left out)")
+            out.append(f"\n== {config}: SASS pipe classes (collectors/census/sass_ops.py CLASSES; zero columns left "
+                       "out)")
             part = classes[classes["config"] == config].drop(columns="config")
             keep = [c for c in part.columns if c in ("stage", "loop", "match") or (part[c] != 0).any()]
             out.append(part[keep].to_string(index=False))
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
-    from collectors.safe_io import atomic_write_text
+    from runstore.safe_io import atomic_write_text
 
     text = provenance() + "\n\n" + render(*frames())
     print(text)

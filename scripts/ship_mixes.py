@@ -3,9 +3,9 @@
     python scripts/ship_mixes.py
 
 `perfmodel report`, `gates` and the dashboard then show the predictive model for the bundled runs without compiling,
-and on a laptop without Triton at all (collectors/mix_cache.py reads the shipped mixes when the kernels' source hash
-is the installed one). Run it after any change under kernels/ (tests/test_mix_cache.py fails until then) or a Triton
-upgrade; it replaces the folder, so no mix of an older kernel stays behind.
+and on a laptop without Triton at all (perfmodel/model/mix_cache.py reads the shipped mixes when the kernels' source
+hash is the installed one). Run it after any change under kernels/ (tests/test_mix_cache.py fails until then) or a
+Triton upgrade; it replaces the folder, so no mix of an older kernel stays behind.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ def main() -> int:
     shutil.rmtree(target, ignore_errors=True)  # the shipped layer must not answer while it is being made
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PERFMODEL_CACHE_DIR"] = tmp
-        from collectors.mix_cache import FORMAT, triton_version, user_cache_dir
-        from collectors.safe_io import atomic_write_json
         from kernels.source import source_hash
-        from perfmodel.model_cases import model_table
+        from perfmodel.model.mix_cache import FORMAT, triton_version, user_cache_dir
+        from perfmodel.model.model_cases import model_table
         from perfmodel.runs import bundled_run_dirs, load_run
+        from runstore.safe_io import atomic_write_json
 
         for path in bundled_run_dirs():
             table = model_table(load_run(path))

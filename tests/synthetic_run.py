@@ -1,7 +1,7 @@
 """A small SYNTHETIC run folder for the analysis, report and dashboard tests (never shipped, never shown as real).
 
 The figures below are made up so that hand-computed answers are easy (round times, simple stall shares); they
-follow the run-store schema (collectors/schema.py) and are written with the store's own writer. When a real
+follow the run-store schema (runstore/schema.py) and are written with the store's own writer. When a real
 H100 run is bundled, tests that check figures against hand computation should read that run instead.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.store import RunWriter
 from kernels.suites import SEED
 from kernels.workload import AttentionConfig
+from runstore.writer import RunWriter
 
 GPU = "NVIDIA H100 80GB HBM3"
 STAGES = ["stage0_baseline", "stage1_warpspec", "stage2_reduced_sync", "stage3_persistent", "stage4_overlap",

@@ -12,13 +12,14 @@ import pytest
 import torch
 
 import kernels
-from collectors import ablation as A
-from collectors.schema import columns
-from collectors.store import RunWriter, load_run
-from collectors.timing import Timing
+from collectors.sweep import ablation as A
+from collectors.timing.measure import Timing
 from kernels.workload import AttentionConfig
-from perfmodel import ablation as PA
 from perfmodel.cli import main
+from perfmodel.reports import ablation as PA
+from runstore.reader import load_run
+from runstore.schema import columns
+from runstore.writer import RunWriter
 
 STAGE5 = kernels.get_stage("stage5_full")
 NONCAUSAL = AttentionConfig(B=1, H=2, S=128, D=64, causal=False, dtype="fp16")
@@ -69,7 +70,7 @@ def test_variant_ids_are_stable_and_distinct():
 # ---- switch variants are real compiled variants (sm_90, no GPU needed) --------------------------------------
 @pytest.fixture(scope="module")
 def variant_census():
-    from collectors.census import census
+    from collectors.census.census import census
 
     def of(cfg_kernel, config=NONCAUSAL):
         return census("stage5_full", config, tuned_config=str(cfg_kernel))
@@ -90,7 +91,7 @@ def test_each_switch_changes_the_compiled_kernel(variant_census):
 def test_switches_show_their_technique_in_the_code(variant_census):
     import re
 
-    from collectors.census import math_loops
+    from collectors.census.ptx import math_loops
 
     Config = STAGE5.module().Config
     big = NONCAUSAL.with_(B=16, H=16, S=2048)
@@ -205,7 +206,7 @@ def test_stage_regression_is_flagged_with_the_ablation_that_explains_it(tmp_path
 
 
 def test_report_shows_the_ablation_first(tmp_path):
-    from perfmodel.reporting import build_report
+    from perfmodel.reports.reporting import build_report
 
     run, _ = _synthetic_ablation_run(tmp_path)
     md = build_report(run, fmt="md")
@@ -273,15 +274,15 @@ def user_kernel(tmp_path, monkeypatch):
     """Registers a function of USER_KERNEL under its own name; returns (Impl, the file's module)."""
     import sys
 
-    from kernels import registry
+    from kernels import lookup, user_kernels
 
-    monkeypatch.setenv(registry.ENV_VAR, "{}")  # restored after the test
+    monkeypatch.setenv(user_kernels.ENV_VAR, "{}")  # restored after the test
     path = tmp_path / "switched.py"
     path.write_text(USER_KERNEL)
 
     def register(function: str):
-        registry.register(function, f"{path}:{function}")
-        impl = registry.get(function)
+        user_kernels.register(function, f"{path}:{function}")
+        impl = lookup.get(function)
         return impl, sys.modules[impl.launcher.function().__module__]
 
     return register
@@ -308,7 +309,7 @@ def test_a_user_kernel_declares_its_switches_like_a_stage(user_kernel):
 def fake_gpu(monkeypatch):
     """measure_on_gpu on the CPU: inputs made on the CPU, no synchronization, and a timer whose samples say 1 ms
     with the technique on and 1.25 ms with it off (read from the kernel's last call)."""
-    from collectors import bench, timing
+    from collectors.timing import bench, measure as timing
 
     made = bench.make_input_sets
     monkeypatch.setattr(bench, "make_input_sets", lambda config, n, device="cuda", seed=0: made(config, n, "cpu", seed))
@@ -357,7 +358,7 @@ def test_a_wrong_user_variant_is_recorded_and_not_timed(user_kernel, fake_gpu):
 
 
 def test_collect_interpret_ablates_a_user_triton_kernel(user_kernel, tmp_path):
-    from collectors.census import census
+    from collectors.census.census import census
 
     spec = f"{tmp_path / 'switched.py'}:attention"
     code = main(["collect", "--interpret", "--impl", f"mine={spec}", "--stages", "none", "--refs", "none",

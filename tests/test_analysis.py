@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from kernels.suites import SEED
-from perfmodel import analysis
 from perfmodel.errors import UserError
+from perfmodel.reports import analysis, limits
 from perfmodel.runs import bundled_run_dirs, default_run_dir, gpu_name, load_run
 from synthetic_run import SECOND, SEED_TIME_MS, make_run, synthetic_run_dir  # noqa: F401 (fixture)
 
@@ -67,7 +67,7 @@ def test_stage_table_uses_the_runs_measured_ceilings(stages):
 
 
 def test_constraint_table_by_hand(run):
-    c = analysis.constraint_table(run)
+    c = limits.constraint_table(run)
     seed = c[c.config_id == SEED.id].set_index("constraint")
     # #3 sync: stage2 vs stage1 = 0.50/0.48; stage1's barrier+membar = (2.0+0.5)/10 of its stall cycles
     assert seed.loc[3, "measured_gain"] == pytest.approx(0.50 / 0.48 - 1)
@@ -89,7 +89,7 @@ def test_constraint_table_by_hand(run):
 
 
 def test_stall_table_fractions(run):
-    s = analysis.stall_table(run)
+    s = limits.stall_table(run)
     sums = s.groupby(["impl", "config_id"]).fraction.sum()
     assert sums.to_numpy() == pytest.approx(1.0)
     row = s[(s.impl == "stage0_baseline") & (s.reason == "long_scoreboard")].iloc[0]
@@ -97,7 +97,7 @@ def test_stall_table_fractions(run):
 
 
 def test_roofline_ceilings_by_hand(run):
-    r = analysis.roofline_table(run)
+    r = limits.roofline_table(run)
     seed = r[(r.config_id == SEED.id) & (r.impl == "stage0_baseline")].iloc[0]
     assert seed.arithmetic_intensity == pytest.approx(2048 / 4)  # causal: (4BHS²D/2) / (8BHSD bytes) = S/4
     assert seed.exp_ceiling_tflops == pytest.approx(4.16 * 4 * 64)  # exp rate x 4·D FLOPs per exponential
@@ -115,12 +115,12 @@ def test_batching_summary(run):
 
 
 def test_headlines_name_best_stage_and_peer(run, stages):
-    lines = analysis.headlines(stages, analysis.peer_table(run), analysis.constraint_table(run))
+    lines = analysis.headlines(stages, analysis.peer_table(run), limits.constraint_table(run))
     assert any("stage5_full" in h and "sdpa_cudnn" in h for h in lines)
 
 
 def test_run_without_timings_keeps_predictions_and_says_not_measured(tmp_path):
-    from collectors.store import RunWriter
+    from runstore.writer import RunWriter
     from synthetic_run import timing_row
 
     w = RunWriter(tmp_path / "interp", {"environment": {"gpu_name": None}})
@@ -134,8 +134,8 @@ def test_run_without_timings_keeps_predictions_and_says_not_measured(tmp_path):
     assert st.einstein_abs_low_tflops.notna().sum() == 5  # every stage but stage 1 has a target
     assert "h100-sxm datasheet" in st.bound_gpu.iloc[0]
     assert "No stage was timed" in analysis.headlines(st, analysis.peer_table(run),
-                                                      analysis.constraint_table(run))[0]
-    assert analysis.stall_table(run).empty and analysis.roofline_table(run).empty
+                                                      limits.constraint_table(run))[0]
+    assert limits.stall_table(run).empty and limits.roofline_table(run).empty
 
 
 def test_load_run_errors_are_user_errors(tmp_path):
@@ -175,7 +175,7 @@ def test_bundled_run_figures_match_its_tables(run_dir):
         cfg = AttentionConfig(int(r.B), int(r.H), int(r.S), int(r.D), bool(r.causal), r.dtype)
         t_ms = float(raw.loc[(r.impl, r.config_id), "time_ms"])
         assert r.measured_tflops == pytest.approx(cfg.flops / (t_ms * 1e-3) / 1e12, rel=1e-3)
-    c = analysis.constraint_table(run).dropna(subset=["measured_gain"])
+    c = limits.constraint_table(run).dropna(subset=["measured_gain"])
     for r in c.itertuples():
         ratio = raw.loc[(r.removed_by, r.config_id), "tflops"] / raw.loc[(r.before, r.config_id), "tflops"]
         assert r.measured_gain == pytest.approx(ratio - 1, rel=1e-6)

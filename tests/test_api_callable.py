@@ -12,7 +12,7 @@ import callable_kernels
 import pytest
 
 import perfmodel
-from kernels import registry
+from kernels import lookup, user_kernels
 from perfmodel.cli import main
 from perfmodel.errors import UserError
 
@@ -27,8 +27,8 @@ def fresh_registry(monkeypatch):
     """No user implementation registered before the test, and none left after it."""
     monkeypatch.setenv("PERFMODEL_IMPLS", "")
     monkeypatch.setenv("PERFMODEL_IMPL_PATH", "")
-    monkeypatch.setattr(registry, "_IN_PROCESS", {}, raising=False)
-    monkeypatch.setattr(registry, "_REGISTERED_HERE", set(), raising=False)
+    monkeypatch.setattr(user_kernels, "_IN_PROCESS", {}, raising=False)
+    monkeypatch.setattr(user_kernels, "_REGISTERED_HERE", set(), raising=False)
 
 
 def _collect(tmp_path, impls, **options):
@@ -124,12 +124,12 @@ def test_a_triton_kernel_built_for_the_gpu_here_is_not_measured_under_interpret_
 
 def test_a_name_registered_here_takes_the_newest_function(tmp_path):
     # a notebook redefines its function and collects again under the same name
-    registry.register("mine", callable_kernels.attention)
+    user_kernels.register("mine", callable_kernels.attention)
     redefined = _nested()
-    assert registry.register("mine", redefined).endswith("not importable>")
-    assert registry.get("mine").launcher.function() is redefined
-    assert registry.register("mine", callable_kernels.attention) == "callable_kernels:attention"
-    assert registry.get("mine").launcher.function() is callable_kernels.attention
+    assert user_kernels.register("mine", redefined).endswith("not importable>")
+    assert lookup.get("mine").launcher.function() is redefined
+    assert user_kernels.register("mine", callable_kernels.attention) == "callable_kernels:attention"
+    assert lookup.get("mine").launcher.function() is callable_kernels.attention
 
 
 def test_a_function_only_this_process_can_run_is_ablated_here_under_interpret(tmp_path):

@@ -140,7 +140,7 @@ def test_the_tables_leave_the_model_to_the_stages_page(synthetic_run_dir, monkey
     # reporting.collect's default predicts every stage with the model; the Overview waited for it (10-17 s to the
     # first chart) and the Stages page computed it again through model_table
     from app import data
-    from perfmodel import model_cases
+    from perfmodel.model import model_cases
 
     calls = []
     real = model_cases.model_table
@@ -197,7 +197,7 @@ def test_runs_page_on_two_gpus_names_the_missing_config_and_gives_no_verdict(two
 
 
 def test_constraints_page_says_the_fair_measure_once(app):
-    from perfmodel.ablation import FAIR_MEASURE
+    from perfmodel.reports.ablation import FAIR_MEASURE
 
     app.switch_page("app_pages/constraints.py").run()
     texts = [c.value for c in app.caption] + [i.value for i in app.info]
@@ -232,8 +232,8 @@ def test_correctness_per_implementation_leaves_unchecked_counts_blank(two_gpus):
 def _interpret_run(root: Path) -> Path:
     """An --interpret run of stage 0 and a user's kernel at a small config, as `perfmodel collect --interpret
     --impl mine=...` writes it: nothing timed, the outputs checked."""
-    from collectors.store import RunWriter
     from kernels.workload import AttentionConfig
+    from runstore.writer import RunWriter
 
     c = AttentionConfig(B=1, H=2, S=128, D=64, causal=True, dtype="fp16")
     key = {"config_id": c.id, **c.as_dict()}

@@ -1,5 +1,5 @@
 """`perfmodel bench` on a machine without a GPU: argument validation, the no-GPU sentence, and the pieces of
-collectors.bench that need no GPU (the chunked reference check, the table, progress)."""
+collectors.timing.bench that need no GPU (the chunked reference check, the table, progress)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from collectors import bench
-from collectors.timing import Timing
+from collectors.timing import bench
+from collectors.timing.measure import Timing
 from kernels.reference import attention_reference, compare, make_inputs
 from kernels.registry import Impl
 from kernels.workload import AttentionConfig

@@ -9,10 +9,11 @@ import math
 import pandas as pd
 import pytest
 
-from collectors.store import RunWriter, load_run
 from kernels.workload import AttentionConfig
-from perfmodel import predictive, scoring
 from perfmodel.cli import main
+from perfmodel.model import predictive, predictors, score_sources, scoring
+from runstore.reader import load_run
+from runstore.writer import RunWriter
 
 GPU = "NVIDIA H100 80GB HBM3"
 CONFIGS = [AttentionConfig(B=b, H=16, S=1024, D=64, causal=False, dtype="fp16") for b in (1, 2, 4, 8, 16)]
@@ -53,13 +54,13 @@ def _synthetic_run(root):
 
 
 def _stub(config, stage, gpu):
-    return scoring.Predicted(0.5, BINDING[config.B])
+    return predictors.Predicted(0.5, BINDING[config.B])
 
 
 @pytest.fixture()
 def result(tmp_path):
-    source = scoring.run_source(load_run(_synthetic_run(tmp_path)))
-    stub = scoring.RegisteredPredictor("stub", _stub, "a stub naming the binding terms of BINDING")
+    source = score_sources.run_source(load_run(_synthetic_run(tmp_path)))
+    stub = predictors.RegisteredPredictor("stub", _stub, "a stub naming the binding terms of BINDING")
     return scoring.score([source], {"stub": stub})
 
 
@@ -82,10 +83,10 @@ def test_agreement_overall_and_per_stage_by_hand(result):
 
 
 def test_every_model_term_maps_to_an_ncu_unit_or_latency():
-    from perfmodel.predictive import ITERATION_TERMS
+    from perfmodel.model.predictive import ITERATION_TERMS
 
     assert set(ITERATION_TERMS) | {"hbm", "launch"} <= set(scoring.TERM_UNITS)
-    assert set().union(*scoring.TERM_UNITS.values()) <= set(scoring.NCU_UNITS) | {"latency"}
+    assert set().union(*scoring.TERM_UNITS.values()) <= set(score_sources.NCU_UNITS) | {"latency"}
     assert scoring.agrees("chain", "latency") == 1.0 and scoring.agrees("hbm", "dram") == 1.0
     assert math.isnan(scoring.agrees(None, "tensor")) and math.isnan(scoring.agrees("tensor", None))
 
@@ -93,7 +94,7 @@ def test_every_model_term_maps_to_an_ncu_unit_or_latency():
 def test_score_prints_the_agreement_in_table_and_json(tmp_path, capsys, monkeypatch):
     import json
 
-    monkeypatch.setattr(scoring, "PREDICTORS", {"stub": scoring.RegisteredPredictor("stub", _stub, "stub")})
+    monkeypatch.setattr(predictors, "PREDICTORS", {"stub": predictors.RegisteredPredictor("stub", _stub, "stub")})
     path = _synthetic_run(tmp_path)
     assert main(["model", "score", str(path)]) == 0
     out = capsys.readouterr().out

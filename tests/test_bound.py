@@ -4,12 +4,12 @@ import math
 
 import pytest
 
+from kernels.hardware import GPUS, HardwareError, get_gpu
 from kernels.suites import SEED, get_suite
 from kernels.workload import AttentionConfig, ConfigError
-from kernels.hardware import GPUS, HardwareError, get_gpu
-from perfmodel import bound
-from perfmodel.bound import predict_all, predict_stage, roofline_tflops
-from perfmodel.predictions import COLUMNS, predict
+from perfmodel.model import bound
+from perfmodel.model.bound import predict_all, predict_stage, roofline_tflops
+from perfmodel.plan.predictions import COLUMNS, predict
 
 H100 = get_gpu("h100-sxm")
 

@@ -2,8 +2,8 @@
 code.
 
 Every stage is compiled at the seed config (B16 H16 S2048 D64 causal fp16, the document's own) and at the same
-config non-causal, with the H100's 132 SMs; the counts are static (collectors/census.py says what each one means).
-What each stage claims (kernels/stage*.py docstrings, the registry's descriptions):
+config non-causal, with the H100's 132 SMs; the counts are static (collectors/census/census.py says what each one
+means). What each stage claims (kernels/stage*.py docstrings, the registry's descriptions):
 
 - stage 0 (tl): pointer loads, one program per (query tile, batch·head), no partitions;
 - stage 1 (Gluon): a TMA producer partition with 24 registers and an 8-warp wgmma consumer with 240 (setmaxnreg),
@@ -23,11 +23,12 @@ import types
 
 import pytest
 
-from collectors import census as census_mod
-from collectors.census import (H100_SM_COUNT, census, census_frame, count_ptx, math_loop_maxima, math_loops,
-                               ptx_loops)
-from collectors.schema import columns
+from collectors.census import census as census_mod, sm90
+from collectors.census.census import census, census_frame
+from collectors.census.ptx import count_ptx, math_loop_maxima, math_loops, ptx_loops
+from collectors.census.sm90 import H100_SM_COUNT
 from kernels.suites import SEED
+from runstore.schema import columns
 
 STAGES = ["stage0_baseline", "stage1_warpspec", "stage2_reduced_sync", "stage3_persistent", "stage4_overlap",
           "stage5_full"]
@@ -288,7 +289,7 @@ def test_stage5_compiles_fp8_with_8bit_wgmma(D):
     r = census("stage5_full", config, H100_SM_COUNT, tuned_config=f"S=1000 D={D}: {cfg} (tuned)")
     assert r.status == "ok", r.error
     assert r.wgmma and r.setmaxnreg and r.tma and r.spills_bytes == 0
-    ptx = census_mod._compile_launch(census_mod.capture(census_mod.stage_module("stage5_full"), config,
+    ptx = sm90.compile_launch(sm90.capture(sm90.stage_module("stage5_full"), config,
                                                         H100_SM_COUNT, f"S=1000 D={D}: {cfg} (tuned)")[0])[0]
     assert ".e4m3.e4m3" in ptx.asm["ptx"]  # the 8-bit wgmma, not an upcast
 
@@ -300,7 +301,7 @@ def test_batch_size_does_not_make_another_kernel(stage):
 
     hashes = set()
     for B in (1, 8, 32):
-        launches = census_mod.capture(census_mod.stage_module(stage), SEED.with_(B=B), H100_SM_COUNT)
-        compiled, _ = census_mod._compile_launch(launches[-1])
+        launches = sm90.capture(sm90.stage_module(stage), SEED.with_(B=B), H100_SM_COUNT)
+        compiled, _ = sm90.compile_launch(launches[-1])
         hashes.add(compiled.hash)
     assert len(hashes) == 1, hashes

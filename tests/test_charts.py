@@ -8,7 +8,7 @@ import pytest
 
 from app import charts
 from kernels.suites import SEED
-from perfmodel import analysis, compare
+from perfmodel.reports import analysis, compare, limits
 from perfmodel.runs import load_run
 from synthetic_run import make_run, synthetic_run_dir  # noqa: F401 (fixture)
 
@@ -47,7 +47,7 @@ def test_terms_figure(run):
 
 
 def test_constraints_figure(run):
-    from perfmodel.ablation import constraint_evidence
+    from perfmodel.reports.ablation import constraint_evidence
 
     c = constraint_evidence(run)
     fig = charts.constraints_figure(c[c.config_id == SEED.id])
@@ -69,8 +69,8 @@ def test_constraints_figure(run):
 def test_constraints_figure_legend_shows_the_colours_drawn(run):
     # each series is drawn in ONE colour, its legend's (the markers took each constraint's colour while the legend
     # showed the first one, #1's red), and the Amdahl bound says it has no interval; no constraint colour is used
-    from perfmodel import palette
-    from perfmodel.ablation import constraint_evidence
+    from perfmodel.reports import palette
+    from perfmodel.reports.ablation import constraint_evidence
 
     c = constraint_evidence(run)
     fig = charts.constraints_figure(c[c.config_id == SEED.id])
@@ -83,7 +83,7 @@ def test_constraints_figure_legend_shows_the_colours_drawn(run):
 
 
 def test_stalls_figure_is_stacked(run):
-    fig = charts.stalls_figure(analysis.stall_table(run))
+    fig = charts.stalls_figure(limits.stall_table(run))
     assert fig.layout.barmode == "stack"
     # a chart of stages and peers ("per stage" was wrong), whose shares have no interval: it says why
     assert fig.layout.title.text == "Warp stall reasons per implementation"
@@ -98,12 +98,12 @@ def _stall_colors(fig: go.Figure) -> dict:
 
 
 def test_stall_reasons_keep_one_colour_each_across_charts(run):
-    from collectors.metrics import STALL_REASONS
-    from perfmodel.figures import STALL_COLORS, STALL_OTHER
+    from collectors.ncu.metrics import STALL_REASONS
+    from perfmodel.reports.figures import STALL_COLORS, STALL_OTHER
 
     assert set(STALL_COLORS) == set(STALL_REASONS)
     assert len(set(STALL_COLORS.values()) | {STALL_OTHER}) == len(STALL_REASONS) + 1  # no two reasons share one
-    full = analysis.stall_table(run)
+    full = limits.stall_table(run)
     # a second frame with other reasons and another order: only three reasons, the smallest made the largest
     part = full[full["reason"].isin(["barrier", "membar", "selected"])].copy()
     part.loc[part["reason"] == "membar", "fraction"] = 0.9
@@ -116,7 +116,7 @@ def test_stall_reasons_keep_one_colour_each_across_charts(run):
 
 
 def test_roofline_figure_has_three_ceilings_on_log_axes(run):
-    fig = charts.roofline_figure(analysis.roofline_table(run))
+    fig = charts.roofline_figure(limits.roofline_table(run))
     names = _names(fig)
     assert any(n.startswith("memory") for n in names) and any(n.startswith("tensor") for n in names)
     assert {n for n in names if n.startswith("exp unit")} == {"exp unit, D=64: 1065 TFLOP/s-eq",
@@ -128,7 +128,7 @@ def test_roofline_figure_has_three_ceilings_on_log_axes(run):
 def test_roofline_points_sit_at_the_measured_intensity_and_are_labelled(run):
     # the run's ncu bytes give stage k's seed point its measured intensity (the nominal 512 FLOP/B stacked every
     # point in one column); a case without counters stays at the nominal one, drawn open, and the axis says so
-    roof = analysis.roofline_table(run)
+    roof = limits.roofline_table(run)
     seed = roof[roof.config_id == SEED.id]
     fig = charts.roofline_figure(seed)
     s0 = next(t for t in fig.data if t.name == "stage0_baseline")
@@ -166,7 +166,7 @@ def test_empty_frames_give_a_labelled_empty_chart(builder):
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory):
     """The report's tables of a synthetic run re-timed from samples (bootstrap CIs), and of the plain one."""
-    from perfmodel.reporting import collect
+    from perfmodel.reports.report_data import collect
     from test_compare import with_samples
 
     root = tmp_path_factory.mktemp("sampled")
@@ -277,8 +277,8 @@ def _drawn(fig: go.Figure) -> list[tuple[str, str]]:
 
 
 def _every_figure(run, h100, h200, root):
-    from perfmodel import model_cases
-    from perfmodel.reporting import collect
+    from perfmodel.model import model_cases
+    from perfmodel.reports.report_data import collect
 
     figs = []
     for r in (run, h100, h200):
@@ -314,7 +314,7 @@ def test_no_colour_means_two_things_across_every_chart(run, bundled, tmp_path_fa
     the TFLOP/s rank; Batching used plotly's defaults; the roofline's peers were flex's brown)."""
     from collections import defaultdict
 
-    from perfmodel import palette
+    from perfmodel.reports import palette
 
     values = [palette.rgb(c) for c in palette.MEANINGS.values()]
     assert len(set(values)) == len(values)  # the table itself: no colour listed for two meanings
@@ -343,8 +343,8 @@ def test_no_colour_means_two_things_across_every_chart(run, bundled, tmp_path_fa
 
 def test_every_stage_and_peer_has_a_colour_of_its_own_in_every_run():
     from kernels.peers import PEERS
-    from perfmodel import palette
-    from perfmodel.einstein import load_model
+    from perfmodel.plan.einstein_file import load_model
+    from perfmodel.reports import palette
 
     stages = [s.impl for s in load_model().stages]
     peers = list(PEERS)
@@ -361,7 +361,7 @@ def test_every_stage_and_peer_has_a_colour_of_its_own_in_every_run():
 
 
 def test_peer_lines_keep_their_colour_across_configs(run):
-    from perfmodel import palette
+    from perfmodel.reports import palette
 
     st, pe = analysis.stage_table(run), analysis.peer_table(run)
     for cid in st["config_id"].unique():
@@ -398,10 +398,10 @@ def test_absent_stages_are_not_drawn_and_the_chart_says_why_nothing_was_timed(ru
 
 
 def test_empty_charts_give_the_runs_reason(run):
-    empty = analysis.roofline_table(run).iloc[0:0]
+    empty = limits.roofline_table(run).iloc[0:0]
     assert charts.roofline_figure(empty, why=WHY).layout.annotations[0].text == \
         f"nothing to place on the roofline: {WHY}"
-    assert charts.stalls_figure(analysis.stall_table(run).iloc[0:0], why=WHY).layout.annotations[0].text == \
+    assert charts.stalls_figure(limits.stall_table(run).iloc[0:0], why=WHY).layout.annotations[0].text == \
         f"no stall counters: {WHY}"
     b = analysis.batching_table(run).iloc[0:0]
     assert charts.batching_figure(b, why="`perfmodel collect --suite batching` measures it").layout.annotations[
@@ -410,7 +410,7 @@ def test_empty_charts_give_the_runs_reason(run):
 
 def test_model_labels_name_the_binding_term_and_the_models_error(run):
     # "chain −24%" read as the stage chain's gain: the label names the model's binding term and its error
-    from perfmodel import model_cases
+    from perfmodel.model import model_cases
 
     st = analysis.stage_table(run)
     st = model_cases.with_model(st[st.config_id == SEED.id], model_cases.model_table(run, st))

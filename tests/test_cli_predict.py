@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from perfmodel.cli import main
-from perfmodel.einstein import default_model_path
-from perfmodel.predictions import COLUMNS
+from perfmodel.plan.einstein_file import default_model_path
+from perfmodel.plan.predictions import COLUMNS
 
 
 def _run(capsys, *argv):
@@ -111,7 +111,7 @@ def test_help_teaches(capsys):
 # ---- configs a GPU cannot hold -------------------------------------------------------------------------------------
 def test_a_config_the_gpu_cannot_hold_is_refused_with_what_it_needs(capsys):
     """Q, K, V and O of B1 H16 S12M D64 fp16 are 98.3e9 bytes: more than the 79.2 GiB the H100 80GB gives programs
-    (kernels/hardware.py), less than the H200's 139.8; collect's own check decides (collectors/preflight.py)."""
+    (kernels/hardware.py), less than the H200's 139.8; collect's own check decides (collectors/sweep/preflight.py)."""
     rc, out, err = _run(capsys, "predict", "--config", "B=1,H=16,S=12000000,D=64", "--gpu", "h100-sxm")
     assert rc == 2 and out == ""
     assert err.startswith("perfmodel: error: config B1-H16-S12000000-D64-full-fp16 cannot run on NVIDIA H100 SXM5")
@@ -125,7 +125,7 @@ def test_tensors_that_fit_are_predicted_though_collect_refuses_the_case(capsys):
     """B1 H16 S10M D64's Q, K, V and O (81.9e9 bytes, 76.3 GiB) fit the H100's 79.2 GiB: the kernel can run there,
     so it is predicted; `perfmodel collect` refuses it for what its case adds (a second input set and the float64
     reference), not for the kernel."""
-    from collectors.preflight import memory_problem
+    from collectors.timing.memory import memory_problem
     from kernels.hardware import GPUS
     from perfmodel.strict import parse_config
 

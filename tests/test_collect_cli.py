@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import ncu_profile
-from collectors.store import RunWriter
+from collectors.ncu import profile as ncu_profile
 from perfmodel.cli import main
+from runstore.writer import RunWriter
 
 
 def run_cli(capsys, *argv):
@@ -27,9 +27,9 @@ def assert_one_sentence(code, err, *needles):
 
 @pytest.fixture
 def no_gpu(monkeypatch):
-    import collectors.timing
+    import collectors.timing.measure
 
-    monkeypatch.setattr(collectors.timing, "cuda_available", lambda: False)
+    monkeypatch.setattr(collectors.timing.measure, "cuda_available", lambda: False)
 
 
 @pytest.mark.parametrize(
@@ -72,9 +72,9 @@ def test_no_gpu_without_interpret_says_what_to_do(capsys, tmp_path, no_gpu):
 
 
 def test_ncu_missing_is_reported_before_anything_is_measured(capsys, tmp_path, monkeypatch):
-    import collectors.timing
+    import collectors.timing.measure
 
-    monkeypatch.setattr(collectors.timing, "cuda_available", lambda: True)  # as if on a GPU machine
+    monkeypatch.setattr(collectors.timing.measure, "cuda_available", lambda: True)  # as if on a GPU machine
     monkeypatch.delenv("PERFMODEL_NCU", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     monkeypatch.setattr(ncu_profile, "DEFAULT_PATHS", ())
@@ -116,7 +116,7 @@ def test_runs_of_an_empty_folder(capsys, tmp_path):
 
 def test_progress_count_follows_the_ncu_session(capsys):
     """The ncu session announces its cases when it starts; the count and ETA then cover them."""
-    from collectors.collect import _Steps
+    from collectors.sweep.local import _Steps
 
     steps = _Steps(3, None)
     for label in ("case a", "case b", "ncu starting"):
@@ -130,7 +130,7 @@ def test_progress_count_follows_the_ncu_session(capsys):
 
 def test_interpret_with_a_relative_out_from_another_folder(tmp_path, monkeypatch):
     # the interpreter child runs in the project folder: a relative --out (here the default, runs/) must still work
-    from collectors.store import load_run
+    from runstore.reader import load_run
 
     monkeypatch.chdir(tmp_path)
     assert main(["collect", "--interpret", "--stages", "stage0_baseline", "--refs", "none", "--config",

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from collectors.store import load_run
 from kernels.suites import get_suite
 from perfmodel.cli import main
+from runstore.reader import load_run
 
 pytestmark = pytest.mark.interpreter
 
@@ -63,7 +63,7 @@ def test_the_run_records_its_kernel_code_and_the_tables_it_wrote(interpreted_run
 def test_predictions_are_stored_before_the_first_case(interpreted_run):
     """Issue 13: the predictions of a suite are written before it is measured, with the model's version and a hash
     of what each read."""
-    from perfmodel.predictive import MODEL_VERSION
+    from perfmodel.model.predictive import MODEL_VERSION
 
     run = load_run(interpreted_run[1])
     p = run.table("predictions")
@@ -149,8 +149,8 @@ def test_resume_skips_finished_cases_and_redoes_a_cut_off_one(interpreted_run, c
 def test_correctness_rows_carry_the_rounded_reference_figures(interpreted_run):
     """Issue 21: each checked case against the reference rounded to the output dtype (kernels.reference
     .rounding_error), filled by the interpreted collect and shown by the report; unchecked cases stay null."""
-    from perfmodel.correctness import correctness_table
-    from perfmodel.reporting import correctness_display
+    from perfmodel.reports.correctness import correctness_table
+    from perfmodel.reports.displays import correctness_display
 
     run = load_run(interpreted_run[1])
     df = run.table("correctness")

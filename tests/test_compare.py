@@ -1,4 +1,4 @@
-"""`perfmodel compare BASE NEW` and perfmodel.compare on synthetic runs: exit statuses for a CI check, the
+"""`perfmodel compare BASE NEW` and perfmodel.reports.compare on synthetic runs: exit statuses for a CI check, the
 bootstrap CIs when both runs kept samples, the p20–p80 fallback (labelled) when one did not, and bad input."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collectors.store import RunWriter
-from collectors.timing import Timing
-from perfmodel import compare
-from perfmodel.analysis import batching_table, config_of
+from collectors.timing.measure import Timing
 from perfmodel.cli import main
+from perfmodel.reports import compare
+from perfmodel.reports.analysis import batching_table, config_of
 from perfmodel.runs import load_run
+from runstore.writer import RunWriter
 from synthetic_run import make_run
 
 # Per-repetition noise of the sampled runs (relative sd) and their repetitions: the median's 95% CI is about

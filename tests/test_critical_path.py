@@ -1,4 +1,4 @@
-"""The in-order replay of a loop's PTX (collectors/critical_path.py) on hand-made instruction lists whose time is
+"""The in-order replay of a loop's PTX (perfmodel/model/critical_path.py) on hand-made instruction lists whose time is
 worked out by hand, and the predictive model's use of it: latencies come only from micro-benchmark rows."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from collectors import critical_path as cp
 from kernels.hardware import get_gpu
+from perfmodel.model import critical_path as cp
 
 NS = 1e-9
 
@@ -103,7 +103,7 @@ def test_operands_name_what_is_written_and_read():
 
 def test_the_predictive_model_prices_latencies_only_from_micro_benchmarks():
     from kernels.workload import AttentionConfig
-    from perfmodel import predictive
+    from perfmodel.model import predictive
 
     seed = AttentionConfig(B=16, H=16, S=2048, D=64, causal=True)
     h200 = get_gpu("h200-sxm")

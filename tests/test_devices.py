@@ -10,8 +10,8 @@ import json
 import pandas as pd
 import pytest
 
-import collectors.devices as devices
-from collectors.store import load_run
+import collectors.sweep.devices as devices
+from runstore.reader import load_run
 from interpreted_runs import ARGS, comparable, only_run
 from perfmodel.cli import main
 
@@ -95,7 +95,7 @@ def test_bad_devices(capsys, monkeypatch, text, says):
 def test_aggregate_progress_adds_the_workers_up(tmp_path):
     import io
 
-    from collectors.progress import Aggregate
+    from collectors.sweep.progress import Aggregate
 
     files = [tmp_path / "a.json", tmp_path / "b.json"]
     out = io.StringIO()

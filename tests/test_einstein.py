@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from perfmodel import bound
-from perfmodel.einstein import (ModelError, absolute_band, default_model_path, gain_factors, load_model,
-                                relative_band)
 from perfmodel.errors import UserError
+from perfmodel.model import bound
+from perfmodel.plan.einstein import ModelError, absolute_band, gain_factors, relative_band
+from perfmodel.plan.einstein_file import default_model_path, load_model
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ removes = [1]
 
 def test_model_check_names_a_gate_threshold_beside_its_stage_target(tmp_path):
     from kernels.hardware import get_gpu
-    from perfmodel.modelcheck import check_model
+    from perfmodel.plan.modelcheck import check_model
 
     path = tmp_path / "two-figures.toml"
     path.write_text(SHIPPED.replace('rel_tol = 0.10\nsuite = "seed"', 'threshold = 120.0\nrel_tol = 0.10\nsuite = "seed"', 1),

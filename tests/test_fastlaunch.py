@@ -20,7 +20,7 @@ SHAPE = (1, 2, 256, 64)  # two query tiles a head: the smallest shape every stag
 @pytest.fixture(params=GLUON_STAGES)
 def stage(request, monkeypatch):
     """The stage module on CPU tensors: its input check believes it runs under the interpreter (so CPU tensors
-    pass, at the same cost), the stage itself does not (so it launches), as collectors/census.py does."""
+    pass, at the same cost), the stage itself does not (so it launches), as collectors/census/census.py does."""
     module = importlib.import_module(f"kernels.{request.param}")
     monkeypatch.setattr(_launch, "interpreting", lambda: True)
     monkeypatch.setattr(module, "interpreting", lambda: False)

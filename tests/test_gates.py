@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.store import RunWriter
 from kernels.suites import get_suite
 from perfmodel.cli import main
-from perfmodel.gates import evaluate_gates, failed
+from perfmodel.plan.gates import evaluate_gates, failed
 from perfmodel.runs import load_run
+from runstore.writer import RunWriter
 from synthetic_run import make_run, synthetic_run_dir, timing_row  # noqa: F401 (fixture)
 
 

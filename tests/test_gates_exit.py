@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from collectors.store import RunWriter
 from kernels.suites import SEED, SUITE_DETERMINISM_RUNS, get_suite, suite_determinism_runs
 from perfmodel.cli import main
-from perfmodel.einstein import DETERMINISM_METRIC, default_model_path, load_model
-from perfmodel.gates import evaluate_gates, evaluate_gates_over, scope
+from perfmodel.plan.einstein import DETERMINISM_METRIC
+from perfmodel.plan.einstein_file import default_model_path, load_model
+from perfmodel.plan.gate_reading import scope
+from perfmodel.plan.gates import evaluate_gates, evaluate_gates_over
 from perfmodel.runs import load_run, resolve_run_dirs
+from runstore.writer import RunWriter
 from synthetic_run import timing_row
 
 H100, H200 = "NVIDIA H100 80GB HBM3", "NVIDIA H200"

@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from collectors import bench, timing
-from collectors.store import RunWriter, load_run
-from collectors.timing import Timing
+from collectors.timing import bench, measure as timing
+from collectors.timing.measure import Timing
 from kernels.registry import Impl
 from kernels.workload import AttentionConfig
+from runstore.reader import load_run
+from runstore.writer import RunWriter
 
 CFG = AttentionConfig(B=1, H=2, S=128, D=64, causal=False, dtype="fp16")
 
@@ -45,11 +46,11 @@ def fake_timed_case(monkeypatch, samples: list[float], during=lambda: None) -> I
 
 
 def test_gpu_case_writes_every_sample_before_the_case_log(tmp_path, monkeypatch):
-    import collectors.collect as collect
+    from collectors.sweep import local, options
 
     samples = (0.5 * (1 + 0.01 * np.random.default_rng(0).standard_normal(120))).tolist()
     impl = fake_timed_case(monkeypatch, samples)
-    collector = collect._Collector(collect.CollectOptions(determinism_runs=3, out_dir=tmp_path))
+    collector = local._Collector(options.CollectOptions(determinism_runs=3, out_dir=tmp_path))
     writer = RunWriter(tmp_path / "run", {"suite": "seed"})
     collector._gpu_case(writer, impl, CFG, _Clocks())
 
@@ -66,13 +67,13 @@ def test_gpu_case_writes_every_sample_before_the_case_log(tmp_path, monkeypatch)
 
 
 def test_a_case_not_timed_writes_no_samples(tmp_path, monkeypatch):
-    import collectors.collect as collect
+    from collectors.sweep import local, options
 
     monkeypatch.setattr(bench, "bench_case", lambda impl, config, **_: bench.CaseResult(
         impl.name, config, "wrong", "max abs error too large; not timed",
         correctness=bench.Correctness(1.0, 1.0, 1.0, 2e-3, True, False)))
     impl = Impl("stage0_baseline", "stage", lambda *a, **k: None, "fake")
-    collector = collect._Collector(collect.CollectOptions(determinism_runs=3, out_dir=tmp_path))
+    collector = local._Collector(options.CollectOptions(determinism_runs=3, out_dir=tmp_path))
     writer = RunWriter(tmp_path / "run", {"suite": "seed"})
     collector._gpu_case(writer, impl, CFG, _Clocks())
     run = load_run(writer.path)

@@ -1,6 +1,6 @@
 """The lent GPU machine has torch, triton and pandas but not plotly or streamlit (../shared/device/README.md): the
 commands that run there (bench, collect) must not import the report or dashboard stack. A device call once lost
-its bench to `perfmodel bench --csv` importing perfmodel.reporting (and so plotly) to write the CSV."""
+its bench to `perfmodel bench --csv` importing perfmodel.reports.reporting (and so plotly) to write the CSV."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_bench_writes_its_csv_without_plotting_packages(tmp_path):
 
 def _shard(path, index):
     """A shard run folder as `perfmodel collect --shard I/2` leaves it, with one case (no GPU, no collect)."""
-    from collectors.store import RunWriter
+    from runstore.writer import RunWriter
 
     cfg = {"config_id": f"c{index}", "B": 1, "H": 1, "S": 16, "D": 64, "causal": False, "dtype": "fp16"}
     meta = {"suite": "custom", "mode": "gpu", "configs": [cfg], "impls": [{"name": "stage0_baseline"}],

@@ -1,4 +1,4 @@
-"""GPU state per timed case (collectors/gpu_state.py) on the CPU: NVML through a fake `pynvml` module with
+"""GPU state per timed case (collectors/timing/gpu_state.py) on the CPU: NVML through a fake `pynvml` module with
 scripted readings, nvidia-smi through a faked subprocess call, the per-case summary in the `timings` row and
 run.json, and the flag on cases timed while throttled in `collect`'s summary, the report and the dashboard.
 
@@ -13,10 +13,11 @@ import types
 
 import pytest
 
-from collectors import env, gpu_state
-from collectors.gpu_state import GpuSample, GpuStateSampler
-from collectors.store import RunWriter, load_run
+from collectors.timing import gpu_state
+from collectors.timing.gpu_state import GpuSample, GpuStateSampler
 from kernels.suites import SEED
+from runstore.reader import load_run
+from runstore.writer import RunWriter
 from synthetic_run import make_run, synthetic_run_dir, timing_row  # noqa: F401 (fixture)
 from test_gpu_case import CFG, fake_timed_case
 
@@ -71,8 +72,8 @@ def fake_pynvml(readings: dict, *, event_api=True, throttle_api=True, init_error
 @pytest.fixture
 def no_smi(monkeypatch):
     """Neither torch's device UUID nor nvidia-smi: only what the test gives counts."""
-    monkeypatch.setattr(env, "_smi_device", lambda: None)
-    monkeypatch.setattr(env.shutil, "which", lambda name: None)
+    monkeypatch.setattr(gpu_state, "smi_device", lambda: None)
+    monkeypatch.setattr(gpu_state.shutil, "which", lambda name: None)
 
 
 def _with_pynvml(monkeypatch, module):
@@ -145,13 +146,13 @@ def _fake_smi(monkeypatch, answers: dict):
         rc, out = answers.get(query, (2, f'Field "{query}" is not a valid field to query.'))
         return subprocess.CompletedProcess(cmd, rc, stdout=out if rc == 0 else "", stderr="" if rc == 0 else out)
 
-    monkeypatch.setattr(env.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
-    monkeypatch.setattr(env.subprocess, "run", run)
+    monkeypatch.setattr(gpu_state.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(gpu_state.subprocess, "run", run)
     return seen
 
 
 def test_nvidia_smi_fallback_parses_every_field(monkeypatch):
-    monkeypatch.setattr(env, "_smi_device", lambda: None)
+    monkeypatch.setattr(gpu_state, "smi_device", lambda: None)
     monkeypatch.setitem(sys.modules, "pynvml", None)
     # an older nvidia-smi: clocks_throttle_reasons.active, not clocks_event_reasons.active; power not available
     query = "clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active"
@@ -171,7 +172,7 @@ def test_nvidia_smi_fallback_parses_every_field(monkeypatch):
 
 
 def test_nvidia_smi_field_it_does_not_know_is_missing_not_fatal(monkeypatch):
-    monkeypatch.setattr(env, "_smi_device", lambda: None)
+    monkeypatch.setattr(gpu_state, "smi_device", lambda: None)
     monkeypatch.setitem(sys.modules, "pynvml", None)
     _fake_smi(monkeypatch, {"clocks.sm": (0, "1980"), "clocks.mem": (0, "2619"),
                             "clocks.sm,clocks.mem": (0, "1980, 2619")})
@@ -219,13 +220,13 @@ def test_run_json_summary_counts_throttled_cases(monkeypatch, no_smi):
 
 # ---- collect: the timings row and run.json ---------------------------------------------------------------------
 def test_timings_row_carries_the_gpu_state(tmp_path, monkeypatch, no_smi):
-    import collectors.collect as collect
+    from collectors.sweep import local, options
 
     _with_pynvml(monkeypatch, fake_pynvml({**READINGS, "events": [SW_POWER_CAP]}))
     sampler = GpuStateSampler()
     # two readings while the case runs: what the sampler's thread records on the GPU
     impl = fake_timed_case(monkeypatch, [0.5, 0.51, 0.49], during=lambda: (sampler.sample(), sampler.sample()))
-    collector = collect._Collector(collect.CollectOptions(determinism_runs=2, out_dir=tmp_path))
+    collector = local._Collector(options.CollectOptions(determinism_runs=2, out_dir=tmp_path))
     writer = RunWriter(tmp_path / "run", {"suite": "seed", "environment": {"gpu_name": "fake"}})
     collector._gpu_case(writer, impl, CFG, sampler)
     collector._record_clocks(writer, sampler)
@@ -258,7 +259,8 @@ def throttled_run(tmp_path):
 
 
 def test_report_marks_throttled_cases(throttled_run):
-    from perfmodel.reporting import build_report, collect
+    from perfmodel.reports.report_data import collect
+    from perfmodel.reports.reporting import build_report
 
     run = load_run(throttled_run)
     html = build_report(run, fmt="html")
@@ -273,14 +275,14 @@ def test_report_marks_throttled_cases(throttled_run):
 
 
 def test_runs_without_gpu_state_show_no_flag(synthetic_run_dir):
-    from perfmodel.reporting import build_report
+    from perfmodel.reports.reporting import build_report
 
     html = build_report(load_run(synthetic_run_dir), fmt="html")
     assert "<dt>throttled</dt>" not in html and "<th>throttled</th>" not in html
 
 
 def test_collect_summary_names_throttled_cases(throttled_run, monkeypatch, capsys):
-    import collectors.collect as collect
+    import collectors.sweep.collect as collect
     from perfmodel.cli import main
 
     monkeypatch.setattr(collect, "collect", lambda opts: throttled_run)
@@ -290,7 +292,7 @@ def test_collect_summary_names_throttled_cases(throttled_run, monkeypatch, capsy
 
 
 def test_collect_summary_says_nothing_when_none_throttled(synthetic_run_dir, monkeypatch, capsys):
-    import collectors.collect as collect
+    import collectors.sweep.collect as collect
     from perfmodel.cli import main
 
     monkeypatch.setattr(collect, "collect", lambda opts: synthetic_run_dir)

@@ -16,11 +16,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from collectors import preflight
-from collectors.schema import SCHEMA_VERSION
-from collectors.store import RunWriter, load_run
+from collectors.sweep import preflight
+from collectors.timing import memory
 from perfmodel import runs
 from perfmodel.cli import main
+from runstore.layout import SCHEMA_VERSION
+from runstore.reader import load_run
+from runstore.writer import RunWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = runs.default_run_dir()
@@ -204,7 +206,7 @@ def test_fp8_predictions_mark_the_stages_without_a_kernel(capsys):
 
 def test_the_kernel_table_of_predictions_matches_the_kernels():
     launch = pytest.importorskip("kernels._launch")  # imports torch
-    from perfmodel.predictions import KERNEL_DTYPES, KERNEL_HEAD_DIMS
+    from perfmodel.plan.predictions import KERNEL_DTYPES, KERNEL_HEAD_DIMS
 
     assert tuple(launch.SUPPORTED_HEAD_DIMS) == KERNEL_HEAD_DIMS
     from kernels.workload import torch_dtype
@@ -214,10 +216,10 @@ def test_the_kernel_table_of_predictions_matches_the_kernels():
 
 # ---- GPU memory -------------------------------------------------------------------------------------------------
 def test_a_config_that_cannot_fit_the_gpu_is_refused_before_launching(capsys, tmp_path, monkeypatch):
-    import collectors.timing
+    import collectors.timing.measure
 
-    monkeypatch.setattr(collectors.timing, "cuda_available", lambda: True)
-    monkeypatch.setattr(preflight, "device_memory", lambda: ("Fake GPU 1GB", 2**30))
+    monkeypatch.setattr(collectors.timing.measure, "cuda_available", lambda: True)
+    monkeypatch.setattr(memory, "device_memory", lambda: ("Fake GPU 1GB", 2**30))
     one_sentence(capsys, "collect", "--config", "B=16,H=16,S=4096,D=64", "--no-ncu", "--out", tmp_path / "runs",
                  needles=["GiB of GPU memory", "Fake GPU 1GB", "smaller B, H or S"])
     assert not (tmp_path / "runs").exists()
@@ -230,12 +232,12 @@ def test_case_bytes_counts_the_float64_scores_of_the_chunk_the_check_holds():
 
     cfg = AttentionConfig(B=16, H=16, S=2048, D=64, causal=True)
     # one batch entry's 16 heads at once (16 x 2048^2 x 8 bytes = 512 MiB, under the 1 GiB chunk): three copies
-    assert preflight.heads_per_chunk(16, 2048) == 16
-    assert preflight.case_bytes(cfg) > 8 * 3 * 16 * 2048 * 2048
-    assert preflight.memory_problem([cfg], 80 * 2**30) is None  # the seed config fits an H100
+    assert memory.heads_per_chunk(16, 2048) == 16
+    assert memory.case_bytes(cfg) > 8 * 3 * 16 * 2048 * 2048
+    assert memory.memory_problem([cfg], 80 * 2**30) is None  # the seed config fits an H100
     # the suites the README runs on an H100 (fa3-grid's S=16384 configs checked one 2 GiB head at a time)
     for suite in ("fa3-grid", "plan", "batching"):
-        assert preflight.memory_problem(get_suite(suite), GPUS["h100-sxm"].memory_bytes) is None, suite
+        assert memory.memory_problem(get_suite(suite), GPUS["h100-sxm"].memory_bytes) is None, suite
 
 
 # ---- --resume with options of its own --------------------------------------------------------------------------------
@@ -300,7 +302,7 @@ def test_read_only_out(capsys, tmp_path, monkeypatch):
 @pytest.mark.interpreter
 @pytest.mark.parametrize("meta_too", [False, True], ids=["tables", "tables-and-run-json"])
 def test_disk_full_mid_run_leaves_a_truthful_status(capsys, tmp_path, monkeypatch, meta_too):
-    from collectors import safe_io, store
+    from runstore import safe_io, writer as store
 
     def full(path, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
@@ -330,7 +332,8 @@ def test_disk_full_mid_run_leaves_a_truthful_status(capsys, tmp_path, monkeypatc
 
 # ---- compiler failures --------------------------------------------------------------------------------------------
 def test_a_compile_failure_keeps_its_dump_in_the_run_folder(tmp_path, monkeypatch):
-    from collectors.collect import CollectOptions, _Collector
+    from collectors.sweep.local import _Collector
+    from collectors.sweep.options import CollectOptions
 
     c = _Collector(CollectOptions(interpret=True))
     c.compile_problems = []

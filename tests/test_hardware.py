@@ -107,15 +107,16 @@ def test_the_table_is_on_the_ground_floor_without_torch_or_triton():
 
 def test_census_and_launch_code_read_the_table():
     # the one table of hardware limits: the census's occupancy limits and the launchers' fallbacks are its figures
-    from collectors import census, timing
+    from collectors.census import sm90
+    from collectors.timing import measure as timing
     from kernels import _launch
 
     h100 = GPUS["h100-sxm"]
-    assert census.H100_SM_COUNT == h100.sm_count == 132
-    assert census.SM90_REGS_PER_SM == h100.regs_per_sm
-    assert census.SM90_SHARED_PER_SM == h100.smem_per_sm_kb * 1024
-    assert census.SM90_THREADS_PER_SM == h100.threads_per_sm
-    assert census.SM90_SHARED_RESERVED_PER_PROGRAM == h100.smem_reserved_per_program_kb * 1024
+    assert sm90.H100_SM_COUNT == h100.sm_count == 132
+    assert sm90.SM90_REGS_PER_SM == h100.regs_per_sm
+    assert sm90.SM90_SHARED_PER_SM == h100.smem_per_sm_kb * 1024
+    assert sm90.SM90_THREADS_PER_SM == h100.threads_per_sm
+    assert sm90.SM90_SHARED_RESERVED_PER_PROGRAM == h100.smem_reserved_per_program_kb * 1024
     assert _launch.L2_BUDGET_BYTES == h100.l2_bytes * _launch.L2_SHARE
     assert timing.H100_L2_BYTES == h100.l2_bytes == 52428800  # what torch reports on the lent H100 (run.json)
     assert GPUS["h200-sxm"].l2_bytes == 62914560  # ... and on the lent H200
@@ -128,7 +129,8 @@ def test_no_second_copy_of_the_hardware_figures():
 
     root = Path(__file__).resolve().parents[1]
     pattern = re.compile(r"^\s*([A-Z0-9_]+)\s*=\s*(132|65536|228 \* 1024|50 \* 1024 \* 1024|25 \* 2\*\*20|1980)\b", re.M)
-    # problem sizes per SM of the micro-benchmarks (collectors/ceilings.py, collectors/microbench.py), not limits
+    # problem sizes per SM of the micro-benchmarks (collectors/ceilings/ceilings.py, collectors/ceilings/microbench.py),
+    # not limits
     not_limits = {"EXP2_ELEMENTS_PER_SM", "FMA_THREADS_PER_SM"}
     offenders = [f"{p.relative_to(root)}: {m.group(1)}" for d in ("kernels", "collectors", "perfmodel", "app")
                  for p in (root / d).rglob("*.py") if p.name != "hardware.py"

@@ -1,11 +1,11 @@
-"""The Overview's and the report's headlines (perfmodel.analysis.headlines) on the two bundled runs: every
+"""The Overview's and the report's headlines (perfmodel.reports.analysis.headlines) on the two bundled runs: every
 constraint gets a line, and the stages' place against the plan's target band is said as above / inside / below."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfmodel import ablation, analysis
+from perfmodel.reports import ablation, analysis, limits
 from perfmodel.runs import load_run, resolve_run_dirs
 
 H100, H200 = "20261124-173318-custom-nvidia-h100-80gb-hbm3", "20261202-053909-seed-nvidia-h200"
@@ -15,7 +15,7 @@ SEED = "B16-H16-S2048-D64-causal-fp16"
 def _headlines(run_id: str) -> list[str]:
     run = load_run(resolve_run_dirs([run_id])[0])
     stages = analysis.stage_table(run)
-    return analysis.headlines(stages, analysis.peer_table(run), analysis.constraint_table(run),
+    return analysis.headlines(stages, analysis.peer_table(run), limits.constraint_table(run),
                               ablation.constraint_evidence(run))
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.store import load_run
 from perfmodel.cli import main
+from runstore.reader import load_run
 
 DATA = Path(__file__).resolve().parent / "data"
 HAS_NCU_REPORT = importlib.util.find_spec("ncu_report") is not None

@@ -5,7 +5,7 @@ Triton decides when a function is decorated whether `@triton.jit` builds a GPU k
 process that imported the kernels with the variable set could not compile them for sm_90: the predictive model
 beside every stage of `perfmodel report` ran stage 0 in the interpreter at the seed config's full size instead
 (past 5 minutes). The commands run in child processes here, each with its own empty user mix cache
-(collectors/mix_cache.py: the second cannot read what the first compiled), under a limit far below that hang: three
+(perfmodel/model/mix_cache.py: the second cannot read what the first compiled), under a limit far below that hang: three
 times the same command without the variable, plus a minute.
 """
 
@@ -88,8 +88,8 @@ def test_the_census_refuses_an_interpreted_kernel_at_once(tmp_path):
     """A process that imported the kernels under the interpreter (a notebook, the Python API) gets a census that
     says why it cannot compile stage 0, in seconds, instead of stage 0 run on the CPU at the seed config."""
     code = textwrap.dedent("""
-        from collectors.census import census
-        from collectors.instruction_mix import MixError, instruction_mix
+        from collectors.census.census import census
+        from perfmodel.model.instruction_mix import MixError, instruction_mix
         from kernels.suites import SEED
 
         result = census("stage0_baseline", SEED)

@@ -19,6 +19,7 @@ import torch
 import kernels
 from kernels import STAGES, get_stage
 from kernels._launch import KernelUnsupported
+from kernels.lookup import pinned
 from kernels.reference import compare, make_inputs
 
 STAGE_NAMES = [s.name for s in STAGES]
@@ -331,15 +332,14 @@ def test_stage5_config_report_round_trips():
 
 
 def test_pinned_runs_the_reported_config_and_restores():
-    import kernels
     from kernels import stage5_full
 
     cfg = stage5_full.Config(ring=2, overlap=False)
     before = stage5_full.PINNED_CONFIG
-    with kernels.pinned("stage5_full", f"S=64 D=64: {cfg} (tuned)") as got:
+    with pinned("stage5_full", f"S=64 D=64: {cfg} (tuned)") as got:
         assert got == cfg and stage5_full.PINNED_CONFIG == cfg
     assert stage5_full.PINNED_CONFIG is before
-    with kernels.pinned("stage0_baseline", f"{cfg}") as got:  # a stage without a tuner: nothing pinned
+    with pinned("stage0_baseline", f"{cfg}") as got:  # a stage without a tuner: nothing pinned
         assert got is None
-    with kernels.pinned("stage5_full", "") as got:
+    with pinned("stage5_full", "") as got:
         assert got is None and stage5_full.PINNED_CONFIG is before

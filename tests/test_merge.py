@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from collectors.store import load_run
+from runstore.reader import load_run
 from interpreted_runs import ARGS, comparable, only_run
 from perfmodel.cli import main
 
@@ -59,7 +59,7 @@ def test_each_shard_records_its_part_and_how_it_was_balanced(collected):
 
 
 def test_report_and_gates_read_the_merged_run(collected, capsys):
-    from perfmodel.reporting import build_report
+    from perfmodel.reports.reporting import build_report
 
     assert "stage0_baseline" in build_report(load_run(collected["merged"]), fmt="md")
     assert main(["gates", str(collected["merged"])]) in (1, 3)  # an --interpret run never passes the gates
@@ -147,9 +147,8 @@ def test_a_shard_given_twice_keeps_the_newest_measurement(collected, capsys):
 
 def test_ceilings_are_kept_per_gpu_and_read_as_their_median(tmp_path):
     """Two shards on two GPUs: both GPUs' ceilings are kept; one value per name is the median over them."""
-    from collectors.merge import merged_tables
-    from collectors.merge import ceiling_values
-    from collectors.store import RunWriter
+    from collectors.sweep.merge import ceiling_values, merged_tables
+    from runstore.writer import RunWriter
 
     runs = []
     for k, (uuid, tflops) in enumerate((("GPU-a", 600.0), ("GPU-b", 700.0))):

@@ -1,4 +1,4 @@
-"""The micro-benchmarks of the ceilings phase (collectors/microbench.py): each compiles for sm_90 without a GPU
+"""The micro-benchmarks of the ceilings phase (collectors/ceilings/microbench.py): each compiles for sm_90 without a GPU
 and its timed loop issues what its row says it measures, and nothing that would put another latency in the way;
 on a GPU every row is measured."""
 
@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("triton")
 
-from collectors import census, microbench  # noqa: E402
+from collectors.ceilings import microbench  # noqa: E402
+from collectors.census import sm90
 
 SMS = 132
 
@@ -34,7 +35,7 @@ def _loops(ptx: str) -> list[list[str]]:
 def compiled() -> dict:
     out = {}
     for bench in microbench.benches(SMS, "cpu"):
-        kernel, _ = census._compile_launch(census._Launch(bench.kernel, bench.grid, bench.args(1024),
+        kernel, _ = sm90.compile_launch(sm90.Launch(bench.kernel, bench.grid, bench.args(1024),
                                                           dict(bench.kwargs)))
         out[bench.name] = kernel.asm["ptx"]
     return out
@@ -105,7 +106,7 @@ def test_a_loop_that_does_not_grow_with_its_length_fails_with_a_reason():
 
 @pytest.mark.gpu
 def test_every_micro_benchmark_measures_on_the_gpu():
-    from collectors.ceilings import _median_ms, _row
+    from collectors.ceilings.ceilings import _median_ms, _row
 
     rows = microbench.measure(_row, lambda fn: _median_ms(fn, warmup_ms=5, rep_ms=30))
     bad = [(r["name"], r["error"]) for r in rows if r["status"] != "ok"]

@@ -1,4 +1,4 @@
-"""The compiled instruction mixes on disk (issue 22, "a report in a second"): collectors/mix_cache.py keeps each
+"""The compiled instruction mixes on disk (issue 22, "a report in a second"): perfmodel/model/mix_cache.py keeps each
 case's mix in the user cache and ships the bundled runs' mixes in the package, so reading a run compiles nothing."""
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors import instruction_mix as im
-from collectors import mix_cache
 from kernels.source import source_hash
 from kernels.workload import parse_config
+from perfmodel.model import instruction_mix as im, mix_cache
 
 CFG = parse_config("B=1,H=2,S=256,D=64,causal")
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +91,7 @@ def test_an_unwritable_cache_only_costs_the_next_compile(tmp_path, monkeypatch):
 
 
 def test_two_processes_compiling_one_case_leave_one_whole_entry(tmp_path):
-    code = ("import sys; from kernels.workload import parse_config; from collectors import mix_cache; "
+    code = ("import sys; from kernels.workload import parse_config; from perfmodel.model import mix_cache; "
             "m = mix_cache.instruction_mix('stage5_full', parse_config(sys.argv[1]), 132); print(m.kernel.hash)")
     env = {**os.environ, "PERFMODEL_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("TRITON_INTERPRET", None)
@@ -110,7 +109,7 @@ def test_the_shipped_mixes_are_todays_and_cover_the_bundled_runs(monkeypatch, tm
     """Without Triton (the laptop install) and with an empty user cache, the model is shown beside every measured
     stage of every bundled run: the mixes shipped in perfmodel/bundled/mixes answer. After a change under kernels/
     this fails until `python scripts/ship_mixes.py` is run."""
-    from perfmodel.model_cases import model_table
+    from perfmodel.model.model_cases import model_table
     from perfmodel.runs import bundled_run_dirs, load_run
 
     index = json.loads((mix_cache.shipped_dir() / "index.json").read_text())

@@ -1,6 +1,6 @@
 """The model is named by its version (issue 22): today's predictions for fixed inputs are held in
 tests/data/model_golden/v<MODEL_VERSION>.json.gz, so a change to a term of the model or the bound fails here until
-perfmodel.predictive.MODEL_VERSION is bumped and scripts/model_golden.py has written that version's file.
+perfmodel.model.predictive.MODEL_VERSION is bumped and scripts/model_golden.py has written that version's file.
 
 The inputs are stored with the predictions (the instruction mix, the GPU's figures and micro-benchmarks), so
 nothing here compiles: a change to a kernel, the hardware table or where the code lives changes nothing."""
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors.mix_cache import kernel_from_dict, mix_from_dict
 from kernels.hardware import GpuSpec, get_gpu
 from kernels.workload import parse_config
-from perfmodel import bound, predictive
+from perfmodel.model import bound, predictive
+from perfmodel.model.mix_cache import kernel_from_dict, mix_from_dict
 
 GOLDEN = Path(__file__).parent / "data" / "model_golden"
 REL = 1e-9  # the same inputs give the same floating-point operations: only summation order may differ
@@ -54,7 +54,7 @@ def test_todays_model_predicts_what_its_version_predicted(case):
     config, gpu = parse_config(case["config"]), _gpu(case["gpu"])
     got = predictive.price(mix, config, case["stage"], gpu, case["host_launch_us"])
     want = case["model"]
-    bump = ("the model's prediction changed for the same inputs: bump perfmodel.predictive.MODEL_VERSION and run "
+    bump = ("the model's prediction changed for the same inputs: bump perfmodel.model.predictive.MODEL_VERSION and run "
             "`python scripts/model_golden.py` (stored predictions of the old version then score 'computed now')")
     for name in ("time_ms", "steady_ms", "tail_ms", "prologue_epilogue_ms", "hbm_ms", "launch_ms"):
         assert math.isclose(getattr(got, name), want[name], rel_tol=REL, abs_tol=1e-15), (name, bump)

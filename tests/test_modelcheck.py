@@ -2,10 +2,10 @@
 
 import pytest
 
-from kernels.suites import SEED
-from perfmodel.einstein import load_model
 from kernels.hardware import get_gpu
-from perfmodel.modelcheck import check_model, findings_frame
+from kernels.suites import SEED
+from perfmodel.plan.einstein_file import load_model
+from perfmodel.plan.modelcheck import check_model, findings_frame
 
 
 @pytest.fixture(scope="module")

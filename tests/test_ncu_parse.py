@@ -1,4 +1,4 @@
-"""Nsight Compute: the command line collectors/ncu_profile.py builds, and the CSV parsers of collectors/ncu_parse.py
+"""Nsight Compute: the command line collectors/ncu/profile.py builds, and the CSV parsers of collectors/ncu/parse.py
 on real exports.
 
 The exports under tests/data/h100/ were captured on the lent H100 by this project's own collector
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors import metrics as M
-from collectors import ncu_parse, ncu_profile
+from collectors.ncu import metrics as M, parse as ncu_parse, profile as ncu_profile
 
 DATA = Path(__file__).resolve().parent / "data" / "h100"
 RAW = DATA / "raw.csv"
@@ -27,7 +26,7 @@ def test_one_command_with_nvtx_filters_clock_control_sections_and_metrics(tmp_pa
     names = [ncu_profile.range_name("stage0_baseline", "B16-H16-S2048-D64-causal-fp16"),
              ncu_profile.range_name("sdpa_cudnn", "B16-H16-S2048-D64-causal-fp16")]
     cmd = ncu_profile.build_command("/usr/local/cuda/bin/ncu", tmp_path / "profile",
-                                    ["python", "-m", "collectors.worker"], names)
+                                    ["python", "-m", "collectors.sweep.worker"], names)
     joined = " ".join(cmd)
     assert cmd[:2] == ["/usr/local/cuda/bin/ncu", "--nvtx"]
     # push/pop ranges of the perfmodel domain: '<domain>@<range>/' (ANCHORS.md: push/pop needs the slash)
@@ -43,7 +42,7 @@ def test_one_command_with_nvtx_filters_clock_control_sections_and_metrics(tmp_pa
                   "dram_throughput_pct", "sm_clock_hz", "duration_ns", "stall_long_scoreboard"):
         assert M.METRICS[short] in metrics
     assert cmd[cmd.index("-o") + 1] == str(tmp_path / "profile")
-    assert cmd[-3:] == ["python", "-m", "collectors.worker"]
+    assert cmd[-3:] == ["python", "-m", "collectors.sweep.worker"]
 
 
 def test_range_names_refuse_nvtx_filter_syntax():
@@ -183,8 +182,8 @@ def test_branch_uniformity_reads_zero_where_a_kernel_has_no_branches(tidy):
         index=["impl", "config_id", "kernel_index"], columns="metric", values="value", aggfunc="first")
     assert "branch_uniformity_pct" in per_kernel
     assert per_kernel["branch_uniformity_pct"].between(0, 100).all()
-    # The collector profiles the straight-line exp2 ceiling kernel (collectors.ceilings.PROBES) in every session:
-    # a real kernel that executes no branch, whose uniformity ncu reports as 0 (not applicable, not divergent).
+    # The collector profiles the straight-line exp2 ceiling kernel (collectors.ceilings.ceilings.PROBES) in every
+    # session: a real kernel that executes no branch, whose uniformity ncu reports as 0 (not applicable, not divergent).
     no_branch = per_kernel[per_kernel["branch_instructions"] == 0]
     assert "probe_exp2" in set(no_branch.index.get_level_values("impl")), "no branch-free kernel in the export"
     assert (no_branch["branch_uniformity_pct"] == 0).all()

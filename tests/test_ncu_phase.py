@@ -1,4 +1,4 @@
-"""The collector's Nsight Compute phase (collectors/ncu_phase.py) with a stand-in `ncu` (no GPU here) that
+"""The collector's Nsight Compute phase (collectors/sweep/ncu_phase.py) with a stand-in `ncu` (no GPU here) that
 "profiles" by handing back a real report: the H200 session of tests/data/h200/ (stage 0, the same case as the extra
 case `stage0_baseline#dev1`, the exp2 probe). Checked: the source recorded in run.json (ncu_report, or the CSV
 exports when it cannot be imported), the metrics the GPU does not list (recorded and returned as a problem),
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from collectors import metrics as M
-from collectors import ncu_parse, ncu_phase, ncu_read
-from collectors.store import RunWriter, load_run
+from collectors.ncu import metrics as M, parse as ncu_parse, read as ncu_read
+from collectors.sweep import ncu_phase
 from kernels.workload import AttentionConfig
+from runstore.reader import load_run
+from runstore.writer import RunWriter
 
 pytest.importorskip("ncu_report", reason="NVIDIA's ncu_report (pip install ncu-report, the [ncu] extra)")
 

@@ -1,10 +1,10 @@
-"""Nsight Compute reports read through NVIDIA's ncu_report (collectors/ncu_read.py), checked against the CSV
+"""Nsight Compute reports read through NVIDIA's ncu_report (collectors/ncu/read.py), checked against the CSV
 exports of the same reports.
 
 Fixtures, each made on the real GPU by this project's own collector, never written to suit a reader:
 - tests/data/h100/: the bundled run's report (perfmodel/bundled/20261124-173318-custom-nvidia-h100-80gb-hbm3,
   37 kernels) and its `--csv --page raw` / `--page details` exports (`--print-units base`);
-- tests/data/h200/: one session of collectors.ncu_phase.profile on the lent H200 (ncu 2025.3.1, with
+- tests/data/h200/: one session of collectors.sweep.ncu_phase.profile on the lent H200 (ncu 2025.3.1, with
   `--import-source yes`) over stage 0 at B1-H2-S256-D64-causal-fp16, the same case again as an extra case
   labelled `stage0_baseline#dev1`, and the exp2 probe; the CSV exports are the ones that session's fallback wrote.
 """
@@ -22,15 +22,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collectors import metrics as M
-from collectors import ncu_parse, ncu_read
+from collectors.ncu import metrics as M, parse as ncu_parse, read as ncu_read
 
 ncu_report = pytest.importorskip("ncu_report", reason="NVIDIA's ncu_report (pip install ncu-report, the [ncu] extra)")
 
 DATA = Path(__file__).resolve().parent / "data"
 GPUS = ("h100", "h200")
 # The details export shows three rows of the memory workload analysis that the report's sections do not carry as
-# metrics (collectors/ncu_read.py docstring); every other row is in both.
+# metrics (collectors/ncu/read.py docstring); every other row is in both.
 CSV_ONLY_DETAILS = {"Memory Workload Analysis: L2 Compression Input Sectors",
                     "Memory Workload Analysis: L2 Compression Ratio",
                     "Memory Workload Analysis: L2 Compression Success Rate"}

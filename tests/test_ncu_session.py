@@ -1,6 +1,6 @@
 """The ncu session's process handling, with a stand-in `ncu` (no GPU here): a normal end, a Ctrl-C that keeps the
 report of what was profiled so far, a Ctrl-C before any report, a session past its time limit, and the counter
-permission error. The stand-in reads the real command line `collectors.ncu_profile.build_command` writes
+permission error. The stand-in reads the real command line `collectors.ncu.profile.build_command` writes
 (`-o REPORT`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from collectors import ncu_profile
+from collectors.ncu import profile as ncu_profile
 
 FAKE_NCU = """#!{python}
 import json, signal, sys, time

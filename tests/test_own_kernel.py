@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import perfmodel
-from collectors.store import load_run
-from kernels import registry
+from kernels import importable, lookup, registry, user_kernels
 from perfmodel.cli import main
+from runstore.reader import load_run
 
 # collect --interpret runs the kernels in its own interpreter child process and compiles the census for sm_90 in
 # this one with the GPU copy of triton, so these tests are not marked `interpreter` (as tests/test_registry.py)
@@ -40,10 +40,10 @@ needs_no_gpu = pytest.mark.skipif("not _no_gpu()", reason="these causes are what
 def fresh(monkeypatch):
     """No user implementation registered before the test, nothing it adds to sys.path or the environment left
     after it."""
-    monkeypatch.setenv(registry.ENV_VAR, "")
-    monkeypatch.setenv(registry.PATH_VAR, "")
-    monkeypatch.setattr(registry, "_IN_PROCESS", {})
-    monkeypatch.setattr(registry, "_REGISTERED_HERE", set())
+    monkeypatch.setenv(user_kernels.ENV_VAR, "")
+    monkeypatch.setenv(importable.PATH_VAR, "")
+    monkeypatch.setattr(user_kernels, "_IN_PROCESS", {})
+    monkeypatch.setattr(user_kernels, "_REGISTERED_HERE", set())
     monkeypatch.setattr(sys, "path", list(sys.path))
 
 
@@ -69,7 +69,7 @@ def test_a_file_spec_imports_its_neighbours_here_and_in_the_interpreter_process(
     assert run is not None, err
     c = run.table("correctness").set_index("impl")
     assert c.loc["mine", "status"] == "ok", c.loc["mine", "error"]  # the interpreter's process imported attn_core
-    assert str(KERNELS) in os.environ[registry.PATH_VAR].split(os.pathsep)  # what the processes started inherit
+    assert str(KERNELS) in os.environ[importable.PATH_VAR].split(os.pathsep)  # what the processes started inherit
     census = run.table("census").set_index("impl")
     assert census.loc["mine", "status"] == "ok" and census.loc["mine", "kernel_name"] == "_copy"
     # one kernel of yours is correct: the failing one gets its line, and the exit status stays 0
@@ -104,7 +104,7 @@ def test_every_failed_or_wrong_case_is_a_line_with_its_reason_and_the_command_fa
 
 
 def test_an_fp32_output_for_fp16_inputs_is_failed_and_user_kernels_are_labelled_user(bad_run):
-    from perfmodel.correctness import correctness_table
+    from perfmodel.reports.correctness import correctness_table
 
     _, _, run = bad_run
     c = run.table("correctness").set_index("impl")
@@ -130,7 +130,7 @@ def test_the_python_api_warns_what_the_command_line_prints(fresh, tmp_path):
 @needs_no_gpu
 def test_a_gpu_driver_query_at_import_is_named_with_its_line_and_fix(fresh):
     with pytest.raises(registry.ImplError) as e:
-        registry.register("mine", f"{KERNELS / 'driver_at_import.py'}:attention")
+        user_kernels.register("mine", f"{KERNELS / 'driver_at_import.py'}:attention")
     text = str(e.value)
     assert text.startswith("mine: driver_at_import.py queries the GPU driver when it is imported (line 5: "
                            "`DEVICE = triton.runtime.driver.active.get_active_torch_device()`; RuntimeError: 0 "
@@ -141,7 +141,7 @@ def test_a_gpu_driver_query_at_import_is_named_with_its_line_and_fix(fresh):
 @needs_no_gpu
 def test_torch_cuda_at_import_is_named_with_its_line_and_fix(fresh):
     with pytest.raises(registry.ImplError) as e:
-        registry.register("mine", f"{KERNELS / 'cuda_at_import.py'}:attention")
+        user_kernels.register("mine", f"{KERNELS / 'cuda_at_import.py'}:attention")
     text = str(e.value)
     assert text.startswith("mine: cuda_at_import.py calls torch.cuda when it is imported (line 5: ")
     assert "move that call into the function, behind `torch.cuda.is_available()`" in text
@@ -155,10 +155,10 @@ def test_torch_cuda_at_import_is_named_with_its_line_and_fix(fresh):
                   "is none here (RuntimeError: 0 active drivers"),
 ])
 def test_gpu_habits_at_a_call_are_named_in_one_sentence(fresh, name, words):
-    from collectors.worker import check_case
+    from collectors.sweep.worker import check_case
     from kernels.workload import parse_config
 
-    registry.register(name, f"{KERNELS / 'gpu_habits.py'}:{name}")
+    user_kernels.register(name, f"{KERNELS / 'gpu_habits.py'}:{name}")
     row, failed = check_case({"impl": name, "config": parse_config(CONFIG).as_dict()}, seed=0)
     assert failed and row["status"] == "failed" and row["error"].startswith(words), row["error"]
 
@@ -166,7 +166,7 @@ def test_gpu_habits_at_a_call_are_named_in_one_sentence(fresh, name, words):
 # ---- 6: an autograd Function's apply is refused with the adapter ---------------------------------------------------
 def test_an_autograd_function_apply_is_refused_with_the_adapter(fresh):
     with pytest.raises(registry.ImplError) as e:
-        registry.register("mine", f"{KERNELS / 'autograd_attention.py'}:attention")
+        user_kernels.register("mine", f"{KERNELS / 'autograd_attention.py'}:attention")
     text = str(e.value)
     assert "is _Attention.apply, a torch.autograd.Function" in text
     assert "forward(ctx, q, k, v, causal, sm_scale)" in text
@@ -189,16 +189,16 @@ PIPELINE_LOG_SET = (
 
 @pytest.mark.parametrize("log", [PIPELINE_LOG_UNSET, PIPELINE_LOG_SET], ids=["reproducer-path-unset", "set"])
 def test_the_compiler_diagnosis_names_the_failed_pass_and_its_line(log):
-    from collectors.census import _compiler_diagnosis
+    from collectors.census.sm90 import compiler_diagnosis as _compiler_diagnosis
 
     assert _compiler_diagnosis(log) == "Triton pass TritonGPUPipeline failed at /x/fused_attention_06.py:171"
 
 
 def test_a_census_compile_error_keeps_its_own_line_and_the_kernel_name(fresh):
-    from collectors.census import census
+    from collectors.census.census import census
     from kernels.workload import parse_config
 
-    registry.register("refused", f"{KERNELS / 'gpu_habits.py'}:does_not_compile")
+    user_kernels.register("refused", f"{KERNELS / 'gpu_habits.py'}:does_not_compile")
     r = census("refused", parse_config(CONFIG))
     assert r.status == "failed" and r.kernel_name == "_refused"
     assert r.error == "CompileTimeAssertionFailure: BLOCK must be 3 in this kernel (at line 2:4 of the kernel)"
@@ -206,9 +206,9 @@ def test_a_census_compile_error_keeps_its_own_line_and_the_kernel_name(fresh):
 
 
 def test_the_compile_note_says_which_files_are_reproducers(tmp_path):
-    from collectors import preflight
-    from collectors.case_rows import note_compile_log
-    from collectors.store import RunWriter
+    from collectors.sweep import preflight
+    from collectors.sweep.case_rows import note_compile_log
+    from runstore.writer import RunWriter
 
     writer = RunWriter(tmp_path / "run", {})
     with preflight.compile_log(tmp_path / "run" / "logs", "census-mine") as log:
@@ -225,7 +225,7 @@ def test_the_compile_note_says_which_files_are_reproducers(tmp_path):
 
 # ---- 21: Ctrl-C names the run and the command that resumes it -------------------------------------------------------
 def test_ctrl_c_names_the_run_folder_and_the_resume_command(fresh, tmp_path, capsys, monkeypatch):
-    import collectors.collect as collect_module
+    import collectors.sweep.local as collect_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -248,11 +248,11 @@ def test_a_space_separated_config_says_to_separate_items_with_commas():
 
 
 def test_a_misspelt_stage_or_peer_gets_a_did_you_mean():
-    from collectors.bench import resolve
+    from collectors.timing.bench import resolve
 
     with pytest.raises(ValueError, match=r"unknown stage stage0_basline \(did you mean stage0_baseline\?\)"):
         resolve("stage0_basline", "none")
     with pytest.raises(ValueError, match=r"unknown peer sdpa_cudn \(did you mean sdpa_cudnn\?\)"):
         resolve("none", "sdpa_cudn")
     with pytest.raises(registry.ImplError, match=r"did you mean stage5_full\?"):
-        registry.get("stage5_ful")
+        lookup.get("stage5_ful")

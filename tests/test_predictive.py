@@ -1,6 +1,6 @@
-"""The predictive model v1 (perfmodel/predictive.py) and the instruction mix it reads (collectors/instruction_mix.py):
-counts of real compiled kernels checked by hand, the combination rules on a small synthetic mix, and the model's
-honesty (it never sees a timing)."""
+"""The predictive model v1 (perfmodel/model/predictive.py) and the instruction mix it reads
+(perfmodel/model/instruction_mix.py): counts of real compiled kernels checked by hand, the combination rules on a small
+synthetic mix, and the model's honesty (it never sees a timing)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collectors.instruction_mix import InstructionMix, KernelMix, LoopMix, instruction_mix, key_blocks
 from kernels.hardware import get_gpu
 from kernels.suites import SEED
 from kernels.workload import AttentionConfig
-from perfmodel import predictive, scoring
+from perfmodel.model import predictive, predictors, score_sources, scoring
+from perfmodel.model.instruction_mix import InstructionMix, KernelMix, LoopMix, instruction_mix, key_blocks
 from perfmodel.runs import load_run
 from module_imports import imported_modules, names_used
 
@@ -129,10 +129,10 @@ def test_lockstep_warp_groups_form_one_group_and_independent_ones_two():
 
 # ---- honesty: the model never sees a timing -------------------------------------------------------------------
 def test_model_predictions_do_not_move_when_the_timings_do():
-    source = scoring.run_source(load_run(H200_RUN))
+    source = score_sources.run_source(load_run(H200_RUN))
     slower = dataclasses.replace(source, measurements=source.measurements.assign(
         time_ms=source.measurements["time_ms"] * 3.0))
-    model = {"model": scoring.PREDICTORS["model"]}
+    model = {"model": predictors.PREDICTORS["model"]}
     a, b = scoring.score_cases([source], model), scoring.score_cases([slower], model)
     assert len(a) == 6 and a["model_ms"].notna().all()
     pd.testing.assert_series_equal(a["model_ms"], b["model_ms"])
@@ -144,8 +144,8 @@ def test_the_scorer_hands_the_model_how_the_stage_was_launched(monkeypatch):
     seen = []
     monkeypatch.setattr(predictive, "predict_stage", lambda c, s, g, host, tuned: seen.append((s, host, tuned)) or
                         type("P", (), {"time_ms": 1.0, "binding": "chain", "inputs_hash": "0" * 12, "launch_ms": 0.0})())
-    source = scoring.run_source(load_run(H200_RUN))
-    scoring.score_cases([source], {"model": scoring.PREDICTORS["model"]})
+    source = score_sources.run_source(load_run(H200_RUN))
+    scoring.score_cases([source], {"model": predictors.PREDICTORS["model"]})
     launch = load_run(H200_RUN).table("launch").set_index("impl")["host_launch_us"]
     assert [host for _, host, _ in seen] == [launch[impl] for impl in source.measurements["impl"]]
     assert any(tuned and "BLOCK_M=" in tuned for s, _, tuned in seen if s == 5)
@@ -161,11 +161,12 @@ def test_a_tuned_config_is_compiled_as_reported():
 
 def test_model_module_imports_no_timing_tables():
     imported = imported_modules(predictive.__file__)
-    # the compiled code, the hardware table, the workload and the bound's HBM bytes and scheduler: no run store
-    # (hashlib and json: inputs_hash digests what a prediction read; collectors.mix_cache: the compiled mixes)
+    # the compiled code, the hardware table, the workload and the bound's HBM bytes and scheduler (perfmodel.model:
+    # the bound beside it): no run store (hashlib and json: inputs_hash digests what a prediction read;
+    # perfmodel.model.mix_cache: the compiled mixes)
     assert imported <= {"__future__", "math", "re", "dataclasses", "numpy", "kernels.hardware", "kernels.workload",
-                        "perfmodel", "collectors.instruction_mix", "collectors.critical_path", "collectors.mix_cache",
-                        "hashlib", "json"}, imported
+                        "perfmodel.model", "perfmodel.model.instruction_mix", "perfmodel.model.critical_path",
+                        "perfmodel.model.mix_cache", "hashlib", "json"}, imported
     names = names_used(predictive.__file__)
     assert not {"timings", "time_ms_p20", "measured_ms", "table", "load_run"} & names
 

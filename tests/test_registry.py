@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
-from collectors.store import load_run
-from kernels import registry
+from kernels import lookup, registry, user_kernels
 from perfmodel.cli import main
+from runstore.reader import load_run
 
 # collect --interpret runs the kernels in its own interpreter child process; this process compiles the census for
 # sm_90 with the GPU copy of triton, so these tests are not marked `interpreter`
@@ -96,7 +96,7 @@ unknown_key.switches = {"wide": {"removes": [2], "constraint": 2}}
 
 @pytest.fixture
 def user_files(tmp_path, monkeypatch):
-    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    monkeypatch.delenv(user_kernels.ENV_VAR, raising=False)
     (tmp_path / "tk.py").write_text(TRITON_KERNEL)
     (tmp_path / "plain.py").write_text(PLAIN)
     (tmp_path / "switches.py").write_text(BAD_SWITCHES)
@@ -181,18 +181,18 @@ def test_entry_point_registers_an_installed_kernel(user_files, monkeypatch):
     """))
     monkeypatch.syspath_prepend(str(pkg))
     monkeypatch.setenv("PYTHONPATH", str(pkg))  # the interpreter child finds it too
-    assert registry.entry_points() == {"fromep": "fromep_mod:attention"}
-    launcher, reason = registry.resolve("fromep")
+    assert user_kernels.entry_points() == {"fromep": "fromep_mod:attention"}
+    launcher, reason = lookup.resolve("fromep")
     assert reason is None and callable(launcher)
 
 
 def test_environment_registration_is_validated(monkeypatch):
-    monkeypatch.setenv(registry.ENV_VAR, "{not json")
+    monkeypatch.setenv(user_kernels.ENV_VAR, "{not json")
     with pytest.raises(registry.ImplError, match="JSON"):
-        registry.user_specs()
-    monkeypatch.setenv(registry.ENV_VAR, json.dumps({"a": 1}))
+        user_kernels.user_specs()
+    monkeypatch.setenv(user_kernels.ENV_VAR, json.dumps({"a": 1}))
     with pytest.raises(registry.ImplError, match="strings"):
-        registry.user_specs()
+        user_kernels.user_specs()
 
 
 def test_python_api_end_to_end(user_files, tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from perfmodel.cli import main
-from perfmodel.reporting import SECTION_INTRO, figure_specs
+from perfmodel.reports.html import figure_specs
+from perfmodel.reports.report_data import SECTION_INTRO
 from synthetic_run import make_run, synthetic_run_dir  # noqa: F401 (fixture)
 
 
@@ -25,7 +26,7 @@ def html_report(synthetic_run_dir, tmp_path_factory):
 def test_html_is_self_contained_with_plotly_inlined(html_report):
     text, _ = html_report
     assert text.startswith("<!DOCTYPE html>")
-    from perfmodel.reporting import PLOTLY_BASIC
+    from perfmodel.reports.html import PLOTLY_BASIC
 
     bundle = PLOTLY_BASIC.read_text(encoding="utf-8")
     assert bundle in text  # plotly.js's basic bundle is inlined (every chart is bar or scatter)...
@@ -61,7 +62,7 @@ def test_html_figures_parse_back(html_report):
 
 
 def test_html_model_terms_are_stacked_per_stage(html_report):
-    from perfmodel.figures import MODEL_TERM_COLORS, MODEL_TERM_NAMES, TERM_COLORS
+    from perfmodel.reports.figures import MODEL_TERM_COLORS, MODEL_TERM_NAMES, TERM_COLORS
 
     specs = figure_specs(html_report[0])
     model_figs = [s for s in specs if s["layout"]["title"]["text"].startswith("Model: time terms per stage")]
@@ -75,7 +76,7 @@ def test_html_model_terms_are_stacked_per_stage(html_report):
     assert {"bound total", "measured"} <= {t.get("name") for t in fig["data"]}
     text = next(t for t in fig["data"] if t.get("name") == "binding term")["text"]
     # "binding: <term>" and the model's error (a bare "chain -24%" read as the stage chain or a gain)
-    from perfmodel.figures import BINDING_NAMES
+    from perfmodel.reports.figures import BINDING_NAMES
 
     assert len(text) == 6 and all(t.split("<br>")[0] == "binding:" and t.split("<br>")[1] in BINDING_NAMES.values()
                                   and t.split("<br>")[2].startswith("model ") for t in text)
@@ -93,7 +94,7 @@ def test_report_time_budget(html_report, synthetic_run_dir, tmp_path):
 
 
 def test_markdown_stage_table_has_the_model_beside_the_bound(synthetic_run_dir, capsys):
-    from perfmodel import scoring
+    from perfmodel.model import predictors, score_sources, scoring
     from perfmodel.runs import load_run
 
     assert main(["report", str(synthetic_run_dir), "--format", "md", "--out", "-"]) == 0
@@ -104,8 +105,8 @@ def test_markdown_stage_table_has_the_model_beside_the_bound(synthetic_run_dir, 
     assert cols.index("time ms") < cols.index("bound ms") < cols.index("model ms") < cols.index("err vs model") \
         < cols.index("model binding")
     # the model's error per case is the scorer's (perfmodel model score), case by case
-    cases = scoring.score_cases([scoring.run_source(load_run(synthetic_run_dir))],
-                                {"model": scoring.PREDICTORS["model"]})
+    cases = scoring.score_cases([score_sources.run_source(load_run(synthetic_run_dir))],
+                                {"model": predictors.PREDICTORS["model"]})
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in stages.splitlines()
             if line.startswith("| B")]
     stage_rows = [r for r in rows if len(r) == len(cols)]
@@ -125,9 +126,10 @@ def test_no_model_leaves_the_model_out(synthetic_run_dir, capsys):
 
 
 def test_a_case_without_a_prediction_says_why(synthetic_run_dir, monkeypatch):
-    from collectors.instruction_mix import MixError
-    from perfmodel import analysis, model_cases, predictive
-    from perfmodel.reporting import stages_display
+    from perfmodel.model import model_cases, predictive
+    from perfmodel.model.instruction_mix import MixError
+    from perfmodel.reports import analysis
+    from perfmodel.reports.displays import stages_display
     from perfmodel.runs import load_run
 
     real = predictive.predict_stage
@@ -156,7 +158,7 @@ def test_a_case_without_a_prediction_says_why(synthetic_run_dir, monkeypatch):
     assert set(model["model_status"]) == {"no_model"} and model["model_ms"].isna().all()
     assert set(model["model_reason"]) == {"run GPU 'NVIDIA GeForce RTX 4090' is not in the hardware table "
                                           "(kernels/hardware.py)"}
-    from perfmodel.figures import model_terms_figure
+    from perfmodel.reports.figures import model_terms_figure
 
     fig = model_terms_figure(model_cases.with_model(analysis.stage_table(run), model).query("config_id == @seed"))
     assert "no model: run GPU 'NVIDIA GeForce RTX 4090'" in fig.layout.annotations[0].text
@@ -165,7 +167,7 @@ def test_a_case_without_a_prediction_says_why(synthetic_run_dir, monkeypatch):
 def test_a_stage_not_timed_is_not_measured_for_the_model(tmp_path):
     import pandas as pd
 
-    from perfmodel import model_cases
+    from perfmodel.model import model_cases
     from perfmodel.runs import load_run
 
     run = load_run(make_run(tmp_path))
@@ -219,7 +221,8 @@ def test_correctness_section(synthetic_run_dir, tmp_path, capsys):
 
 
 def test_stage_and_peer_tables_show_the_interval_and_wide_ci_flag(synthetic_run_dir):
-    from perfmodel.reporting import collect, peers_display, stages_display
+    from perfmodel.reports.displays import peers_display, stages_display
+    from perfmodel.reports.report_data import collect
     from perfmodel.runs import load_run
 
     data = collect(load_run(synthetic_run_dir))
@@ -246,7 +249,7 @@ def test_report_baseline_uses_the_bootstrap_cis_when_both_runs_have_samples(tmp_
 
 
 def test_markdown_header_names_the_environment(capsys):
-    """The H200 run's run.json keeps `*_version` keys (collectors/env.py); the header shows each one it has."""
+    """The H200 run's run.json keeps `*_version` keys (collectors/sweep/env.py); the header shows each one it has."""
     run_dir = Path(__file__).resolve().parent.parent / "runs" / "20261201-224820-seed-nvidia-h200"
     assert main(["report", str(run_dir), "--format", "md", "--out", "-"]) == 0
     header = capsys.readouterr().out.split("\n## ")[0]
@@ -256,7 +259,7 @@ def test_markdown_header_names_the_environment(capsys):
 
 
 def test_header_skips_environment_fields_a_run_lacks(synthetic_run_dir):
-    from perfmodel.reporting import _meta_lines
+    from perfmodel.reports.report_data import meta_lines as _meta_lines
     from perfmodel.runs import load_run
 
     run = load_run(synthetic_run_dir)
@@ -269,7 +272,7 @@ def test_header_skips_environment_fields_a_run_lacks(synthetic_run_dir):
 def test_html_embeds_the_basic_plotly_bundle_unless_a_figure_needs_more():
     import plotly.graph_objects as go
 
-    from perfmodel.reporting import PLOTLY_BASIC, plotly_js
+    from perfmodel.reports.html import PLOTLY_BASIC, plotly_js
 
     basic = PLOTLY_BASIC.read_text(encoding="utf-8")
     assert plotly_js([go.Figure(go.Bar(x=[1], y=[1])), go.Figure(go.Scatter(x=[1], y=[1]))]) == basic

@@ -146,7 +146,7 @@ def test_fp8_inputs_are_measured_in_ulps_of_their_bf16_output():
 
 
 def test_the_chunked_check_gives_the_whole_tensor_figures():
-    from collectors import bench
+    from collectors.timing import bench
 
     q, k, v = make_inputs(2, 3, 33, 16, torch.float16, seed=3)
     out = _flash_emulation(q, k, v, True, exp=_approximate_exp)
@@ -165,8 +165,8 @@ def test_the_chunked_check_gives_the_whole_tensor_figures():
 
 # ---- runs that never measured them --------------------------------------------------------------------------------
 def test_an_old_run_reads_not_measured_never_a_number():
-    from perfmodel.correctness import correctness_summary, correctness_table
-    from perfmodel.reporting import correctness_display, correctness_summary_display, rounded_summary_texts
+    from perfmodel.reports.correctness import correctness_summary, correctness_table
+    from perfmodel.reports.displays import correctness_display, correctness_summary_display, rounded_summary_texts
     from perfmodel.runs import load_run
 
     table = correctness_table(load_run(OLD_RUN))
@@ -186,7 +186,7 @@ def test_the_dashboard_and_report_show_the_figures_of_a_run_that_has_them(tmp_pa
     from streamlit.testing.v1 import AppTest
 
     from perfmodel.cli import main
-    from perfmodel.reporting import SECTION_INTRO
+    from perfmodel.reports.report_data import SECTION_INTRO
     from synthetic_run import make_run
 
     run = make_run(tmp_path, name="rounded", rounded=True)

@@ -1,7 +1,7 @@
 """What a run says about itself besides its measurements (issue 21, items 2 and 4).
 
 - A table the run lists but lacks (a copy of a run without tables/timings/): the run store names it in one sentence
-  (collectors.store_read.Run.missing_tables_problem), which `perfmodel report` prints as a warning and puts in a
+  (runstore.reader.Run.missing_tables_problem), which `perfmodel report` prints as a warning and puts in a
   banner, `perfmodel gates` prints and cannot pass on, and the dashboard shows atop every page.
 - Whether the run measured the installed kernel code (perfmodel.runs.kernel_code): a line in the report's header,
   on the dashboard's overview and in `perfmodel runs`, absent when run.json's kernels hash is the installed one.
@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from kernels.source import kernels_code
-from collectors.store import RunWriter, load_run
 from perfmodel import runs
 from perfmodel.cli import main
+from runstore.reader import load_run
+from runstore.writer import RunWriter
 from synthetic_run import timing_row
 from test_gates_exit import write_run
 
@@ -117,7 +118,7 @@ def test_gates_cannot_pass_on_a_run_that_lacks_a_table(tmp_path, capsys):
         assert main(["gates", str(run), *extra, "--format", "csv"]) == 3
         out, err = capsys.readouterr()
         assert f"perfmodel: {problem}\n" in err
-    from perfmodel.gates import evaluate_gates
+    from perfmodel.plan.gates import evaluate_gates
 
     g = evaluate_gates(load_run(run)).set_index("gate")
     assert "pass" not in set(g.loc[["stage3_batching", "stage5_tflops"], "status"])
@@ -222,7 +223,7 @@ def test_perfmodel_runs_has_a_kernel_code_column_and_line(tmp_path, capsys):
 
 
 def test_new_runs_of_merge_carry_the_kernel_code_and_refuse_shards_of_other_code():
-    from collectors.merge import VERSION_FIELDS
+    from collectors.sweep.merge import VERSION_FIELDS
 
     assert "kernels_hash" in VERSION_FIELDS  # a merged run's environment is its shards', which must agree on it
 

@@ -20,10 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collectors import safe_io, store
-from collectors.store import RunStoreError, RunWriter, load_run, new_run_dir
 from perfmodel import runs
 from perfmodel.cli import main
+from runstore import safe_io, writer as store
+from runstore.layout import RunStoreError
+from runstore.reader import load_run
+from runstore.writer import RunWriter, new_run_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -50,7 +52,7 @@ def _gone(pid: int, timeout_s: float = 15.0) -> bool:
 # ---- one writer per run folder ----------------------------------------------------------------------------------
 HOLD = textwrap.dedent("""
     import sys, time
-    from collectors.store import RunWriter
+    from runstore.writer import RunWriter
     w = RunWriter(sys.argv[1], {}, resume=sys.argv[2] == "resume")
     print("holding", flush=True)
     time.sleep(120)
@@ -95,7 +97,7 @@ def test_the_same_process_cannot_open_two_writers_on_one_run(tmp_path):
 
 
 def test_reparse_takes_the_lock(tmp_path):
-    from collectors import ncu_phase
+    from collectors.sweep import ncu_phase
 
     w = RunWriter(tmp_path / "r", {})
     with pytest.raises(safe_io.LockHeld, match="is being written by"):
@@ -169,7 +171,7 @@ def test_sigterm_stops_collect_like_ctrl_c(tmp_path):
 def test_a_child_ends_when_its_parent_is_killed(tmp_path):
     spawn = textwrap.dedent("""
         import subprocess, sys, time
-        from collectors.safe_io import child_process_options
+        from runstore.safe_io import child_process_options
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], **child_process_options())
         print(child.pid, flush=True)
         time.sleep(120)
@@ -191,8 +193,8 @@ def test_sigterm_as_interrupt_raises_keyboard_interrupt():
 
 # ---- a crash between the ncu_metrics and stalls writes ------------------------------------------------------------------
 def test_a_crash_after_the_stall_rows_loses_nothing(tmp_path, monkeypatch):
-    from collectors import ncu_phase
-    from collectors import ncu_profile as NP
+    from collectors.ncu import profile as NP
+    from collectors.sweep import ncu_phase
     from kernels.workload import AttentionConfig
 
     bundled = runs.load_run(runs.default_run_dir())

@@ -1,4 +1,4 @@
-"""The SASS instruction mix (collectors/sass_mix.py, reading collectors/sass_disasm.py, sass_loops.py and
+"""The SASS instruction mix (perfmodel/model/sass_mix.py, reading collectors/census/sass_disasm.py, sass_loops.py and
 sass_ops.py): each stage compiled for sm_90 on this GPU-less machine, its
 cubin disassembled with the nvdisasm Triton ships, and its math loops read from the SASS that runs.
 
@@ -12,7 +12,7 @@ What is checked:
 - every stage: what maps one to one agrees between PTX and SASS (wgmma and HGMMA with their shapes, FLOPs and
   operand bytes; wgmma groups and the HGMMAs that close one; wgmma.wait_group and WARPGROUP.DEPBAR; ex2 and
   MUFU.EX2; bar.sync and BAR.SYNC; mbarrier waits and arrives), the classes partition the loop, and the replay
-  (collectors/critical_path.py) runs on the SASS nodes with the PTX's wgmma groups;
+  (perfmodel/model/critical_path.py) runs on the SASS nodes with the PTX's wgmma groups;
 - the text read is the SASS Triton itself disassembles (`compiled.asm["sass"]`, cuobjdump through
   triton/tools/disasm.py), control words included; its PTX lines are lines of `compiled.asm["ptx"]`; the registers
   each instruction reads and writes agree with the scoreboard waits and stall counts ptxas scheduled;
@@ -28,8 +28,9 @@ import types
 
 import pytest
 
-from collectors import census, critical_path, instruction_mix, sass_disasm, sass_loops, sass_mix, sass_ops
+from collectors.census import ptx as census_ptx, sass_disasm, sass_loops, sass_ops, sm90
 from kernels.suites import SEED
+from perfmodel.model import critical_path, instruction_mix, sass_mix
 
 STAGES = ["stage0_baseline", "stage1_warpspec", "stage2_reduced_sync", "stage3_persistent", "stage4_overlap",
           "stage5_full"]
@@ -49,13 +50,13 @@ def mixes(compiled):
 def _ptx_math(c) -> tuple[list, list]:
     """(census loops, LoopMix) of the PTX math loops of a compiled kernel, as instruction_mix reads them."""
     ptx = c.asm["ptx"]
-    loops = census.math_loops(census.ptx_loops(ptx))
+    loops = census_ptx.math_loops(census_ptx.ptx_loops(ptx))
     return loops, [instruction_mix.loop_mix(ptx.splitlines(), lp, c.metadata.name) for lp in loops]
 
 
 def _ptx_body(c, loop: dict) -> list[str]:
     lines = c.asm["ptx"].splitlines()
-    return instruction_mix._instructions([ln for a, b in loop["ranges"] for ln in lines[a:b]])
+    return census_ptx.instruction_lines([ln for a, b in loop["ranges"] for ln in lines[a:b]])
 
 
 # ---- stage 0 and stage 4 --------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_stage0_math_loop_holds_hgmma_and_ex2_and_the_issues_instruction_count(c
     # today's stage 0: a change to either moves these counts, and the issue's, alike.)
     text = sass_disasm.disassemble(compiled["stage0_baseline"].asm["cubin"])
     insts, labels = sass_disasm.parse_nvdisasm(text)
-    (sass_loop,) = census.math_loops(sass_loops.sass_loops(insts, labels))
+    (sass_loop,) = census_ptx.math_loops(sass_loops.sass_loops(insts, labels))
     body = sass_loops.loop_body(insts, sass_loop)
     back = body[-1]
     assert back.base == "BRA" and back.targets == (loop.label,)
@@ -235,7 +236,7 @@ def test_without_nvdisasm_the_ptx_mix_is_kept_and_says_why(compiled, monkeypatch
     def no_tool(name):
         raise RuntimeError(f"Cannot find {name}")  # what Triton's knob raises when neither path has the tool
 
-    monkeypatch.setattr(census, "_nvidia_tool", no_tool)
+    monkeypatch.setattr(sm90, "nvidia_tool", no_tool)
     monkeypatch.setattr(sass_mix, "_SASS_MIX", {})
     c = compiled["stage0_baseline"]
     mix = sass_mix.kernel_sass_mix(c)

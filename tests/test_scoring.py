@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfmodel import bound, scoring
 from perfmodel.cli import main
+from perfmodel.model import bound, predictors, score_sources, scoring
 from perfmodel.runs import bundled_run_dirs, load_run
 from module_imports import imported_modules, names_used
 
@@ -80,22 +80,22 @@ def test_gain_signs_by_hand():
 
 # ---- a second predictor is a registration, not an edit --------------------------------------------------------
 def test_a_registered_predictor_adds_its_columns():
-    source = scoring.run_source(load_run(bundled_run_dirs()[0]))
-    double = scoring.RegisteredPredictor("twice", lambda c, s, g: 2 * scoring._bound_ms(c, s, g).time_ms,
+    source = score_sources.run_source(load_run(bundled_run_dirs()[0]))
+    double = predictors.RegisteredPredictor("twice", lambda c, s, g: 2 * predictors._bound_ms(c, s, g).time_ms,
                                          "2 x the bound")
-    result = scoring.score([source], {**scoring.PREDICTORS, "twice": double})
+    result = scoring.score([source], {**predictors.PREDICTORS, "twice": double})
     assert {"twice_ms", "twice_err", "bound_ms"} <= set(result.cases.columns)
     assert (result.cases["twice_ms"] == 2 * result.cases["bound_ms"]).all()
     assert {"twice_median_abs", "twice_geomean_abs", "twice_fast"} <= set(result.errors["stage"].columns)
     assert "twice_sign_right" in result.gain_summary.columns
-    assert list(scoring.PREDICTORS) == ["bound", "model"]  # the shipped registry: the bound and the model
+    assert list(predictors.PREDICTORS) == ["bound", "model"]  # the shipped registry: the bound and the model
     with pytest.raises(ValueError):
-        scoring.register_predictor("bound", scoring._bound_ms, "again")
+        predictors.register_predictor("bound", predictors._bound_ms, "again")
 
 
 # ---- honesty: the bound never sees a timing --------------------------------------------------------------------
 def test_bound_predictions_do_not_move_when_the_timings_do():
-    source = scoring.run_source(load_run(bundled_run_dirs()[0]))
+    source = score_sources.run_source(load_run(bundled_run_dirs()[0]))
     slower = dataclasses.replace(source, measurements=source.measurements.assign(
         time_ms=source.measurements["time_ms"] * 3.0))
     a, b = scoring.score_cases([source]), scoring.score_cases([slower])
@@ -208,23 +208,23 @@ def _bench_csv(tmp_path, rows) -> Path:
 
 
 def test_a_gpu_time_is_scored_against_the_predicted_gpu_time_and_host_bound_cases_are_apart(tmp_path):
-    stub = {"stub": scoring.RegisteredPredictor(
-        "stub", lambda c, s, g: scoring.Predicted(1.0, "chain", gpu_time_ms=0.8), "stub")}
+    stub = {"stub": predictors.RegisteredPredictor(
+        "stub", lambda c, s, g: predictors.Predicted(1.0, "chain", gpu_time_ms=0.8), "stub")}
     path = _bench_csv(tmp_path, [
         {"impl": "stage3_persistent", "B": 16, "time_ms": 0.8, "timing_method": "cuda_graph", "host_bound": False},
         {"impl": "stage3_persistent", "B": 8, "time_ms": 1.0, "timing_method": "host_loop", "host_bound": False},
         {"impl": "stage3_persistent", "B": 1, "time_ms": 0.2, "timing_method": "cuda_graph", "host_bound": True},
     ])
-    result = scoring.score([scoring.bench_source(path)], stub)
+    result = scoring.score([score_sources.bench_source(path)], stub)
     assert list(result.cases["B"]) == [16, 8] and list(result.cases["stub_err"]) == [0.0, 0.0]
     assert list(result.host_bound["B"]) == [1]
     assert result.errors["all"].iloc[0]["n"] == 2
 
 
 def test_tables_from_before_the_timing_method_are_host_loop_times(tmp_path):
-    stub = {"stub": scoring.RegisteredPredictor(
-        "stub", lambda c, s, g: scoring.Predicted(1.0, "chain", gpu_time_ms=0.8), "stub")}
+    stub = {"stub": predictors.RegisteredPredictor(
+        "stub", lambda c, s, g: predictors.Predicted(1.0, "chain", gpu_time_ms=0.8), "stub")}
     path = _bench_csv(tmp_path, [{"impl": "stage3_persistent", "B": 16, "time_ms": 1.0}])
-    result = scoring.score([scoring.bench_source(path)], stub)
+    result = scoring.score([score_sources.bench_source(path)], stub)
     assert list(result.cases["timing_method"]) == ["host_loop"] and list(result.cases["stub_err"]) == [0.0]
     assert result.cases["host_bound"].isna().all() and not len(result.host_bound)

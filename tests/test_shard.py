@@ -1,12 +1,12 @@
-"""`perfmodel collect --shard I/N` (collectors/shard.py): the split is deterministic, disjoint and covers the suite,
-whole configs per shard, balanced by predicted time; bad --shard values are one sentence and exit 2."""
+"""`perfmodel collect --shard I/N` (collectors/sweep/shard.py): the split is deterministic, disjoint and covers the
+suite, whole configs per shard, balanced by predicted time; bad --shard values are one sentence and exit 2."""
 
 from __future__ import annotations
 
 import pytest
 
-from collectors.collect_options import CollectError, CollectOptions
-from collectors.shard import Shard, case_cost_s, make_plan, parse_shard, predicted_ms
+from collectors.sweep.options import CollectError, CollectOptions, Shard, parse_shard
+from collectors.sweep.shard import case_cost_s, make_plan, predicted_ms
 from kernels.hardware import get_gpu
 from kernels.suites import get_suite
 from perfmodel.cli import main
@@ -16,7 +16,7 @@ IMPLS = ["stage0_baseline", "stage5_full", "sdpa_cudnn"]
 
 
 def fake_predict(impls, configs, gpu):
-    """The bound's and the model's rows as perfmodel.scoring.prediction_rows gives them (stages only)."""
+    """The bound's and the model's rows as perfmodel.model.predictors.prediction_rows gives them (stages only)."""
     rows = []
     for c in configs:
         for impl in impls:

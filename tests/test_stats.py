@@ -1,4 +1,4 @@
-"""collectors.stats: bootstrap intervals checked against answers known in advance (coverage of a known median,
+"""collectors.timing.stats: bootstrap intervals checked against answers known in advance (coverage of a known median,
 1/sqrt(n) shrinkage, zero width for a constant, a known ratio), determinism, speed and degenerate input."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from collectors.stats import intervals_overlap, median_ci, ratio_gain_ci
+from collectors.timing.stats import intervals_overlap, median_ci, ratio_gain_ci
 
 # Log-normal times: skewed to the right like kernel timings; the median of lognormal(mu, sigma) is exp(mu).
 MU, SIGMA = math.log(0.5), 0.05

@@ -1,4 +1,4 @@
-"""The run store (collectors/store.py): atomic parts, reading them back, corrupt folders, and --resume after a
+"""The run store (runstore/writer.py): atomic parts, reading them back, corrupt folders, and --resume after a
 process writing a run is killed with SIGKILL in the middle of its sweep."""
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collectors import store
-from collectors.schema import columns
-from collectors.store import RunStoreError, RunWriter, list_runs, load_run
+from runstore import writer as store
+from runstore.layout import RunStoreError
+from runstore.reader import list_runs, load_run
+from runstore.schema import columns
+from runstore.writer import RunWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,7 +176,7 @@ def test_list_runs_lists_good_and_corrupt_runs(tmp_path):
 # as fast as it can (so that the SIGKILL lands in the middle of writes).
 SWEEP = textwrap.dedent("""
     import sys
-    from collectors.store import RunWriter
+    from runstore.writer import RunWriter
     run_dir, resume, total = sys.argv[1], sys.argv[2] == "resume", int(sys.argv[3])
     w = RunWriter(run_dir, {"suite": "test"}, resume=resume)
     done = w.done_cases()
@@ -233,7 +235,7 @@ def test_resume_after_the_writer_is_killed_mid_sweep(tmp_path):
 
 def test_git_state_given_with_a_copy_wins_over_its_git(monkeypatch, tmp_path):
     """A tree copied to a GPU machine may carry a stale .git; the commit its sender names is the one recorded."""
-    from collectors import env
+    from collectors.sweep import env
 
     monkeypatch.setenv("PERFMODEL_GIT_COMMIT", "c865a86")
     monkeypatch.setenv("PERFMODEL_GIT_DIRTY", "0")
@@ -247,7 +249,7 @@ def test_git_state_given_with_a_copy_wins_over_its_git(monkeypatch, tmp_path):
 
 
 def test_collect_wall_time_adds_every_invocation():
-    from collectors.store import collect_wall_s
+    from runstore.reader import collect_wall_s
 
     assert collect_wall_s({"wall_s": 522.2, "resumes": [{"wall_s": 548.1}, {"wall_s": 34.5}]}) == (1104.8, 3)
     assert collect_wall_s({"wall_s": 90.3}) == (90.3, 1)

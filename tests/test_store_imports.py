@@ -1,5 +1,7 @@
-"""The run store's two halves (collectors/store.py writes, collectors/store_read.py reads) import in either order,
-each in a fresh interpreter (a device script imported store_read first and met a circular import)."""
+"""The run store's modules (runstore/: the writer, the reader, the folder's layout, the schema, the safe writes)
+import in any order, each first in a fresh interpreter (a device script imported the reader first and met a
+circular import when the writer and the reader imported each other; now the writer imports the reader, and both
+the layout, never the reverse: tests/test_layout.py holds every module to that)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import sys
 
 import pytest
 
+MODULES = ("runstore.reader", "runstore.writer", "runstore.layout", "runstore.schema", "runstore.safe_io")
 
-@pytest.mark.parametrize("first,second", [("collectors.store_read", "collectors.store"),
-                                          ("collectors.store", "collectors.store_read")])
-def test_either_half_imports_first(first, second):
-    code = (f"import {first}, {second}\n"
-            "from collectors.store import load_run, list_runs, Run, check_tables, RunWriter\n"
-            "assert load_run is __import__('collectors.store_read', fromlist=['x']).load_run\n")
+
+@pytest.mark.parametrize("first", MODULES)
+def test_each_module_imports_first(first):
+    code = (f"import {first}\n"
+            f"import {', '.join(m for m in MODULES if m != first)}\n"
+            "from runstore.reader import Run, check_tables, list_runs, load_run\n"
+            "from runstore.writer import RunWriter\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -1,27 +1,26 @@
 """Out-of-sample predictions (issue 13, deliverable 4): `perfmodel collect` stores every predictor's time per stage
-x config before it times anything (collectors/predictions_phase.py), and `perfmodel model score` scores a run with
-them while they carry today's model version (perfmodel.predictive.MODEL_VERSION; rows from before it carry a
+x config before it times anything (collectors/sweep/predictions_phase.py), and `perfmodel model score` scores a run with
+them while they carry today's model version (perfmodel.model.predictive.MODEL_VERSION; rows from before it carry a
 hash of the model's sources, mapped to a version in LEGACY_MODEL_HASHES), else computes them now and says so. The collect side end to end is in
 tests/test_collect_interpret.py; these use SYNTHETIC runs and stub predictors (no compile)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
-from collectors import predictions_phase
-from collectors.schema import TABLES
-from collectors.store import RunWriter, load_run
+from collectors.sweep import predictions_phase
 from kernels.hardware import get_gpu
 from kernels.workload import AttentionConfig
-from perfmodel import predictive, scoring
-from module_imports import imported_modules
+from perfmodel.model import predictive, predictors, score_sources, scoring
+from runstore.reader import load_run
+from runstore.schema import TABLES
+from runstore.writer import RunWriter
 
 GPU = "NVIDIA H100 80GB HBM3"
 CFG = AttentionConfig(B=4, H=16, S=1024, D=64, causal=True, dtype="fp16")
-STUB = {"bound": scoring.RegisteredPredictor("bound", lambda c, s, g: scoring.Predicted(0.25, "tensor"), "stub")}
+STUB = {"bound": predictors.RegisteredPredictor("bound", lambda c, s, g: predictors.Predicted(0.25, "tensor"), "stub")}
 
 
 def _run(root, stored: dict | None, name="synthetic-stored"):
@@ -58,7 +57,7 @@ def test_the_inputs_hash_moves_with_what_the_prediction_read():
                                     {"model_hash": "b0b6e06efb04"}], ids=["version", "legacy-hash"])
 def test_stored_predictions_of_todays_version_are_scored_out_of_sample(tmp_path, stored):
     assert predictive.MODEL_VERSION == 3, "the legacy case below assumes v3: give it a hash of today's version"
-    source = scoring.run_source(_run(tmp_path, stored))
+    source = score_sources.run_source(_run(tmp_path, stored))
     assert source.predictions == f"stored, out of sample (model v{predictive.MODEL_VERSION})"
     case = scoring.score([source], STUB).cases.iloc[0]
     assert case["bound_from"] == "stored" and case["bound_ms"] == 0.8 and case["bound_binding"] == "chain"
@@ -67,13 +66,13 @@ def test_stored_predictions_of_todays_version_are_scored_out_of_sample(tmp_path,
 
 def test_another_version_or_no_table_means_computed_now(tmp_path):
     # the legacy hash of run 20261202-053909, made by model v2 at 07d4ee7
-    stale = scoring.run_source(_run(tmp_path, {"model_hash": "ed5930b9c9cd"}))
+    stale = score_sources.run_source(_run(tmp_path, {"model_hash": "ed5930b9c9cd"}))
     assert stale.predictions == f"computed now (stored by model v2; today's is v{predictive.MODEL_VERSION})"
-    unknown = scoring.run_source(_run(tmp_path, {"model_hash": "000000000000"}, name="synthetic-unknown-hash"))
+    unknown = score_sources.run_source(_run(tmp_path, {"model_hash": "000000000000"}, name="synthetic-unknown-hash"))
     assert unknown.predictions.startswith("computed now (stored by an unknown model;")
     case = scoring.score([stale], STUB).cases.iloc[0]
     assert case["bound_from"] == "computed" and case["bound_ms"] == 0.25
-    none = scoring.run_source(_run(tmp_path, None, name="synthetic-none"))
+    none = score_sources.run_source(_run(tmp_path, None, name="synthetic-none"))
     assert none.predictions == "computed now (the run stores no predictions)"
 
 
@@ -81,16 +80,16 @@ def test_a_failing_predictor_gives_a_row_that_says_why():
     def broken(config, stage, gpu):
         raise RuntimeError("cannot compile\nmore lines")
 
-    preds = {"broken": scoring.RegisteredPredictor("broken", broken, "x"),
-             "nan": scoring.RegisteredPredictor("nan", lambda c, s, g: math.nan, "y")}
-    old = dict(scoring.PREDICTORS)
+    preds = {"broken": predictors.RegisteredPredictor("broken", broken, "x"),
+             "nan": predictors.RegisteredPredictor("nan", lambda c, s, g: math.nan, "y")}
+    old = dict(predictors.PREDICTORS)
     try:
-        scoring.PREDICTORS.clear()
-        scoring.PREDICTORS.update(preds)
-        rows = scoring.prediction_rows(["stage2_reduced_sync", "sdpa_flash"], [CFG], get_gpu("h100-sxm"))
+        predictors.PREDICTORS.clear()
+        predictors.PREDICTORS.update(preds)
+        rows = predictors.prediction_rows(["stage2_reduced_sync", "sdpa_flash"], [CFG], get_gpu("h100-sxm"))
     finally:
-        scoring.PREDICTORS.clear()
-        scoring.PREDICTORS.update(old)
+        predictors.PREDICTORS.clear()
+        predictors.PREDICTORS.update(old)
     assert [r["predictor"] for r in rows] == ["broken", "nan"]  # peers are not predicted
     assert rows[0]["status"] == "failed" and rows[0]["error"] == "RuntimeError: cannot compile"
     assert rows[1]["status"] == "failed" and "could not predict" in rows[1]["error"]
@@ -100,7 +99,7 @@ def test_a_failing_predictor_gives_a_row_that_says_why():
 def test_a_gpu_the_table_does_not_know_never_fails_the_run(tmp_path):
     w = RunWriter(tmp_path / "synthetic-unknown", {"environment": {"gpu_name": "Some GPU"}, "suite": "custom"})
     seconds = predictions_phase.write_predictions(w, ["stage0_baseline"], [CFG], "Some GPU",
-                                                  scoring.prediction_rows)
+                                                  predictors.prediction_rows)
     assert seconds >= 0
     meta = w.meta["predictions"]
     assert meta["status"] == "failed" and "Some GPU" in meta["error"]
@@ -109,11 +108,9 @@ def test_a_gpu_the_table_does_not_know_never_fails_the_run(tmp_path):
 
 
 def test_the_collector_imports_no_model_and_records_a_missing_predictor(tmp_path):
-    # data flows one way (kernels -> collectors -> run store -> perfmodel): the perfmodel layer hands the collector
-    # its predictor, and a collect started without one says so in run.json instead of writing rows
-    for path in Path(predictions_phase.__file__).parent.glob("*.py"):
-        modules = imported_modules(path)
-        assert not any(m == "perfmodel" or m.startswith("perfmodel.") for m in modules), path
+    # data flows one way (kernels -> collectors -> run store -> perfmodel; tests/test_layout.py holds every module of
+    # collectors to it): the perfmodel layer hands the collector its predictor, and a collect started without one
+    # says so in run.json instead of writing rows
     w = RunWriter(tmp_path / "synthetic-no-predictor", {"environment": {"gpu_name": "NVIDIA H200"}})
     assert predictions_phase.write_predictions(w, ["stage0_baseline"], [CFG], "NVIDIA H200") == 0.0
     assert w.meta["predictions"]["status"] == "not_measured" and "no predictor" in w.meta["predictions"]["error"]

@@ -1,5 +1,5 @@
 """The Gluon stages built with Proton's intra-kernel scopes, compiled for sm_90 without a GPU
-(collectors/timeline_capture.py), and the capture's plan.
+(collectors/timeline/capture.py), and the capture's plan.
 
 - each stage declares the scopes of issue 24 per partition and per phase of a key-block iteration (producer: TMA
   issue and slot waits; consumers: the K/V wait, QKᵀ, softmax, P·V, O rescale, the ping-pong turn waits; the
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from collectors import census as census_mod
-from collectors.census import H100_SM_COUNT
-from collectors.timeline_capture import (BYTES_PER_RECORD, MAX_BUFFER_BYTES, CapturePlan, compile_instrumented,
+from collectors.census import sm90
+from collectors.census.sm90 import H100_SM_COUNT
+from collectors.timeline.capture import (BYTES_PER_RECORD, MAX_BUFFER_BYTES, CapturePlan, compile_instrumented,
                                          records_per_warp)
-from collectors.timeline_read import WarpLayout, warp_layout
+from collectors.timeline.read import WarpLayout, warp_layout
 from kernels.suites import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ SCOPE_LINE = re.compile(r'^\s*pl\.(?:enter|exit)_scope\("[^"]+"\)\s*$')
 
 
 def _launch(stage: str, tuned: str | None, module=None):
-    return census_mod.capture(module or census_mod.stage_module(stage), SEED, H100_SM_COUNT, tuned)[-1]
+    return sm90.capture(module or sm90.stage_module(stage), SEED, H100_SM_COUNT, tuned)[-1]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def builds():
     out = {}
     for (stage, tuned), case in zip(CASES, CASE_IDS):
         launch = _launch(stage, tuned)
-        bare, _ = census_mod._compile_launch(launch)
+        bare, _ = sm90.compile_launch(launch)
         layout = warp_layout(bare.asm["ttgir"])
         plan = CapturePlan(layout, H100_SM_COUNT, 4096)
         out[case] = (bare, plan, compile_instrumented(launch, plan.mode()), launch)
@@ -101,7 +101,7 @@ def test_bare_build_has_no_instrumentation(builds, case):
     assert "%clock" not in bare.asm["ptx"] and "proton" not in bare.asm["ttgir"]
     assert bare.metadata.profile_scratch_size == 0
     # compiled again after the instrumented build (same arguments, Triton's cache warm): still the bare build
-    again, _ = census_mod._compile_launch(launch)
+    again, _ = sm90.compile_launch(launch)
     assert again.hash == bare.hash and "%clock" not in again.asm["ptx"]
 
 
@@ -122,7 +122,7 @@ def test_three_consumer_groups_record_four_warps():
     """Stage 5 with BLOCK_M=192: three consumer warp groups and the producer's, 16 warps."""
     tuned = "S=2048 D=64: BLOCK_M=192 BLOCK_N=128 ring=3 masked_loop=False persistent=True pingpong=True " \
             "overlap=True q_ring=1 (tuned)"
-    bare, _ = census_mod._compile_launch(_launch("stage5_full", tuned))
+    bare, _ = sm90.compile_launch(_launch("stage5_full", tuned))
     layout = warp_layout(bare.asm["ttgir"])
     assert layout == WarpLayout(4, (4, 4, 1)) and layout.total_warps == bare.metadata.num_warps == 16
     assert layout.sampled_warps() == (0, 4, 8, 12)
@@ -163,10 +163,11 @@ def test_bare_ptx_is_identical_without_the_scopes(bare_package, case, monkeypatc
     monkeypatch.setenv("TRITON_DISABLE_LINE_INFO", "1")  # the .loc lines name source lines, which the copy moved
     stripped = load(stage)
     launch_mod = sys.modules["kernels_bare._launch"]
-    monkeypatch.setattr(launch_mod, "interpreting", lambda: True)  # as census.capture does for kernels._launch
+    # as collectors.census.sm90.capture does for kernels._launch
+    monkeypatch.setattr(launch_mod, "interpreting", lambda: True)
     monkeypatch.setattr(launch_mod, "sm_count", lambda device: H100_SM_COUNT)
-    ptx = [census_mod._compile_launch(_launch(stage, tuned, module))[0].asm["ptx"]
-           for module in (census_mod.stage_module(stage), stripped)]
+    ptx = [sm90.compile_launch(_launch(stage, tuned, module))[0].asm["ptx"]
+           for module in (sm90.stage_module(stage), stripped)]
     assert ".loc" not in ptx[0]
     assert ptx[0] == ptx[1]
 
@@ -201,7 +202,7 @@ def test_a_bare_launch_plans_its_capture(monkeypatch):
     import torch
     from stub_cuda_driver import stub_cuda_driver
 
-    from collectors.timeline_capture import jit_launches, plan_capture
+    from collectors.timeline.capture import jit_launches, plan_capture
     from kernels import _launch, stage4_overlap
     from kernels.workload import AttentionConfig
 
@@ -228,7 +229,7 @@ def test_a_bare_launch_plans_its_capture(monkeypatch):
 def test_protons_warnings_are_counted():
     """The lines Proton's parser prints (CircularLayoutParser.cpp) when a warp's buffer overflowed or its records
     did not pair: a capture with any is refused by the device script."""
-    from collectors.timeline_capture import _DROPPED, _PARSE_PROBLEM
+    from collectors.timeline.capture import _DROPPED, _PARSE_PROBLEM
 
     log = ("Warning (cta3, warp8): first 12 events are dropped due to insufficient buffer size (512/524)\n"
            "Warning (cta7, warp0): first 3 events are dropped due to insufficient buffer size (512/515)\n"

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from module_imports import run_without
 
-from collectors.schema import case_key, column_problem, columns
-from collectors.timeline_figures import FIGURE_COLUMNS, figures
-from collectors.timeline_read import read_timeline
+from collectors.timeline.figures import FIGURE_COLUMNS, figures
+from collectors.timeline.read import read_timeline
 from kernels.suites import SEED
+from runstore.schema import case_key, column_problem, columns
 from tests import timeline_fixture as fx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +40,9 @@ def script():
 def test_what_it_imports_is_on_the_gpu_machine():
     """Every module a case imports loads without the plotting stack (the script imports them lazily)."""
     code = ("import runpy, sys\nsys.path.insert(0, '.')\n"
-            "import collectors.timeline_capture, collectors.timeline_read, collectors.timeline_figures\n"
-            "import collectors.timing, collectors.stats, collectors.schema, kernels._launch, kernels.workload\n"
+            "import collectors.timeline.capture, collectors.timeline.read, collectors.timeline.figures\n"
+            "import collectors.timing.measure, collectors.timing.stats, runstore.schema\n"
+            "import kernels._launch, kernels.workload\n"
             "for s in ('stage1_warpspec', 'stage2_reduced_sync', 'stage3_persistent', 'stage4_overlap', "
             "'stage5_full'):\n    __import__('kernels.' + s)\n"
             "runpy.run_path('scripts/device_timeline.py', run_name='not_main')\n")

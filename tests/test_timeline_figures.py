@@ -1,4 +1,4 @@
-"""Figures from a timeline (collectors/timeline_figures.py), on the SYNTHETIC fixture (tests/timeline_fixture.py) whose
+"""Figures from a timeline (collectors/timeline/figures.py), on the SYNTHETIC fixture (tests/timeline_fixture.py) whose
 schedule makes every figure computable by hand, and on small timelines built here.
 
 The fixture, per work item (cycles from consumer 0's first K/V wait t0; consumer 1 runs 100 cycles later; a
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collectors.timeline_figures import (FIGURE_COLUMNS, OVERHEAD_LIMIT_PCT, _overlap, _union, figures,
-                                         overhead_pct, overhead_refusal, phase_kind)
-from collectors.timeline_read import TIMELINE_COLUMNS, read_timeline
+from collectors.timeline.figures import (FIGURE_COLUMNS, OVERHEAD_LIMIT_PCT, _overlap, _union, figures, overhead_pct,
+                                         overhead_refusal, phase_kind)
+from collectors.timeline.read import TIMELINE_COLUMNS, read_timeline
 from tests import timeline_fixture as fx
 
 

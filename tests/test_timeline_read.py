@@ -1,4 +1,4 @@
-"""Proton's Chrome trace read into the `timeline` table (collectors/timeline_read.py).
+"""Proton's Chrome trace read into the `timeline` table (collectors/timeline/read.py).
 
 The fixture tests/data/synthetic-timeline/timeline/stage4-pingpong.chrome_trace is SYNTHETIC (tests/timeline_fixture
 .py made it, in Proton 3.6's exact format as derived from Proton's source): the reader must give back the schedule
@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collectors.schema import TABLES, case_key, column_problem, columns
-from collectors.timeline_figures import figures
-from collectors.timeline_read import (ITERATION_START_PHASES, PER_ITEM_PHASES, TIMELINE_COLUMNS, TraceUnreadable,
+from collectors.timeline.figures import figures
+from collectors.timeline.read import (ITERATION_START_PHASES, PER_ITEM_PHASES, TIMELINE_COLUMNS, TraceUnreadable,
                                       WarpLayout, load_trace, phase_of, read_timeline, select_sms, spread_sms,
                                       trace_events, warp_layout)
 from kernels.suites import SEED
+from runstore.schema import TABLES, case_key, column_problem, columns
 from tests import timeline_fixture as fx
 
 DATA = Path(__file__).parent / "data"

@@ -1,4 +1,4 @@
-"""Stall reasons per partition (collectors/timeline_stalls.py): the instruction listing and loops read from the
+"""Stall reasons per partition (collectors/timeline/stalls.py): the instruction listing and loops read from the
 committed H200 report (tests/data/h200/profile.ncu-rep.gz, which holds stage 0 without per-instruction stall
 sampling), the stages' partition lines read from their source, and the mapping on a small listing built here."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collectors.timeline_stalls import (IDLE, OTHER, SETUP, instruction_places, partition_lines, role_of,
-                                        sass_loops, stall_samples, stalls_by_partition)
+from collectors.timeline.stalls import (IDLE, OTHER, SETUP, instruction_places, partition_lines, role_of, sass_loops,
+                                        stall_samples, stalls_by_partition)
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "tests" / "data" / "h200" / "profile.ncu-rep.gz"
@@ -29,7 +29,7 @@ def action(tmp_path_factory):
 
 
 def test_listing_of_a_real_report(action):
-    from collectors.timeline_stalls import sass_listing
+    from collectors.timeline.stalls import sass_listing
 
     listing = sass_listing(action)
     assert len(listing) > 1000 and listing["pc"].is_monotonic_increasing

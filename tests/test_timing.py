@@ -1,4 +1,4 @@
-"""collectors.timing: the Timing summary, the L2 rotation sizing, and (on a GPU) the timers themselves."""
+"""collectors.timing.measure: the Timing summary, the L2 rotation sizing, and (on a GPU) the timers themselves."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from collectors import timing
-from collectors.schema import columns
-from collectors.timing import (H100_L2_BYTES, MAX_ROTATION_SETS, STABLE_SPREAD_PCT, Timing, TimingUnavailable,
-                               inputs_for_rotation)
+from collectors.timing import measure as timing
+from collectors.timing.measure import (H100_L2_BYTES, MAX_ROTATION_SETS, STABLE_SPREAD_PCT, Timing, TimingUnavailable,
+                                       inputs_for_rotation)
 from kernels.suites import SUITES
 from kernels.workload import AttentionConfig
+from runstore.schema import columns
 
 HAS_CUDA = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
@@ -144,7 +144,7 @@ def test_timing_keeps_its_samples_and_their_bootstrap_interval():
 
 
 def test_timings_row_has_the_ci_columns():
-    from collectors.bench import CaseResult
+    from collectors.timing.bench import CaseResult
 
     cfg = AttentionConfig(2, 4, 256, 64, causal=True)
     noisy = Timing.from_samples(_noisy(40, 0.08, seed=1))  # 40 repetitions at 8% noise: the CI is wide
@@ -160,7 +160,7 @@ def test_timings_row_has_the_ci_columns():
 
 
 def test_sample_rows_fill_the_timing_samples_table():
-    from collectors.bench import CaseResult
+    from collectors.timing.bench import CaseResult
 
     cfg = AttentionConfig(2, 4, 256, 64, causal=True)
     res = CaseResult("stage0_baseline", cfg, "ok", timing=Timing.from_samples([0.3, 0.1, 0.2]))

@@ -1,4 +1,4 @@
-"""How a run's times were measured, as the report says it (issue 23, perfmodel/timing_view.py): the method per
+"""How a run's times were measured, as the report says it (issue 23, perfmodel/reports/timing_view.py): the method per
 case (CUDA graph or host loop, with the reason a call fell back), host-bound cases, and the agreement of the times
 with Nsight Compute's gpu__time_duration. SYNTHETIC runs written with the store's writer."""
 
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.store import RunWriter
 from kernels.suites import SEED
+from perfmodel.reports.timing_view import case_methods, ncu_agreement, timing_lines
 from perfmodel.runs import bundled_run_dirs, load_run
-from perfmodel.timing_view import case_methods, ncu_agreement, timing_lines
+from runstore.writer import RunWriter
 from synthetic_run import make_run, timing_row
 
 

@@ -1,4 +1,4 @@
-"""The Nsight Compute worker's case loop (collectors.worker.run_cases) on the CPU: the GPU calls it makes
+"""The Nsight Compute worker's case loop (collectors.sweep.worker.run_cases) on the CPU: the GPU calls it makes
 (synchronize, empty_cache, the NVTX range) are stood in for, the kernels run under Triton's interpreter. Stage 5
 starts unpinned: the case's `tuned_config` must be what pins it."""
 
@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def cpu_worker(monkeypatch):
-    from collectors import bench
+    from collectors.timing import bench
 
     ranges = []
     fake_nvtx = types.ModuleType("nvtx")
@@ -27,7 +27,7 @@ def cpu_worker(monkeypatch):
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda *a: None)
     make = bench.make_input_sets
     monkeypatch.setattr(bench, "make_input_sets", lambda cfg, n, device="cuda", seed=0: make(cfg, n, "cpu", seed))
-    from collectors import worker
+    from collectors.sweep import worker
 
     return worker, ranges
 
@@ -61,5 +61,3 @@ def test_each_case_runs_once_in_its_range_and_stage5_runs_the_timed_config(cpu_w
     assert records[2]["warmup_s"] is None
     assert seen and all(c == timed for c in seen)  # every launch of the case ran the timed config
     assert stage5_full.PINNED_CONFIG is None  # restored after the case
-
-

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collectors.timeline_read import WarpLayout
+from collectors.timeline.read import WarpLayout
 
 KERNEL = "_attn_fwd"
 LAYOUT = WarpLayout(4, (4, 1))  # stage 4: consumer 0 (default, warps 0-3), consumer 1 (warps 4-7), producer (8)

@@ -4,7 +4,8 @@ suite says which command measures it."""
 import streamlit as st
 
 from app import charts, data, tables, widgets
-from perfmodel.reporting import SECTION_INTRO, batching_display
+from perfmodel.reports.displays import batching_display
+from perfmodel.reports.report_data import SECTION_INTRO
 
 sel = widgets.selection()
 st.title("Batching")

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.reporting import (SECTION_INTRO, constraints_display, evidence_display, stall_shift_display)
+from perfmodel.reports.displays import constraints_display, evidence_display, stall_shift_display
+from perfmodel.reports.report_data import SECTION_INTRO
 
 sel = widgets.selection()
 st.title("Constraints")

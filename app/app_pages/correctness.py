@@ -4,10 +4,10 @@ the output against the reference rounded to the output dtype (ULPs, the share ex
 import streamlit as st
 
 from app import widgets
-from perfmodel.correctness import CHECKED, correctness_summary
-from perfmodel.reporting import (
-    NOT_MEASURED, SECTION_INTRO, correctness_display, correctness_summary_display, rounded_summary_texts,
-)
+from perfmodel.reports.correctness import CHECKED, correctness_summary
+from perfmodel.reports.displays import (NOT_MEASURED, correctness_display, correctness_summary_display,
+                                        rounded_summary_texts)
+from perfmodel.reports.report_data import SECTION_INTRO
 
 sel = widgets.selection()
 st.title("Correctness")

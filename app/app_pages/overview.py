@@ -3,7 +3,8 @@
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.reporting import SECTION_INTRO, gates_display
+from perfmodel.reports.displays import gates_display
+from perfmodel.reports.report_data import SECTION_INTRO
 
 sel = widgets.selection()
 info, t = sel.info, sel.tables

@@ -4,7 +4,8 @@ config (labelled points) or every config of its dtype."""
 import streamlit as st
 
 from app import charts, widgets
-from perfmodel.reporting import SECTION_INTRO, roofline_display
+from perfmodel.reports.displays import roofline_display
+from perfmodel.reports.report_data import SECTION_INTRO
 
 sel = widgets.selection()
 st.title("Roofline")

@@ -4,7 +4,8 @@
 import streamlit as st
 
 from app import charts, data, tables, widgets
-from perfmodel.reporting import SECTION_INTRO, comparison_display
+from perfmodel.reports.displays import comparison_display
+from perfmodel.reports.report_data import SECTION_INTRO
 
 sel = widgets.selection()
 st.title("Runs")

@@ -3,9 +3,10 @@
 import streamlit as st
 
 from app import charts, data, widgets
-from perfmodel.model_cases import NO_MODEL_FOR_PEERS, with_model
-from perfmodel.gpu_state import throttled_line
-from perfmodel.reporting import SECTION_INTRO, regressions_display, stages_display
+from perfmodel.model.model_cases import NO_MODEL_FOR_PEERS, with_model
+from perfmodel.reports.displays import regressions_display, stages_display
+from perfmodel.reports.gpu_state import throttled_line
+from perfmodel.reports.report_data import SECTION_INTRO
 
 sel = widgets.selection()
 st.title("Stages")
@@ -15,8 +16,8 @@ st.caption(SECTION_INTRO["stages"])
 # checkbox, on by default, so a slow machine can leave it out
 model = None
 if st.checkbox("Predictive model beside the bound", value=True, key="stages_model",
-               help="perfmodel/predictive.py: each stage's time from its compiled sm_90 code, never from a timing; "
-                    "the first time per kernel it compiles the stage (seconds)."):
+               help="perfmodel/model/predictive.py: each stage's time from its compiled sm_90 code, never from a "
+                    "timing; the first time per kernel it compiles the stage (seconds)."):
     model, err = data.safe(data.model_cases, sel.run_dir)
     if err:
         st.error(err)

@@ -1,6 +1,6 @@
 """`perfmodel bench`: time the stages and the peers on a suite, each checked against the reference first.
 
-The measuring is collectors.bench (shared with `perfmodel collect`); this module only turns arguments into
+The measuring is collectors.timing.bench (shared with `perfmodel collect`); this module only turns arguments into
 configs and implementations, drives the loop with a progress line, and prints or writes the table.
 """
 
@@ -61,9 +61,9 @@ def _configs(args):
 
 
 def run(args) -> int:
-    from collectors import bench
-    from kernels.registry import parse_impl_args
-    from collectors.timing import cuda_available
+    from collectors.timing import bench
+    from collectors.timing.measure import cuda_available
+    from kernels.user_kernels import parse_impl_args
 
     configs = _configs(args)
     if any(c.dtype not in ("fp16", "bf16") for c in configs):
@@ -109,6 +109,6 @@ def run(args) -> int:
 
 
 def _write_csv(table, path: Path) -> None:
-    from perfmodel.output import write_output  # light: the GPU machine has no plotly (perfmodel.reporting has)
+    from perfmodel.output import write_output  # light: the GPU machine has no plotly (perfmodel.reports.reporting has)
 
     write_output(path, table.to_csv(index=False))

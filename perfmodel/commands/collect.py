@@ -1,4 +1,4 @@
-"""`perfmodel collect`: measure every stage and peer on a suite into a run folder (collectors/collect.py).
+"""`perfmodel collect`: measure every stage and peer on a suite into a run folder (collectors/sweep/collect.py).
 
 This module only turns the arguments into a frozen `CollectOptions`, runs the collection, maps the collectors'
 own errors (they cannot import perfmodel) to `UserError`, and prints where the run is and what it holds.
@@ -59,7 +59,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="measure only the I-th of N parts of the suite (counted from 1), into its own run "
                              "folder: whole configs, split the same way on every machine and balanced by predicted "
-                             "time (collectors/shard.py); join the N folders with `perfmodel merge` (README: "
+                             "time (collectors/sweep/shard.py); join the N folders with `perfmodel merge` (README: "
                              "'Sweeps beyond one GPU')")
     parser.add_argument("--devices", default=None, metavar="all|0,1,...",
                         help="one worker process per GPU of this host (nvidia-smi's numbering), each measuring its "
@@ -72,13 +72,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from collectors.collect import CollectError, CollectOptions, Interrupted, collect
-    from perfmodel.scoring import prediction_rows
-    from collectors.ncu_profile import NcuError
-    from collectors.store import RunStoreError, load_run
-    from kernels.registry import ImplError, parse_impl_args
-    from perfmodel.collect_summary import YOURS_FAILED_EXIT, findings, yours_failed, yours_failed_sentence
+    from collectors.ncu.profile import NcuError
+    from collectors.sweep.collect import collect
+    from collectors.sweep.options import CollectError, CollectOptions, Interrupted
+    from kernels.registry import ImplError
+    from kernels.user_kernels import parse_impl_args
+    from perfmodel.model.predictors import prediction_rows
+    from perfmodel.reports.collect_summary import YOURS_FAILED_EXIT, findings, yours_failed, yours_failed_sentence
     from perfmodel.strict import parse_config
+    from runstore.layout import RunStoreError
+    from runstore.reader import load_run
 
     configs = tuple(parse_config(text) for text in (args.config or []))
     resume = args.resume is not None  # an empty --resume is a folder that holds no run, never a new run
@@ -115,7 +118,7 @@ def run(args) -> int:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cases"
     print(f"run {run.run_id}: {run.status} ({summary})")
     print(f"folder: {path}")
-    from perfmodel.timing_view import timing_lines
+    from perfmodel.reports.timing_view import timing_lines
 
     for line in timing_lines(run):  # how the times were measured, and their agreement with Nsight Compute
         print(line)

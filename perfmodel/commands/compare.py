@@ -1,7 +1,7 @@
 """`perfmodel compare BASE NEW`: two runs case by case; exit status 1 when a case got slower beyond noise.
 
 Meant for a kernel repository's CI: collect a run on the main branch and one on the change, then compare them.
-The comparison is perfmodel.compare.compare_runs (the same table `perfmodel report --baseline` shows). Runs of
+The comparison is perfmodel.reports.compare.compare_runs (the same table `perfmodel report --baseline` shows). Runs of
 different GPU models are not judged: exit status 3 and one sentence, so a CI check whose runner changed GPU
 neither passes nor fails on it silently.
 """
@@ -45,14 +45,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("base", metavar="BASE", help="the baseline run folder or bundled run id (e.g. the main "
                                                      "branch's)")
     parser.add_argument("new", metavar="NEW", help="the run to check against it (e.g. the change's)")
-    # the default is read when the command runs (perfmodel.compare imports pandas; --help should not wait for it)
+    # the default is read when the command runs (perfmodel.reports.compare imports pandas; --help should not wait for
+    # it)
     parser.add_argument("--threshold-pct", type=float, default=None, metavar="PCT",
                         help="a slowdown must also exceed this percentage of the baseline median to count "
-                             "(default: perfmodel.compare.DEFAULT_THRESHOLD_PCT, 2, the width beyond which the "
+                             "(default: perfmodel.reports.compare.DEFAULT_THRESHOLD_PCT, 2, the width beyond which the "
                              "collector flags a median's 95%% CI as wide)")
     parser.add_argument("--format", choices=("table", "md", "csv", "json"), default="table",
                         help="table (default, aligned text), md (Markdown), csv or json (every column of "
-                             "perfmodel.compare.compare_runs, counters included)")
+                             "perfmodel.reports.compare.compare_runs, counters included)")
     parser.add_argument("--agreement", action="store_true",
                         help="print per case whether the two runs' intervals overlap (both medians, both intervals) "
                              "and exit 1 when a case timed in both does not agree; reads no plotting package")
@@ -62,9 +63,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import math
 
-    from collectors.store import RunStoreError
     from perfmodel import runs
-    from perfmodel.compare import DEFAULT_THRESHOLD_PCT, compare_runs, no_longer_ok, premise, regressions
+    from perfmodel.reports.compare import DEFAULT_THRESHOLD_PCT, compare_runs, no_longer_ok, premise, regressions
+    from runstore.layout import RunStoreError
     if args.threshold_pct is None:
         args.threshold_pct = DEFAULT_THRESHOLD_PCT
     if not (math.isfinite(args.threshold_pct) and args.threshold_pct >= 0):
@@ -79,7 +80,8 @@ def run(args) -> int:
     if args.agreement:
         code = _agreement(cmp, base, new, args.threshold_pct)
         return _premise_lines(why) or code
-    from perfmodel.reporting import comparison_display, markdown_table
+    from perfmodel.reports.displays import comparison_display
+    from perfmodel.reports.markdown import markdown_table
 
     if args.format == "csv":
         print(cmp.to_csv(index=False), end="")
@@ -110,7 +112,7 @@ def _premise_lines(why) -> int:
 
 def _summary(cmp, base, new, bad, gone, threshold_pct: float) -> None:
     """What the verdicts add up to, on stderr (so that --format csv/json stays machine-readable on stdout)."""
-    from perfmodel.compare import PAIR_PCT_LABEL
+    from perfmodel.reports.compare import PAIR_PCT_LABEL
 
     err = sys.stderr
     counts = cmp["verdict"].value_counts()
@@ -128,11 +130,11 @@ def _summary(cmp, base, new, bad, gone, threshold_pct: float) -> None:
 
 
 def _agreement(cmp, base, new, threshold_pct: float) -> int:
-    """Per case: both medians, both intervals, and whether they overlap (perfmodel.compare's `within noise`); a case
-    whose intervals are apart by less than the threshold is shown as such and does not fail."""
+    """Per case: both medians, both intervals, and whether they overlap (perfmodel.reports.compare's `within noise`); a
+    case whose intervals are apart by less than the threshold is shown as such and does not fail."""
     import pandas as pd
 
-    from perfmodel.compare import OTHER_GPU
+    from perfmodel.reports.compare import OTHER_GPU
 
     timed = cmp[cmp["verdict"] != "not comparable"].copy()
     near = f"apart, within {threshold_pct:g}%"

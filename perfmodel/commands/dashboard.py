@@ -61,7 +61,7 @@ def run(args) -> int:
         env = dict(os.environ, **{ENV_VAR: os.pathsep.join(str(d) for d in dirs)})
     else:  # the bundled run: app/data.py finds it itself
         dirs, env = [], {k: v for k, v in os.environ.items() if k != ENV_VAR}
-    from collectors.safe_io import child_process_options, sigterm_as_interrupt
+    from runstore.safe_io import child_process_options, sigterm_as_interrupt
 
     # The server starts while the runs are checked here (reading a run needs pandas: most of a second); a run
     # that cannot be read stops it again and ends in one sentence, before any browser sees it. The server ends

@@ -1,7 +1,7 @@
 """`perfmodel gates RUN [RUN ...]`: the plan's success gates on the evidence of one or more runs of one GPU model.
 
 The exit status says what a kernel repository's CI should do with it (EXIT_CODES below); the gates themselves
-are judged in perfmodel/gates.py, the runs joined in perfmodel/gates_evidence.py.
+are judged in perfmodel/plan/gates.py, the runs joined in perfmodel/plan/gates_evidence.py.
 """
 
 from __future__ import annotations
@@ -50,11 +50,13 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from perfmodel import runs
-    from perfmodel.einstein import load_model
     from perfmodel.errors import UserError
-    from perfmodel.gates import blocking, evaluate_evidence, exit_status, failed, not_measured, one_run_for
-    from perfmodel.gates_evidence import Evidence
-    from perfmodel.reporting import gates_display, markdown_table
+    from perfmodel.plan.einstein_file import load_model
+    from perfmodel.plan.gate_reading import one_run_for
+    from perfmodel.plan.gates import blocking, evaluate_evidence, exit_status, failed, not_measured
+    from perfmodel.plan.gates_evidence import Evidence
+    from perfmodel.reports.displays import gates_display
+    from perfmodel.reports.markdown import markdown_table
 
     model = load_model(args.model) if args.model else load_model()
     evidence = Evidence(runs.load_runs(runs.resolve_run_dirs(args.runs or None)))

@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from collectors.import_profile import ImportProblem, import_profile
+    from collectors.ncu.import_profile import ImportProblem, import_profile
 
     try:
         path, summary = import_profile(Path(args.profile), Path(args.out),

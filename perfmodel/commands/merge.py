@@ -1,5 +1,5 @@
 """`perfmodel merge SHARD ... [--out RUN]`: the shards of one collection (`perfmodel collect --shard I/N`) joined into
-one run folder that report, gates, compare and the dashboard read like an unsharded run (collectors/merge.py says
+one run folder that report, gates, compare and the dashboard read like an unsharded run (collectors/sweep/merge.py says
 what is checked, how a case measured twice is resolved, and the provenance the merged run.json records)."""
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from collectors.merge import merge_runs
-    from collectors.store import RunStoreError, load_run
+    from collectors.sweep.merge import merge_runs
+    from runstore.layout import RunStoreError
+    from runstore.reader import load_run
 
     try:
         path = merge_runs(args.shards, out=args.out, allow_partial=args.allow_partial,

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score = sub.add_parser(
         "score", help="median and geometric-mean |error| of the bound and the model against measured stage times",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Score every registered predictor of a stage's time (the bound, perfmodel/bound.py, and the "
-                    "predictive model, perfmodel/predictive.py) "
+        description="Score every registered predictor of a stage's time (the bound, perfmodel/model/bound.py, and the "
+                    "predictive model, perfmodel/model/predictive.py) "
                     "against the stage times measured in runs and bench tables: per stage and overall, the median "
                     "and geometric mean of |predicted / measured - 1| and the share predicted faster; the same by "
                     "S, D, causal, dtype, B and GPU; whether each stage-to-stage gain has the measured sign; and, "
@@ -72,10 +72,10 @@ def _check(args) -> int:
     import json
     from collections import Counter
 
-    from perfmodel.strict import parse_config
-    from perfmodel.einstein import load_model
     from kernels.hardware import get_gpu
-    from perfmodel.modelcheck import check_model, findings_frame
+    from perfmodel.plan.einstein_file import load_model
+    from perfmodel.plan.modelcheck import check_model, findings_frame
+    from perfmodel.strict import parse_config
 
     config = parse_config(args.config)
     gpu = get_gpu(args.gpu)
@@ -101,7 +101,7 @@ def _show(args) -> int:
     from dataclasses import asdict
 
     from perfmodel.commands.predict import render_table
-    from perfmodel.einstein import load_model
+    from perfmodel.plan.einstein_file import load_model
 
     model = load_model(args.model)
     if args.format == "json":
@@ -142,8 +142,8 @@ def _show(args) -> int:
 
 
 def _score_sources(args):
-    from perfmodel import scoring
     from perfmodel.errors import UserError
+    from perfmodel.model import score_sources
     from perfmodel.runs import bundled_run_dirs, load_run, resolve_run_dirs
 
     if args.runs:
@@ -157,11 +157,11 @@ def _score_sources(args):
         run = load_run(d)
         if run.run_id not in seen:  # a run given twice (runs/X and the bundled X) counts once
             seen.add(run.run_id)
-            sources.append(scoring.run_source(run))
+            sources.append(score_sources.run_source(run))
     for path in args.bench:
         if path not in seen:
             seen.add(path)
-            sources.append(scoring.bench_source(path))
+            sources.append(score_sources.bench_source(path))
     if not sum(len(s.measurements) for s in sources):
         raise UserError("no stage was timed ok in the given runs and tables: nothing to score.")
     return sources
@@ -180,14 +180,15 @@ def _abs_pct(v) -> str:
 
 def _score_table(result) -> str:
     from perfmodel.commands.predict import render_table
-    from perfmodel.scoring import BREAKDOWNS, PREDICTORS
+    from perfmodel.model.predictors import PREDICTORS
+    from perfmodel.model.scoring import BREAKDOWNS
 
     names = list(PREDICTORS)
     n_runs = sum(s.kind == "run" for s in result.sources)
     n_bench = len(result.sources) - n_runs
     out = [f"{len(result.cases)} measured stage times from {n_runs} run(s) and {n_bench} bench table(s); "
            f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in PREDICTORS.values()), ""]
-    out[-1:-1] = [f"model version today: v{_version()} (perfmodel/predictive.py MODEL_VERSION; a run's stored "
+    out[-1:-1] = [f"model version today: v{_version()} (perfmodel/model/predictive.py MODEL_VERSION; a run's stored "
                   "predictions are scored out of sample while they carry it)"]
     rows = [[s.name, s.kind, len(s.measurements), _methods(s.measurements), s.gpu_source,
              s.predictions if s.kind == "run" else "computed now"] for s in result.sources]
@@ -237,14 +238,14 @@ def _host_bound_lines(result) -> list[str]:
 
 def _version() -> int:
     """Today's model version (what a run's stored predictions must carry to be used)."""
-    from perfmodel.predictive import MODEL_VERSION
+    from perfmodel.model.predictive import MODEL_VERSION
 
     return MODEL_VERSION
 
 
 def _binding_table(result) -> str:
     from perfmodel.commands.predict import render_table
-    from perfmodel.scoring import BUSY_PCT
+    from perfmodel.model.scoring import BUSY_PCT
 
     frame = result.binding
     if not len(frame) or not frame.iloc[0]["n"]:
@@ -264,7 +265,8 @@ def _score_json(result) -> str:
     import json
     import math
 
-    from perfmodel.scoring import BUSY_PCT, PREDICTORS
+    from perfmodel.model.predictors import PREDICTORS
+    from perfmodel.model.scoring import BUSY_PCT
 
     def records(frame):
         return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
@@ -288,7 +290,7 @@ def _score_json(result) -> str:
 
 
 def _score(args) -> int:
-    from perfmodel.scoring import score
+    from perfmodel.model.scoring import score
 
     result = score(_score_sources(args))
     print(_score_json(result) if args.format == "json" else _score_table(result))

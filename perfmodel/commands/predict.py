@@ -75,11 +75,11 @@ def _no_kernel_notes(frame) -> list[str]:
 
 def _that_fit(configs: list, gpu) -> list:
     """The configs whose Q, K, V and O fit the memory of `gpu` (kernels/hardware.py), checked as `perfmodel collect`
-    checks its cases (collectors/preflight.py `too_large`), with the kernel's own tensors in place of what a collected
-    case also holds (a second input set, the float64 reference). No time is printed for a kernel that cannot run
-    there: when no config fits, the first is refused in one sentence; else those that do not are left out with a
+    checks its cases (collectors/timing/memory.py `too_large`), with the kernel's own tensors in place of what a
+    collected case also holds (a second input set, the float64 reference). No time is printed for a kernel that cannot
+    run there: when no config fits, the first is refused in one sentence; else those that do not are left out with a
     warning naming them."""
-    from collectors.preflight import too_large
+    from collectors.timing.memory import too_large
     from perfmodel.errors import UserError
 
     over = too_large(configs, gpu.memory_bytes, need=lambda config: config.tensor_bytes)
@@ -121,7 +121,7 @@ def _table(frame, config, gpu, baseline) -> str:
         "",
         "TFLOP/s: ein_abs = the plan's target as written (its setting: H100 SXM, fp16, S=2048);",
         f"         ein_rel = {rel};",
-        "         bound = the stage's speed-of-light bound (perfmodel/bound.py): every unit at its ceiling.",
+        "         bound = the stage's speed-of-light bound (perfmodel/model/bound.py): every unit at its ceiling.",
         "*_ms: the bound's terms; they overlap per stage, time_ms = overlapped compute + wave + launch.",
         *_no_kernel_notes(frame),
     ]
@@ -134,12 +134,12 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from kernels.suites import get_suite
-    from perfmodel.strict import parse_config
-    from perfmodel.einstein import load_model
-    from perfmodel.errors import UserError
     from kernels.hardware import get_gpu
-    from perfmodel.predictions import predict
+    from kernels.suites import get_suite
+    from perfmodel.errors import UserError
+    from perfmodel.plan.einstein_file import load_model
+    from perfmodel.plan.predictions import predict
+    from perfmodel.strict import parse_config
 
     if args.suite is not None:  # an empty name is an unknown suite, never the default
         try:
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = _positive_float(args.baseline_tflops, "--baseline-tflops") if args.baseline_tflops is not None else None
     model = load_model(args.model)
 
-    from perfmodel.predictions import KERNEL_DTYPES, KERNEL_HEAD_DIMS
+    from perfmodel.plan.predictions import KERNEL_DTYPES, KERNEL_HEAD_DIMS
 
     for config in configs:
         if config.D not in KERNEL_HEAD_DIMS or config.dtype not in KERNEL_DTYPES:

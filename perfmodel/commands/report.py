@@ -26,15 +26,16 @@ def add_arguments(parser):
                         "'-' prints to standard output)")
     parser.add_argument("--model", metavar="FILE", help="an Einstein model file instead of the shipped one")
     parser.add_argument("--no-model", dest="predictive", action="store_false",
-                        help="leave out the predictive model (perfmodel/predictive.py), which compiles every stage "
-                             "kernel for sm_90 (seconds each; a report of the bundled run takes ~2 s instead of ~8)")
+                        help="leave out the predictive model (perfmodel/model/predictive.py), which compiles every "
+                             "stage kernel for sm_90 (seconds each; a report of the bundled run takes ~2 s instead of "
+                             "~8)")
 
 
 def run(args) -> int:
     from perfmodel import runs
-    from perfmodel.einstein import load_model
     from perfmodel.output import write_output
-    from perfmodel.reporting import build_report
+    from perfmodel.plan.einstein_file import load_model
+    from perfmodel.reports.reporting import build_report
 
     start = time.perf_counter()
     fmt = args.format

@@ -1,0 +1,75 @@
+"""Each section of the report as its figures and its tables (caption, display frame), from the `ReportData`
+(perfmodel/reports/report_data.py): what the Markdown and the HTML formats lay out.
+"""
+
+from __future__ import annotations
+
+
+import pandas as pd
+
+from perfmodel.model import model_cases
+from perfmodel.reports import figures
+from perfmodel.reports.correctness import correctness_summary
+from perfmodel.reports.displays import (batching_display, comparison_display, constraints_display, correctness_display,
+                                        correctness_summary_display, evidence_display, gates_display, peers_display,
+                                        regressions_display, roofline_display, stages_display, stall_shift_display,
+                                        stalls_display)
+from perfmodel.reports.report_data import SECTION_INTRO, ReportData
+from perfmodel.runs import unmeasured_reason
+
+
+def section_figures(data: ReportData) -> dict[str, list]:
+    figs: dict[str, list] = {k: [] for k in SECTION_INTRO}
+    stages = model_cases.with_model(data.stages, data.model)
+    why = unmeasured_reason(data.run)  # an --interpret run's charts say so rather than guess
+    for cid in stages["config_id"].unique():
+        s = stages[stages["config_id"] == cid]
+        p = data.peers[data.peers["config_id"] == cid]
+        per_config = [figures.stages_figure(s, p, why=why), figures.terms_figure(s, why=why)]
+        if data.model is not None:
+            per_config.append(figures.model_terms_figure(s))
+        for f in per_config:
+            f.update_layout(title=f"{f.layout.title.text} — {cid}")
+        figs["stages"] += per_config
+    for cid in data.evidence["config_id"].unique() if not data.evidence.empty else []:
+        f = figures.constraints_figure(data.evidence[data.evidence["config_id"] == cid])
+        f.update_layout(title=f"{f.layout.title.text} — {cid}")
+        figs["constraints"].append(f)
+    for cid in data.stalls["config_id"].unique():
+        f = figures.stalls_figure(data.stalls[data.stalls["config_id"] == cid])
+        f.update_layout(title=f"{f.layout.title.text} — {cid}")
+        figs["stalls"].append(f)
+    figs["roofline"].append(figures.roofline_figure(data.roofline, why=why))
+    if not data.batching.empty:
+        figs["batching"].append(figures.batching_figure(data.batching))
+    if data.comparison is not None:
+        figs["comparison"].append(figures.compare_figure(data.comparison))
+    return figs
+
+
+def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]]:
+    t = {
+        "gates": [("", gates_display(data.gates))],
+        "stages": [("", stages_display(model_cases.with_model(data.stages, data.model))),
+                   ("Peers measured in the same run" + ("" if data.model is None else
+                                                        f" ({model_cases.NO_MODEL_FOR_PEERS.rstrip('.')})"),
+                    peers_display(data.peers)),
+                   ("Stages slower than the stage before beyond noise (the check the plan forgot)",
+                    regressions_display(data.regressions))],
+        "constraints": [("Ablation: what each technique is worth alone (the fair measure)",
+                         evidence_display(data.evidence)),
+                        ("Stall reasons that moved when the technique was switched on",
+                         stall_shift_display(data.stall_shift)),
+                        ("Stage chain: stage k against stage k−1 (everything the stage file changes)",
+                         constraints_display(data.constraints)),
+                        ("How each constraint is measured", data.mapping)],
+        "stalls": [("", stalls_display(data.stalls))],
+        "roofline": [("", roofline_display(data.roofline))],
+        "batching": [("", batching_display(data.batching_summary))],
+        "correctness": [("Per implementation, over every config", correctness_summary_display(
+                            correctness_summary(data.correctness))),
+                        ("Per case", correctness_display(data.correctness))],
+    }
+    if data.comparison is not None:
+        t["comparison"] = [("", comparison_display(data.comparison))]
+    return t
