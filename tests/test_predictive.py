@@ -142,7 +142,7 @@ def test_model_predictions_do_not_move_when_the_timings_do():
 def test_the_scorer_hands_the_model_how_the_stage_was_launched(monkeypatch):
     # the run's launch table (host cost) and the row's tuned_config (the kernel a tuning stage ran), nothing timed
     seen = []
-    monkeypatch.setattr(predictive, "predict_stage", lambda c, s, g, host, tuned: seen.append((s, host, tuned)) or
+    monkeypatch.setattr(predictive, "predict_stage", lambda c, s, g, host, tuned, loops="ptx": seen.append((s, host, tuned)) or
                         type("P", (), {"time_ms": 1.0, "binding": "chain", "inputs_hash": "0" * 12, "launch_ms": 0.0})())
     source = score_sources.run_source(load_run(H200_RUN))
     scoring.score_cases([source], {"model": predictors.PREDICTORS["model"]})

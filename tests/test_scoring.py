@@ -228,3 +228,11 @@ def test_tables_from_before_the_timing_method_are_host_loop_times(tmp_path):
     result = scoring.score([score_sources.bench_source(path)], stub)
     assert list(result.cases["timing_method"]) == ["host_loop"] and list(result.cases["stub_err"]) == [0.0]
     assert result.cases["host_bound"].isna().all() and not len(result.host_bound)
+
+
+def test_the_model_on_sass_loops_is_scored_apart(capsys):
+    # issue 25's experiment: the model's terms on the SASS math loops, never from stored predictions (made on PTX)
+    assert main(["model", "score", "20261202-053909-seed-nvidia-h200", "--loops", "sass", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in doc["predictors"]] == ["bound", "model_sass"]
+    assert doc["errors"]["all"][0]["model_sass_median_abs"] is not None

@@ -20,6 +20,7 @@ SCORE_EXAMPLES = [
     "perfmodel model score runs/20261127-* runs/202612*     (run folders; a bundled run also by its id)",
     "perfmodel model score runs/202612* --bench benchmarks/*.csv benchmarks/h200/*.csv",
     "perfmodel model score 20261202-053909-seed-nvidia-h200 --format json",
+    "perfmodel model score runs/20261202-060607-seed-nvidia-h200 --loops sass   (the model on the SASS loops)",
 ]
 
 WIDTH = 120
@@ -47,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "and geometric mean of |predicted / measured - 1| and the share predicted faster; the same by "
                     "S, D, causal, dtype, B and GPU; whether each stage-to-stage gain has the measured sign; and, "
                     "for cases with Nsight Compute counters, whether the binding term names ncu's busiest unit. "
-                    "A run's cases are scored with the predictions it stored before it was measured while the "
-                    "model's hash is unchanged (stored, out of sample), else computed now from the "
+                    "A run's cases are scored with the predictions it stored before it was measured while they "
+                    "carry today's model version (stored, out of sample), else computed now from the "
                     "ceilings and micro-benchmarks it measured; a bench table's cases are predicted with the "
                     "datasheet. Without micro-benchmarks of its own, a run or table takes the bundled run's of the "
                     "same SM (the sources table says whose).",
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--bench", nargs="+", action="extend", default=[], metavar="CSV",
                        help="tables written by `perfmodel bench --csv` (e.g. benchmarks/*.csv)")
     score.add_argument("--format", choices=("table", "json"), default="table")
+    score.add_argument("--loops", choices=("ptx", "sass"), default="ptx",
+                       help="where the model reads each stage's math loops: the PTX Triton emits (the model, "
+                            "default), or the SASS that runs (perfmodel/model/sass_mix.py; scored as model_sass, an "
+                            "experiment, never from stored predictions)")
 
 
 def _wrap(prefix: str, text: str) -> str:
@@ -178,16 +183,15 @@ def _abs_pct(v) -> str:
     return _pct(v, sign="")
 
 
-def _score_table(result) -> str:
+def _score_table(result, predictors) -> str:
     from perfmodel.commands.predict import render_table
-    from perfmodel.model.predictors import PREDICTORS
     from perfmodel.model.scoring import BREAKDOWNS
 
-    names = list(PREDICTORS)
+    names = list(predictors)
     n_runs = sum(s.kind == "run" for s in result.sources)
     n_bench = len(result.sources) - n_runs
     out = [f"{len(result.cases)} measured stage times from {n_runs} run(s) and {n_bench} bench table(s); "
-           f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in PREDICTORS.values()), ""]
+           f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in predictors.values()), ""]
     out[-1:-1] = [f"model version today: v{_version()} (perfmodel/model/predictive.py MODEL_VERSION; a run's stored "
                   "predictions are scored out of sample while they carry it)"]
     rows = [[s.name, s.kind, len(s.measurements), _methods(s.measurements), s.gpu_source,
@@ -261,11 +265,10 @@ def _binding_table(result) -> str:
     return "\n".join([textwrap.fill(text, width=WIDTH), render_table(rows, header, right={1})])
 
 
-def _score_json(result) -> str:
+def _score_json(result, predictors) -> str:
     import json
     import math
 
-    from perfmodel.model.predictors import PREDICTORS
     from perfmodel.model.scoring import BUSY_PCT
 
     def records(frame):
@@ -273,7 +276,7 @@ def _score_json(result) -> str:
                 for r in frame.astype(object).to_dict("records")]
 
     doc = {
-        "predictors": [{"name": p.name, "description": p.description} for p in PREDICTORS.values()],
+        "predictors": [{"name": p.name, "description": p.description} for p in predictors.values()],
         "model_version": _version(),
         "host_bound_left_out": records(result.host_bound[["source", "impl", "config_id", "measured_ms",
                                                           "timing_method"]]),
@@ -290,10 +293,12 @@ def _score_json(result) -> str:
 
 
 def _score(args) -> int:
+    from perfmodel.model.predictors import PREDICTORS, sass_variant
     from perfmodel.model.scoring import score
 
-    result = score(_score_sources(args))
-    print(_score_json(result) if args.format == "json" else _score_table(result))
+    predictors = sass_variant() if args.loops == "sass" else PREDICTORS
+    result = score(_score_sources(args), predictors)
+    print(_score_json(result, predictors) if args.format == "json" else _score_table(result, predictors))
     return 0
 
 

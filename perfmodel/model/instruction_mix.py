@@ -187,6 +187,8 @@ class KernelMix:
     spills_bytes: int
     shared_bytes: int
     num_warps: int
+    # where math_loops were read: "ptx", or "sass" / "ptx (<why not SASS>)" when perfmodel/model/sass_mix.py read them
+    loops_source: str = "ptx"
 
 
 _MIX: dict[str, KernelMix] = {}
@@ -276,13 +278,15 @@ def key_blocks(config: AttentionConfig, block_m: int, block_n: int) -> tuple:
 
 
 def instruction_mix(impl: str, config: AttentionConfig, sm_count: int = _sm90.H100_SM_COUNT,
-                    tuned_config: str | None = None) -> InstructionMix:
+                    tuned_config: str | None = None, read_kernel=kernel_mix) -> InstructionMix:
     """Compile `impl` for sm_90 at `config` (as the census does) and read its instruction mix; cached per case and
     per kernel hash. `tuned_config`: for a tuning stage, the config a run reported it ran (compiled pinned, as the
-    census compiles it). Raises MixError when the stage refuses the config or Triton cannot compile it."""
+    census compiles it). `read_kernel`: compiled kernel -> KernelMix (`kernel_mix`, the PTX's; the model reads the
+    SASS's, perfmodel/model/sass_mix.py `kernel_mix`). Raises MixError when the stage refuses the config or Triton
+    cannot compile it."""
     from kernels import lookup
 
-    key = (impl, config, sm_count, tuned_config or None)
+    key = (impl, config, sm_count, tuned_config or None, read_kernel)
     if key in _BY_CASE:
         return _BY_CASE[key]
     try:
@@ -299,7 +303,7 @@ def instruction_mix(impl: str, config: AttentionConfig, sm_count: int = _sm90.H1
                 compiled, bound_args = _sm90.compile_launch(launch)
         except Exception as exc:
             raise MixError(f"{impl} at {config.id}: {_failures.one_line(exc)}") from None
-    mix = kernel_mix(compiled)
+    mix = read_kernel(compiled)
     if not mix.math_loops:
         raise MixError(f"{impl} at {config.id}: the compiled kernel has no loop issuing wgmma.")
     meta = {k: v for k, v in launch.kwargs.items() if isinstance(v, (bool, int, float, str)) and k != "debug"}

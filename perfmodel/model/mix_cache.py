@@ -36,10 +36,12 @@ from pathlib import Path
 from kernels.source import source_hash
 from kernels.workload import AttentionConfig
 
-from perfmodel.model.instruction_mix import InstructionMix, KernelMix, LoopMix, instruction_mix as compile_mix
+from perfmodel.model.instruction_mix import InstructionMix, KernelMix, LoopMix
+from perfmodel.model.instruction_mix import instruction_mix as compiled_mix
+from perfmodel.model.sass_mix import kernel_mix as sass_kernel_mix
 from runstore.safe_io import atomic_write_text
 
-FORMAT = 1  # bump when the serialized form of InstructionMix changes
+FORMAT = 2  # bump when the serialized form of InstructionMix changes (2: KernelMix.loops_source, SASS loops)
 
 
 def user_cache_dir() -> Path:
@@ -65,10 +67,10 @@ def triton_version() -> str | None:
         return None
 
 
-def case_key(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str | None) -> dict:
+def case_key(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str | None, loops: str = "ptx") -> dict:
     """What a case's mix is filed under, less the compiler (Triton version) and the kernels' sources."""
     return {"format": FORMAT, "impl": impl, "config": config.as_dict(), "sm_count": int(sm_count),
-            "tuned_config": tuned_config or None}
+            "tuned_config": tuned_config or None, "loops": loops}
 
 
 def _digest(obj) -> str:
@@ -172,9 +174,9 @@ def _full_key(base: dict, triton: str | None, sources: str) -> dict:
     return {**base, "triton": triton, "kernels_source": sources}
 
 
-def lookup(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str | None):
+def lookup(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str | None, loops: str = "ptx"):
     """The cached mix of a case (user cache, then the shipped mixes), or None: compile it then (`remember`)."""
-    base = case_key(impl, config, sm_count, tuned_config)
+    base = case_key(impl, config, sm_count, tuned_config, loops)
     sources, triton = source_hash(), triton_version()
     if triton is not None:
         hit = _load(user_cache_dir(), _full_key(base, triton, sources))
@@ -190,29 +192,44 @@ def lookup(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str 
 
 
 def remember(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str | None, mix: InstructionMix,
-             root: Path | None = None) -> None:
+             root: Path | None = None, loops: str = "ptx") -> None:
     """File a freshly compiled mix in the user cache (or `root`); a cache that cannot be written is skipped:
     the mix was compiled, only the next process compiles it again."""
-    key = _full_key(case_key(impl, config, sm_count, tuned_config), triton_version(), source_hash())
+    key = _full_key(case_key(impl, config, sm_count, tuned_config, loops), triton_version(), source_hash())
     try:
         store(root or user_cache_dir(), key, mix)
     except OSError:
         pass
 
 
+# Where the math loops of a mix are read: the PTX Triton emits (the model's, instruction_mix.kernel_mix), or the SASS
+# that runs (sass_mix.kernel_mix; `perfmodel model score --loops sass`, issue 25's experiment).
+LOOP_READERS = {"ptx": None, "sass": sass_kernel_mix}
+
+
+def compile_mix(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str | None,
+                loops: str = "ptx") -> InstructionMix:
+    """The case compiled for sm_90 and read with its math loops from `loops` (LOOP_READERS)."""
+    reader = LOOP_READERS[loops]
+    if reader is None:
+        return compiled_mix(impl, config, sm_count, tuned_config)
+    return compiled_mix(impl, config, sm_count, tuned_config, read_kernel=reader)
+
+
 _MEMO: dict[tuple, InstructionMix] = {}
 
 
 def instruction_mix(impl: str, config: AttentionConfig, sm_count: int, tuned_config: str | None = None,
-                    ) -> InstructionMix:
+                    loops: str = "ptx") -> InstructionMix:
     """perfmodel.model.instruction_mix.instruction_mix through the caches: this process's, the user cache, the shipped
-    mixes, else compiled (and filed in the user cache). Raises MixError as the compile does; failures are not
-    cached (a missing Triton is no property of the case)."""
-    key = (impl, config, int(sm_count), tuned_config or None)
+    mixes, else compiled (and filed in the user cache), its math loops read from `loops` ("ptx", the model's; or
+    "sass", LOOP_READERS). Raises MixError as the compile does; failures are not cached (a missing Triton is no
+    property of the case)."""
+    key = (impl, config, int(sm_count), tuned_config or None, loops)
     if key not in _MEMO:
-        mix = lookup(impl, config, sm_count, tuned_config)
+        mix = lookup(impl, config, sm_count, tuned_config, loops)
         if mix is None:
-            mix = compile_mix(impl, config, sm_count, tuned_config)
-            remember(impl, config, sm_count, tuned_config, mix)
+            mix = compile_mix(impl, config, sm_count, tuned_config, loops)
+            remember(impl, config, sm_count, tuned_config, mix, loops=loops)
         _MEMO[key] = mix
     return _MEMO[key]

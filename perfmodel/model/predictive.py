@@ -225,16 +225,18 @@ def _makespan(mix, slots: int) -> float:
 
 
 def predict_stage(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
-                  tuned_config: str | None = None) -> ModelPrediction:
+                  tuned_config: str | None = None, loops: str = "ptx") -> ModelPrediction:
     """The model's prediction for `stage` at `config` on `gpu` (raises perfmodel.model.instruction_mix.MixError when
     the stage cannot be compiled for sm_90 there). `host_launch_us`: the host cost of one launch of this stage
     that a run measured (its `launch` table); else the GPU's `launch_us` (an empty Triton launch).
     `tuned_config`: for a tuning stage, the kernel config the measured run reported it ran; the model compiles
-    that one (else the census' default, see collectors/census/census.py)."""
+    that one (else the census' default, see collectors/census/census.py). `loops`: where the math loops are read,
+    "ptx" (the model's) or "sass" (perfmodel/model/sass_mix.py; `perfmodel model score --loops sass`, an experiment
+    that is not model v3)."""
     from perfmodel.model.mix_cache import instruction_mix
 
     impl = bound.STAGE_IMPLS[stage]
-    mix = instruction_mix(impl, config, gpu.sm_count, tuned_config)
+    mix = instruction_mix(impl, config, gpu.sm_count, tuned_config, loops)
     return price(mix, config, stage, gpu, host_launch_us, tuned_config)
 
 

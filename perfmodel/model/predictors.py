@@ -73,11 +73,11 @@ def _bound_ms(config: AttentionConfig, stage: int, gpu: GpuSpec) -> Predicted:
 
 
 def _model_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us: float | None = None,
-              tuned_config: str | None = None) -> Predicted:
+              tuned_config: str | None = None, loops: str = "ptx") -> Predicted:
     from perfmodel.model.instruction_mix import MixError
 
     try:
-        p = predictive.predict_stage(config, stage, gpu, host_launch_us, tuned_config)
+        p = predictive.predict_stage(config, stage, gpu, host_launch_us, tuned_config, loops)
     except MixError:
         return Predicted(math.nan)
     return Predicted(p.time_ms, p.binding, p.inputs_hash, p.time_ms - p.launch_ms)
@@ -123,3 +123,18 @@ def prediction_rows(impls: list[str], configs: list[AttentionConfig], gpu: GpuSp
                 row["predicted_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 rows.append(row)
     return rows
+
+
+def sass_variant() -> dict[str, RegisteredPredictor]:
+    """The predictors with the model's math loops read from the SASS instead of the PTX (issue 25's first term, an
+    experiment: `perfmodel model score --loops sass`), named model_sass so that no stored prediction of the model
+    stands in for it."""
+    import functools
+
+    model = PREDICTORS["model"]
+    out = {k: v for k, v in PREDICTORS.items() if k != "model"}
+    out["model_sass"] = RegisteredPredictor(
+        "model_sass", functools.partial(_model_ms, loops="sass"),
+        "the predictive model's terms on each stage's SASS math loops (perfmodel/model/sass_mix.py)",
+        launch_facts=model.launch_facts)
+    return out

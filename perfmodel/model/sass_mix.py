@@ -47,6 +47,7 @@ caller keeps the PTX mix and records why; with SASS, `source` is "sass". Cached 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -295,3 +296,11 @@ def compile_stage(impl: str, config, sm_count: int = _sm90.H100_SM_COUNT, tuned_
         except Exception as exc:
             raise _mix.MixError(f"{impl} at {config.id}: {_failures.one_line(exc)}") from None
     return compiled
+
+
+def kernel_mix(compiled) -> _mix.KernelMix:
+    """instruction_mix.kernel_mix with the math loops read from the SASS (`loops_source` "sass"), or from the PTX
+    with the reason the SASS could not be used ("ptx (<why>)"); producer loops, registers, shared memory and warps
+    as the PTX mix reads them. What the predictive model prices (perfmodel/model/mix_cache.py compiles with it)."""
+    sass = kernel_sass_mix(compiled)
+    return dataclasses.replace(_mix.kernel_mix(compiled), math_loops=sass.math_loops, loops_source=sass.source)
