@@ -29,6 +29,7 @@ from perfmodel import runs as _runs
 from perfmodel.errors import UserError
 from perfmodel.model import model_cases as _cases
 from perfmodel.reports import compare as _compare, displays as _displays, report_data as _report_data
+from perfmodel.reports import timing_view as _timing_view
 
 ENV_VAR = "PERFMODEL_RUN_DIRS"
 
@@ -93,8 +94,10 @@ def tables(run_dir: str, stamp: float) -> dict:
     with lock:
         hit = _TABLES.get(run_dir)
         if hit is None or hit[0] != stamp:
-            data = _report_data.collect(_runs.load_run(run_dir), predictive=False)  # the model: `model_table`
+            run = _runs.load_run(run_dir)
+            data = _report_data.collect(run, predictive=False)  # the model: `model_table`
             hit = (stamp, {
+                "timing": _timing_view.timing_lines(run),  # how the times were measured (CUDA graph, host loop)
                 "gates": data.gates, "stages": data.stages, "peers": data.peers, "constraints": data.constraints,
                 "stalls": data.stalls, "roofline": data.roofline, "batching": data.batching,
                 "batching_summary": data.batching_summary, "headlines": data.headlines, "mapping": data.mapping,

@@ -265,3 +265,13 @@ def test_an_interpret_run_says_why_nothing_is_drawn(tmp_path, monkeypatch):
         assert not at.exception, page
         text = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["annotations"][0]["text"]
         assert text.startswith(needle + why), (page, text)
+
+
+def test_the_overview_says_how_the_times_were_measured():
+    # issue 23: which method gave the times (a run of schema version 1: the host loop) and their check against ncu
+    from app import data
+    from perfmodel.runs import bundled_run_dirs
+
+    h200 = next(str(d) for d in bundled_run_dirs() if "h200" in d.name)
+    lines = data.tables(h200, data._stamp(h200))["timing"]
+    assert lines[0].startswith("times: host loop for ") and "Nsight Compute" in " ".join(lines)

@@ -251,3 +251,21 @@ def test_bundled_runs_by_id_h100_against_h200(capsys):
     code, out, err = _compare(capsys, h100, h200)  # ids name the bundled runs, as in report, gates and dashboard
     assert code == 3 and "improvement" not in out and "different GPU" in out
     assert "different kernel code (kernels/ hash 60cd5aa3508c in " + h100 in err
+
+
+def test_runs_timed_by_different_methods_say_so(tmp_path):
+    # issue 23: a run of schema version 1 timed by the host loop against one timed by CUDA graph
+    from perfmodel.reports.compare import premise
+    from perfmodel.runs import load_run
+    from synthetic_run import make_run
+
+    old = load_run(make_run(tmp_path, name="synthetic-old"))
+    new_dir = make_run(tmp_path, name="synthetic-new")
+    t = pd.read_parquet(new_dir / "tables" / "timings")
+    part = next((new_dir / "tables" / "timings").glob("*.parquet"))
+    t.assign(timing_method="cuda_graph").to_parquet(part, index=False)
+    why = premise(load_run(new_dir), old)
+    assert why.methods_base == ("host_loop",) and why.methods_new == ("cuda_graph",)
+    assert "timed their cases differently (the host loop in synthetic-old, the GPU's time by CUDA graph in " \
+           "synthetic-new)" in why.methods_line()
+    assert premise(old, old).methods_line() == ""

@@ -16,6 +16,8 @@ if info.get("kernels_line"):  # a run of other kernel code than the installed ke
     (st.warning if info["kernels"] == "differs" else st.info)("Kernel code: " + info["kernels_line"])
 if info.get("unmeasured"):  # an --interpret run: say so before any gate or chart does by its absence
     st.info(f"Nothing was timed: {info['unmeasured']}. The Correctness page shows what the run checked.")
+if t.get("timing"):  # which method gave the times (GPU time by CUDA graph, or the host loop) and their ncu check
+    st.caption(" ".join(t["timing"]))
 top, bottom = st.container(), st.container()
 
 # The chart goes out first (drawn below the gates): a browser that has not drawn a plotly chart yet spends a

@@ -40,6 +40,8 @@ why = data.premise(new, base)
 if not why.same_gpu:
     st.warning(why.gpu_line())
 st.caption("Kernel code: " + why.kernels_line())
+if why.methods_line():
+    st.warning(why.methods_line())
 scope = st.radio("Cases", ["the sidebar's config", "every config"], horizontal=True, key="cmp_scope")
 cmp = data.comparison(new, base)
 one = scope == "the sidebar's config" and cfg

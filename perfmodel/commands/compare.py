@@ -104,6 +104,8 @@ def _premise_lines(why) -> int:
     """Say on stderr which kernel code the runs measured and, on different GPUs, why nothing was judged; the exit
     status that forces (EXIT_OTHER_GPU on different GPUs, else 0)."""
     print(why.kernels_line(), file=sys.stderr)
+    if why.methods_line():
+        print(why.methods_line(), file=sys.stderr)
     if why.same_gpu:
         return 0
     print(why.gpu_line(), file=sys.stderr)

@@ -31,7 +31,7 @@ import pandas as pd
 from collectors.timing.measure import CI_CONFIDENCE, WIDE_CI_PCT
 from collectors.timing.stats import ratio_gain_ci
 from perfmodel.runs import Run, gpu_name, kernel_code
-from runstore.schema import CONFIG_COLUMNS
+from runstore.schema import CONFIG_COLUMNS, TIMING_GRAPH, TIMING_HOST_LOOP
 
 CI_LABEL = f"{CI_CONFIDENCE:.0%} CI"
 PCT_RANGE = "p20–p80 of the repetitions"
@@ -176,6 +176,8 @@ class Premise:
     gpu_new: str
     kernels_base: str | None
     kernels_new: str | None
+    methods_base: tuple = ()  # how each run's cases were timed (perfmodel.reports.timing_view: cuda_graph, host_loop)
+    methods_new: tuple = ()
 
     @property
     def same_gpu(self) -> bool:
@@ -202,10 +204,29 @@ class Premise:
                 f"{self.kernels_new} in {self.new_id}): a change is the code's as well as the machine's.")
 
 
+    def methods_line(self) -> str:
+        """Whether the two runs timed their cases the same way, in one sentence ('' when they did)."""
+        if self.methods_base == self.methods_new:
+            return ""
+        label = {TIMING_GRAPH: "the GPU's time by CUDA graph", TIMING_HOST_LOOP: "the host loop"}
+
+        def said(methods):
+            return " and ".join(label.get(m, m) for m in methods) or "nothing timed"
+
+        return (f"The runs timed their cases differently ({said(self.methods_base)} in {self.base_id}, "
+                f"{said(self.methods_new)} in {self.new_id}): a change includes the method's, largest where the host "
+                "launch path is as long as the kernel (short kernels, B=1).")
+
+
 def premise(run: Run, baseline: Run) -> Premise:
-    """The GPU models and kernel code of `baseline` and `run` (the new run)."""
+    """The GPU models, kernel code and timing methods of `baseline` and `run` (the new run)."""
+    from perfmodel.reports.timing_view import case_methods
+
+    def methods(r: Run) -> tuple:
+        return tuple(sorted(set(case_methods(r)["timing_method"])))
+
     return Premise(baseline.run_id, run.run_id, gpu_name(baseline) or "no GPU", gpu_name(run) or "no GPU",
-                   kernel_code(baseline).run_hash, kernel_code(run).run_hash)
+                   kernel_code(baseline).run_hash, kernel_code(run).run_hash, methods(baseline), methods(run))
 
 
 def _verdict(change_pct: float, lb: float, hb: float, ln: float, hn: float, threshold_pct: float) -> str:
