@@ -161,7 +161,7 @@ def test_a_case_without_a_prediction_says_why(synthetic_run_dir, monkeypatch):
     from perfmodel.reports.figures import model_terms_figure
 
     fig = model_terms_figure(model_cases.with_model(analysis.stage_table(run), model).query("config_id == @seed"))
-    assert "no model: run GPU 'NVIDIA GeForce RTX 4090'" in fig.layout.annotations[0].text
+    assert "no model: run GPU 'NVIDIA GeForce RTX 4090'" in fig["layout"]["annotations"][0]["text"]
 
 
 def test_a_stage_not_timed_is_not_measured_for_the_model(tmp_path):

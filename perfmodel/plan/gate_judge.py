@@ -15,8 +15,8 @@ from perfmodel.plan.gates_evidence import NOTHING_MEASURED, Evidence
 from perfmodel.reports.analysis import config_of
 from perfmodel.reports.limits import stall_table
 
-from perfmodel.plan.gate_reading import (_LOWER_IS_BETTER, configs_needed, judge, measure_command, same_shape, scope,
-                                         scope_text, threshold_text)
+from perfmodel.plan.gate_reading import (_LOWER_IS_BETTER, configs_needed, judge, measure_command, rows_for,
+                                         same_shape, scope, scope_text, threshold_text)
 
 
 # ---- one gate -----------------------------------------------------------------------------------------------
@@ -46,9 +46,7 @@ class GateJudge:
 
     def rows_of(self, table: str) -> pd.DataFrame:
         df = self.table(table)
-        mine = df[df["impl"] == self.impl]
-        parts = [same_shape(mine, c) for c in self.configs]
-        return pd.concat(parts) if parts else mine.iloc[0:0]
+        return rows_for(df[df["impl"] == self.impl], self.configs)
 
     def values(self, found: list[tuple[str, float, str]], what: str, missing: str, table: str) -> dict:
         """A numeric gate over the covered configs: `found` holds (config_id, value, run_id) per measured one."""
@@ -149,7 +147,8 @@ class GateJudge:
 
     def stall_share(self, reason: str) -> dict:
         self.read |= {"stalls", "ncu_metrics"}  # the shares, weighted by the kernels' durations
-        s = stall_table(self.ev, self.model)
+        one = self.ev.runs[0] if len(self.ev.runs) == 1 else None  # its stall table: the report's, computed once
+        s = stall_table(one or self.ev, self.model)
         s = s[(s["impl"] == self.impl) & (s["reason"] == reason)]
         found = []
         for cfg in self.configs:

@@ -26,14 +26,24 @@ def fmt_value(x: float) -> str:
 
 def same_shape(df: pd.DataFrame, cfg: AttentionConfig) -> pd.DataFrame:
     """Rows of `df` for `cfg`'s shape, preferring its dtype, else any dtype the runs used for that shape."""
-    if df.empty:
-        return df
-    exact = df[df["config_id"] == cfg.id]
-    if not exact.empty:
-        return exact
-    m = ((df["B"] == cfg.B) & (df["H"] == cfg.H) & (df["S"] == cfg.S) & (df["D"] == cfg.D)
-         & (df["causal"].astype(bool) == cfg.causal))
-    return df[m]
+    return rows_for(df, [cfg])
+
+
+def rows_for(df: pd.DataFrame, configs: list[AttentionConfig]) -> pd.DataFrame:
+    """`same_shape(df, c)` for each config of `configs`, one after the other (a row twice where two configs read
+    it), found through one index of `df` by config id and by shape rather than a boolean mask per config."""
+    if df.empty or not configs:
+        return df.iloc[0:0] if not configs else df
+    by_id: dict[str, list[int]] = {}
+    for i, cid in enumerate(df["config_id"]):
+        by_id.setdefault(cid, []).append(i)
+    by_shape: dict[tuple, list[int]] = {}
+    if any(c.id not in by_id for c in configs):  # the shape columns are read only when a config needs them
+        shapes = zip(df["B"], df["H"], df["S"], df["D"], df["causal"].astype(bool))
+        for i, shape in enumerate(shapes):
+            by_shape.setdefault(shape, []).append(i)
+    rows = [i for c in configs for i in by_id.get(c.id) or by_shape.get((c.B, c.H, c.S, c.D, c.causal), [])]
+    return df.iloc[rows]
 
 
 # ---- what a gate covers and how it reads ------------------------------------------------------------------------

@@ -81,6 +81,8 @@ class Evidence:
 
     def superseded(self, name: str, impl: str, config_ids) -> list[str]:
         """Run ids whose measurement of `impl` at any of `config_ids` in table `name` a newer run replaced."""
+        if len(self.runs) == 1:  # no newer run to replace one
+            return []
         chosen = self._choice(name)
         if chosen.empty:
             return []

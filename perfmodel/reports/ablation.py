@@ -89,13 +89,14 @@ def _declared(run: Run) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def constraint_evidence(run: Run, model=None) -> pd.DataFrame:
+def constraint_evidence(run: Run, model=None, chain: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per config and constraint (and switch, where several remove one constraint): the plan's claimed gain, the
     ablation gain (best-with vs best-without, with its 95% interval; primary), the one-switch flip at the tuned
-    config, the stage-chain gain (labelled), the Amdahl bound from the counters, and a verdict."""
+    config, the stage-chain gain (labelled), the Amdahl bound from the counters, and a verdict. `chain`: the run's
+    `limits.constraint_table` for `model`, where the caller has it already."""
     model = _model(model)
     abl = ablation_rows(run)
-    chain = constraint_table(run, model)
+    chain = constraint_table(run, model) if chain is None else chain
     stalls = stall_table(run, model)
     declared = _declared(run)
     samples = case_samples(run)

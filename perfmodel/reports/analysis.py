@@ -80,6 +80,13 @@ def ok_timings(run: Run) -> pd.DataFrame:
 
 def run_configs(run: Run) -> list[AttentionConfig]:
     """Every config the run's timings (or correctness, for runs without timings) mention, in first-seen order."""
+    memo = run.__dict__  # most tables of the report loop over them: read once per run
+    if "_run_configs" not in memo:
+        memo["_run_configs"] = _run_configs(run)
+    return list(memo["_run_configs"])
+
+
+def _run_configs(run: Run) -> list[AttentionConfig]:
     seen: dict[str, AttentionConfig] = {}
     for table in ("timings", "correctness"):
         df = run.table(table)

@@ -1,5 +1,12 @@
-"""What every figure builder of perfmodel/reports/figures.py shares: the layout, the empty chart that says why, and how
-a measured figure is drawn with its interval (bands, asymmetric error bars, the note that names the interval).
+"""What every figure builder of perfmodel/reports/figures.py shares: the figure as plotly's JSON (plain dicts, the
+form plotly.js draws and the report embeds, so a report validates nothing through plotly's Python classes), the
+layout, the empty chart that says why, and how a measured figure is drawn with its interval (bands, asymmetric error
+bars, the note that names the interval).
+
+A figure is `{"data": [trace, ...], "layout": {...}}` with every property spelled out as plotly.js reads it
+(`{"title": {"text": ...}}`, `{"marker": {"color": ...}}`); its layout names its template (`TEMPLATE`), which the
+report stores once and `go.Figure(spec)` resolves (app/charts.py). Values are plain Python (lists, floats, str);
+a NaN stands for a missing value (the report writes it as null, perfmodel/reports/html.py).
 
 A measured time or TFLOP/s is drawn with its interval: the bootstrap 95% CI of the median where the run kept
 samples, else p20–p80 of the repetitions, read by `perfmodel.reports.compare.time_intervals` from the frame's timing
@@ -8,23 +15,69 @@ columns; TFLOP/s bounds are the time bounds converted (the upper TFLOP/s end com
 
 from __future__ import annotations
 
+import copy
+
 import pandas as pd
-import plotly.graph_objects as go
 
 from perfmodel.reports import compare, palette
 
+Figure = dict  # {"data": [trace dicts], "layout": {...}}: plotly's figure JSON
+
 NOTE = palette.ROOFLINE  # the grey of the notes above and below a plot (text, not a mark)
+TEMPLATE = "plotly_white"  # plotly's template of that name (plotly.io.templates), named by every figure's layout
 # legend at the right, one entry a line: above the plot, a long legend (stall reasons, peers) ran into the title
-LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=60), height=420,
+LAYOUT = dict(template=TEMPLATE, margin=dict(l=60, r=20, t=60, b=60), height=420,
               legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02))
 
 
-def empty(title: str, why: str) -> go.Figure:
-    """A chart with nothing to draw that says why in its middle."""
-    fig = go.Figure()
-    fig.add_annotation(text=why, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    fig.update_layout(title=title, xaxis=dict(visible=False), yaxis=dict(visible=False), **LAYOUT)
+def figure() -> Figure:
+    return {"data": [], "layout": {}}
+
+
+def title_of(value: str) -> dict:
+    """A title as plotly.js reads it (plotly.py's `title="..."` shorthand)."""
+    return {"text": value}
+
+
+def axis(title: str, **props) -> dict:
+    return {"title": title_of(title), **props}
+
+
+def _plain(v):
+    return v.tolist() if hasattr(v, "tolist") else v  # a column (Series, array) as a list, a NumPy number as Python's
+
+
+def bar(**props) -> dict:
+    """A bar trace; a column given for a property (x, y, customdata) becomes a list."""
+    return {"type": "bar", **{k: _plain(v) for k, v in props.items()}}
+
+
+def scatter(**props) -> dict:
+    """A scatter trace; a column given for a property (x, y, customdata) becomes a list."""
+    return {"type": "scatter", **{k: _plain(v) for k, v in props.items()}}
+
+
+def finish(fig: Figure, title: str, **layout) -> Figure:
+    """Set the figure's title and the rest of its layout (LAYOUT's keys among `layout`, copied: no two figures share
+    a dict); the figure, for return."""
+    fig["layout"].update(title=title_of(title), **copy.deepcopy(layout))
     return fig
+
+
+def empty(title: str, why: str) -> Figure:
+    """A chart with nothing to draw that says why in its middle."""
+    fig = figure()
+    fig["layout"]["annotations"] = [dict(showarrow=False, text=why, x=0.5, xref="paper", y=0.5, yref="paper")]
+    return finish(fig, title, xaxis=dict(visible=False), yaxis=dict(visible=False), **LAYOUT)
+
+
+def hline(fig: Figure, y: float, line: dict, label: str | None = None) -> None:
+    """A horizontal line across the plot at `y` (plotly.py's `add_hline`), `label` above its left end."""
+    fig["layout"].setdefault("shapes", []).append(dict(line=line, type="line", x0=0, x1=1, xref="x domain", y0=y,
+                                                       y1=y, yref="y"))
+    if label is not None:
+        fig["layout"].setdefault("annotations", []).append(dict(showarrow=False, text=label, x=0, xanchor="left",
+                                                                xref="x domain", y=y, yanchor="bottom", yref="y"))
 
 
 _WHERE = {"above right": dict(x=1, y=1.01, xanchor="right", yanchor="bottom"),
@@ -32,18 +85,18 @@ _WHERE = {"above right": dict(x=1, y=1.01, xanchor="right", yanchor="bottom"),
           "below": dict(x=0, y=-0.22, xanchor="left", yanchor="top")}
 
 
-def note(fig: go.Figure, text: str, where: str = "above right") -> None:
+def note(fig: Figure, text: str, where: str = "above right") -> None:
     """A line of small grey text above the plot at the right (the interval's place), above it at the left, or
     below it at the left."""
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", font=dict(size=11, color=NOTE),
-                       **_WHERE[where])
+    fig["layout"].setdefault("annotations", []).append(dict(
+        font=dict(color=NOTE, size=11), showarrow=False, text=text, xref="paper", yref="paper", **_WHERE[where]))
 
 
-def band(x: list, low: pd.Series, high: pd.Series, name: str, color: str) -> go.Bar:
+def band(x: list, low: pd.Series, high: pd.Series, name: str, color: str) -> dict:
     """A low..high range drawn as a floating bar (base = low)."""
-    return go.Bar(x=x, y=(high - low).tolist(), base=low.tolist(), name=name, marker_color=color,
-                  customdata=list(zip(low.tolist(), high.tolist())),
-                  hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}<extra>" + name + "</extra>")
+    return bar(x=list(x), y=(high - low).tolist(), base=low.tolist(), name=name, marker=dict(color=color),
+               customdata=[list(c) for c in zip(low.tolist(), high.tolist())],
+               hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}<extra>" + name + "</extra>")
 
 
 def error_y(value: pd.Series, low: pd.Series, high: pd.Series, scale: float = 1.0) -> dict:
@@ -67,7 +120,7 @@ def measured_bounds(df: pd.DataFrame, tflops_col: str | None = None) -> pd.DataF
                         index=df.index)
 
 
-def interval_note(fig: go.Figure, kinds) -> None:
+def interval_note(fig: Figure, kinds) -> None:
     """Say above the plot which interval the error bars are (nothing when none is drawn)."""
     kinds = [k for k in dict.fromkeys(kinds) if isinstance(k, str) and k]
     if kinds:

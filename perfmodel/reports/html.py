@@ -1,12 +1,15 @@
 """The report as one self-contained HTML file: plotly.js inlined once (the basic bundle when every figure is a
 bar, scatter or pie), every figure stored as JSON in a `<script type="application/json">` block beside the template
-they share, so the file opens offline and a program can read the figures back (`figure_specs`).
+they share, so the file opens offline and a program can read the figures back (`figure_specs`). The figures come
+as plotly's JSON already (perfmodel/reports/chart_kit.py): they are written out, never built as plotly Figures.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
+import pkgutil
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +29,7 @@ td.report{background:#fef7e0} .fig{margin:1rem 0} dd.warn{color:#a50e0e;font-wei
 p.banner{background:#fde7e9;border:1px solid #a50e0e;padding:.6rem 1rem;color:#a50e0e;font-weight:600}
 """
 
-# every figure has the same template (chart_kit.LAYOUT's plotly_white, ~7 kB of JSON): it is stored once, in
+# every figure names the same template (chart_kit.LAYOUT's plotly_white, ~7 kB of JSON): it is stored once, in
 # the block with id TEMPLATE_ID, and given back to each figure when it is drawn (and by figure_specs)
 TEMPLATE_ID = "plotly-template"
 _RENDER_JS = """
@@ -44,7 +47,7 @@ def _html_table(df: pd.DataFrame) -> str:
         return "<p><em>(no rows)</em></p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
-    for row in df.itertuples(index=False):
+    for row in df.itertuples(index=False, name=None):
         cells = []
         for col, v in zip(df.columns, row):
             cls = f' class="{v}"' if col == "status" and v in ("pass", "fail", "not_measured", "report") else ""
@@ -65,7 +68,7 @@ def plotly_js(figs) -> str:
     plotly.js version, else the full bundle plotly.py ships (never a report whose charts cannot draw)."""
     from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
-    types = {trace.type for fig in figs for trace in fig.data}
+    types = {trace["type"] for fig in figs for trace in fig["data"]}
     if types <= PLOTLY_BASIC_TRACES and get_plotlyjs_version() == PLOTLY_BASIC_VERSION and PLOTLY_BASIC.is_file():
         return PLOTLY_BASIC.read_text(encoding="utf-8")
     return get_plotlyjs()
@@ -95,12 +98,13 @@ def to_html(data: ReportData) -> str:
                   f'<p class="intro">{html.escape(SECTION_INTRO[key])}</p>']
         if key == "headlines":
             parts.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in data.headlines) + "</ul>")
-        for fig in figs.get(key, []):
+        for spec in figs.get(key, []):
             n += 1
-            spec = fig.to_plotly_json()
             layout = dict(spec.get("layout", {}))
             if "template" in layout and (template is None or layout["template"] == template):
                 template = layout.pop("template")  # the shared one: drawn with it, stored once
+            elif "template" in layout:  # another one (no builder draws one): in the figure itself
+                layout["template"] = _template(layout["template"])
             spec = _figure_json({**spec, "layout": layout})
             parts.append(f'<div class="fig" id="fig-{n}"></div>'
                          f'<script type="application/json" class="plotly-figure" data-target="fig-{n}">{spec}</script>')
@@ -109,7 +113,7 @@ def to_html(data: ReportData) -> str:
                 parts.append(f"<h3>{html.escape(caption)}</h3>")
             parts.append(_html_table(df))
         parts.append("</section>")
-    parts.append(f'<script type="application/json" id="{TEMPLATE_ID}">{_figure_json(template or {})}</script>')
+    parts.append(f'<script type="application/json" id="{TEMPLATE_ID}">{_figure_json(_template(template))}</script>')
     title = html.escape(f"perfmodel report: {data.run.run_id}")
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             f"<title>{title}</title><style>{_CSS}</style>"
@@ -117,11 +121,42 @@ def to_html(data: ReportData) -> str:
             + "\n".join(parts) + f"<script>{_RENDER_JS}</script></body></html>")
 
 
-def _figure_json(spec) -> str:
-    """A figure (or template) as JSON that can sit inside a <script> block."""
+def _template(name_or_spec) -> dict:
+    """A layout's template as plotly.js reads it: plotly's template of that name, or the template itself. A built-in
+    one is read from plotly's own file of it, as plotly.io.templates loads it (unvalidated), without building the
+    Template class (its import alone costs a tenth of the report's second)."""
+    if not isinstance(name_or_spec, str):
+        return name_or_spec or {}
+    try:
+        raw = pkgutil.get_data("plotly", f"package_data/templates/{name_or_spec}.json")
+    except OSError:  # not a built-in template (e.g. "plotly+presentation"): plotly resolves it
+        raw = None
+    if raw is not None:
+        return json.loads(raw)
     import plotly.io
 
-    return plotly.io.json.to_json_plotly(spec).replace("</", "<\\/")
+    return plotly.io.templates[name_or_spec].to_plotly_json()
+
+
+def _json_ready(v):
+    """`v` with what JSON lacks made plain: a missing or infinite number as null (as plotly.js reads it), NumPy
+    numbers and arrays as Python's, tuples as lists."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_ready(x) for x in v]
+    if v is None or isinstance(v, (str, int)):
+        return v
+    if hasattr(v, "tolist"):  # a NumPy number or array
+        return _json_ready(v.tolist())
+    return None if v is pd.NA or v is pd.NaT else v  # pandas' missing values
+
+
+def _figure_json(spec) -> str:
+    """A figure (or template) as JSON that can sit inside a <script> block."""
+    return json.dumps(_json_ready(spec), ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
 
 
 def figure_specs(html_text: str) -> list[dict]:

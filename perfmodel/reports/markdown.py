@@ -20,7 +20,7 @@ def markdown_table(df: pd.DataFrame) -> str:
         return "_(no rows)_"
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    for row in df.itertuples(index=False):
+    for row in df.itertuples(index=False, name=None):
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
     return "\n".join(lines)
 

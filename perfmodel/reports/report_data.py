@@ -92,7 +92,7 @@ def collect(run: Run, baseline: Run | None = None, model=None, predictive: bool 
     stages = gpu_state.with_gpu_state(compare.with_timing_intervals(analysis.stage_table(run, model), run), run)
     peers = gpu_state.with_gpu_state(compare.with_timing_intervals(analysis.peer_table(run, model), run), run)
     constraints = limits.constraint_table(run, model)
-    evidence = ablation.constraint_evidence(run, model)
+    evidence = ablation.constraint_evidence(run, model, chain=constraints)
     return ReportData(
         run=run, gates=evaluate_gates(run, model), stages=stages, peers=peers, constraints=constraints,
         stalls=limits.stall_table(run, model),

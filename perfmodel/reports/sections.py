@@ -9,6 +9,7 @@ import pandas as pd
 
 from perfmodel.model import model_cases
 from perfmodel.reports import figures
+from perfmodel.reports.chart_kit import title_of
 from perfmodel.reports.correctness import correctness_summary
 from perfmodel.reports.displays import (batching_display, comparison_display, constraints_display, correctness_display,
                                         correctness_summary_display, evidence_display, gates_display, peers_display,
@@ -18,7 +19,14 @@ from perfmodel.reports.report_data import SECTION_INTRO, ReportData
 from perfmodel.runs import unmeasured_reason
 
 
-def section_figures(data: ReportData) -> dict[str, list]:
+def _of_config(fig: dict, config_id: str) -> dict:
+    """The figure with its config named in its title."""
+    fig["layout"]["title"] = title_of(f"{fig['layout']['title']['text']} — {config_id}")
+    return fig
+
+
+def section_figures(data: ReportData) -> dict[str, list[dict]]:
+    """Each section's figures, as plotly figure JSON (perfmodel/reports/chart_kit.py)."""
     figs: dict[str, list] = {k: [] for k in SECTION_INTRO}
     stages = model_cases.with_model(data.stages, data.model)
     why = unmeasured_reason(data.run)  # an --interpret run's charts say so rather than guess
@@ -28,17 +36,12 @@ def section_figures(data: ReportData) -> dict[str, list]:
         per_config = [figures.stages_figure(s, p, why=why), figures.terms_figure(s, why=why)]
         if data.model is not None:
             per_config.append(figures.model_terms_figure(s))
-        for f in per_config:
-            f.update_layout(title=f"{f.layout.title.text} — {cid}")
-        figs["stages"] += per_config
+        figs["stages"] += [_of_config(f, cid) for f in per_config]
     for cid in data.evidence["config_id"].unique() if not data.evidence.empty else []:
-        f = figures.constraints_figure(data.evidence[data.evidence["config_id"] == cid])
-        f.update_layout(title=f"{f.layout.title.text} — {cid}")
-        figs["constraints"].append(f)
+        ev = data.evidence[data.evidence["config_id"] == cid]
+        figs["constraints"].append(_of_config(figures.constraints_figure(ev), cid))
     for cid in data.stalls["config_id"].unique():
-        f = figures.stalls_figure(data.stalls[data.stalls["config_id"] == cid])
-        f.update_layout(title=f"{f.layout.title.text} — {cid}")
-        figs["stalls"].append(f)
+        figs["stalls"].append(_of_config(figures.stalls_figure(data.stalls[data.stalls["config_id"] == cid]), cid))
     figs["roofline"].append(figures.roofline_figure(data.roofline, why=why))
     if not data.batching.empty:
         figs["batching"].append(figures.batching_figure(data.batching))

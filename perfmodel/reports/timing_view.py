@@ -32,6 +32,13 @@ def _table(run: Run, name: str) -> pd.DataFrame | None:
 def case_methods(run: Run) -> pd.DataFrame:
     """One row per case timed ok: CASE_COLUMNS (a column the run predates is filled as that run measured it:
     timing_method host loop, the rest null; host_bound from the launch table where the run has one)."""
+    memo = run.__dict__  # the stage and peer tables and the header each read it: computed once per run
+    if "_case_methods" not in memo:
+        memo["_case_methods"] = _case_methods(run)
+    return memo["_case_methods"].copy()
+
+
+def _case_methods(run: Run) -> pd.DataFrame:
     t = _table(run, "timings")
     if t is None or not len(t):
         return pd.DataFrame(columns=CASE_COLUMNS)
