@@ -55,3 +55,21 @@ def test_runs_of_schema_version_1_say_every_time_is_the_host_loops(tmp_path):
     lines = timing_lines(load_run(h100))
     assert "every time is the host loop's" in lines[0]
     assert any(line.startswith("host-bound") and "B1-H16-S2048" in line for line in lines)  # from its launch table
+
+
+def test_a_gate_built_from_times_names_their_method(tmp_path):
+    """Issue 23: the gates say which timing method gave each figure they read from the timings table."""
+    from perfmodel.plan.gates import evaluate_gates
+    from perfmodel.reports.timing_view import method_phrase
+
+    run = _run(tmp_path)
+    assert method_phrase([run], {"stage5_full"}, {SEED.id}) == "timed by GPU time (CUDA graph)"
+    assert method_phrase([run], {"stage5_full", "sdpa_cudnn"}, {SEED.id}) == \
+        "timed by GPU time (CUDA graph) for 1 of 2 cases, host loop for 1 of 2 cases"
+    assert method_phrase([run], {"stage1_warpspec"}, {SEED.with_(B=1).id}).endswith(
+        "1 of 1 host-bound (the host launch path is at least the GPU time)")
+    assert method_phrase([run], {"stage0_baseline"}, {SEED.id}) == ""
+    gates = evaluate_gates(run).set_index("gate")
+    assert gates.loc["stage5_tflops", "detail"].endswith("(timed by GPU time (CUDA graph))")
+    bundled = evaluate_gates(load_run(next(d for d in bundled_run_dirs() if "h100" in d.name))).set_index("gate")
+    assert "(timed by host loop" in bundled.loc["stage4_tflops", "detail"]

@@ -61,6 +61,7 @@ perfect overlap, no tail and no launch. Every stage's bound is at or below it.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from dataclasses import dataclass
@@ -127,10 +128,12 @@ def _makespan_units(units: list[int], repeats: int, slots: int, heavy_first: boo
         return float(math.ceil(n / slots) * units[0])
     if n > SIMULATE_MAX_ITEMS:  # Graham: list scheduling finishes within one item of the average load
         return total / slots + max(units)
-    if heavy_first:
-        order = sorted(units * repeats, reverse=True)
-    else:
-        order = units * repeats
+    return _list_schedule(tuple(units), repeats, slots, heavy_first)
+
+
+@functools.lru_cache(maxsize=256)  # the bound and the model ask for the same schedules (a report: 17 asks, 6 kinds)
+def _list_schedule(units: tuple[int, ...], repeats: int, slots: int, heavy_first: bool) -> float:
+    order = sorted(units * repeats, reverse=True) if heavy_first else units * repeats
     free = [0] * slots
     for u in order:
         heapq.heapreplace(free, free[0] + u)

@@ -191,7 +191,7 @@ def _joint_chain(mix, lat, gpu: GpuSpec, resident: int) -> float:
     """One SM partition's warps replayed together (perfmodel.model.critical_path.partition_seconds): one warp of each
     math warp group of each resident program, the lockstep warp groups of one consumer joined at their bar.syncs.
     Cached per kernel, residency and micro-benchmarks."""
-    from perfmodel.model.critical_path import partition_seconds
+    from perfmodel.model.replay_cache import partition_seconds  # critical_path's, kept on disk
 
     key = (mix.kernel.hash, resident, gpu.micro, gpu.boost_clock_mhz, gpu.exp_tops, gpu.schedulers_per_sm)
     if key not in _JOINT:
@@ -203,7 +203,10 @@ def _joint_chain(mix, lat, gpu: GpuSpec, resident: int) -> float:
                 count = max(1, int(round(wg)))
                 for g in range(count):
                     streams.append((lp.path, (program, n) if lockstep else (program, n, g)))
-        _JOINT[key] = partition_seconds(streams, lat)
+        # the latencies' wgmma function is made from the GPU's micro-benchmarks and SM count (`latencies`)
+        _JOINT[key] = partition_seconds(streams, lat, made_from=(gpu.micro, gpu.sm_count, gpu.boost_clock_mhz,
+                                                                 gpu.exp_tops, gpu.schedulers_per_sm,
+                                                                 gpu.smem_bytes_per_clk))
     return _JOINT[key]
 
 

@@ -14,6 +14,7 @@ from perfmodel.plan.einstein import DETERMINISM_METRIC, PEER_RATIO_PREFIX, TFLOP
 from perfmodel.plan.gates_evidence import NOTHING_MEASURED, Evidence
 from perfmodel.reports.analysis import config_of
 from perfmodel.reports.limits import stall_table
+from perfmodel.reports.timing_view import method_phrase
 
 from perfmodel.plan.gate_reading import (_LOWER_IS_BETTER, configs_needed, judge, measure_command, rows_for,
                                          same_shape, scope, scope_text, threshold_text)
@@ -39,6 +40,10 @@ class GateJudge:
             older = [r for r in self.ev.superseded(table, self.impl, [c.id for c in self.configs]) if r not in runs]
             if older:
                 detail += f" (newest run's figure; replaces {', '.join(older)})"
+        if table == "timings" and self.impl and runs:  # say which timing method gave the figure
+            cited = [r for r in self.ev.runs if r.run_id in runs]
+            how = method_phrase(cited, {self.impl, *self.g.peers}, {c.id for c in self.configs})
+            detail += f" ({how})" if how else ""
         return {"gate": g.id, "stage": g.stage, "impl": self.impl, "kind": g.kind, "status": status,
                 "measured": measured if measured is not None else float("nan"), "threshold": threshold_text(g),
                 "detail": detail, "quote": g.quote, "configs": scope_text(g), "run": ", ".join(runs),

@@ -60,6 +60,25 @@ def _case_methods(run: Run) -> pd.DataFrame:
     return t[CASE_COLUMNS].reset_index(drop=True)
 
 
+def method_phrase(runs: list[Run], impls, config_ids) -> str:
+    """How the times of `impls` at `config_ids` in `runs` were measured, as a clause for a figure built from them
+    ("timed by GPU time (CUDA graph)", "timed by host loop for 3 of 8 cases", plus the host-bound count); "" when
+    none of those cases was timed ok."""
+    impls, config_ids = set(impls), set(config_ids)
+    parts = [c[c["impl"].isin(impls) & c["config_id"].isin(config_ids)] for c in map(case_methods, runs)]
+    cases = pd.concat([p for p in parts if len(p)]) if any(len(p) for p in parts) else None
+    if cases is None:
+        return ""
+    counts = cases["timing_method"].value_counts()
+    n = len(cases)
+    text = "timed by " + ", ".join(METHOD_LABELS.get(m, m) + ("" if k == n else f" for {k} of {n} cases")
+                                   for m, k in counts.items())
+    bound = int(cases["host_bound"].map(lambda v: v is True).sum())
+    if bound:
+        text += f"; {bound} of {n} host-bound (the host launch path is at least the GPU time)"
+    return text
+
+
 def ncu_agreement(run: Run) -> pd.DataFrame:
     """Per case both timed ok and profiled: time_ms, ncu_ms (the kernels' gpu__time_duration summed) and their
     ratio, with the case's timing method."""
