@@ -107,7 +107,7 @@ def test_bound_predictions_do_not_move_when_the_timings_do():
 def test_bound_module_reads_only_the_workload_and_the_hardware_table():
     imported = imported_modules(bound.__file__)
     # no run store, no analysis, no pandas: nothing that could hand it a timings table
-    assert imported <= {"__future__", "heapq", "math", "dataclasses", "kernels", "kernels.workload",
+    assert imported <= {"__future__", "functools", "heapq", "math", "dataclasses", "kernels", "kernels.workload",
                         "kernels.hardware"}, imported
     names = names_used(bound.__file__)
     assert not {"timings", "time_ms_p20", "measured_ms", "table"} & names
