@@ -103,6 +103,7 @@ def tables(run_dir: str, stamp: float) -> dict:
                 "batching_summary": data.batching_summary, "headlines": data.headlines, "mapping": data.mapping,
                 "evidence": data.evidence, "stall_shift": data.stall_shift, "regressions": data.regressions,
                 "correctness": data.correctness,
+                "timeline": data.timeline,  # perfmodel.reports.timeline_view.TimelineData, None without a timeline
             })
             _TABLES[run_dir] = hit
         return hit[1]
@@ -149,6 +150,18 @@ def bundle(run_dir: str) -> dict:
 @st.cache_data(show_spinner="Comparing runs…")
 def _comparison(run_dir: str, base_dir: str, stamps: tuple[float, float]) -> pd.DataFrame:
     return _compare.compare_runs(_runs.load_run(run_dir), _runs.load_run(base_dir))
+
+
+@st.cache_data(show_spinner="Reading the timeline…")
+def _timeline_rows(run_dir: str, impl: str, config_id: str, stamp: float) -> pd.DataFrame:
+    from perfmodel.reports.timeline_view import case_timeline
+
+    return case_timeline(_runs.load_run(run_dir), impl, config_id)
+
+
+def timeline_rows(run_dir: str, impl: str, config_id: str) -> pd.DataFrame:
+    """The `timeline` rows of one case of the run (the scopes of its kept SMs' programs)."""
+    return _timeline_rows(run_dir, impl, config_id, _stamp(run_dir))
 
 
 def comparison(run_dir: str, base_dir: str) -> pd.DataFrame:

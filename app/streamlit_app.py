@@ -26,6 +26,7 @@ pages = [
     st.Page(f"{PAGES}/stages.py", title="Stages"),
     st.Page(f"{PAGES}/constraints.py", title="Constraints"),
     st.Page(f"{PAGES}/stalls.py", title="Stalls"),
+    st.Page(f"{PAGES}/timeline.py", title="Inside the kernel"),
     st.Page(f"{PAGES}/roofline.py", title="Roofline"),
     st.Page(f"{PAGES}/batching.py", title="Batching"),
     st.Page(f"{PAGES}/correctness.py", title="Correctness"),

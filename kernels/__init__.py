@@ -172,10 +172,17 @@ def _config_text(config) -> str:
     return " ".join(f"{f.name}={getattr(config, f.name)!r}" for f in dataclasses.fields(config))
 
 
-def _stage(index: int, name: str, description: str, removes: tuple[int, ...] = (), adds: tuple[str, ...] = ()):
+# Why stages 1-4 run no fp8 (what their launchers say: kernels/_launch.py check_inputs without fp8=True); bench and
+# collect record their fp8 cases as not run with it (Impl.refusal). tests/test_fp8.py checks each launcher agrees.
+_NO_FP8_GLUON = ("its launcher takes fp16 and bf16 only (kernels/_launch.py check_inputs without fp8=True): the 8-bit "
+                 "path, V transposed for wgmma's K-major 8-bit operand and P rounded to e4m3, is built in stage 5 alone")
+
+
+def _stage(index: int, name: str, description: str, removes: tuple[int, ...] = (), adds: tuple[str, ...] = (),
+           fp8: bool = False):
     # a stage launches Triton kernels: a census that captures none is a failure
     return Impl(name, "stage", Launcher(f"{__name__}.{name}:attention"), description, index=index, removes=removes,
-                adds=adds, triton=True)
+                adds=adds, triton=True, refuses=() if fp8 else (("fp8", _NO_FP8_GLUON),))
 
 
 # `adds`: the switches of stage 5 (its SWITCHES' names) whose techniques the stage adds to the stage before it:
@@ -183,7 +190,7 @@ def _stage(index: int, name: str, description: str, removes: tuple[int, ...] = (
 STAGES: tuple[Impl, ...] = (
     _stage(0, "stage0_baseline",
            "FA2 online softmax in Triton tl, pointer loads, one program per (query tile, batch-head), tl.where "
-           "mask every iteration, fixed config"),
+           "mask every iteration, fixed config; fp8 (e4m3) too, P rounded to e4m3, bf16 output", fp8=True),
     _stage(1, "stage1_warpspec",
            "Gluon: TMA producer warp (24 registers) filling a 2-deep K/V ring through mbarriers, 8-warp wgmma "
            "consumer (240 registers); K and V handed over separately, every block masked"),
@@ -199,7 +206,9 @@ STAGES: tuple[Impl, ...] = (
            "(async wgmma), 3-deep K/V ring", (4,), ("pingpong", "overlap")),
     _stage(5, "stage5_full",
            "stage 4 with every technique a switch, tuned per (S, D, causal, dtype, B·H): block sizes, K/V and Q ring "
-           "depths, consumer groups and their register split; fp8 (e4m3) too; chosen config reported", (1,)),
+           "depths, consumer groups and their register split, a dynamic tile schedule, the lean softmax and lazy "
+           "rescale; fp8 (e4m3) too; chosen config reported", (1,), ("dynamic", "lean_softmax", "lazy_rescale",
+                                                                      "BLOCK_M"), fp8=True),
 )
 
 # Stages written in Gluon (triton.experimental.gluon): no interpreter, so their correctness is checked on the GPU.

@@ -20,6 +20,15 @@ scratch to allocate per launch, and no launch hook installed (a profiler such as
 the full path). Anything Triton 3.6 does not expose as expected (the launcher's tensor-descriptor wrapper) leaves
 the stage on the full path, which is always correct. The cache holds at most `maxsize` states, least recently used
 first out.
+
+A kernel that schedules its work dynamically (stage 5's `dynamic` switch) takes a work counter: one int32 that is
+zero when a launch starts, and that the kernel itself sets back to zero at its end (kernels/_gluon.py `next_tile`),
+so no launch needs a memset. `WorkCounters` keeps one per (device, stream), each on its own 128-byte line of a
+zeroed bank: launches on one stream run in order and find it zero; launches on two streams never share one. A
+prepared state looks the counter up for the stream of each call (`LaunchState.counter_at`). Under CUDA-graph
+capture a stream new to the bank still gets a slot of the zeroed bank (no allocation, no memset node: the graph's
+replays run in stream order and leave it zero); only a first bank cannot be made during a capture, which torch's
+own rule (one call before capturing) already avoids.
 """
 
 from __future__ import annotations
@@ -60,12 +69,57 @@ class LaunchState:
     out: Callable  # q -> a fresh output tensor
     note: Callable[[], None]  # what a call records besides launching (stage 5: the tuner's last_run)
     tag: Any = None  # what the stage checks a state against (stage 5: the config it was tuned to)
+    counters: Any = None  # the WorkCounters of a dynamically scheduled kernel, whose counter is tail[counter_at]
+    counter_at: int = -1
 
     def __call__(self, q):
         o = self.out(q)
-        self.raw(*self.grid, current_stream(self.device_index), self.function, *self.head, o, *self.tail)
+        stream = current_stream(self.device_index)
+        tail = self.tail
+        if self.counter_at >= 0:  # the counter of this call's stream
+            i = self.counter_at
+            tail = (*tail[:i], self.counters.slot(self.device_index, stream), *tail[i + 1:])
+        self.raw(*self.grid, stream, self.function, *self.head, o, *tail)
         self.note()
         return o
+
+
+class WorkCounters:
+    """The work counters of dynamically scheduled kernels: one zeroed int32 per (device index, stream), handed out
+    from banks of SLOTS (see the module docstring)."""
+
+    SLOTS = 64
+    STRIDE = 32  # int32s between two counters: one 128-byte line each
+
+    def __init__(self) -> None:
+        self._slots: dict[tuple[int, int], Any] = {}
+        self._banks: dict[int, tuple[Any, int]] = {}  # device index -> (bank, slots handed out)
+
+    def get(self, device):
+        """The counter for a launch on `device` from the current stream (a CPU device, as the census compiles on:
+        a zero the kernel is compiled against and never launched with)."""
+        import torch
+
+        if device.type != "cuda":
+            return torch.zeros(1, dtype=torch.int32, device=device)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return self.slot(index, current_stream(index))
+
+    def slot(self, index: int, stream: int):
+        counter = self._slots.get((index, stream))
+        if counter is None:
+            import torch
+
+            bank, used = self._banks.get(index, (None, self.SLOTS))
+            if used == self.SLOTS:
+                if torch.cuda.is_current_stream_capturing():
+                    raise RuntimeError("the dynamic schedule's work counters are made by a call outside CUDA-graph "
+                                       "capture; call the kernel once before capturing it.")
+                bank, used = torch.zeros(self.SLOTS * self.STRIDE, dtype=torch.int32, device=f"cuda:{index}"), 0
+            counter = bank[used * self.STRIDE:used * self.STRIDE + 1]
+            self._banks[index] = (bank, used + 1)
+            self._slots[(index, stream)] = counter
+        return counter
 
 
 class LaunchCache:
@@ -129,10 +183,11 @@ def _raw_launch(launcher) -> Callable | None:
     return cells.get("launcher")
 
 
-def prepare(jit_fn, kernel, grid: tuple, args: tuple, kwargs: dict, o, out: Callable, note: Callable) -> (
-        LaunchState | None):
+def prepare(jit_fn, kernel, grid: tuple, args: tuple, kwargs: dict, o, out: Callable, note: Callable,
+            counters: WorkCounters | None = None, counter=None) -> LaunchState | None:
     """The LaunchState that repeats `jit_fn[grid](*args, **kwargs)` (which compiled and launched `kernel`), or
-    None when the fast launch could not do exactly what Triton's launcher does."""
+    None when the fast launch could not do exactly what Triton's launcher does. `counter`: the work counter among
+    the arguments (from `counters`), looked up again per call for the call's stream."""
     from triton.backends.nvidia.driver import make_tensordesc_arg
     from triton.runtime import driver
 
@@ -158,12 +213,20 @@ def prepare(jit_fn, kernel, grid: tuple, args: tuple, kwargs: dict, o, out: Call
     grid3 = (tuple(grid) + (1, 1))[:3]
     head = (launcher.launch_cooperative_grid, launcher.launch_pdl, None, None, kernel.packed_metadata, None, None,
             None, *expanded[: slots[0]])
-    return LaunchState(raw=raw, grid=grid3, function=kernel.function, head=head,
-                       tail=tuple(expanded[slots[0] + 1:]), device_index=device, out=out, note=note)
+    tail = tuple(expanded[slots[0] + 1:])
+    counter_at = -1
+    if counter is not None:
+        at = [i for i, a in enumerate(tail) if a is counter]
+        if len(at) != 1 or counters is None:
+            return None
+        counter_at = at[0]
+    return LaunchState(raw=raw, grid=grid3, function=kernel.function, head=head, tail=tail, device_index=device,
+                       out=out, note=note, counters=counters, counter_at=counter_at)
 
 
 def launch_kept(cache: LaunchCache, key: tuple | None, launch: Callable, jit_fn, grid: tuple, args: tuple,
-                kwargs: dict, o, out: Callable, note: Callable = lambda: None, tag: Any = None):
+                kwargs: dict, o, out: Callable, note: Callable = lambda: None, tag: Any = None,
+                counters: WorkCounters | None = None, counter=None):
     """`launch(jit_fn[grid], *args, **kwargs)` (the stage's full path, e.g. launch_or_refuse bound to its name),
     then the prepared state kept under `key` for the next call. A launch that cannot be prepared is still made;
     only the next call takes the full path again (`cache.refused` says why)."""
@@ -171,7 +234,7 @@ def launch_kept(cache: LaunchCache, key: tuple | None, launch: Callable, jit_fn,
     if key is None or kernel is None or cache.maxsize <= 0:  # maxsize 0: the cache is off, every call is full
         return kernel
     try:
-        state = prepare(jit_fn, kernel, grid, args, kwargs, o, out, note)
+        state = prepare(jit_fn, kernel, grid, args, kwargs, o, out, note, counters, counter)
         cache.refused = None if state is not None else "Triton's launcher is not the one this fast path knows"
     except Exception as exc:  # an internal Triton changed shape: the full path stays, which is always right
         state, cache.refused = None, f"{type(exc).__name__}: {exc}"

@@ -175,6 +175,44 @@ def key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M: gl.constexpr, ROWS: gl.constexp
     return gl.cdiv(hi, BLOCK_N), unmasked
 
 
+# ---- the dynamic schedule (stage 5's `dynamic` switch) ---------------------------------------------------------
+# A program's first work item is its program id; each next one is fetched from a global counter (one int32 per
+# launch stream, kernels/_fastlaunch.py `WorkCounters`): item = atomic_add(counter, 1) + programs, so a program
+# that finishes early takes the next item in `work_item`'s order (longest first within each L2 section of heads)
+# instead of the item `programs` further on. The producer partition fetches; it writes each Q slot's item to
+# shared memory (`publish_tile`) before the slot's Q copy, and the consumers read it after waiting on q_ready
+# (`read_tile`: the producer's arrive on that mbarrier releases the write, the consumer's wait acquires it). An item
+# >= the item count ends the program; it reaches the consumers the same way, with an arrive and no copy.
+# The counter is zero when a launch starts and zero when it ends: a program whose first item exists fetches until a
+# fetch fails, so the fetches of a launch are the items beyond the first `programs` (total - programs of them, when
+# positive) plus one failed fetch per program that had an item (min(total, programs)): exactly `total` fetches,
+# returning 0, 1, ..., total - 1 in the counter's order. The one that returns total - 1 is the launch's last access
+# and sets the counter back to 0 (`next_tile`). No host memset per launch, and a CUDA graph replays it as it is.
+
+
+@gluon.jit
+def publish_tile(tile_ids, qi, tile):
+    """Write work item `tile` into Q slot qi's entry of `tile_ids` ([slots, 1] int32 in shared memory)."""
+    layout: gl.constexpr = gl.BlockedLayout([1], [32], [gl.num_warps()], [0])
+    tile_ids.index(qi).store(gl.full([1], tile, gl.int32, layout))
+
+
+@gluon.jit
+def read_tile(tile_ids, qi):
+    """The work item the producer wrote into Q slot qi's entry of `tile_ids`, as a scalar."""
+    layout: gl.constexpr = gl.BlockedLayout([1], [32], [gl.num_warps()], [0])
+    return gl.max(tile_ids.index(qi).load(layout), axis=0)
+
+
+@gluon.jit
+def next_tile(work_ptr, total):
+    """The next work item of this program (>= total: none left); the launch's last fetch zeroes the counter."""
+    fetched = gl.atomic_add(work_ptr, 1)
+    if fetched == total - 1:
+        gl.atomic_xchg(work_ptr, 0)
+    return fetched + gl.num_programs(0)
+
+
 @gluon.jit
 def mask_scores(s, rows_m0, n0, N_CTX, ROWS: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr,
                 s_layout: gl.constexpr):
@@ -197,20 +235,106 @@ def softmax_step(s, m_i, l_i, qk_scale):
     return p, m_new, l_new, alpha
 
 
+# ---- softmax instruction work (stage 5's `lean_softmax` and `lazy_rescale` switches) --------------------------
+# In the wgmma accumulator layout a row of a [rows, N] tile lives in one quad of 4 lanes: lane q of the quad holds
+# columns 8i + 2q + {0, 1} of it (i < N/8). `gl.max(s, axis=1)` / `gl.sum(p, axis=1)` fold each lane's N/4 values
+# in one dependent chain, then combine the quad with two shuffles. `lane_partials` folds them in LANE_CHAINS
+# independent chains instead and stops before the shuffles: [rows, 4], one partial per quad lane. The running max
+# still needs the whole quad every block (P must be scaled by the row's max); the running sum does not: it is kept
+# per lane (`lean_softmax`) and its quad reduced once, in the epilogue (`finish_rowsum`).
+LANE_CHAINS = gl.constexpr(4)
+
+# `lazy_rescale`: the accumulator is rescaled only when some row's max grows by more than RESCALE_LOG2 (in the exp2
+# domain: by a factor 2**8) over the max P was last scaled with; otherwise the stale max stays the reference. The
+# result is the same in exact arithmetic (acc and l share the reference, and O = acc / l); P then lies in
+# [0, 2**8] instead of [0, 1], which fp16 (max 65504), bf16 and e4m3 (max 448) hold with the same relative
+# rounding, and the fp32 sums stay far from overflow. FlashAttention-4 uses the same threshold.
+RESCALE_LOG2 = gl.constexpr(8.0)
+
+
+@gluon.jit
+def lane_partials(x, IS_MAX: gl.constexpr):
+    """x [rows, N] (the wgmma accumulator layout) folded to [rows, 4]: each quad lane's own columns combined (max or
+    sum) in LANE_CHAINS independent chains, no shuffle."""
+    ROWS: gl.constexpr = x.shape[0]
+    N: gl.constexpr = x.shape[1]
+    x = gl.reshape(x, [ROWS, LANE_CHAINS, N // (8 * LANE_CHAINS), 4, 2])
+    if IS_MAX:
+        x = gl.max(gl.max(gl.max(x, axis=4), axis=2), axis=1)
+    else:
+        x = gl.sum(gl.sum(gl.sum(x, axis=4), axis=2), axis=1)
+    return x
+
+
+@gluon.jit
+def fresh_rowsum(s_zero, l_i, LEAN: gl.constexpr):
+    """The running sum before the first key block: per quad lane ([rows, 4]) with `lean_softmax`, else `l_i`."""
+    if LEAN:
+        return lane_partials(s_zero, False)
+    else:
+        return l_i
+
+
+@gluon.jit
+def finish_rowsum(l_i, s_layout: gl.constexpr, LEAN: gl.constexpr):
+    """The row sums for the epilogue: the per-lane partials' quad reduced (once per work item) with `lean_softmax`."""
+    if LEAN:
+        return gl.convert_layout(gl.sum(l_i, axis=1), gl.SliceLayout(1, s_layout))
+    else:
+        return l_i
+
+
+@gluon.jit
+def softmax_block(s, m_i, l_i, qk_scale, LEAN: gl.constexpr, LAZY: gl.constexpr):
+    """One online-softmax step, as `softmax_step` with the two switches: (p, new max, new sum, alpha, rescale?).
+    `rescale?` is a runtime flag with `lazy_rescale` (see RESCALE_LOG2), and unused (every block rescales) without."""
+    if LEAN:
+        m_blk = gl.convert_layout(gl.max(lane_partials(s, True), axis=1), m_i.type.layout, assert_trivial=True)
+    else:
+        m_blk = gl.max(s, axis=1)
+    m_new = gl.maximum(m_i, m_blk * qk_scale)
+    need = m_new
+    if LAZY:
+        need = gl.max(m_new - m_i, axis=0) > RESCALE_LOG2  # the first block's -inf old max always rescales
+        m_new = gl.where(need, m_new, m_i)
+    p = gl.exp2(s * qk_scale - gl.expand_dims(m_new, 1))
+    alpha = gl.exp2(m_i - m_new)  # exactly 1 where the reference max stays
+    if LEAN:
+        part = lane_partials(p, False)
+        alpha_l = gl.convert_layout(alpha, gl.SliceLayout(1, part.type.layout), assert_trivial=True)
+        l_new = l_i * gl.expand_dims(alpha_l, 1) + part
+    else:
+        l_new = l_i * alpha + gl.sum(p, axis=1)
+    return p, m_new, l_new, alpha, need
+
+
 @gluon.jit
 def rescale(acc, alpha, o_layout: gl.constexpr):
     return acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
 
 
 @gluon.jit
-def online_block(s, m_i, l_i, acc, qk_scale, dtype: gl.constexpr, p_layout: gl.constexpr, o_layout: gl.constexpr):
+def rescale_if(acc, alpha, need, o_layout: gl.constexpr, LAZY: gl.constexpr):
+    """`rescale`, skipped (a branch uniform over the warp group) with `lazy_rescale` when no row's max moved past
+    the threshold."""
+    if LAZY:
+        if need:
+            acc = rescale(acc, alpha, o_layout)
+    else:
+        acc = rescale(acc, alpha, o_layout)
+    return acc
+
+
+@gluon.jit
+def online_block(s, m_i, l_i, acc, qk_scale, dtype: gl.constexpr, p_layout: gl.constexpr, o_layout: gl.constexpr,
+                 LEAN: gl.constexpr = False, LAZY: gl.constexpr = False):
     """One key block's online softmax when its P·V follows at once: (P as P·V's A operand, new max, new sum, the
     accumulator rescaled to the new max)."""
     pl.enter_scope("consumer.softmax")
-    p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+    p, m_i, l_i, alpha, need = softmax_block(s, m_i, l_i, qk_scale, LEAN, LAZY)
     pl.exit_scope("consumer.softmax")
     pl.enter_scope("consumer.rescale")
-    acc = rescale(acc, alpha, o_layout)
+    acc = rescale_if(acc, alpha, need, o_layout, LAZY)
     pl.exit_scope("consumer.rescale")
     return gl.convert_layout(p.to(dtype), p_layout), m_i, l_i, acc
 

@@ -15,8 +15,9 @@ contiguous), returning [B, H, S, D]:
   cuDNN is the FA3-class peer.
 
 Each registers below as a `kernels.registry.Impl` of kind "peer". A peer that cannot run here is reported by
-`available()` with the reason, never silently dropped. Nothing is
-imported, compiled or touched on the GPU at import time.
+`available()` with the reason, never silently dropped; one that does not run a dtype says why in its `refuses`
+(fp8: the SDPA backends, flex and triton_tl; FlashAttention-3's own fp8 forward is tried when it is installed).
+Nothing is imported, compiled or touched on the GPU at import time.
 """
 
 from __future__ import annotations
@@ -171,25 +172,39 @@ def _triton_tl_available() -> str | None:
     return _cuda_reason()
 
 
+# ---- what each peer does not run -------------------------------------------------------------------------------
+# PyTorch runs fp8 attention only through its experimental FA3-backed op with descale tensors
+# (torch.nn.attention.experimental._scaled_dot_product_attention_quantized), not through scaled_dot_product_attention.
+_NO_FP8_SDPA = ("PyTorch's scaled_dot_product_attention has no fp8 path in this backend (torch's fp8 attention is "
+                "the experimental FA3-backed torch.nn.attention.experimental._scaled_dot_product_attention_quantized)")
+# flex_attention allocates O as query.new_empty (torch/_higher_order_ops/flex_attention.py), an 8-bit O
+_NO_FP8_FLEX = ("flex_attention writes O in the inputs' dtype, an 8-bit O for fp8 inputs, not the bf16 O an fp8 "
+                "forward is checked in (kernels.reference.output_dtype)")
+_NO_FP8_TL = "its launcher takes fp16 and bf16 only (kernels/triton_tl.py: check_inputs without fp8=True)"
+
+
 # ---- registry -------------------------------------------------------------------------------------------------
 def _peer(name: str, launcher: Callable[..., torch.Tensor], description: str,
-          why_unavailable: Callable[[], str | None]) -> Impl:
+          why_unavailable: Callable[[], str | None], no_fp8: str | None = None) -> Impl:
     # the census counts our kernels and the user's; a peer gets none (triton=False), even where it launches
     # Triton kernels (triton_tl, flex's generated ones)
-    return Impl(name, "peer", launcher, description, triton=False, why_unavailable=why_unavailable)
+    return Impl(name, "peer", launcher, description, triton=False, why_unavailable=why_unavailable,
+                refuses=(("fp8", no_fp8),) if no_fp8 else ())
 
 
 PEERS: dict[str, Impl] = {
     p.name: p
     for p in (
-        _peer("sdpa_flash", sdpa_flash, "PyTorch SDPA, FlashAttention-2 backend", _sdpa_flash_available),
+        _peer("sdpa_flash", sdpa_flash, "PyTorch SDPA, FlashAttention-2 backend", _sdpa_flash_available,
+              _NO_FP8_SDPA),
         _peer("sdpa_cudnn", sdpa_cudnn, "PyTorch SDPA, cuDNN fused attention (the FA3-class peer on H100)",
-              _sdpa_cudnn_available),
-        _peer("sdpa_efficient", sdpa_efficient, "PyTorch SDPA, memory-efficient backend", _cuda_reason),
+              _sdpa_cudnn_available, _NO_FP8_SDPA),
+        _peer("sdpa_efficient", sdpa_efficient, "PyTorch SDPA, memory-efficient backend", _cuda_reason,
+              _NO_FP8_SDPA),
         _peer("flex", flex, "FlexAttention compiled with torch.compile (causal via a cached block mask)",
-              _flex_available),
+              _flex_available, _NO_FP8_FLEX),
         _peer("triton_tl", triton_tl, "Triton tl front end, tuned: stages 0-4's tl techniques as switches "
-              "(the pre-Gluon stage 5)", _triton_tl_available),
+              "(the pre-Gluon stage 5)", _triton_tl_available, _NO_FP8_TL),
         _peer("fa3", fa3, "FlashAttention-3 flash_attn_func (flash_attn_interface)", _fa3_available),
     )
 }

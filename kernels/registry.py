@@ -17,6 +17,10 @@ worker read its traits:
                     none failed), None for a user kernel (detected when captured; none gives "no census: not a
                     Triton kernel"), False for a peer (never censused, even where its kernels are Triton's)
     unavailable()   why it cannot run here, or None (`available()`: the same as (ok, reason))
+    refuses         the dtypes it does not run, each with its own reason ((dtype, why) pairs, kernels.workload's
+                    short names, e.g. ("fp8", "...")); `refusal(config)` says why a config of such a dtype is not
+                    run. bench and collect record that case as `unavailable` with the reason, without calling it
+                    (never a failure, never silently left out); a dtype it does not name is tried by calling it
 
 Any name is turned into its Impl by kernels/lookup.py (`get`); this module imports nothing of the package, so the
 stages' registry (kernels/__init__.py), the peers and the user's kernels all stand on it.
@@ -86,6 +90,7 @@ class Impl:
     why_unavailable: Callable[[], str | None] = _runs_anywhere  # the reason it cannot run here, or None
     spec: str | None = None  # a user implementation's SPEC as registered
     in_process_only: bool = False  # a function given as an object that no other process can import (callable_spec)
+    refuses: tuple[tuple[str, str], ...] = ()  # (dtype, why) for each dtype it does not run (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -99,6 +104,13 @@ class Impl:
         """(True, "") when it can run here, else (False, one-line reason)."""
         reason = self.unavailable()
         return reason is None, reason or ""
+
+    def refusal(self, config) -> str | None:
+        """Why it does not run `config` (an AttentionConfig, or a dtype's short name): one sentence naming the dtype
+        and its own reason; None when it runs it (or may: a dtype it does not refuse is tried)."""
+        dtype = getattr(config, "dtype", config)
+        why = dict(self.refuses).get(dtype)
+        return f"{self.name} does not run {dtype} inputs: {why}; not run" if why else None
 
     def module(self) -> ModuleType:
         """The module its function lives in (a stage's kernel module, imported now if it was not yet)."""

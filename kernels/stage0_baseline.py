@@ -7,6 +7,10 @@ The causal mask is applied the way the document describes constraint #1: by pred
 iteration of the key loop, together with the sequence-tail mask; blocks wholly above the diagonal are not
 visited (the loop ends at the diagonal), as every FlashAttention does.
 No tensor descriptors, no warp specialization, no persistence, no tuning: those are the later stages.
+fp8 (e4m3) inputs run the same code: both products take 8-bit operands (tl.dot of e4m3, fp32 accumulate), P is
+rounded to e4m3 for P·V (`p.to(v.dtype)`, as FlashAttention-3's fp8 forward does) and O is written in bf16
+(`empty_output`), so stage 5's fp8 has a baseline of its own. Under TRITON_INTERPRET=1 fp8 is refused (not measured:
+Triton's interpreter rounds e4m3 wrongly, kernels/_launch.py `refuse_interpreted_fp8`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import check_inputs, empty_output, launch_or_refuse, strides
+from ._launch import check_inputs, empty_output, interpreting, launch_or_refuse, refuse_interpreted_fp8, strides
 
 
 @triton.jit
@@ -92,8 +96,10 @@ def _attn_fwd(Q, K, V, Out, sm_scale,
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
               sm_scale: float | None = None) -> torch.Tensor:
-    """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D]."""
-    sm_scale = check_inputs(q, k, v, causal, sm_scale)
+    """softmax(q kᵀ · sm_scale [+ causal mask]) v for [B, H, S, D] inputs; returns a contiguous [B, H, S, D] (bf16
+    for fp8 inputs)."""
+    sm_scale = check_inputs(q, k, v, causal, sm_scale, fp8=True)
+    refuse_interpreted_fp8("stage0_baseline", q, interpreting())
     B, H, S, D = q.shape
     o = empty_output(q)
     cfg = CONFIGS[D]

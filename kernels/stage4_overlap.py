@@ -35,8 +35,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     load_v_block, mask_scores, mma_layout, p_operand_layout, require_sm90, rescale, softmax_step,
-                     store_output, v_operand, work_item)
+                     load_v_block, mask_scores, mma_layout, p_operand_layout, publish_tile, require_sm90, rescale_if,
+                     softmax_block, store_output, v_operand, work_item)
 from ._fastlaunch import LaunchCache, input_key, launch_kept
 from ._launch import check_inputs, empty_output, interpreting, l2_group, launch_or_refuse, NoInterpreter, sm_count
 
@@ -48,37 +48,52 @@ def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, 
               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
               CAUSAL: gl.constexpr, Q_RING: gl.constexpr = 1):
     # Q_RING: Q buffers per consumer (stage 5 tunes 1 or 2; with 2 the next work item's Q loads during this one)
-    ROWS: gl.constexpr = BLOCK_M // CONSUMERS
     num_m = gl.cdiv(N_CTX, BLOCK_M)
     it = 0
     t = 0
     for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
-        m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
-        tile_m0 = m * BLOCK_M
-        n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
-        pl.enter_scope("producer.tile")
-        for c in gl.static_range(CONSUMERS):
-            qi = c + CONSUMERS * (t % Q_RING)
-            pl.enter_scope("producer.q_wait")
-            mbarrier.wait(q_empty.index(qi), ((t // Q_RING) & 1) ^ 1)
-            pl.exit_scope("producer.q_wait")
-            pl.enter_scope("producer.q_issue")
-            mbarrier.expect(q_ready.index(qi), desc_q.block_type.nbytes)
-            tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(qi), q_bufs.index(qi))
-            pl.exit_scope("producer.q_issue")
-        for j in range(n_blocks):
-            slot = it % RING
-            pl.enter_scope("producer.kv_wait")
-            mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)
-            pl.exit_scope("producer.kv_wait")
-            pl.enter_scope("producer.kv_issue")
-            mbarrier.expect(kv_ready.index(slot), desc_k.block_type.nbytes + desc_v.block_type.nbytes)
-            tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), k_bufs.index(slot))
-            load_v_block(desc_v, b, h, j * BLOCK_N, kv_ready.index(slot), v_bufs.index(slot))
-            pl.exit_scope("producer.kv_issue")
-            it += 1
-        pl.exit_scope("producer.tile")
+        it = _produce_tile(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, tile,
+                           t, it, B, H, GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)
         t += 1
+
+
+@gluon.jit
+def _produce_tile(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, tile, t, it, B,
+                  H, GROUP, N_CTX, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr,
+                  CONSUMERS: gl.constexpr, CAUSAL: gl.constexpr, Q_RING: gl.constexpr, tile_ids=None):
+    """Work item `tile` (the producer's t-th): each consumer's Q block, then every K/V block it reads into the ring;
+    returns the ring counter. `tile_ids` (stage 5's dynamic schedule): each Q slot's work item is written there
+    before the Q copy is issued, so a consumer that waits on q_ready reads which item the slot holds."""
+    ROWS: gl.constexpr = BLOCK_M // CONSUMERS
+    num_m = gl.cdiv(N_CTX, BLOCK_M)
+    m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
+    tile_m0 = m * BLOCK_M
+    n_blocks, _ = key_blocks(tile_m0, tile_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+    pl.enter_scope("producer.tile")
+    for c in gl.static_range(CONSUMERS):
+        qi = c + CONSUMERS * (t % Q_RING)
+        pl.enter_scope("producer.q_wait")
+        mbarrier.wait(q_empty.index(qi), ((t // Q_RING) & 1) ^ 1)
+        pl.exit_scope("producer.q_wait")
+        pl.enter_scope("producer.q_issue")
+        if tile_ids is not None:
+            publish_tile(tile_ids, qi, tile)
+        mbarrier.expect(q_ready.index(qi), desc_q.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_q, [b, h, tile_m0 + c * ROWS, 0], q_ready.index(qi), q_bufs.index(qi))
+        pl.exit_scope("producer.q_issue")
+    for j in range(n_blocks):
+        slot = it % RING
+        pl.enter_scope("producer.kv_wait")
+        mbarrier.wait(kv_empty.index(slot), ((it // RING) & 1) ^ 1)
+        pl.exit_scope("producer.kv_wait")
+        pl.enter_scope("producer.kv_issue")
+        mbarrier.expect(kv_ready.index(slot), desc_k.block_type.nbytes + desc_v.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_k, [b, h, j * BLOCK_N, 0], kv_ready.index(slot), k_bufs.index(slot))
+        load_v_block(desc_v, b, h, j * BLOCK_N, kv_ready.index(slot), v_bufs.index(slot))
+        pl.exit_scope("producer.kv_issue")
+        it += 1
+    pl.exit_scope("producer.tile")
+    return it
 
 
 @gluon.jit
@@ -102,9 +117,11 @@ def _issue_turn_pass(turn, C: gl.constexpr, CONSUMERS: gl.constexpr):
 def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc, it, n_blocks, n_unmasked,
                        rows_m0, qk_scale, N_CTX, C: gl.constexpr, CONSUMERS: gl.constexpr, HEAD_D: gl.constexpr,
                        BLOCK_N: gl.constexpr, RING: gl.constexpr, CAUSAL: gl.constexpr, s_layout: gl.constexpr,
-                       o_layout: gl.constexpr, p_layout: gl.constexpr):
+                       o_layout: gl.constexpr, p_layout: gl.constexpr, LEAN: gl.constexpr = False,
+                       LAZY: gl.constexpr = False):
     """The key blocks of one work item with P·V in flight: block 0's QKᵀ and softmax, then each iteration issues
-    QKᵀ of block j with P·V of block j-1 and runs the softmax of j while P·V runs; (acc, m_i, l_i, ring counter)."""
+    QKᵀ of block j with P·V of block j-1 and runs the softmax of j while P·V runs; (acc, m_i, l_i, ring counter).
+    LEAN, LAZY: stage 5's softmax switches (kernels/_gluon.py `softmax_block`); off in stage 4."""
     ROWS: gl.constexpr = s_zero.shape[0]
     dtype: gl.constexpr = k_bufs.dtype
     slot = it % RING
@@ -123,7 +140,7 @@ def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i,
         s = mask_scores(s, rows_m0, 0, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
         pl.exit_scope("consumer.mask")
     pl.enter_scope("consumer.softmax")
-    p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+    p, m_i, l_i, alpha, need = softmax_block(s, m_i, l_i, qk_scale, LEAN, LAZY)
     pl.exit_scope("consumer.softmax")
     p_op = gl.convert_layout(p.to(dtype), p_layout)
     prev = slot
@@ -149,14 +166,14 @@ def _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i,
             s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
             pl.exit_scope("consumer.mask")
         pl.enter_scope("consumer.softmax")
-        p, m_i, l_i, alpha = softmax_step(s, m_i, l_i, qk_scale)
+        p, m_i, l_i, alpha, need = softmax_block(s, m_i, l_i, qk_scale, LEAN, LAZY)
         pl.exit_scope("consumer.softmax")
         pl.enter_scope("consumer.pv")
         acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
         pl.exit_scope("consumer.pv")
         mbarrier.arrive(kv_empty.index(prev), count=1)
         pl.enter_scope("consumer.rescale")
-        acc = rescale(acc, alpha, o_layout)
+        acc = rescale_if(acc, alpha, need, o_layout, LAZY)
         pl.exit_scope("consumer.rescale")
         p_op = gl.convert_layout(p.to(dtype), p_layout)
         prev = slot

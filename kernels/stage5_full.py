@@ -9,8 +9,13 @@ groups in ping-pong, P·V of one block under the softmax of the next) with each 
 - overlap: the QKᵀ of block j+1 and the P·V of block j issued together, asynchronously, the softmax of j+1 run
   while P·V is in flight (stage 4), or each wgmma waited for at once (stages 1-3);
 plus the tuning knobs BLOCK_N, BLOCK_M (two or three consumer groups, and so their register budget), the K/V ring
-depth and the Q ring depth (q_ring=2: the next work item's Q is loaded while this one runs). The tuner
-(kernels/tuner.py) times the candidates per key and keeps the fastest correct one.
+depth and the Q ring depth (q_ring=2: the next work item's Q is loaded while this one runs), and issue 26's levers,
+off in the untuned default (kernels/stage5_space.py, which holds the config, the candidates and the switches):
+- dynamic: each program's next work item comes from an atomic counter instead of the static grid stride (the
+  producer fetches and publishes it to the consumers; kernels/_gluon.py `next_tile`);
+- lean_softmax: the row sum is kept per lane and reduced once per work item, the in-lane max and sum folded in
+  independent chains; lazy_rescale: O is rescaled only when a row's max grows past a threshold (`softmax_block`).
+The tuner (kernels/tuner.py) times the candidates per key and keeps the fastest correct one.
 What stays on in every variant: the TMA producer partition with its few registers (stage 1; the stage chain
 0 -> 1 measures it, see NOT_ABLATABLE).
 
@@ -36,7 +41,6 @@ consumer thread after setmaxnreg); HBM reads 0.28 GB against cuDNN's 0.20.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import torch
 import triton
@@ -45,24 +49,91 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup_mma, warpgroup_mma_wait
 
-from . import Switch
-from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, fresh_state, kernel_maxnreg, key_blocks,
-                     mask_scores, mma_layout, online_block, p_operand_layout, require_sm90, store_output, transposed_v,
-                     v_descriptor, v_operand, work_item)
-from ._fastlaunch import LaunchCache, input_key, launch_kept
+from ._gluon import (LOG2E, NO_INTERPRETER, PRODUCER_REGS, descriptor, finish_rowsum, fresh_rowsum, fresh_state,
+                     kernel_maxnreg, key_blocks, mask_scores, mma_layout, next_tile, online_block, p_operand_layout,
+                     publish_tile, read_tile, require_sm90, store_output, transposed_v, v_descriptor, v_operand,
+                     work_item)
+from ._fastlaunch import LaunchCache, WorkCounters, input_key, launch_kept
 from ._launch import (FP8_DTYPES, check_inputs, empty_output, interpreting, KernelUnsupported, l2_group,
                       launch_or_refuse, NoInterpreter, sm_count)
-from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _producer
+from .stage5_space import Config, NOT_ABLATABLE, SWITCHES, candidate_configs, register_split  # noqa: F401
+from .stage4_overlap import _issue_turn_pass, _issue_turn_wait, _overlapped_blocks, _produce_tile
 from .tuner import Tuner, config_from_report as parse_report, tune_key
 
 NAME = "stage5_full"
 
 
 @gluon.jit
-def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som, qk_scale,
-              B, H, GROUP, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
-              RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr, CAUSAL: gl.constexpr,
-              OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, Q_RING: gl.constexpr):
+def _producer(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, tile_ids, work_ptr,
+              B, H, GROUP, N_CTX, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr,
+              CONSUMERS: gl.constexpr, CAUSAL: gl.constexpr, Q_RING: gl.constexpr, DYNAMIC: gl.constexpr):
+    # stage 4's producer (the static grid-stride walk over the work items), or the dynamic schedule's: items fetched
+    # from the launch's counter, each published to the consumers beside its Q copy (kernels/_gluon.py)
+    num_m = gl.cdiv(N_CTX, BLOCK_M)
+    it = 0
+    t = 0
+    if DYNAMIC:
+        total = num_m * B * H
+        tile = gl.program_id(0)
+        while tile < total:
+            it = _produce_tile(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty,
+                               tile, t, it, B, H, GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING,
+                               tile_ids)
+            t += 1
+            tile = next_tile(work_ptr, total)
+        for c in gl.static_range(CONSUMERS):  # no item left: each consumer's next Q slot says so, with no copy
+            qi = c + CONSUMERS * (t % Q_RING)
+            mbarrier.wait(q_empty.index(qi), ((t // Q_RING) & 1) ^ 1)
+            publish_tile(tile_ids, qi, tile)
+            mbarrier.arrive(q_ready.index(qi), count=1)
+    else:
+        for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
+            it = _produce_tile(desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty,
+                               tile, t, it, B, H, GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)
+            t += 1
+
+
+@gluon.jit
+def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, tile_ids, o_ptr, sob, soh, som,
+              qk_scale, B, H, GROUP, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr,
+              BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr,
+              CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, Q_RING: gl.constexpr,
+              DYNAMIC: gl.constexpr, LEAN: gl.constexpr, LAZY: gl.constexpr):
+    num_m = gl.cdiv(N_CTX, BLOCK_M)
+    it = 0
+    t = 0
+    if DYNAMIC:  # the work items the producer publishes, until one past the last
+        total = num_m * B * H
+        pl.enter_scope("consumer.q_wait")
+        mbarrier.wait(q_ready.index(C), 0)
+        pl.exit_scope("consumer.q_wait")
+        tile = read_tile(tile_ids, C)
+        while tile < total:
+            it = _consumer_tile(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh,
+                                som, qk_scale, tile, t, it, B, H, GROUP, N_CTX, C, HEAD_D, BLOCK_M, BLOCK_N, RING,
+                                CONSUMERS, WARPS, CAUSAL, OVERLAP, MASKED_LOOP, Q_RING, True, LEAN, LAZY)
+            t += 1
+            qi = C + CONSUMERS * (t % Q_RING)
+            pl.enter_scope("consumer.q_wait")
+            mbarrier.wait(q_ready.index(qi), (t // Q_RING) & 1)
+            pl.exit_scope("consumer.q_wait")
+            tile = read_tile(tile_ids, qi)
+    else:
+        for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
+            it = _consumer_tile(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh,
+                                som, qk_scale, tile, t, it, B, H, GROUP, N_CTX, C, HEAD_D, BLOCK_M, BLOCK_N, RING,
+                                CONSUMERS, WARPS, CAUSAL, OVERLAP, MASKED_LOOP, Q_RING, False, LEAN, LAZY)
+            t += 1
+
+
+@gluon.jit
+def _consumer_tile(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som, qk_scale,
+                   tile, t, it, B, H, GROUP, N_CTX, C: gl.constexpr, HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr,
+                   BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr, WARPS: gl.constexpr,
+                   CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, Q_RING: gl.constexpr,
+                   Q_WAITED: gl.constexpr, LEAN: gl.constexpr, LAZY: gl.constexpr):
+    """Work item `tile`, this consumer's t-th (its rows of the query tile against every key block it reads); returns
+    the ring counter. Q_WAITED: the caller has waited for the Q slot already (the dynamic schedule)."""
     ROWS: gl.constexpr = BLOCK_M // CONSUMERS
     dtype: gl.constexpr = q_bufs.dtype
     bits: gl.constexpr = dtype.primitive_bitwidth
@@ -71,64 +142,66 @@ def _consumer(q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn
     p_layout: gl.constexpr = p_operand_layout(o_layout, bits)
     s_zero = gl.zeros([ROWS, BLOCK_N], gl.float32, s_layout)
     num_m = gl.cdiv(N_CTX, BLOCK_M)
-    it = 0
-    t = 0
-    for tile in range(gl.program_id(0), num_m * B * H, gl.num_programs(0)):
-        m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
-        tile_m0 = m * BLOCK_M
-        rows_m0 = tile_m0 + C * ROWS
-        n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
-        if MASKED_LOOP:
-            n_unmasked = 0
-        qi = C + CONSUMERS * (t % Q_RING)
-        pl.enter_scope("consumer.tile")
+    m, b, h = work_item(tile, num_m, B, H, GROUP, CAUSAL)
+    tile_m0 = m * BLOCK_M
+    rows_m0 = tile_m0 + C * ROWS
+    n_blocks, n_unmasked = key_blocks(tile_m0, rows_m0, N_CTX, BLOCK_M, ROWS, BLOCK_N, CAUSAL)
+    if MASKED_LOOP:
+        n_unmasked = 0
+    qi = C + CONSUMERS * (t % Q_RING)
+    pl.enter_scope("consumer.tile")
+    if not Q_WAITED:
         pl.enter_scope("consumer.q_wait")
         mbarrier.wait(q_ready.index(qi), (t // Q_RING) & 1)
         pl.exit_scope("consumer.q_wait")
-        q = q_bufs.index(qi).reshape([ROWS, HEAD_D])
-        m_i, l_i, acc = fresh_state(ROWS, HEAD_D, s_layout, o_layout)
-        if OVERLAP:
-            acc, m_i, l_i, it = _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc,
-                                                   it, n_blocks, n_unmasked, rows_m0, qk_scale, N_CTX, C, CONSUMERS,
-                                                   HEAD_D, BLOCK_N, RING, CAUSAL, s_layout, o_layout, p_layout)
-        else:
-            for j in range(n_blocks):
-                slot = it % RING
-                pl.enter_scope("consumer.kv_wait")
-                mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
-                pl.exit_scope("consumer.kv_wait")
-                k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
-                v = v_operand(v_bufs, slot, BLOCK_N, HEAD_D)
-                _issue_turn_wait(turn, it, C, CONSUMERS)
-                pl.enter_scope("consumer.qk")
-                s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
-                _issue_turn_pass(turn, C, CONSUMERS)
-                s = warpgroup_mma_wait(0, deps=(s, ))
-                pl.exit_scope("consumer.qk")
-                if j >= n_unmasked:
-                    pl.enter_scope("consumer.mask")
-                    s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
-                    pl.exit_scope("consumer.mask")
-                p_op, m_i, l_i, acc = online_block(s, m_i, l_i, acc, qk_scale, dtype, p_layout, o_layout)
-                pl.enter_scope("consumer.pv")
-                acc = warpgroup_mma(p_op, v, acc, is_async=True)
-                acc = warpgroup_mma_wait(0, deps=(acc, ))
-                pl.exit_scope("consumer.pv")
-                mbarrier.arrive(kv_empty.index(slot), count=1)
-                it += 1
-        pl.enter_scope("consumer.epilogue")
-        mbarrier.arrive(q_empty.index(qi), count=1)
-        store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
-        pl.exit_scope("consumer.epilogue")
-        pl.exit_scope("consumer.tile")
-        t += 1
+    q = q_bufs.index(qi).reshape([ROWS, HEAD_D])
+    m_i, l_i, acc = fresh_state(ROWS, HEAD_D, s_layout, o_layout)
+    l_i = fresh_rowsum(s_zero, l_i, LEAN)
+    if OVERLAP:
+        acc, m_i, l_i, it = _overlapped_blocks(q, k_bufs, v_bufs, kv_ready, kv_empty, turn, s_zero, m_i, l_i, acc, it,
+                                               n_blocks, n_unmasked, rows_m0, qk_scale, N_CTX, C, CONSUMERS, HEAD_D,
+                                               BLOCK_N, RING, CAUSAL, s_layout, o_layout, p_layout, LEAN, LAZY)
+    else:
+        for j in range(n_blocks):
+            slot = it % RING
+            pl.enter_scope("consumer.kv_wait")
+            mbarrier.wait(kv_ready.index(slot), (it // RING) & 1)
+            pl.exit_scope("consumer.kv_wait")
+            k = k_bufs.index(slot).reshape([BLOCK_N, HEAD_D]).permute((1, 0))
+            v = v_operand(v_bufs, slot, BLOCK_N, HEAD_D)
+            _issue_turn_wait(turn, it, C, CONSUMERS)
+            pl.enter_scope("consumer.qk")
+            s = warpgroup_mma(q, k, s_zero, use_acc=False, is_async=True)
+            _issue_turn_pass(turn, C, CONSUMERS)
+            s = warpgroup_mma_wait(0, deps=(s, ))
+            pl.exit_scope("consumer.qk")
+            if j >= n_unmasked:
+                pl.enter_scope("consumer.mask")
+                s = mask_scores(s, rows_m0, j * BLOCK_N, N_CTX, ROWS, BLOCK_N, CAUSAL, s_layout)
+                pl.exit_scope("consumer.mask")
+            p_op, m_i, l_i, acc = online_block(s, m_i, l_i, acc, qk_scale, dtype, p_layout, o_layout, LEAN, LAZY)
+            pl.enter_scope("consumer.pv")
+            acc = warpgroup_mma(p_op, v, acc, is_async=True)
+            acc = warpgroup_mma_wait(0, deps=(acc, ))
+            pl.exit_scope("consumer.pv")
+            mbarrier.arrive(kv_empty.index(slot), count=1)
+            it += 1
+    pl.enter_scope("consumer.epilogue")
+    mbarrier.arrive(q_empty.index(qi), count=1)
+    l_i = finish_rowsum(l_i, s_layout, LEAN)
+    store_output(o_ptr, acc, l_i, b, h, rows_m0, N_CTX, sob, soh, som, ROWS, HEAD_D, o_layout)
+    pl.exit_scope("consumer.epilogue")
+    pl.exit_scope("consumer.tile")
+    return it
 
 
 @gluon.jit(do_not_specialize=["B", "H", "GROUP"])
-def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROUP, N_CTX, HEAD_D: gl.constexpr,
-              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr, CONSUMERS: gl.constexpr,
-              CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr, CONSUMER_REGS: gl.constexpr,
-              PRODUCER_REGS: gl.constexpr, Q_RING: gl.constexpr):
+def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROUP, N_CTX, work_ptr,
+              HEAD_D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, RING: gl.constexpr,
+              CONSUMERS: gl.constexpr, CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, MASKED_LOOP: gl.constexpr,
+              CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, Q_RING: gl.constexpr,
+              DYNAMIC: gl.constexpr = False, LEAN: gl.constexpr = False, LAZY: gl.constexpr = False):
+    # work_ptr: the dynamic schedule's counter (an int32 that is zero at launch), None without it
     dtype: gl.constexpr = desc_q.dtype
     QS: gl.constexpr = CONSUMERS * Q_RING  # Q buffers: Q_RING per consumer
     q_bufs = gl.allocate_shared_memory(dtype, [QS] + desc_q.block_type.shape, desc_q.layout)
@@ -139,6 +212,10 @@ def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROU
     kv_ready = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
     turn = gl.allocate_shared_memory(gl.int64, [3, 1], mbarrier.MBarrierLayout())
+    if DYNAMIC:  # each Q slot's work item, written by the producer (kernels/_gluon.py `publish_tile`)
+        tile_ids = gl.allocate_shared_memory(gl.int32, [QS, 1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+    else:
+        tile_ids = q_ready  # unused: the static schedule computes every item from the program id
     for i in gl.static_range(QS):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=1)
@@ -149,70 +226,40 @@ def _attn_fwd(desc_q, desc_k, desc_v, o_ptr, sob, soh, som, qk_scale, B, H, GROU
         mbarrier.init(turn.index(i), count=1)
     if CONSUMERS == 3:
         gl.warp_specialize([
-            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP, Q_RING)),
-            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP, Q_RING)),
-            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, GROUP, N_CTX, 2, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP, Q_RING)),
-            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, tile_ids, o_ptr, sob, soh,
+                         som, qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP, Q_RING, DYNAMIC, LEAN, LAZY)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, tile_ids, o_ptr, sob, soh,
+                         som, qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP, Q_RING, DYNAMIC, LEAN, LAZY)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, tile_ids, o_ptr, sob, soh,
+                         som, qk_scale, B, H, GROUP, N_CTX, 2, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP, Q_RING, DYNAMIC, LEAN, LAZY)),
+            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty,
+                         tile_ids, work_ptr, B, H, GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING,
+                         DYNAMIC)),
         ], [4, 4, 1], [CONSUMER_REGS, CONSUMER_REGS, PRODUCER_REGS])
     elif CONSUMERS == 2:
         gl.warp_specialize([
-            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP, Q_RING)),
-            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
-                         OVERLAP, MASKED_LOOP, Q_RING)),
-            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, tile_ids, o_ptr, sob, soh,
+                         som, qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP, Q_RING, DYNAMIC, LEAN, LAZY)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, tile_ids, o_ptr, sob, soh,
+                         som, qk_scale, B, H, GROUP, N_CTX, 1, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 4, CAUSAL,
+                         OVERLAP, MASKED_LOOP, Q_RING, DYNAMIC, LEAN, LAZY)),
+            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty,
+                         tile_ids, work_ptr, B, H, GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING,
+                         DYNAMIC)),
         ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
     else:
         gl.warp_specialize([
-            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, o_ptr, sob, soh, som,
-                         qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 8, CAUSAL, OVERLAP,
-                         MASKED_LOOP, Q_RING)),
-            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, B, H,
-                         GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING)),
+            (_consumer, (q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty, turn, tile_ids, o_ptr, sob, soh,
+                         som, qk_scale, B, H, GROUP, N_CTX, 0, HEAD_D, BLOCK_M, BLOCK_N, RING, CONSUMERS, 8, CAUSAL,
+                         OVERLAP, MASKED_LOOP, Q_RING, DYNAMIC, LEAN, LAZY)),
+            (_producer, (desc_q, desc_k, desc_v, q_bufs, k_bufs, v_bufs, q_ready, q_empty, kv_ready, kv_empty,
+                         tile_ids, work_ptr, B, H, GROUP, N_CTX, BLOCK_M, BLOCK_N, RING, CONSUMERS, CAUSAL, Q_RING,
+                         DYNAMIC)),
         ], [1], [PRODUCER_REGS])
-
-
-@dataclass(frozen=True)
-class Config:
-    """One point of stage 5's search space."""
-
-    BLOCK_N: int = 128
-    ring: int = 3
-    masked_loop: bool = False
-    persistent: bool = True
-    pingpong: bool = True
-    overlap: bool = True
-    BLOCK_M: int = 128  # 64 query rows per consumer warp group with pingpong: 128 = two groups, 192 = three
-    q_ring: int = 1  # Q buffers per consumer: 2 loads the next work item's Q while this one runs
-
-    def __str__(self) -> str:
-        return (f"BLOCK_M={self.BLOCK_M} BLOCK_N={self.BLOCK_N} ring={self.ring} masked_loop={self.masked_loop} "
-                f"persistent={self.persistent} pingpong={self.pingpong} overlap={self.overlap} q_ring={self.q_ring}")
-
-    @property
-    def consumers(self) -> int:
-        """Consumer partitions: one warp group per 64 query rows with pingpong, else one 8-warp consumer."""
-        return self.BLOCK_M // 64 if self.pingpong else 1
-
-
-def register_split(consumers: int) -> tuple[int, int]:
-    """(warps of the whole program, registers a consumer thread gets) for `consumers` consumer partitions: the
-    producer's warp group keeps PRODUCER_REGS, the consumer groups share the rest of the register file evenly (a
-    single consumer is one 8-warp partition)."""
-    groups = (2 if consumers == 1 else consumers) + 1
-    per_group = kernel_maxnreg(4 * groups) * groups
-    share = 2 if consumers == 1 else consumers
-    return 4 * groups, min(256, (per_group - PRODUCER_REGS) // share // 8 * 8)
 
 
 def launch(cfg: Config, q, k, v, o, sm_scale: float, causal: bool):
@@ -239,64 +286,16 @@ def launch_arguments(cfg: Config, q, k, v, o, sm_scale: float, causal: bool) -> 
         desc_v = descriptor(v, cfg.BLOCK_N)
     args = (descriptor(q, cfg.BLOCK_M // consumers), descriptor(k, cfg.BLOCK_N), desc_v,
             o, o.stride(0), o.stride(1), o.stride(2), sm_scale * LOG2E, B, H,
-            l2_group(B, H, S, D, k.element_size(), k.device), S)
+            l2_group(B, H, S, D, k.element_size(), k.device), S, WORK.get(q.device) if cfg.dynamic else None)
     kwargs = dict(HEAD_D=D, BLOCK_M=cfg.BLOCK_M, BLOCK_N=cfg.BLOCK_N, RING=cfg.ring, CONSUMERS=consumers,
                   CAUSAL=causal, OVERLAP=cfg.overlap, MASKED_LOOP=cfg.masked_loop, CONSUMER_REGS=consumer_regs,
                   PRODUCER_REGS=PRODUCER_REGS, Q_RING=cfg.q_ring, num_warps=8 if consumers == 1 else 4,
                   maxnreg=kernel_maxnreg(warps))
+    # the levers' constexprs only when on: the default config binds exactly the arguments it bound before them
+    kwargs.update({key: True for key, on in (("DYNAMIC", cfg.dynamic), ("LEAN", cfg.lean_softmax),
+                                             ("LAZY", cfg.lazy_rescale)) if on})
     return (grid, ), args, kwargs
 
-
-def candidate_configs(S: int, D: int, causal: bool) -> list[Config]:
-    """The configs tuned for one key: stage 4's config, each technique switched off alone, and the ring depths (K/V
-    and Q) and key-block width around it. Ten to thirteen per key (a Gluon candidate compiles in 1-3 s and times in
-    0.05 s)."""
-    cands = [
-        Config(),                          # stage 4: ping-pong, overlap, persistent, 3-deep ring
-        Config(ring=2),
-        Config(overlap=False),             # each wgmma waited at once
-        Config(overlap=False, ring=2),
-        Config(persistent=False),          # one program per work item
-        Config(pingpong=False),            # one 8-warp consumer: no ping-pong
-    ]
-    if D == 64:
-        cands.append(Config(ring=4))
-        # three consumer groups (192 rows, 160 registers each): more warps to hide the exp2 latency at D=64
-        cands.append(Config(BLOCK_M=192))
-        cands.append(Config(BLOCK_M=192, overlap=False))
-        cands.append(Config(BLOCK_M=192, ring=4, overlap=False))
-        # the next work item's Q loaded during this one (2 x 8 KB more a consumer): short rows of key blocks
-        cands.append(Config(q_ring=2))
-        cands.append(Config(q_ring=2, ring=4))
-        cands.append(Config(q_ring=2, overlap=False))  # (BLOCK_M=192 with q_ring=2 spills at 160 registers)
-    else:
-        cands.append(Config(BLOCK_N=64, ring=4))
-        cands.append(Config(BLOCK_M=192, overlap=False, ring=2))  # 2 x 64 KB of K/V + 48 KB of Q
-        cands.append(Config(q_ring=2, ring=2))  # 2 x 64 KB of K/V + 2 x 32 KB of Q
-        cands.append(Config(q_ring=2, ring=2, overlap=False))
-    return list(dict.fromkeys(cands))
-
-
-# The techniques of stages 2-4 as fields of Config, and the plan constraint each removes (the plan's stage table
-# and each constraint's "removal" text, perfmodel/data/einstein.toml). `perfmodel collect` measures each by
-# ablation: the fastest correct candidate with it on against the fastest with it off, and the flip of the tuned
-# config.
-SWITCHES = (
-    Switch("masked_loop", False, True, (3,),
-           "masks only on the diagonal and tail key blocks; the steady-state blocks carry no mask (stage 2, the "
-           "stage the plan credits with #3)"),
-    Switch("persistent", True, False, (2,),
-           "persistent grid of about one program per SM walking the work items, causal heaviest first (#2)"),
-    Switch("pingpong", True, False, (4,),
-           "two consumer warp groups in ping-pong: one's softmax under the other's wgmmas (stage 4, #4)"),
-    Switch("overlap", True, False, (4,),
-           "asynchronous wgmma: P·V of one key block in flight during the softmax of the next (stage 4, #4)"),
-)
-# The plan constraints this kernel has no switch for, and why.
-NOT_ABLATABLE = {
-    1: "the diagonal and tail masks are a uniform branch per key block (masked_loop) plus predicated selects "
-       "inside the masked blocks; no variant has divergent branches to switch off",
-}
 
 PINNED_CONFIG: Config | None = None
 
@@ -325,12 +324,14 @@ tuning_report = TUNER.report
 
 
 def CENSUS_CONFIG(config) -> Config:
-    """The config an sm_90 census compiles when no run says which one was timed: stage 4's (Config())."""
-    return Config()
+    """The config an sm_90 census compiles when no run says which one was timed: stage 4's (Config()), without the
+    asynchronous overlap for fp8 (the configs that run 8-bit inputs)."""
+    return Config(overlap=False) if getattr(config, "dtype", None) == "fp8" else Config()
 
 
-# Prepared launches of repeated calls (kernels/_fastlaunch.py).
+# Prepared launches of repeated calls, and the dynamic schedule's counters (kernels/_fastlaunch.py).
 FAST = LaunchCache()
+WORK = WorkCounters()
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
@@ -359,5 +360,6 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     grid, args, kwargs = launch_arguments(cfg, q, k, v, o, sm_scale, causal)
     record = list(TUNER.last_run)
     launch_kept(FAST, key, functools.partial(launch_or_refuse, NAME), _attn_fwd, grid, args, kwargs, o,
-                empty_output, note=lambda: TUNER.last_run.__setitem__(slice(None), record), tag=cfg)
+                empty_output, note=lambda: TUNER.last_run.__setitem__(slice(None), record), tag=cfg,
+                counters=WORK, counter=args[12])
     return o

@@ -7,7 +7,12 @@
   S in 512 … 16k, head dim 64 and 128 with hidden size 2048 (so 2048/D heads), causal and not: 24 configs.
 - `plan`: every config the plan's gates read, each once: seed, batching and fa3-grid (28 configs), so that one
   `perfmodel collect --suite plan` measures everything `perfmodel gates` checks.
+- `fa3-grid-fp8`: the fa3-grid in fp8 (e4m3 inputs, bf16 output), the grid the FlashAttention-3 paper measures its
+  fp8 forward on and the plan's fp8 stretch gate names ("fa3-grid in fp8"): stages 0 and 5 run it, the other stages
+  and the peers are recorded as not run with their reason (kernels.registry.Impl.refusal).
 - `tiny`: small shapes for `--interpret` runs on the CPU (tails, both head dims, causal both ways).
+- `tiny-fp8`: the tiny shapes in fp8, for `--interpret`: the sm_90 census of stages 0 and 5 in fp8 and the others'
+  refusals (their correctness needs the GPU: Triton 3.6's interpreter rounds e4m3 wrongly, kernels/_launch.py).
 
 A suite may also name how many repetitions its determinism check compares bitwise (`SUITE_DETERMINISM_RUNS`);
 a suite that names none leaves it to the collector's default.
@@ -39,17 +44,20 @@ def _each_once(*suites: list[AttentionConfig]) -> list[AttentionConfig]:
 
 
 _BATCHING = [SEED.with_(B=b) for b in (1, 8, 32)]
+_TINY = [
+    AttentionConfig(B=1, H=2, S=17, D=64, causal=True),
+    AttentionConfig(B=2, H=1, S=100, D=64, causal=False),
+    AttentionConfig(B=1, H=1, S=130, D=128, causal=True),
+]
 
 SUITES: dict[str, list[AttentionConfig]] = {
     "seed": [SEED],
     "batching": _BATCHING,
     "fa3-grid": _fa3_grid(),
     "plan": _each_once([SEED], _BATCHING, _fa3_grid()),
-    "tiny": [
-        AttentionConfig(B=1, H=2, S=17, D=64, causal=True),
-        AttentionConfig(B=2, H=1, S=100, D=64, causal=False),
-        AttentionConfig(B=1, H=1, S=130, D=128, causal=True),
-    ],
+    "fa3-grid-fp8": _fa3_grid("fp8"),
+    "tiny": _TINY,
+    "tiny-fp8": [c.with_(dtype="fp8") for c in _TINY],
 }
 
 SUITE_HELP = {
@@ -58,7 +66,10 @@ SUITE_HELP = {
     "fa3-grid": "FlashAttention-3 paper grid: B·S = 16k, S 512..16k, D 64/128, H = 2048/D, causal and not (24)",
     "plan": "everything the plan's gates read, each config once: seed + batching + fa3-grid (28), and 1000 "
             "determinism repetitions",
+    "fa3-grid-fp8": "the fa3-grid in fp8 (e4m3 inputs, bf16 output; 24): stages 0 and 5 run it, the rest are "
+                    "recorded as not run with their reason",
     "tiny": "three small shapes for CPU interpreter runs (tails, D 64/128, causal both ways)",
+    "tiny-fp8": "the tiny shapes in fp8 (e4m3), for --interpret: the fp8 census; correctness needs the GPU",
 }
 
 # Suites that name their own determinism repetitions (bitwise comparisons per case). `plan` asks for the

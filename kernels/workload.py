@@ -10,7 +10,11 @@ FLOP convention (the FlashAttention papers', ANCHORS.md): a forward pass is two 
 (FlashAttention-2 §4.1 and FlashAttention-3 §4.1 use the same halving), not S·(S+1)/2 rows.
 Exponentials: one per score element the softmax needs, B·H·S² (half for causal, same convention).
 Minimum HBM traffic: read Q, K and V once and write O once, 4·B·H·S·D elements (the log-sum-exp that a training
-forward also writes is B·H·S floats and is left out: our kernels are inference forwards).
+forward also writes is B·H·S floats and is left out: our kernels are inference forwards). Q, K and V are in the
+config's dtype and O in its output dtype (`OUTPUT_DTYPES`: bf16 for fp8 inputs), so an fp8 forward moves
+3·1 + 2 = 5 bytes per element position, not 4.
+The FLOP count is the same for every dtype (an fp8 forward does the same two products, on the fp8 tensor rate:
+kernels/hardware.py `GpuSpec.mma_tflops`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,30 @@ DTYPE_ALIASES: dict[str, str] = {
     "float32": "fp32", "float": "fp32", "fp32": "fp32",
     "fp8": "fp8", "float8_e4m3fn": "fp8", "e4m3": "fp8",
 }
+
+
+# The dtype of O for inputs of each dtype that does not write its own: 8-bit inputs give a bf16 output, as
+# FlashAttention-3's fp8 forward and this toolkit's kernels write (kernels/reference.py `output_dtype` says the same
+# for torch dtypes; tests/test_workload.py checks the two agree).
+OUTPUT_DTYPES: dict[str, str] = {"fp8": "bf16"}
+
+# Input rotation for timing (collectors/timing/measure.py and the tuner's re-timing, kernels/tuner.py): the input
+# sets rotated over should together exceed the L2 at least this many times over, so that LRU-like replacement has
+# evicted a set by the time it comes round again...
+L2_OVERSUBSCRIPTION = 2.0
+# ...but never more than this many sets (tiny configs would otherwise need thousands); do_bench's own 256 MB cache
+# flush before each repetition covers those.
+MAX_ROTATION_SETS = 64
+
+
+def rotation_sets(set_bytes: float, l2_bytes: int) -> int:
+    """How many distinct input sets of `set_bytes` each (Q, K, V read and O written) to rotate over so that together
+    they are at least L2_OVERSUBSCRIPTION x `l2_bytes`: at least 2 (consecutive repetitions never share inputs),
+    at most MAX_ROTATION_SETS."""
+    if l2_bytes <= 0:
+        raise ValueError(f"L2 size must be positive, got {l2_bytes}.")
+    need = math.ceil(L2_OVERSUBSCRIPTION * l2_bytes / max(set_bytes, 1.0))
+    return max(2, min(MAX_ROTATION_SETS, need))
 
 
 # The torch dtype of each short name (torch imported only when asked: this module must import without it).
@@ -106,13 +134,25 @@ class AttentionConfig:
 
     @property
     def elem_bytes(self) -> int:
+        """Bytes per element of Q, K and V (the config's dtype)."""
         return DTYPE_BYTES[self.dtype]
 
     @property
+    def out_dtype(self) -> str:
+        """The dtype of O: the config's own, bf16 for fp8 inputs (`OUTPUT_DTYPES`)."""
+        return OUTPUT_DTYPES.get(self.dtype, self.dtype)
+
+    @property
+    def out_elem_bytes(self) -> int:
+        """Bytes per element of O (`out_dtype`)."""
+        return DTYPE_BYTES[self.out_dtype]
+
+    @property
     def tensor_bytes(self) -> int:
-        """Bytes of the problem's tensors, Q, K, V and O, which a forward holds in GPU memory at once (in the
-        config's dtype: an fp8 forward's bf16 O and the transposed V it copies, kernels/_gluon.py, are not counted)."""
-        return 4 * self.B * self.H * self.S * self.D * self.elem_bytes
+        """Bytes of the problem's tensors, Q, K and V in the config's dtype and O in its output dtype, which a forward
+        holds in GPU memory at once (the transposed copy of V that stage 5's fp8 path makes, kernels/_gluon.py, is
+        the kernel's, not the problem's, and is not counted)."""
+        return self.B * self.H * self.S * self.D * (3 * self.elem_bytes + self.out_elem_bytes)
 
     @property
     def min_hbm_bytes(self) -> float:

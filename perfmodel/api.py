@@ -40,11 +40,12 @@ from perfmodel.errors import UserError
 def collect(impls: dict[str, str | Callable] | None = None, configs: Iterable | None = None,
             out: str | os.PathLike = "runs", *, suite: str | None = None, stages: str = "all", refs: str = "all",
             ncu: bool = True, ablation: bool = True, interpret: bool = False, determinism: int | None = None,
-            progress=None):
+            progress=None, timeline: bool | None = None):
     """Measure `impls` ({name: function or SPEC}, your kernels: see the module docstring) beside the stages and
     peers named by `stages` / `refs` on `configs` (AttentionConfig objects or 'B=..,H=..,S=..,D=..[,causal]'
     strings; default: the suite) and return the run. `interpret=True` runs on the CPU (Triton's interpreter:
-    correctness and census; timings and counters are recorded as not measured, and ncu is not used)."""
+    correctness and census; timings and counters are recorded as not measured, and ncu is not used).
+    `timeline=True` also records a Proton timeline of each Gluon stage (None: the suite's default, on in `plan`)."""
     from collectors.ncu.profile import NcuError
     from collectors.sweep.collect import collect as run_collect
     from collectors.sweep.options import CollectError, CollectOptions
@@ -57,7 +58,7 @@ def collect(impls: dict[str, str | Callable] | None = None, configs: Iterable | 
     try:
         opts = CollectOptions(suite=suite, configs=parsed, stages=stages, refs=refs, predict=prediction_rows,
                               impls=tuple((impls or {}).items()), out_dir=Path(out), ncu=ncu and not interpret,
-                              ablation=ablation, interpret=interpret,
+                              ablation=ablation, interpret=interpret, timeline=timeline,
                               determinism_runs=determinism,
                               command_line=("perfmodel.collect",), progress=progress)
         run = open_run(run_collect(opts))

@@ -1,6 +1,8 @@
 """The run store's tables: the one place their columns and units are written down.
 
-Where the tables sit in a run folder, and run.json's format, is runstore/layout.py's docstring.
+Where the tables sit in a run folder, and run.json's format, is runstore/layout.py's docstring. The timeline tables
+(Proton's intra-kernel scopes, their figures and each case's verdict) are written down in runstore/schema_timeline.py
+and are part of `TABLES` like every other.
 
 Every row of every table carries `run_id` and, where it is about a case, the implementation name (`impl`:
 a stage name such as `stage0_baseline`, or a peer such as `sdpa_cudnn`) and the config (`config_id` plus its
@@ -10,11 +12,14 @@ row's `status` says why; nothing is ever filled in with a guess.
 
 `status` values: `ok`; `failed` (the implementation raised; `error` holds the one-line reason); `wrong`
 (ran, but failed the correctness check, so it was not timed); `unavailable` (the peer does not exist in this
-environment, e.g. FlashAttention-3 not installed); `not_measured` (this run could not measure it, e.g. timings
+environment, e.g. FlashAttention-3 not installed, or the implementation does not run the config's dtype, e.g. the
+SDPA backends with fp8: kernels.registry.Impl.refusal, `error` says why; it was not called); `not_measured` (this run could not measure it, e.g. timings
 under `--interpret`, counters with `--no-ncu`).
 """
 
 from __future__ import annotations
+
+from runstore.schema_timeline import TIMELINE_TABLES, TIMELINE_TEXT_COLUMNS
 
 CONFIG_COLUMNS = ["config_id", "B", "H", "S", "D", "causal", "dtype"]
 # ncu_metrics and stalls also hold the ceiling microbenchmarks profiled in the same session (impl `probe_exp2`,
@@ -36,7 +41,7 @@ TABLES: dict[str, dict] = {
         "case": True,
         "doc": "Output of each implementation against the float64 reference (kernels/reference.py).",
         "columns": {
-            "status": "ok | failed | wrong | unavailable",
+            "status": "ok | failed | wrong | unavailable (see the module docstring)",
             "max_abs_err": "max |out - ref| over all elements (same units as O)",
             "max_rel_err": "max |out - ref| / max |ref|",
             "rel_l2_err": "||out - ref||_2 / ||ref||_2",
@@ -106,6 +111,16 @@ TABLES: dict[str, dict] = {
             "throttled": "throttle_reasons is not empty: timed while the GPU held its clocks down (bool; null when "
                          "the reasons could not be read)",
             "tuned_config": "the config the autotuner chose (stage 5), else empty",
+            # the tuner's fidelity step (kernels/tuner.py): its fastest candidates re-timed on rotated inputs, back to
+            # back (kernels.workload.rotation_sets), before it chose; null where the case's config was not tuned in
+            # this call's process by such a tuner (pinned, a peer, runs made before it existed)
+            "tuner_warm_ms": "the chosen config's tuning time: do_bench median on one input set (ms)",
+            "tuner_rotated_ms": "the chosen config's re-time on rotated input sets, GPU time per call (ms)",
+            "tuner_retimed": "how many of the fastest candidates were re-timed on rotated inputs",
+            "tuner_warm_pick": "the config the tuning timings alone would have chosen, where the re-timing chose "
+                               "another ('' when it chose the same)",
+            "tuner_warm_pick_rotated_ms": "that config's re-time on rotated input sets (ms; = tuner_rotated_ms when "
+                                          "the pick did not change)",
             "error": "one-line reason when status != ok",
         },
     },
@@ -316,31 +331,7 @@ TABLES: dict[str, dict] = {
             "fraction": "cycles_per_issue / sum over reasons (0..1)",
         },
     },
-    "timeline": {
-        "case": True,
-        "doc": "Proton intra-kernel scopes of one instrumented launch (collectors/timeline/read.py): one row per "
-               "closed scope of each recorded warp (one warp per warp group) of each program.",
-        "columns": {
-            "kernel": "kernel name",
-            "sm": "SM the program ran on (%smid)",
-            "program": "program (CTA) id",
-            "warp": "warp of the program that recorded the scope",
-            "warp_group": "warp // 4",
-            "partition": "warp-specialize partition of the warp (0 = default, then the workers in declaration "
-                         "order; null when the kernel's layout was not known)",
-            "role": "the scope name's prefix (producer | consumer; '' for a name without one)",
-            "scope": "scope name as the kernel declares it (e.g. consumer.softmax)",
-            "item": "work item of the program, 0-based (the warp's n-th <role>.tile scope); null outside one",
-            "iteration": "key-block iteration within the work item, 0-based (counted by the K/V waits); null for "
-                         "per-item phases",
-            "start_cycle": "scope start, SM clock cycles after the program's first recorded scope",
-            "end_cycle": "scope end, SM clock cycles after the program's first recorded scope",
-            "program_start_ns": "the program's first recorded scope, ns after the launch's first program's (global "
-                                "timer)",
-            "finalize_ns": "time the program spent copying its profile buffer out at its end (ns)",
-            "lane": "Proton's display line within the warp (nested scopes get their own)",
-        },
-    },
+    **TIMELINE_TABLES,  # timeline, timeline_figures, timeline_cases: runstore/schema_timeline.py
 }
 
 
@@ -357,9 +348,8 @@ TEXT_COLUMNS = frozenset({
     "reason", "name", "how", "tuned_config", "variant_id", "label", "variant", "role", "switch", "measure",
     "constraints", "technique", "on_variant", "off_variant", "on_variant_id", "off_variant_id", "finished",
     "throttle_reasons", "predictor", "gpu", "model_hash", "inputs_hash", "timing_method", "graph_fallback", "binding", "predicted_at", "gpu_uuid",
-    "scope",
     "kernel_name",
-})
+}) | TIMELINE_TEXT_COLUMNS
 # Tables whose parts may carry columns beyond the schema's (ablation_variants: one bool column per switch).
 OPEN_TABLES = frozenset({"ablation_variants"})
 

@@ -126,7 +126,7 @@ def unpinned_stage5(monkeypatch):
     stage5 = importlib.import_module("kernels.stage5_full")
     monkeypatch.setattr(stage5, "PINNED_CONFIG", None)
     saved = copy.copy(stage5.TUNER.__dict__)
-    for name in ("tuned", "timings", "skipped"):
+    for name in ("tuned", "timings", "skipped", "retimed"):
         setattr(stage5.TUNER, name, {})
     stage5.TUNER.last_run = []
     yield stage5

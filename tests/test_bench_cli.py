@@ -43,7 +43,7 @@ def test_no_gpu_is_one_clear_sentence(capsys):
     (["--config", ""], "empty config"),
     (["--config", "B=16,H=16,S=2048"], "missing D"),
     (["--config", "B=0,H=1,S=1,D=64"], "at least 1"),
-    (["--config", "B=1,H=1,S=64,D=64,dtype=fp32"], "fp16 and bf16"),
+    (["--config", "B=1,H=1,S=64,D=64,dtype=fp32"], "fp16, bf16 and fp8"),
     (["--csv", "/no/such/folder/out.csv"], "does not exist"),
     (["--rep-ms", "0"], "--rep-ms"),
 ], ids=["stage", "peer", "empty", "stages-blank", "refs-blank", "config-blank", "config-missing", "config-zero",

@@ -16,6 +16,7 @@ from kernels.workload import parse_config
 from perfmodel.model import instruction_mix as im, mix_cache
 
 CFG = parse_config("B=1,H=2,S=256,D=64,causal")
+_COMPILE_MIX = mix_cache.compile_mix
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -126,3 +127,21 @@ def test_the_shipped_mixes_are_todays_and_cover_the_bundled_runs(monkeypatch, tm
         table = model_table(load_run(path))
         measured = table[table["model_status"] != "not_measured"]
         assert len(measured) and (measured["model_status"] == "ok").all(), measured[["impl", "model_reason"]]
+
+
+def test_a_kernels_ptx_and_sass_mixes_are_filed_apart(cache, monkeypatch):
+    # one Triton kernel hash has two mixes (the math loops read from the PTX, or from the SASS): filed under one
+    # name, the second process read whichever was written first (a `--loops sass` score came out as the PTX's)
+    root, compiles = cache
+    monkeypatch.setattr(mix_cache, "compile_mix", _COMPILE_MIX)  # the SASS reader too, not the fixture's PTX one
+    ptx = mix_cache.instruction_mix("stage2_reduced_sync", CFG, 132, None, "ptx")
+    sass = mix_cache.instruction_mix("stage2_reduced_sync", CFG, 132, None, "sass")
+    assert ptx.kernel.hash == sass.kernel.hash and sass.kernel.loops_source == "sass"
+    for order in (("ptx", "sass"), ("sass", "ptx")):
+        _fresh_process(monkeypatch)
+        got = {loops: mix_cache.instruction_mix("stage2_reduced_sync", CFG, 132, None, loops) for loops in order}
+        assert got["ptx"].kernel.loops_source == "ptx" and got["sass"].kernel.loops_source == "sass"
+        assert [lp.instructions for lp in got["sass"].kernel.math_loops] == [
+            lp.instructions for lp in sass.kernel.math_loops]
+        assert [lp.instructions for lp in got["ptx"].kernel.math_loops] == [
+            lp.instructions for lp in ptx.kernel.math_loops]

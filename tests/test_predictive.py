@@ -163,8 +163,10 @@ def test_model_module_imports_no_timing_tables():
     imported = imported_modules(predictive.__file__)
     # the compiled code, the hardware table, the workload and the bound's HBM bytes and scheduler (perfmodel.model:
     # the bound beside it): no run store (hashlib and json: inputs_hash digests what a prediction read;
-    # perfmodel.model.mix_cache: the compiled mixes; perfmodel.model.replay_cache: the partition replays kept on disk)
+    # perfmodel.model.mix_cache: the compiled mixes; perfmodel.model.replay_cache: the partition replays kept on disk;
+    # kernels.schedule: the kernels' work-item order, v4)
     assert imported <= {"__future__", "math", "re", "dataclasses", "numpy", "kernels.hardware", "kernels.workload",
+                        "kernels.schedule",
                         "perfmodel.model", "perfmodel.model.instruction_mix", "perfmodel.model.critical_path",
                         "perfmodel.model.mix_cache", "perfmodel.model.replay_cache", "hashlib", "json"}, imported
     names = names_used(predictive.__file__)

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app" / "streamlit_app.py")
 H100 = "20261124-173318-custom-nvidia-h100-80gb-hbm3"
 H200 = "20261202-053909-seed-nvidia-h200"
-PAGES = ["overview", "stages", "constraints", "stalls", "roofline", "batching", "correctness", "runs"]
+PAGES = ["overview", "stages", "constraints", "stalls", "timeline", "roofline", "batching", "correctness", "runs"]
 
 
 def _copy(run_id: str, dst: Path) -> Path:

@@ -52,16 +52,20 @@ def test_the_inputs_hash_moves_with_what_the_prediction_read():
     assert one != predictive.inputs_hash(CFG, 3, h100, host_launch_us=40.0)
 
 
-@pytest.mark.parametrize("stored", [{"model_version": predictive.MODEL_VERSION},
-                                    # the legacy hash of run 20261202-060607 (made by v3 at 466fdf8)
-                                    {"model_hash": "b0b6e06efb04"}], ids=["version", "legacy-hash"])
-def test_stored_predictions_of_todays_version_are_scored_out_of_sample(tmp_path, stored):
-    assert predictive.MODEL_VERSION == 3, "the legacy case below assumes v3: give it a hash of today's version"
-    source = score_sources.run_source(_run(tmp_path, stored))
+def test_stored_predictions_of_todays_version_are_scored_out_of_sample(tmp_path):
+    source = score_sources.run_source(_run(tmp_path, {"model_version": predictive.MODEL_VERSION}))
     assert source.predictions == f"stored, out of sample (model v{predictive.MODEL_VERSION})"
     case = scoring.score([source], STUB).cases.iloc[0]
     assert case["bound_from"] == "stored" and case["bound_ms"] == 0.8 and case["bound_binding"] == "chain"
     assert case["bound_err"] == pytest.approx(-0.2)
+
+
+def test_a_legacy_hash_names_its_version_and_an_older_one_is_computed_now(tmp_path):
+    # the legacy hash of run 20261202-060607, made by v3 at 466fdf8: v3's, never today's v4 out of sample
+    assert predictive.MODEL_VERSION == 4, "give the case below a version today's is not"
+    old = score_sources.run_source(_run(tmp_path, {"model_hash": "b0b6e06efb04"}))
+    assert old.predictions == "computed now (stored by model v3; today's is v4)"
+    assert scoring.score([old], STUB).cases.iloc[0]["bound_from"] == "computed"
 
 
 def test_another_version_or_no_table_means_computed_now(tmp_path):

@@ -3,7 +3,7 @@
 The fixture tests/data/synthetic-timeline/timeline/stage4-pingpong.chrome_trace is SYNTHETIC (tests/timeline_fixture
 .py made it, in Proton 3.6's exact format as derived from Proton's source): the reader must give back the schedule
 it was written from, to the cycle. Every trace under tests/data/*/timeline/ (the synthetic one and the real ones
-captured on the H200 by scripts/device_timeline.py) must read into a table that keeps the table's invariants.
+captured on the H200 by `perfmodel collect --timeline`) must read into a table that keeps the table's invariants.
 """
 
 from __future__ import annotations

@@ -58,21 +58,22 @@ def test_partition_lines_of_stage4():
 
     lines = partition_lines(s4.__file__)
     roles = lines.groupby([lines["file"].map(lambda f: Path(f).name), "line"])["role"].agg(set)
-    assert roles[("stage4_overlap.py", _line(s4._producer, "tma.async_copy_global_to_shared(desc_k"))] == {"producer"}
-    assert roles[("stage4_overlap.py", _line(s4._overlapped_blocks, "softmax_step"))] == {"consumer"}
+    k_copy = _line(s4._produce_tile, "tma.async_copy_global_to_shared(desc_k")
+    assert roles[("stage4_overlap.py", k_copy)] == {"producer"}
+    assert roles[("stage4_overlap.py", _line(s4._overlapped_blocks, "softmax_block"))] == {"consumer"}
     assert roles[("_gluon.py", _line(_gluon.work_item, "bh = first"))] == {"producer", "consumer"}
     assert roles[("stage4_overlap.py", _line(s4._attn_fwd, "gl.warp_specialize(["))] == {IDLE}
     assert roles[("stage4_overlap.py", _line(s4._attn_fwd, "mbarrier.init(turn"))] == {SETUP}
 
 
 def test_partition_lines_follow_imported_partitions():
-    """Stage 5's producer partition is stage 4's function: its lines are found in stage4_overlap.py."""
+    """Stage 5's producer partition runs stage 4's per-item function: its lines are found in stage4_overlap.py."""
     from kernels import stage4_overlap as s4, stage5_full as s5
 
     lines = partition_lines(s5.__file__)
     s4_lines = lines[lines["file"].str.endswith("stage4_overlap.py")]
-    assert _line(s4._producer, "load_v_block(") in set(s4_lines.loc[s4_lines["role"] == "producer", "line"])
-    assert _line(s4._overlapped_blocks, "softmax_step") in set(s4_lines.loc[s4_lines["role"] == "consumer", "line"])
+    assert _line(s4._produce_tile, "load_v_block(") in set(s4_lines.loc[s4_lines["role"] == "producer", "line"])
+    assert _line(s4._overlapped_blocks, "softmax_block") in set(s4_lines.loc[s4_lines["role"] == "consumer", "line"])
 
 
 def test_role_names():

@@ -27,7 +27,7 @@ strings in Triton 3.6.0's libproton.so):
 
 The committed copy is tests/data/synthetic-timeline/timeline/stage4-pingpong.chrome_trace (and its .meta.json);
 `python -m tests.timeline_fixture` writes them again. A real trace, captured on the H200 by
-scripts/device_timeline.py, goes under tests/data/<gpu>/timeline/, where tests/test_timeline_read.py reads every
+`perfmodel collect --timeline` (the run folder's timeline/ holds it), goes under tests/data/<gpu>/timeline/, where tests/test_timeline_read.py reads every
 trace it finds.
 """
 
@@ -192,7 +192,7 @@ def chrome_trace(scopes: list[Scope], kernel: str = KERNEL) -> str:
 
 
 def meta() -> dict:
-    """The sidecar scripts/device_timeline.py writes beside a trace: what kernel, layout and capture it holds."""
+    """The sidecar the timeline phase (collectors/sweep/timeline_phase.py) writes beside a trace: what kernel, layout and capture it holds."""
     return {"synthetic": True, "kernel": KERNEL, "impl": "stage4_overlap", "layout": LAYOUT.as_dict(),
             "sampled_warps": list(LAYOUT.sampled_warps()),
             "note": "made up by tests/timeline_fixture.py in Proton 3.6's format; not a measurement"}

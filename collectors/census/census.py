@@ -40,6 +40,9 @@ A launcher that refuses a config (KernelUnsupported, e.g. a candidate needing mo
 gives a census with status 'failed' and the refusal as its error: the census never compiles past a stage's own
 refusal.
 
+An implementation at a config whose dtype it does not run (`Impl.refusal`: fp8 for stages 1-4) gets a census with
+status 'not_measured' and that reason: it is not compiled.
+
 A `tl` kernel built by Triton's interpreter (TRITON_INTERPRET=1 when it was decorated) has nothing to compile: its
 census is 'failed' with the reason (`InterpretedKernel`, collectors/census/sm90.py).
 """
@@ -126,6 +129,11 @@ def census(impl: str, config: AttentionConfig, sm_count: int = H100_SM_COUNT,
         entry = lookup.get(impl)
     except ImplError:  # a module the registry does not list (a test's stand-in): a stage
         entry = None
+    refused = entry.refusal(config) if entry is not None else None
+    if refused:  # a dtype the implementation does not run (kernels.registry.Impl.refusal): nothing to compile
+        result.status, result.error = "not_measured", f"no census: {refused}"
+        _CACHE[key] = result
+        return result
     try:
         # the variant `tuned_config` names runs pinned: a user kernel's switches (a stage's capture pins the same)
         with entry.pinned(tuned_config) if entry is not None else contextlib.nullcontext():

@@ -10,6 +10,8 @@ This module is the sweep's order and bookkeeping (collectors/sweep/collect.py de
   measurement stored as `not_measured`); each case's rows are stored as soon as it is done (runstore.writer),
   ending with its row in the `cases` log, which is what `--resume` skips;
 - the ablation of the implementations that declare technique switches (collectors/sweep/ablation_phase.py);
+- with `--timeline` (and in `--suite plan`), one Proton-instrumented launch per Gluon stage and config
+  (collectors/sweep/timeline_phase.py);
 - once per run: the census of each (stage, config) (compiled for sm_90 on the CPU) and the batching table derived
   from the timings (collectors/sweep/census_phase.py), this GPU's ceilings (collectors.ceilings.ceilings), and ONE
   Nsight Compute session over all correct cases (collectors.sweep.ncu_phase, the worker process collectors.sweep.worker)
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 from collectors.ncu import profile as ncu_profile
-from collectors.sweep import ncu_phase, predictions_phase, preflight
+from collectors.sweep import ncu_phase, predictions_phase, preflight, timeline_phase
 from collectors.sweep.ablation_phase import ablation_ncu_cases, ablation_todo, run_ablation
 from collectors.sweep.case_rows import note_compile_log
 from collectors.sweep.census_phase import batching, census_case, census_done, tuned_configs
@@ -53,6 +55,7 @@ class _Collector:
         self.ncu_version: str | None = None
         self.compile_problems: list[str] = []
         self.plan = None  # with --shard: the split of the suite (collectors/sweep/shard.py)
+        self.timeline_problem: str | None = None  # why Proton cannot record here, when the suite asked for timelines
 
     # -- set-up
     def _check_environment(self) -> None:
@@ -69,6 +72,9 @@ class _Collector:
                 raise CollectError(problem)
             return
         if not cuda_available():
+            if self.opts.timeline is True:
+                raise CollectError("no CUDA GPU is visible here: `perfmodel collect --timeline` records Proton "
+                                   "timelines of the Gluon stages on an NVIDIA H100 or H200.")
             raise CollectError(
                 "no CUDA GPU is visible here: run `perfmodel collect` on an NVIDIA GPU (H100), or add --interpret "
                 "to check correctness and census on the CPU.")
@@ -78,6 +84,12 @@ class _Collector:
         if self.opts.ncu:
             self.ncu_path = ncu_profile.require_ncu()
             self.ncu_version = ncu_profile.ncu_version(self.ncu_path)
+        if self.opts.wants_timeline():
+            from collectors.timeline.capture import proton_problem
+
+            self.timeline_problem = proton_problem()
+            if self.timeline_problem and self.opts.timeline is True:  # asked for: refused before anything runs
+                raise CollectError(f"--timeline cannot record here: {self.timeline_problem}")
 
     def _resolve(self) -> None:
         self.opts, self.impls = resolve_impls(self.opts)
@@ -175,6 +187,7 @@ class _Collector:
             interpret=bool(old.get("interpret", self.opts.interpret)),
             determinism_runs=old.get("determinism_runs", self.opts.determinism_runs),
             ablation=bool(old.get("ablation", True)) and self.opts.ablation,
+            timeline=self.opts.timeline if self.opts.timeline is not None else old.get("timeline"),
             ncu=bool(old.get("ncu", True)) and self.opts.ncu)
         self.opts._fill_defaults()  # what an older run.json did not record
 
@@ -244,8 +257,11 @@ class _Collector:
         census_todo = [(s, c) for c in self.configs for s in stage_names if (s, c.id) not in done_census]
         todo_ablation = ablation_todo(writer, self.impls, self.configs) if self.opts.ablation else []
         gpu = not self.opts.interpret
+        timelines = gpu and self.opts.wants_timeline() and not self.timeline_problem
+        todo_timeline = timeline_phase.timeline_todo(writer, self.impls, self.configs) if timelines else []
         ceilings_todo = gpu and "ceilings" not in load_run(writer.path).tables()
-        n_steps = len(todo) + len(todo_ablation) + len(census_todo) + int(ceilings_todo) + int(gpu and self.opts.ncu)
+        n_steps = (len(todo) + len(todo_ablation) + len(todo_timeline) + len(census_todo) + int(ceilings_todo)
+                   + int(gpu and self.opts.ncu))
         steps = _Steps(n_steps, self.opts.progress)
         problems: list[str] = []
         with self._timed("predictions"):  # before anything is timed: the scores of these are out of sample
@@ -267,6 +283,11 @@ class _Collector:
         if todo_ablation:
             with self._timed("ablation"):
                 run_ablation(self.opts, writer, todo_ablation, steps)
+        if todo_timeline:
+            with self._timed("timeline"):
+                problems += timeline_phase.run_timelines(self.opts, writer, todo_timeline, steps)
+        elif gpu and self.opts.wants_timeline() and self.timeline_problem:
+            timeline_phase.not_measured(writer, self.timeline_problem)
         with self._timed("census"):
             tuned = tuned_configs(load_run(writer.path)) if census_todo else {}
             for impl, cfg in census_todo:

@@ -219,6 +219,9 @@ def merged_tables(runs, config_order: list[str], impl_order: list[str]) -> dict[
                    for i, u in zip(df["device_index"], df["gpu_uuid"])]
             newest = df.assign(_dev=dev).groupby("_dev")["_pos"].transform("max")
             df = df[df["_pos"] == newest]
+        if name == "timeline_cases" and "trace_file" in df.columns:  # the trace lies in the shard's copy (write_merged)
+            df = df.assign(trace_file=[f"{SHARDS_DIR}/{runs[p].run_id}/{t}" if isinstance(t, str) and t else t
+                                       for t, p in zip(df["trace_file"], df["_pos"])])
         out[name] = df.drop(columns=["_pos", "run_id"], errors="ignore").reset_index(drop=True)
     return out
 

@@ -17,6 +17,11 @@ from kernels.workload import AttentionConfig
 # Largest problem run under the CPU interpreter: B·H·S² score elements. The tiny suite's biggest is 1·1·130²;
 # the seed config (16·16·2048²) would take hours on a CPU.
 INTERPRET_MAX_SCORES = 1 << 20
+# Suites whose collect records a Proton timeline of each Gluon stage unless told not to (`--no-timeline`): `plan`
+# measures everything the plan asks for, and issue 24 asks for the timelines inside it.
+TIMELINE_SUITES = frozenset({"plan"})
+TIMELINE_NEEDS_GPU = ("Proton timelines need the GPU: --interpret runs the kernels on the CPU, where Proton's "
+                      "instrumentation cannot record them; drop --timeline, or collect on an H100 or H200.")
 
 
 _SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -73,6 +78,9 @@ class CollectOptions:
     out_dir: Path = Path("runs")
     ncu: bool = True
     ablation: bool = True  # measure each technique switch of the stages that declare some (collectors.sweep.ablation)
+    # a Proton timeline per Gluon stage and config (collectors/sweep/timeline_phase.py); None: the suite's default
+    # (on for TIMELINE_SUITES, never under interpret); `wants_timeline()` says which
+    timeline: bool | None = None
     resume: bool = False
     interpret: bool = False
     determinism_runs: int | None = None  # None: the suite's own number (kernels.suites), else the default
@@ -107,6 +115,8 @@ class CollectOptions:
                                                   or not isinstance(self.determinism_runs, int)
                                                   or self.determinism_runs < 1):
             raise CollectError(f"--determinism must be a whole number of at least 1, got {self.determinism_runs!r}.")
+        if self.timeline is True and self.interpret:
+            raise CollectError(TIMELINE_NEEDS_GPU)
         if self.warmup_ms <= 0 or self.rep_ms <= 0:
             raise CollectError("warm-up and repetition times must be positive.")
         # absolute: the interpreter child and the Nsight Compute worker run in the project folder, not in the
@@ -152,6 +162,12 @@ class CollectOptions:
         if self.determinism_runs is None:
             object.__setattr__(self, "determinism_runs",
                                SUITE_DETERMINISM_RUNS.get(self.suite, DEFAULT_DETERMINISM_RUNS))
+
+    def wants_timeline(self) -> bool:
+        """Whether this collection records Proton timelines: as asked, else the suite's default."""
+        if self.timeline is not None:
+            return bool(self.timeline) and not self.interpret
+        return self.suite in TIMELINE_SUITES and not self.interpret
 
     def config_list(self) -> list[AttentionConfig]:
         return list(self.configs) if self.configs else get_suite(self.suite)

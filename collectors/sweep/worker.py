@@ -115,7 +115,7 @@ def check_case(case: dict, seed: int) -> tuple[dict, bool]:
     failed = False
     try:
         entry = lookup.get(impl)
-        if reason := entry.unavailable():
+        if reason := entry.unavailable() or entry.refusal(cfg):  # a dtype it does not run: not run, its reason
             result.status, result.error = "unavailable", reason
         else:
             q, k, v = make_input_sets(cfg, 1, device="cpu", seed=seed)[0]

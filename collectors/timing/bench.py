@@ -3,7 +3,13 @@
 Shared by `perfmodel bench` (which prints a table) and `perfmodel collect` (which writes the run store). The
 order is fixed: an output is compared with the float64 reference first, and only a correct implementation is
 timed; a wrong one is recorded as `wrong` with its errors and no time, a raising one as `failed` with the reason,
-a peer that does not exist here as `unavailable`.
+a peer that does not exist here as `unavailable`, and so is an implementation at a config whose dtype it does not
+run (fp8 for the SDPA backends, flex, triton_tl and stages 1-4: `Impl.refusal`, its own reason), without calling it.
+
+fp8 (e4m3) inputs are the standard normal values rounded to e4m3; their output is bf16 and their error budget
+comes from PyTorch's fp8 math (kernels.reference.attention_fp8_math: the products of the 8-bit values in float32,
+P rounded to e4m3) against the float64 math of the same 8-bit values, so the inputs' own quantization is not
+counted as an error (kernels.reference.rounding_error).
 
 The reference at large shapes: the float64 scores of one (batch, head) at S = 16k are 2 GiB, so the whole
 problem's (B·H of them) would not fit. `check_output` therefore walks the heads in chunks whose float64 score
@@ -77,11 +83,10 @@ def resolve(stages: str = "all", refs: str = "all", impls: dict[str, str] | None
 
 # ---- inputs and the reference ---------------------------------------------------------------------------------
 def make_input_sets(config: AttentionConfig, n_sets: int, device: str = "cuda", seed: int = 0) -> list[tuple]:
-    """`n_sets` independent (q, k, v) sets, standard normal, [B, H, S, D] contiguous, generated on `device`."""
+    """`n_sets` independent (q, k, v) sets, standard normal, [B, H, S, D] contiguous, generated on `device` (in
+    float32, then rounded to the config's dtype: e4m3 for fp8, whose range of ±448 holds every such value)."""
     import torch
 
-    if config.dtype == "fp8":
-        raise ValueError("fp8 inputs are not benchmarked (no peer and no reference budget for them).")
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     shape = (config.B, config.H, config.S, config.D)
@@ -159,6 +164,7 @@ class CaseResult:
     timing: Timing | None = None  # the primary time: the GPU's (CUDA graph), else the host loop's (times says)
     times: CaseTiming | None = None  # every time measured: GPU, host loop, host launch
     tuned_config: str = ""
+    tuner: dict = field(default_factory=dict)  # the tuner's re-timing of its choice (`tuner_fidelity_of`), or {}
     n_inputs: int = 0  # input sets the timing rotated over
     extra: dict = field(default_factory=dict)
 
@@ -188,7 +194,7 @@ class CaseResult:
         """A row of the `timings` table."""
         row = self._key(run_id)
         row.update(status=self.status, error=self.error, tuned_config=self.tuned_config, bare_time_ms=bare_time_ms,
-                   n_inputs=self.n_inputs or None)
+                   n_inputs=self.n_inputs or None, **self.tuner)
         if self.timing and bare_time_ms == bare_time_ms and bare_time_ms > 0:  # NaN-safe
             # the collector's own overhead: its host loop against a bare do_bench, both timed from Python
             loop = self.times.host_loop if self.times is not None else self.timing
@@ -218,6 +224,14 @@ def tuned_config_of(impl: Impl) -> str:
     return "" if chosen is None else str(chosen)
 
 
+def tuner_fidelity_of(impl: Impl) -> dict:
+    """The re-timing figures of the config a tuning stage chose for its last call (its module's TUNER.fidelity():
+    the `tuner_*` columns of the timings table), {} for an implementation without them or a call not tuned."""
+    tuner = getattr(impl.module(), "TUNER", None)
+    fidelity = getattr(tuner, "fidelity", None)
+    return dict(fidelity()) if callable(fidelity) else {}
+
+
 def bench_case(impl: Impl, config: AttentionConfig, *, warmup_ms: float = 25, rep_ms: float = 100,
                time_it: bool = True, seed: int = 0, keep_inputs: bool = False) -> CaseResult:
     """Check `impl` at `config` against the reference, then (if correct and `time_it`) time it on rotated inputs.
@@ -231,6 +245,8 @@ def bench_case(impl: Impl, config: AttentionConfig, *, warmup_ms: float = 25, re
     ok, reason = impl.available()
     if not ok:
         return CaseResult(impl.name, config, "unavailable", reason)
+    if refused := impl.refusal(config):  # a dtype it does not run: not run, with its own reason
+        return CaseResult(impl.name, config, "unavailable", refused)
     n_sets = inputs_for_rotation(config, l2_bytes()) if time_it else 1
     sets = make_input_sets(config, n_sets, seed=seed)
     q, k, v = sets[0]
@@ -243,7 +259,8 @@ def bench_case(impl: Impl, config: AttentionConfig, *, warmup_ms: float = 25, re
     if problem:
         return CaseResult(impl.name, config, "failed", problem)
     correctness = check_output(out, q, k, v, config.causal)
-    result = CaseResult(impl.name, config, "ok", correctness=correctness, tuned_config=tuned_config_of(impl))
+    result = CaseResult(impl.name, config, "ok", correctness=correctness, tuned_config=tuned_config_of(impl),
+                        tuner=tuner_fidelity_of(impl))
     if not correctness.within_budget:
         result.status = "wrong"
         result.error = (f"max abs error {correctness.max_abs_err:.3g} exceeds the budget "
@@ -321,7 +338,8 @@ BENCH_COLUMNS = [
     "time_ms", "time_ms_p20", "time_ms_p80", "spread_pct", "stable", "n_reps", "time_ms_ci_low", "time_ms_ci_high",
     "ci_width_pct", "wide_ci", "timing_method", "graph_calls", "graph_fallback", "host_loop_ms", "host_loop_ms_ci_low",
     "host_loop_ms_ci_high", "host_launch_us", "host_bound", "tflops", "vs_cudnn", "vs_cudnn_ci_low", "vs_cudnn_ci_high",
-    "max_abs_err", "budget_abs_err", "max_ulp", "exact_frac", "rms_ulp", "doc_allclose", "tuned_config", "error",
+    "max_abs_err", "budget_abs_err", "max_ulp", "exact_frac", "rms_ulp", "doc_allclose", "tuned_config",
+    "tuner_warm_ms", "tuner_rotated_ms", "tuner_retimed", "tuner_warm_pick", "tuner_warm_pick_rotated_ms", "error",
 ]
 BASELINE = "sdpa_cudnn"  # the FA3-class peer every ratio is taken against (ANCHORS.md: FA3 is not installable)
 

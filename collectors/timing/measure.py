@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from kernels.hardware import DEFAULT_GPU, GPUS
-from kernels.workload import AttentionConfig
+from kernels.workload import L2_OVERSUBSCRIPTION, MAX_ROTATION_SETS, AttentionConfig, rotation_sets  # noqa: F401
 
 from collectors.timing.stats import median_ci
 from runstore.schema import TIMING_GRAPH, TIMING_HOST_LOOP
@@ -51,12 +51,9 @@ CI_CONFIDENCE = 0.95
 # (torch.cuda.get_device_properties().L2_cache_size).
 H100_L2_BYTES = GPUS[DEFAULT_GPU].l2_bytes
 
-# Rotation size: the sets together should exceed the L2 at least this many times over, so that LRU-like
-# replacement has evicted a set by the time it comes round again.
-L2_OVERSUBSCRIPTION = 2.0
-# ...but never allocate more than this many sets (tiny configs would otherwise need thousands); do_bench's own
-# 256 MB cache flush before each repetition covers those.
-MAX_ROTATION_SETS = 64
+# Rotation size (L2_OVERSUBSCRIPTION, MAX_ROTATION_SETS, imported above for the callers that read them here):
+# kernels/workload.py's `rotation_sets`, the one rule the tuners' re-timing of their fastest candidates uses too
+# (kernels/tuner.py).
 
 
 class TimingUnavailable(RuntimeError):
@@ -181,12 +178,7 @@ def inputs_for_rotation(config: AttentionConfig, l2_size: int | None = None) -> 
     at least L2_OVERSUBSCRIPTION x L2, at least 2 (so consecutive repetitions never share inputs) and at most
     MAX_ROTATION_SETS.
     """
-    l2 = H100_L2_BYTES if l2_size is None else int(l2_size)
-    if l2 <= 0:
-        raise ValueError(f"L2 size must be positive, got {l2}.")
-    set_bytes = config.min_hbm_bytes
-    need = math.ceil(L2_OVERSUBSCRIPTION * l2 / set_bytes)
-    return max(2, min(MAX_ROTATION_SETS, need))
+    return rotation_sets(config.min_hbm_bytes, H100_L2_BYTES if l2_size is None else int(l2_size))
 
 
 # ---- timing ---------------------------------------------------------------------------------------------------

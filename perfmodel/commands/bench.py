@@ -18,10 +18,14 @@ EXAMPLES = [
     "perfmodel bench --suite fa3-grid --refs sdpa_cudnn,sdpa_flash --csv benchmarks/fa3-grid.csv",
     "perfmodel bench --config B=4,H=16,S=8192,D=128 --stages stage0_baseline,stage5_full --dtype bf16",
     "perfmodel bench --suite batching --refs none",
+    "perfmodel bench --suite fa3-grid-fp8 --stages stage0_baseline,stage5_full --refs none   # fp8 (e4m3)",
 ]
 
 NO_GPU = ("perfmodel bench needs an NVIDIA GPU with CUDA and none is visible here; on a CPU, "
           "`perfmodel collect --interpret` checks every stage under Triton's interpreter instead.")
+
+# The dtypes bench times (fp8: e4m3 inputs, bf16 output; kernels/workload.py's short names).
+BENCH_DTYPES = ("fp16", "bf16", "fp8")
 
 # Columns printed on the terminal (the CSV has them all).
 SHOWN = ["impl", "config_id", "status", "time_ms", "timing_method", "host_loop_ms", "host_launch_us", "host_bound",
@@ -43,7 +47,11 @@ def add_arguments(parser) -> None:
                         help="a kernel of your own (repeatable): SPEC is package.module:function or "
                              "path/to/file.py:function, a function (q, k, v, causal=..., sm_scale=...) on [B, H, S, D] "
                              "tensors (README: 'Measure your own kernel')")
-    parser.add_argument("--dtype", choices=["fp16", "bf16"], help="override every config's dtype")
+    parser.add_argument("--dtype", choices=list(BENCH_DTYPES),
+                        help="override every config's dtype: fp16, bf16, or fp8 (e4m3 inputs, bf16 output, checked "
+                             "against the float64 math of the 8-bit values with the budget of PyTorch's fp8 math; "
+                             "stages 0 and 5 run it, the others are recorded as not run with their reason, and "
+                             "vs_cudnn is empty: cuDNN is not run in fp8)")
     parser.add_argument("--csv", metavar="FILE", help="also write the full table (with GPU, versions, date) here")
     parser.add_argument("--rep-ms", type=float, default=100.0, help="timed milliseconds per case (default 100)")
     parser.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up milliseconds per case (default 25)")
@@ -66,8 +74,8 @@ def run(args) -> int:
     from kernels.user_kernels import parse_impl_args
 
     configs = _configs(args)
-    if any(c.dtype not in ("fp16", "bf16") for c in configs):
-        raise UserError("perfmodel bench times fp16 and bf16 configs only; use dtype=fp16 or dtype=bf16.")
+    if any(c.dtype not in BENCH_DTYPES for c in configs):
+        raise UserError("perfmodel bench times fp16, bf16 and fp8 configs only; use dtype=fp16, bf16 or fp8.")
     try:
         impls = bench.resolve(args.stages, args.refs, parse_impl_args(args.impl))
     except ValueError as exc:

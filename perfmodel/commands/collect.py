@@ -6,6 +6,7 @@ own errors (they cannot import perfmodel) to `UserError`, and prints where the r
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 
@@ -19,11 +20,13 @@ EXAMPLES = [
     "perfmodel collect --suite fa3-grid --refs sdpa_cudnn,sdpa_flash --out runs/",
     "perfmodel collect --config B=8,H=16,S=4096,D=128,causal --stages stage0_baseline,stage5_full --no-ncu",
     "perfmodel collect --suite fa3-grid --no-ablation    # only the stages, peers and counters",
+    "perfmodel collect --suite seed --timeline --refs none  # + a Proton timeline of each Gluon stage (H100/H200)",
     "perfmodel collect --resume runs/20261124-163012-seed-nvidia-h100-80gb-hbm3",
     "perfmodel collect --interpret --stages stage0_baseline,stage1_warpspec   # no GPU: correctness + census",
     "perfmodel collect --suite fa3-grid --shard 2/4 --out runs/shards   # one of 4 jobs; then perfmodel merge",
     "perfmodel collect --suite fa3-grid --devices all     # one worker per GPU of this host, one run folder",
     "perfmodel collect --interpret --impl mine=my_attn.py:attention --stages stage0_baseline --refs none",
+    "perfmodel collect --suite fa3-grid-fp8 --no-ncu   # fp8 (e4m3): stages 0 and 5; the rest recorded as not run",
 ]
 
 
@@ -32,7 +35,10 @@ def add_arguments(parser) -> None:
                         help="named configs (default: seed, or tiny with --interpret): "
                              + "; ".join(f"{k}: {v}" for k, v in SUITE_HELP.items()))
     parser.add_argument("--config", action="append", metavar="B=..,H=..,S=..,D=..[,causal]",
-                        help="a config instead of the suite's (repeatable), e.g. B=16,H=16,S=2048,D=64,causal")
+                        help="a config instead of the suite's (repeatable), e.g. B=16,H=16,S=2048,D=64,causal; "
+                             "dtype=fp16 (default), bf16 or fp8 (e4m3 inputs, bf16 output, checked against the float64 "
+                             "math of the 8-bit values; an implementation that does not run fp8 is recorded as "
+                             "unavailable with its reason)")
     parser.add_argument("--stages", default=None, metavar="all|none|NAME,...",
                         help="stages to measure, in registry order (default: all)")
     parser.add_argument("--refs", default=None, metavar="all|none|NAME,...",
@@ -51,6 +57,15 @@ def add_arguments(parser) -> None:
                         help="skip the ablation phase (each technique switch of the stages that declare switches, "
                              "e.g. stage 5, timed on and off over its tuner's candidates; every variant is checked "
                              "against the reference and timed like a case)")
+    parser.add_argument("--timeline", action=argparse.BooleanOptionalAction, default=None,
+                        help="also record a Proton intra-kernel timeline of each Gluon stage (and of a kernel of "
+                             "yours that declares Proton scopes) at each config: one instrumented launch after the "
+                             "cases, stored as the tables timeline, timeline_figures and timeline_cases and a Chrome "
+                             "trace under timeline/ in the run folder (ui.perfetto.dev opens it); the instrumented "
+                             "build is timed against the bare one by the same method, and a timeline whose "
+                             "instrumentation cost more than 10%% is refused with the reason. On by default in "
+                             "--suite plan (--no-timeline leaves it out); needs an H100 or H200, not --interpret. "
+                             "`perfmodel report` and the dashboard's Inside the kernel page show it")
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue an interrupted run: finished cases are kept, the rest are measured")
     parser.add_argument("--interpret", action="store_true",
@@ -99,7 +114,7 @@ def run(args) -> int:
             predict=prediction_rows, suite=args.suite, configs=configs, stages=args.stages, refs=args.refs,
             impls=tuple(impls.items()),
             out_dir=args.resume if resume else args.out or "runs", ncu=not args.no_ncu, resume=resume,
-            ablation=not args.no_ablation,
+            ablation=not args.no_ablation, timeline=args.timeline,
             interpret=args.interpret,
             determinism_runs=args.determinism,
             shard=args.shard, devices=args.devices,

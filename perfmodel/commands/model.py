@@ -21,6 +21,7 @@ SCORE_EXAMPLES = [
     "perfmodel model score runs/202612* --bench benchmarks/*.csv benchmarks/h200/*.csv",
     "perfmodel model score 20261202-053909-seed-nvidia-h200 --format json",
     "perfmodel model score runs/20261202-060607-seed-nvidia-h200 --loops sass   (the model on the SASS loops)",
+    "perfmodel model score runs/RUN --phases        (per key block and phase, against the run's Proton timelines)",
 ]
 
 WIDTH = 120
@@ -63,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where the model reads each stage's math loops: the PTX Triton emits (the model, "
                             "default), or the SASS that runs (perfmodel/model/sass_mix.py; scored as model_sass, an "
                             "experiment, never from stored predictions)")
+    score.add_argument("--phases", action="store_true",
+                       help="instead of the stage times: the model's time of one key-block iteration against the "
+                            "cycles per key block of each consumer in the runs' Proton timelines (perfmodel collect "
+                            "--timeline), and phase by phase where the model has a figure for the phase (a model that "
+                            "prices pipes per SM, not phases, as v3 does, says 'no model figure' there; perfmodel/"
+                            "model/phase_score.py). A refused timeline is listed with its reason. Exit 0 when at least "
+                            "one timeline was compared, 3 when no run given has one (one sentence names the command "
+                            "that records it), 2 for bad input")
 
 
 def _wrap(prefix: str, text: str) -> str:
@@ -193,7 +202,7 @@ def _score_table(result, predictors) -> str:
     out = [f"{len(result.cases)} measured stage times from {n_runs} run(s) and {n_bench} bench table(s); "
            f"predictor(s): " + "; ".join(f"{p.name} = {p.description}" for p in predictors.values()), ""]
     out[-1:-1] = [f"model version today: v{_version()} (perfmodel/model/predictive.py MODEL_VERSION; a run's stored "
-                  "predictions are scored out of sample while they carry it)"]
+                  "predictions are scored out of sample while they carry it)", _sample_note()]
     rows = [[s.name, s.kind, len(s.measurements), _methods(s.measurements), s.gpu_source,
              s.predictions if s.kind == "run" else "computed now"] for s in result.sources]
     out += [render_table(rows, ["source", "kind", "stage times", "timed by", "ceilings", "predictions"], right={2}),
@@ -240,6 +249,18 @@ def _host_bound_lines(result) -> list[str]:
     return lines
 
 
+def _sample_note() -> str:
+    """Which figures are in sample: those computed now, unless the source was measured after the version froze."""
+    from perfmodel.model.predictive import FROZEN_AT, MODEL_VERSION
+
+    frozen = FROZEN_AT.get(MODEL_VERSION)
+    if frozen is None:
+        return (f"IN SAMPLE: model v{MODEL_VERSION} is not frozen yet (perfmodel/model/predictive.py FROZEN_AT), so "
+                "every prediction computed now is in sample: the runs and tables were measured before it was made")
+    return (f"model v{MODEL_VERSION} was frozen at {frozen}: a prediction computed now is in sample for a source "
+            "measured before that commit; only stored predictions are out of sample by construction")
+
+
 def _version() -> int:
     """Today's model version (what a run's stored predictions must carry to be used)."""
     from perfmodel.model.predictive import MODEL_VERSION
@@ -278,6 +299,7 @@ def _score_json(result, predictors) -> str:
     doc = {
         "predictors": [{"name": p.name, "description": p.description} for p in predictors.values()],
         "model_version": _version(),
+        "sample": _sample_note(),
         "host_bound_left_out": records(result.host_bound[["source", "impl", "config_id", "measured_ms",
                                                           "timing_method"]]),
         "sources": [{"name": s.name, "kind": s.kind, "stage_times": len(s.measurements), "ceilings": s.gpu_source,
@@ -292,8 +314,53 @@ def _score_json(result, predictors) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str)
 
 
+def _phases(args) -> int:
+    import json
+    import math
+    import sys
+
+    import pandas as pd
+
+    from perfmodel.commands.predict import render_table
+    from perfmodel.model.phase_score import NO_TIMELINE_RUNS, NONE_COMPARED, phase_rows
+    from perfmodel.runs import bundled_run_dirs, load_run, resolve_run_dirs
+
+    if args.bench:
+        from perfmodel.errors import UserError
+
+        raise UserError("--phases compares the model with runs' Proton timelines; a bench table has none: drop "
+                        "--bench.")
+    frames = [phase_rows(load_run(d)) for d in (resolve_run_dirs(args.runs) if args.runs else bundled_run_dirs())]
+    rows = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) \
+        else frames[0] if frames else pd.DataFrame()
+    compared = not rows.empty and rows["timeline_cycles"].notna().any()
+    if args.format == "json":
+        print(json.dumps([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                          for r in rows.astype(object).to_dict("records")], indent=2, default=str))
+    elif not rows.empty:
+        def n(v, fmt):
+            return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+        table = [[r["run_id"], r["config_id"], r["impl"], r["partition"], r["phase"],
+                  "-" if n(r["timeline_cycles"], ".0f") == "-" else
+                  f"{n(r['timeline_cycles'], '.0f')} [{n(r['timeline_p20'], '.0f')}-{n(r['timeline_p80'], '.0f')}]",
+                  n(r["model_cycles"], ".0f"), _pct(r["model_err"]), _cut(str(r["note"]), 70)]
+                 for r in rows.to_dict("records")]
+        print("cycles per key block: the timeline's median [p20-p80] over work items, the model's at its clock; "
+              "err = model / timeline - 1")
+        print(render_table(table, ["run", "config", "impl", "partition", "phase", "timeline", "model", "err", "note"],
+                           right={5, 6, 7}))
+    if not compared:
+        print(f"perfmodel: {NO_TIMELINE_RUNS if rows.empty else NONE_COMPARED}", file=sys.stderr)
+        return 3
+    return 0
+
+
 def _score(args) -> int:
     from perfmodel.model.predictors import PREDICTORS, sass_variant
+
+    if args.phases:
+        return _phases(args)
     from perfmodel.model.scoring import score
 
     predictors = sass_variant() if args.loops == "sass" else PREDICTORS

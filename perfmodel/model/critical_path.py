@@ -14,6 +14,9 @@ Hopper scheduler issues (each warp in order, one instruction a clock for the par
 - `wgmma.mma_async` issues like any instruction (reading its A registers and accumulator); `wgmma.commit_group`
   closes a group, which occupies the partition's tensor core for its time at the shape's measured rate (groups of
   every warp in commit order) and completes at the later of that and its measured latency after the commit;
+- a node may carry a fifth field, the clocks its warp waits before its next instruction (a SASS control word's
+  stall count, perfmodel/model/sass_mix.py); PTX nodes have four fields and hold their warp one clock; a node of 0
+  clocks is bookkeeping and takes no issue slot;
 - blocking instructions hold the warp: `wgmma.wait_group N` until every group but the newest N completed,
   `bar.sync` until every warp of its barrier group arrived, plus the barrier's cost; an mbarrier wait for the cost
   of a wait whose phase has completed (the producer is assumed ahead: a ring that runs dry is not modelled).
@@ -158,7 +161,7 @@ def partition_seconds(streams: list[tuple], lat: Latencies) -> float:
     total = [len(w.nodes) * REPLAYS for w in warps]
 
     def candidate(w: _Warp) -> float:
-        kind, _, read, extra = w.nodes[w.pc % len(w.nodes)]
+        kind, _, read, extra = w.nodes[w.pc % len(w.nodes)][:4]
         start = max(w.t, issue_free)
         for r in read:
             start = max(start, w.ready.get(r, 0.0))
@@ -182,8 +185,11 @@ def partition_seconds(streams: list[tuple], lat: Latencies) -> float:
         # the earliest start issues; among equals the warp that issued least recently (the schedulers' rotation)
         start, _, i = min((candidate(warps[i]), warps[i].last, i) for i in live)
         w = warps[i]
-        kind, written, read, extra = w.nodes[w.pc % len(w.nodes)]
-        issue_free = start + clock
+        node = w.nodes[w.pc % len(w.nodes)]
+        kind, written, read, extra = node[:4]
+        hold = node[4] if len(node) > 4 else 1  # clocks before the warp's next instruction (SASS: its control word)
+        if hold:  # a node of no clocks is bookkeeping (SASS's COMMIT after the HGMMA closing a group): no issue slot
+            issue_free = start + clock
         w.last = start
         if kind == WAIT:
             w.groups = w.groups[len(w.groups) - extra:] if extra else []
@@ -206,7 +212,7 @@ def partition_seconds(streams: list[tuple], lat: Latencies) -> float:
                 tensor_free = begin + rate_s
                 w.groups.append(max(start + lat_s, tensor_free))
                 w.pending = []
-            w.t = start + clock
+            w.t = start + (clock if hold else 0.0)
         elif kind == WGMMA:
             w.pending.append(extra)
             w.t = start + clock
@@ -226,6 +232,8 @@ def partition_seconds(streams: list[tuple], lat: Latencies) -> float:
             for r in written:
                 w.ready[r] = start + latency
             w.t = start + clock
+        if hold > 1 and not w.waiting:
+            w.t = max(w.t, start + hold * clock)
         w.pc += 1
         if w.pc % len(w.nodes) == 0:
             w.ends.append(max([w.t] + list(w.ready.values())))
@@ -235,7 +243,7 @@ def partition_seconds(streams: list[tuple], lat: Latencies) -> float:
 def wgmma_groups(loop_nodes: tuple) -> list[tuple]:
     """(kind, n, k_total, flops) of every wgmma group one iteration commits, in program order."""
     out, pending = [], []
-    for kind, _, _, extra in loop_nodes:
+    for kind, _, _, extra, *_ in loop_nodes:
         if kind == WGMMA:
             pending.append(extra)
         elif kind == COMMIT and pending:

@@ -239,6 +239,12 @@ class InstructionMix:
     waves: float  # programs / (SMs x programs per SM)
     warpgroups_per_loop: float  # warp groups running each math loop, from the tile's FLOPs
     sm_count: int
+    # the kernel takes an L2 group (argument GROUP): it orders its work items in L2 sections of heads, heaviest
+    # tile first when causal (kernels/schedule.py); else its grid runs query tiles, then heads, in launch order
+    l2_sections: bool = False
+    # the kernel takes its work items from a global counter (stage 5's `dynamic` switch, argument DYNAMIC): each
+    # program's first item is its own id, then the next one in the kernel's order whenever it frees
+    dynamic_schedule: bool = False
 
     @property
     def warp_specialized(self) -> bool:
@@ -318,6 +324,7 @@ def instruction_mix(impl: str, config: AttentionConfig, sm_count: int = _sm90.H1
         impl=impl, config=config, kernel=mix, launch_meta=meta, block_m=block_m, block_n=block_n,
         programs_per_sm=pps, occupancy=pps * mix.num_warps / 64, grid_programs=grid, work_items=items,
         iterations=iterations, persistent=grid < items, items_per_program=items / grid,
-        waves=grid / (sm_count * pps), warpgroups_per_loop=tile_flops / per_wg, sm_count=sm_count)
+        waves=grid / (sm_count * pps), warpgroups_per_loop=tile_flops / per_wg, sm_count=sm_count,
+        l2_sections="GROUP" in bound_args, dynamic_schedule=bool(meta.get("DYNAMIC", False)))
     _BY_CASE[key] = result
     return result

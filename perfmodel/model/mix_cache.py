@@ -41,7 +41,7 @@ from perfmodel.model.instruction_mix import instruction_mix as compiled_mix
 from perfmodel.model.sass_mix import kernel_mix as sass_kernel_mix
 from runstore.safe_io import atomic_write_text
 
-FORMAT = 2  # bump when the serialized form of InstructionMix changes (2: KernelMix.loops_source, SASS loops)
+FORMAT = 3  # bump when the serialized form of InstructionMix changes (2: KernelMix.loops_source, SASS loops; 3: l2_sections, the SASS nodes' stall clocks)
 
 
 def user_cache_dir() -> Path:
@@ -133,17 +133,27 @@ def _read(path: Path, key: dict) -> dict | None:
     return entry if isinstance(entry, dict) and entry.get("key") == key else None
 
 
-_KERNELS: dict[tuple[str, str], KernelMix] = {}  # (layer, kernel hash) -> KernelMix read this process
+_KERNELS: dict[tuple[str, str, str], KernelMix] = {}  # (layer, kernel hash, loops) -> KernelMix read this process
 
 
-def _kernel(root: Path, kernel_hash: str) -> KernelMix | None:
-    if (str(root), kernel_hash) not in _KERNELS:
-        key = {"format": FORMAT, "kernel_hash": kernel_hash}
-        entry = _read(root / "kernels" / f"{kernel_hash}.json", key)
+def _kernel_file(root: Path, kernel_hash: str, loops: str) -> tuple[Path, dict]:
+    """Where a kernel's mix is filed and the key it holds. One Triton kernel has one mix per place its math loops
+    are read (the PTX's, the SASS's: the same kernel hash), so the SASS's is filed apart; the PTX's keeps the name
+    it always had."""
+    key = {"format": FORMAT, "kernel_hash": kernel_hash}
+    if loops == "ptx":
+        return root / "kernels" / f"{kernel_hash}.json", key
+    return root / "kernels" / f"{kernel_hash}.{loops}.json", {**key, "loops": loops}
+
+
+def _kernel(root: Path, kernel_hash: str, loops: str = "ptx") -> KernelMix | None:
+    if (str(root), kernel_hash, loops) not in _KERNELS:
+        path, key = _kernel_file(root, kernel_hash, loops)
+        entry = _read(path, key)
         if entry is None:
             return None
-        _KERNELS[(str(root), kernel_hash)] = kernel_from_dict(entry["kernel"])
-    return _KERNELS[(str(root), kernel_hash)]
+        _KERNELS[(str(root), kernel_hash, loops)] = kernel_from_dict(entry["kernel"])
+    return _KERNELS[(str(root), kernel_hash, loops)]
 
 
 def _load(root: Path, key: dict) -> InstructionMix | None:
@@ -151,7 +161,7 @@ def _load(root: Path, key: dict) -> InstructionMix | None:
     if case is None:
         return None
     try:
-        kernel = _kernel(root, str(case["mix"]["kernel_hash"]))
+        kernel = _kernel(root, str(case["mix"]["kernel_hash"]), key.get("loops", "ptx"))
         return None if kernel is None else mix_from_dict(case["mix"], kernel)
     except (KeyError, TypeError, ValueError):  # an entry of another shape: compile again
         return None
@@ -159,8 +169,7 @@ def _load(root: Path, key: dict) -> InstructionMix | None:
 
 def store(root: Path, key: dict, mix) -> None:
     """File `mix` under `key` in the layer at `root` (atomic writes; the kernel once per kernel hash)."""
-    kernel_key = {"format": FORMAT, "kernel_hash": mix.kernel.hash}
-    kernel_path = root / "kernels" / f"{mix.kernel.hash}.json"
+    kernel_path, kernel_key = _kernel_file(root, mix.kernel.hash, key.get("loops", "ptx"))
     if _read(kernel_path, kernel_key) is None:
         kernel_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(kernel_path, json.dumps({"key": kernel_key, "kernel": kernel_to_dict(mix.kernel)},

@@ -1,4 +1,4 @@
-"""The predictive model (v3): a stage's time from its compiled code and the GPU's ceilings, never from a timing.
+"""The predictive model (v4): a stage's time from its compiled code and the GPU's ceilings, never from a timing.
 
 Where the bound (perfmodel/model/bound.py) charges the work to each unit at its peak, this model reads what the
 compiled sm_90 kernel issues per key-block iteration (perfmodel/model/instruction_mix.py: wgmma FLOPs and shapes, ex2,
@@ -54,6 +54,15 @@ together they stay in phase), SASS (PTX is replayed; ptxas' instruction count di
 sides of an in-loop branch replayed. (v2, frozen at 07d4ee7 and scored out of sample on
 runs/20261202-053909-seed-nvidia-h200, replayed each math group's warp alone and took the larger of that and the
 SM's pipe sums.)
+
+v4 (docs/model-v4.md) adds, each from the compiled launch and the micro-benchmarks: the kernels' own work-item order
+(`item_units`: L2 sections of heads sized for the GPU's L2, heaviest tile first when causal, kernels/schedule.py),
+so the tail is the real static schedule's busiest program (persistent) or the list schedule of the launch order
+(non-persistent); the producer (`_producer`): the `tma` iteration term (K and V of a key block at the measured TMA
+rate from L2) and the Q load a consumer waits for at a work item's start (the measured TMA latency or the HBM
+transfer, the longer) unless a second Q buffer (the tuned Q ring) lets the producer load it ahead. It still replays
+PTX: the SASS experiment (`--loops sass`) now charges each SASS instruction its control word's stall clocks but
+scores worse (docs/model-v4.md says why). Turn order and idle warps stay out (no time term: see that note).
 """
 
 from __future__ import annotations
@@ -65,10 +74,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kernels.hardware import GpuSpec
+from kernels.schedule import item_tiles, l2_budget, l2_group_heads
 from kernels.workload import AttentionConfig
 from perfmodel.model import bound
 
-ITERATION_TERMS = ("tensor", "mufu", "issue", "smem", "chain")
+ITERATION_TERMS = ("tensor", "mufu", "issue", "smem", "chain", "tma")
 
 
 @dataclass(frozen=True)
@@ -193,7 +203,8 @@ def _joint_chain(mix, lat, gpu: GpuSpec, resident: int) -> float:
     Cached per kernel, residency and micro-benchmarks."""
     from perfmodel.model.replay_cache import partition_seconds  # critical_path's, kept on disk
 
-    key = (mix.kernel.hash, resident, gpu.micro, gpu.boost_clock_mhz, gpu.exp_tops, gpu.schedulers_per_sm)
+    key = (mix.kernel.hash, mix.kernel.loops_source, resident, gpu.micro, gpu.boost_clock_mhz, gpu.exp_tops,
+           gpu.schedulers_per_sm)  # one kernel hash has a PTX and a SASS mix
     if key not in _JOINT:
         streams = []
         for program in range(resident):
@@ -210,15 +221,52 @@ def _joint_chain(mix, lat, gpu: GpuSpec, resident: int) -> float:
     return _JOINT[key]
 
 
-def _makespan(mix, slots: int) -> float:
-    """Finish time of the grid in key-block units on `slots` equal program slots."""
-    units = list(mix.iterations)
-    bh = mix.config.B * mix.config.H
+def _producer(mix, gpu: GpuSpec, config: AttentionConfig) -> tuple[float, float | None]:
+    """(seconds a program's K and V of one key block take at the measured TMA rate from L2, the Q load a consumer
+    waits for at a work item's start) of a kernel with a TMA producer partition (v4); (0, None) without one or
+    without the TMA micro-benchmarks (collectors/ceilings/microbench.py tma_l2_tbps, tma_latency_ns).
+
+    The producer can fall behind two ways. Per iteration, it moves 2 x BLOCK_N x D elements (K and V) at the SM's
+    share of the measured TMA rate: the `tma` iteration term. At a work item's start, the consumer waits for its Q
+    tile for the measured TMA latency (or its transfer at the SM's HBM share, the longer, see price) where the
+    producer could not load it ahead: a fresh program (a non-persistent grid), or a persistent one with one Q
+    buffer (the producer waits for the consumer to release it at the item's end, and issues the next item's K and
+    V after it). With two or more Q buffers (stage 5's tuned `Q_RING`), the producer loads the next item's Q and
+    its first K/V blocks during the current item: 0, hidden."""
+    micro = dict(gpu.micro)
+    # warp-specialized (setmaxnreg budgets or a TMA-only loop): the producer partition. Not producer_loops alone:
+    # the census' loop finder counts stage 4's and 5's producer loop inside a consumer's (the partitions' switch)
+    if not mix.warp_specialized or "tma_l2_tbps" not in micro or "tma_latency_ns" not in micro:
+        return 0.0, None
+    kv_bytes = 2 * mix.block_n * config.D * config.elem_bytes
+    per_iteration = kv_bytes / (micro["tma_l2_tbps"] * 1e12 / gpu.sm_count)
+    q_ring = int(mix.launch_meta.get("Q_RING", 1))
+    hidden = mix.persistent and q_ring >= 2
+    return per_iteration, 0.0 if hidden else micro["tma_latency_ns"] * 1e-9
+
+
+def item_units(mix, gpu: GpuSpec) -> list[int]:
+    """Key blocks of every work item in the order the kernel numbers them (v4): a kernel taking an L2 group orders
+    them in L2 sections of heads sized for `gpu`'s L2, heaviest tile first when causal (kernels/schedule.py, the
+    host mirror of kernels/_gluon.py `work_item`); any other grid runs query tiles, then heads."""
+    units, c = list(mix.iterations), mix.config
+    if not mix.l2_sections:
+        return units * (c.B * c.H)
+    group = l2_group_heads(c.B, c.H, c.S, c.D, c.elem_bytes, l2_budget(gpu.l2_bytes))
+    return [units[m] for m in item_tiles(len(units), c.B, c.H, group, c.causal)]
+
+
+def _makespan(mix, slots: int, gpu: GpuSpec) -> float:
+    """Finish time of the grid in key-block units on `slots` equal program slots: a non-persistent grid
+    list-scheduled in the kernel's item order (the hardware starts programs in launch order as slots free), a
+    persistent one statically strided (program p runs items p, p + grid, ...), its busiest program's load; one that
+    takes its items from a counter (the dynamic schedule) list-scheduled in the kernel's order on its programs."""
+    order = item_units(mix, gpu)
     if not mix.persistent:
-        return bound._makespan_units(units, bh, slots, heavy_first=False)
-    order = np.array(units * bh, dtype=np.int64)
-    if mix.config.causal:
-        order = -np.sort(-order)
+        return bound._makespan_units(order, 1, slots, heavy_first=False)
+    if mix.dynamic_schedule:
+        return bound._makespan_units(order, 1, min(mix.grid_programs, slots), heavy_first=False)
+    order = np.array(order, dtype=np.int64)
     grid = mix.grid_programs
     rows = math.ceil(order.size / grid)
     padded = np.zeros(rows * grid, dtype=np.int64)
@@ -251,6 +299,8 @@ def price(mix, config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us
     groups = _per_program_groups(mix, gpu, config)
     resident = max(1, min(mix.programs_per_sm, math.ceil(mix.grid_programs / gpu.sm_count)))
     per_iter = {t: resident * sum(g[t] for g in groups) for t in ("tensor", "mufu", "issue", "smem")}
+    tma_s, q_wait_s = _producer(mix, gpu, config)
+    per_iter["tma"] = resident * tma_s
     lat = latencies(gpu)
     if lat is not None and all(lp.path for lp in mix.kernel.math_loops):
         per_iter["chain"] = _joint_chain(mix, lat, gpu, resident)
@@ -261,14 +311,18 @@ def price(mix, config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us
 
     slots = gpu.sm_count * resident
     total_units = sum(mix.iterations) * config.B * config.H
-    makespan = _makespan(mix, slots)
+    makespan = _makespan(mix, slots, gpu)
     steady_ms = total_units / slots * iteration_s * 1e3
     tail_ms = max(0.0, makespan - total_units / slots) * iteration_s * 1e3
 
-    tile_bytes = 2 * mix.block_m * config.D * config.elem_bytes  # Q in, O out
+    q_bytes = mix.block_m * config.D * config.elem_bytes  # the Q tile in
+    o_bytes = mix.block_m * config.D * config.out_elem_bytes  # the O tile out (bf16 for 8-bit inputs)
     per_sm_hbm = gpu.hbm_tbps * 1e12 / gpu.sm_count
     items_per_slot = math.ceil(mix.work_items / slots)
-    pe_ms = items_per_slot * tile_bytes / per_sm_hbm / resident * 1e3
+    q_in_s = q_bytes / per_sm_hbm
+    if q_wait_s is not None:  # v4: a TMA producer's Q load, see _producer
+        q_in_s = max(q_in_s, q_wait_s) if q_wait_s > 0 else 0.0
+    pe_ms = items_per_slot * (q_in_s + o_bytes / per_sm_hbm) / resident * 1e3
 
     hbm_ms = bound.predict_stage(config, stage, gpu).hbm_ms
     compute_ms = steady_ms + tail_ms + pe_ms
@@ -309,7 +363,11 @@ def predict_ms(config: AttentionConfig, stage: int, gpu: GpuSpec, host_launch_us
 # until the version is bumped and its golden file written: scripts/model_golden.py). Moving or splitting code changes
 # nothing. `perfmodel collect` stores the version with each prediction before it times anything, and `perfmodel
 # model score` uses a stored prediction ("stored, out of sample") while its version is today's.
-MODEL_VERSION = 3
+MODEL_VERSION = 4
+
+# The commit each version was frozen at, before the GPU measurements that score it out of sample (None: not frozen
+# yet, so every figure of it on a committed run or table is in sample). Set it when the version's commit is made.
+FROZEN_AT = {2: "07d4ee7", 3: "466fdf8", 4: None}
 
 # Predictions stored before the version existed carry `model_hash`, a hash of the model's source files and GPU
 # figures; this is the one table of which model each such hash was (from the commit its run names).

@@ -37,8 +37,9 @@ BAR; SYNCS.PHASECHK MBAR_WAIT; MUFU.* MUFU (the PTX replay gives that kind to ex
 SHFL, LDS, LDSM XBAR; STS, STSM, and what writes no register (stores, LDGSTS, TMA, branches, arrives, cp.async
 waits, fences, `@!PT`) STORE; the rest ALU (LDG included, as ld.global; a uniform-datapath op too, though its
 result is ready sooner). Where an HGMMA closes its group the nodes add a COMMIT node after it (the replay closes
-groups there), so `len(path)` exceeds `instructions` by the groups one iteration commits, and the replay charges
-each such node an issue clock the SASS does not spend.
+groups there), so `len(path)` exceeds `instructions` by the groups one iteration commits. Each node carries a fifth
+field, its control word's stall count (at least 1): the clocks the warp waits before its next instruction issues,
+ptxas' schedule of the pipes' issue intervals, which the replay honours; a COMMIT node carries 0 (no issue slot).
 
 The fallback: where nvdisasm is missing, fails, or gives what cannot be matched to the PTX loops, `SassMix.source`
 is "ptx (<the reason>)" and `math_loops` is the PTX mix (instruction_mix.loop_mix of census.ptx.math_loops), so a
@@ -93,9 +94,9 @@ def nodes(body: list[SassInstruction]) -> tuple:
             kind, extra = _cp.WAIT, wait_n(inst)
         elif cls in ("shuffle", "smem_load", "smem_store"):
             extra = 128 if cls == "shuffle" else smem_bytes(inst) * 32  # bytes a warp moves
-        out.append((kind, tuple(written), tuple(read), extra))
+        out.append((kind, tuple(written), tuple(read), extra, max(1, inst.stall)))
         if closes_group(inst):
-            out.append((_cp.COMMIT, (), (), None))
+            out.append((_cp.COMMIT, (), (), None, 0))
     return tuple(out)
 
 

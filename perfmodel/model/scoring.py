@@ -58,8 +58,9 @@ BREAKDOWNS = ("stage", "S", "D", "causal", "dtype", "B", "gpu")  # the columns e
 BUSY_PCT = 60.0  # Nsight Compute's SpeedOfLight rule: below 60% of peak "typically indicate[s] latency issues"
 # a predictor's binding term -> the ncu verdicts it agrees with: the issue slots also when the FMA or ALU pipe is the
 # busiest (the model charges every non-wgmma instruction an issue slot); "l1_throughput_pct" is the L1/shared unit
+# (the producer's TMA from L2, "tma", has no unit among NCU_UNITS: with no listed unit busy ncu's verdict is latency)
 TERM_UNITS = {"tensor": {"tensor"}, "mufu": {"mufu"}, "issue": {"issue", "fma", "alu"}, "smem": {"smem"},
-              "hbm": {"dram"}, "chain": {"latency"}, "launch": {"latency"}}
+              "hbm": {"dram"}, "chain": {"latency"}, "launch": {"latency"}, "tma": {"latency"}}
 
 
 # ---- scoring ------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import math
 
 import pandas as pd
 
+from kernels import STAGES
 from kernels.hardware import GpuSpec
 from kernels.workload import AttentionConfig
 from perfmodel.model import bound
@@ -43,11 +44,12 @@ COLUMNS = [
     "no_kernel",
 ]
 
-# What the stages' kernels run on the GPU: kernels/_launch.py's SUPPORTED_HEAD_DIMS and GPU_DTYPES, and fp8 e4m3 in
-# stage 5 only (kernels/stage5_full.py). Written here because predictions run without torch, which kernels/_launch.py
-# imports; tests/test_hardening.py checks the two agree.
+# What the stages' kernels run on the GPU: kernels/_launch.py's SUPPORTED_HEAD_DIMS and GPU_DTYPES, written here
+# because predictions run without torch, which kernels/_launch.py imports (tests/test_hardening.py checks the two
+# agree), and fp8 e4m3 in the stages that do not refuse it (the registry's Impl.refusal: stages 0 and 5).
 KERNEL_HEAD_DIMS = (64, 128)
-KERNEL_DTYPES: dict[str, tuple[str, ...] | None] = {"fp16": None, "bf16": None, "fp8": ("stage5_full",)}
+KERNEL_DTYPES: dict[str, tuple[str, ...] | None] = {
+    "fp16": None, "bf16": None, "fp8": tuple(s.name for s in STAGES if s.refusal("fp8") is None)}
 
 
 def no_kernel_reason(config: AttentionConfig, impl: str) -> str:

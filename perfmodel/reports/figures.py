@@ -37,7 +37,8 @@ MODEL_TERM_NAMES = {"steady_ms": "steady state", "tail_ms": "wave tail", "prolog
                     "hbm_excess_ms": "HBM beyond compute", "launch_ms": "exposed launch"}
 # the model's binding term (perfmodel.model.predictive: ITERATION_TERMS, "hbm", "launch") as a reader names it
 BINDING_NAMES = {"tensor": "tensor cores", "mufu": "exponential unit", "issue": "instruction issue",
-                 "smem": "shared memory", "chain": "dependency chain", "hbm": "HBM", "launch": "host launch"}
+                 "smem": "shared memory", "chain": "dependency chain", "tma": "TMA loads", "hbm": "HBM",
+                 "launch": "host launch"}
 ONE_PASS = "one Nsight Compute pass per case, so no interval"
 NAN = float("nan")
 

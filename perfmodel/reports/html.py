@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfmodel.reports.report_data import SECTION_INTRO, TITLES, ReportData, banners, meta_lines
-from perfmodel.reports.sections import section_figures, section_tables
+from perfmodel.reports.sections import section_figures, section_notes, section_tables
 
 
 _CSS = """
@@ -26,7 +26,7 @@ dl.meta dt{font-weight:600} table{border-collapse:collapse;font-size:.85rem;marg
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top} th{background:#f5f5f5}
 td.pass{background:#e6f4ea} td.fail{background:#fde7e9} td.not_measured{background:#f1f3f4}
 td.report{background:#fef7e0} .fig{margin:1rem 0} dd.warn{color:#a50e0e;font-weight:600}
-p.banner{background:#fde7e9;border:1px solid #a50e0e;padding:.6rem 1rem;color:#a50e0e;font-weight:600}
+p.note{color:#555;font-style:italic} p.banner{background:#fde7e9;border:1px solid #a50e0e;padding:.6rem 1rem;color:#a50e0e;font-weight:600}
 """
 
 # every figure names the same template (chart_kit.LAYOUT's plotly_white, ~7 kB of JSON): it is stored once, in
@@ -81,6 +81,7 @@ _WARNED = ("throttled", "kernels")
 def to_html(data: ReportData) -> str:
     figs = section_figures(data)
     tables = section_tables(data)
+    notes = section_notes(data)
     parts = [f"<h1>Predicted vs measured: {html.escape(data.run.run_id)}</h1>"]
     parts += [f'<p class="banner" role="alert">{html.escape(b)}</p>' for b in banners(data)]
     parts.append('<dl class="meta">')
@@ -96,6 +97,7 @@ def to_html(data: ReportData) -> str:
             continue
         parts += [f'<section id="{key}"><h2>{html.escape(TITLES[key])}</h2>',
                   f'<p class="intro">{html.escape(SECTION_INTRO[key])}</p>']
+        parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes.get(key, [])]
         if key == "headlines":
             parts.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in data.headlines) + "</ul>")
         for spec in figs.get(key, []):

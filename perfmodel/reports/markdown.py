@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from perfmodel.reports.report_data import SECTION_INTRO, TITLES, ReportData, banners, meta_lines
-from perfmodel.reports.sections import section_tables
+from perfmodel.reports.sections import section_notes, section_tables
 
 
 def _md_cell(v) -> str:
@@ -34,10 +34,12 @@ def to_markdown(data: ReportData) -> str:
         out.append(f"- **baseline**: {data.baseline.run_id}")
     out += ["", "Figures are in the HTML version (`perfmodel report --format html`).", ""]
     tables = section_tables(data)
+    notes = section_notes(data)
     for key in SECTION_INTRO:
         if key == "comparison" and data.comparison is None:
             continue
         out += [f"## {TITLES[key]}", "", SECTION_INTRO[key], ""]
+        out += [line for n in notes.get(key, []) for line in (f"_{_md_cell(n)}_", "")]
         if key == "headlines":
             out += [f"- {h}" for h in data.headlines] + [""]
             continue

@@ -12,6 +12,7 @@ The meanings, all in `MEANINGS` (name -> colour), none sharing a colour:
   tail, HBM beyond compute and exposed launch); the model's own terms (steady state, prologue/epilogue);
 - a comparison verdict (regression, improvement, below threshold, within noise, no interval, different GPU);
 - a constraint of the plan (#1-#4: the outline of a stall reason attributed to it);
+- a phase kind of a Proton timeline (wait, wgmma, TMA issue, compute), the bars of its Gantt charts;
 - a stall reason: plotly's Dark24 in the order of collectors.ncu.metrics.STALL_REASONS, a reason outside it (a newer
   ncu) in `STALL_OTHER`;
 - the axis: zero lines and the error bars of a bar chart (no data meaning).
@@ -73,6 +74,9 @@ VERDICT_COLORS = {"regression": "#D62728", "improvement": "#2CA02C", "below thre
 CONSTRAINT_COLORS = {1: "#637939", 2: "#BD9E39", 3: "#AD494A", 4: "#756BB1"}
 STALL_COLORS: dict[str, str] = dict(zip(STALL_REASONS, qualitative.Dark24[:-1]))
 STALL_OTHER = qualitative.Dark24[-1]
+# a phase kind of a Proton timeline (collectors/timeline/figures.py PHASE_KINDS), the bars of its Gantt charts:
+# tab20's light shades
+PHASE_KIND_COLORS = {"wait": "#DBDB8D", "mma": "#AEC7E8", "issue": "#98DF8A", "compute": "#FFBB78"}
 AXIS = "#444444"
 
 MEANINGS: dict[str, str] = {
@@ -86,6 +90,7 @@ MEANINGS: dict[str, str] = {
     **{f"verdict {v}": c for v, c in VERDICT_COLORS.items()},
     **{f"constraint #{k}": c for k, c in CONSTRAINT_COLORS.items()},
     **{f"stall {r}": c for r, c in STALL_COLORS.items()}, "stall (other)": STALL_OTHER,
+    **{f"phase {k}": c for k, c in PHASE_KIND_COLORS.items()},
     "axis": AXIS,
 }
 

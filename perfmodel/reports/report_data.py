@@ -13,7 +13,7 @@ import pandas as pd
 from perfmodel.model import model_cases
 from perfmodel.plan.constraint_map import mapping_rows
 from perfmodel.plan.gates import evaluate_gates
-from perfmodel.reports import ablation, analysis, compare, gpu_state, limits, timing_view
+from perfmodel.reports import ablation, analysis, compare, gpu_state, limits, timeline_view, timing_view
 from perfmodel.reports.correctness import correctness_table
 from perfmodel.runs import Run, gpu_name, kernel_code
 
@@ -33,6 +33,13 @@ SECTION_INTRO = {
                    "no interval). " + ablation.FAIR_MEASURE,
     "stalls": "Where the warps' cycles go: Nsight Compute's stall reasons as shares of all stall cycles, per "
               "implementation (stages and peers), from one profiling pass per case, so without an interval.",
+    "timeline": "Inside the kernel, from Proton's intra-kernel timeline of one instrumented launch per Gluon stage "
+                "and config: a Gantt chart of a few work items of one SM (one lane per warp group), then what each "
+                "technique changed inside, stages side by side: each partition's busy and waiting share, the K/V "
+                "loads hidden before a consumer needed them and under wgmma, one consumer's softmax under the "
+                "other's wgmma (ping-pong), the cycles per key block by phase, each with its p20–p80 spread, and "
+                "the instrumentation's cost (a timeline more than 10% slower than the bare kernel is refused, with "
+                "its reason).",
     "roofline": "How close each kernel runs to the nearest ceiling: tensor cores, the exponential unit "
                 "(as FLOP-equivalent) or memory bandwidth at its arithmetic intensity (the one Nsight Compute "
                 "measured where the run has counters, else the nominal one).",
@@ -55,7 +62,8 @@ SECTION_INTRO = {
 
 
 TITLES = {"gates": "Gates", "headlines": "Headlines", "stages": "Stages: predicted vs measured",
-          "constraints": "Constraints", "stalls": "Stall reasons", "roofline": "Roofline", "batching": "Batching",
+          "constraints": "Constraints", "stalls": "Stall reasons", "timeline": "Inside the kernel",
+          "roofline": "Roofline", "batching": "Batching",
           "correctness": "Correctness against the float64 reference", "comparison": "Comparison with the baseline run"}
 
 
@@ -81,6 +89,7 @@ class ReportData:
     regressions: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.reports.ablation.stage_regressions
     correctness: pd.DataFrame = field(default_factory=pd.DataFrame)  # perfmodel.reports.correctness.correctness_table
     model: pd.DataFrame | None = None  # perfmodel.model.model_cases.model_table (None: not computed, e.g. --no-model)
+    timeline: object = None  # perfmodel.reports.timeline_view.TimelineData (None: the run has no timeline)
 
 
 def collect(run: Run, baseline: Run | None = None, model=None, predictive: bool = True) -> ReportData:
@@ -104,6 +113,7 @@ def collect(run: Run, baseline: Run | None = None, model=None, predictive: bool 
         evidence=evidence, stall_shift=ablation.stall_shift(run, model),
         regressions=ablation.stage_regressions(run, model),
         model=model_cases.model_table(run, stages) if predictive else None,
+        timeline=timeline_view.timeline_data(run, list(dict.fromkeys(stages["config_id"]))),
     )
 
 

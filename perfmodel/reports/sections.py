@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from perfmodel.model import model_cases
-from perfmodel.reports import figures
+from perfmodel.reports import figures, timeline_figures, timeline_view
 from perfmodel.reports.chart_kit import title_of
 from perfmodel.reports.correctness import correctness_summary
 from perfmodel.reports.displays import (batching_display, comparison_display, constraints_display, correctness_display,
@@ -42,12 +42,32 @@ def section_figures(data: ReportData) -> dict[str, list[dict]]:
         figs["constraints"].append(_of_config(figures.constraints_figure(ev), cid))
     for cid in data.stalls["config_id"].unique():
         figs["stalls"].append(_of_config(figures.stalls_figure(data.stalls[data.stalls["config_id"] == cid]), cid))
+    figs["timeline"] = _timeline_figures(data.timeline)
     figs["roofline"].append(figures.roofline_figure(data.roofline, why=why))
     if not data.batching.empty:
         figs["batching"].append(figures.batching_figure(data.batching))
     if data.comparison is not None:
         figs["comparison"].append(figures.compare_figure(data.comparison))
     return figs
+
+
+def _timeline_figures(tl) -> list[dict]:
+    """Inside the kernel: the Gantt charts of the report's config, then per config the stages side by side."""
+    if tl is None:
+        return []
+    out = [timeline_figures.gantt_figure(rows, impl, tl.gantt_config,
+                                         timeline_view.clock_note(tl.clock_mhz.get((impl, tl.gantt_config))))
+           for impl, rows in sorted(tl.gantt.items())]
+    for cid in dict.fromkeys(tl.cases["config_id"]):
+        out += [timeline_figures.shares_figure(tl.figures, tl.cases, cid),
+                timeline_figures.phases_figure(tl.figures, tl.cases, cid),
+                timeline_figures.overhead_figure(tl.cases, cid)]
+    return out
+
+
+def section_notes(data: ReportData) -> dict[str, list[str]]:
+    """Sentences a section shows below its introduction: a run without a timeline says so and how to record one."""
+    return {"timeline": [timeline_view.NO_TIMELINE]} if data.timeline is None else {}
 
 
 def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]]:
@@ -67,6 +87,12 @@ def section_tables(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame]]
                          constraints_display(data.constraints)),
                         ("How each constraint is measured", data.mapping)],
         "stalls": [("", stalls_display(data.stalls))],
+        "timeline": [] if data.timeline is None else [
+            ("Each timeline's verdict and the instrumentation's cost",
+             timeline_view.cases_display(data.timeline.cases)),
+            *((f"Stages side by side — {cid}: median [p20–p80]",
+               timeline_view.side_by_side(data.timeline.figures, cid))
+              for cid in dict.fromkeys(data.timeline.cases["config_id"]))],
         "roofline": [("", roofline_display(data.roofline))],
         "batching": [("", batching_display(data.batching_summary))],
         "correctness": [("Per implementation, over every config", correctness_summary_display(

@@ -129,6 +129,15 @@ def test_dashboard_page_on_each_bundled_run(app, page):
     assert gpu_name(load_run(run_dir)) in " ".join(m.value for m in app.sidebar.markdown)
 
 
+def test_the_inside_the_kernel_page_says_the_run_has_no_timeline(app):
+    from perfmodel.reports.timeline_view import NO_TIMELINE
+
+    app, _ = app
+    app.switch_page("app_pages/timeline.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [t.value for t in app.title] == ["Inside the kernel"] and [i.value for i in app.info] == [NO_TIMELINE]
+
+
 def test_no_gpu_module_was_imported():
     # last in this file: everything above ran without importing any of them
     assert not [m for m in GPU_MODULES if m in sys.modules]
