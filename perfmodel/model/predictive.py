@@ -367,7 +367,7 @@ MODEL_VERSION = 4
 
 # The commit each version was frozen at, before the GPU measurements that score it out of sample (None: not frozen
 # yet, so every figure of it on a committed run or table is in sample). Set it when the version's commit is made.
-FROZEN_AT = {2: "07d4ee7", 3: "466fdf8", 4: None}
+FROZEN_AT = {2: "07d4ee7", 3: "466fdf8", 4: "31d711d"}
 
 # Predictions stored before the version existed carry `model_hash`, a hash of the model's source files and GPU
 # figures; this is the one table of which model each such hash was (from the commit its run names).
