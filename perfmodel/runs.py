@@ -44,6 +44,15 @@ class CachedRun(Run):
         return cache[name].copy()
 
 
+def per_run(run: Run, key: str, compute):
+    """`compute(run)`, computed once per run object and kept on it: the analyses derive the same frames from a run
+    many times, and a run folder is read-only to them. The caller copies a mutable result before changing it."""
+    memo = run.__dict__.setdefault("_per_run", {})
+    if key not in memo:
+        memo[key] = compute(run)
+    return memo[key]
+
+
 def _user_error(e: RunStoreError) -> UserError:
     return UserError(str(e).rstrip(".") + ".")
 

@@ -90,27 +90,15 @@ def _ptx_blocks(lines: list[str]) -> tuple[list[tuple[int, int]], list[list[int]
     return ranges, succs, label_of, entries
 
 
-def ptx_loops(ptx: str) -> list[dict]:
-    """Every loop of PTX text with its per-iteration instruction counts.
-
-    The PTX is cut into basic blocks (at `$L__BB` labels and after branches and exits); a loop is the natural loop
-    of a back edge (a branch to a block that dominates the branching one), so a loop whose blocks the compiler laid
-    out apart (as warp-specialized code is) is still one loop, and unrelated code between its blocks is not in it.
-    One dict per loop header, in PTX order: `label`, `first_line` (0-based line of the header label), `lines`
-    (PTX lines in the loop), `ranges` (its blocks' [first, end) line ranges, in PTX order), `depth` (1 for an outermost loop), `contains` (the labels of the loops nested in it),
-    and for each LOOP_PATTERNS field (bar_sync, setp_selp, wgmma, ex2, tma, mbarrier_wait) the count in the loop's
-    blocks: what one iteration issues, statically (both sides of a branch inside the loop count; an inner loop's
-    body counts once in its enclosing loop, and is also a loop of its own; an inline-asm spin loop such as an
-    mbarrier wait is part of its block, not a loop). Several functions in one text are analysed separately.
-    """
-    lines = ptx.splitlines()
-    ranges, succs, label_of, entries = _ptx_blocks(lines)
-    n = len(ranges)
+def natural_loops(succs: list, entries: list) -> dict[int, set]:
+    """Header block -> blocks of its natural loop (the back edges to one header merged), over the blocks the
+    entries reach, for a control-flow graph given as each block's successors; dominators by iterative data flow on
+    bit sets. Shared by the PTX loops here and the SASS loops (collectors/census/sass_loops.py)."""
+    n = len(succs)
     preds: list[list[int]] = [[] for _ in range(n)]
     for b, out in enumerate(succs):
         for t in out:
             preds[t].append(b)
-    # dominators (iterative data flow on bit sets), over the blocks reachable from the function entries
     reach, stack = set(entries), list(entries)
     while stack:
         for t in succs[stack.pop()]:
@@ -133,7 +121,6 @@ def ptx_loops(ptx: str) -> list[dict]:
             new |= 1 << b
             if new != dom[b]:
                 dom[b], changed = new, True
-    # natural loops, merged per header
     bodies: dict[int, set[int]] = {}
     for b in order:
         for h in succs[b]:
@@ -146,6 +133,25 @@ def ptx_loops(ptx: str) -> list[dict]:
                         if p in reach and p not in body:
                             body.add(p)
                             stack.append(p)
+    return bodies
+
+
+def ptx_loops(ptx: str) -> list[dict]:
+    """Every loop of PTX text with its per-iteration instruction counts.
+
+    The PTX is cut into basic blocks (at `$L__BB` labels and after branches and exits); a loop is the natural loop
+    of a back edge (a branch to a block that dominates the branching one), so a loop whose blocks the compiler laid
+    out apart (as warp-specialized code is) is still one loop, and unrelated code between its blocks is not in it.
+    One dict per loop header, in PTX order: `label`, `first_line` (0-based line of the header label), `lines`
+    (PTX lines in the loop), `ranges` (its blocks' [first, end) line ranges, in PTX order), `depth` (1 for an outermost loop), `contains` (the labels of the loops nested in it),
+    and for each LOOP_PATTERNS field (bar_sync, setp_selp, wgmma, ex2, tma, mbarrier_wait) the count in the loop's
+    blocks: what one iteration issues, statically (both sides of a branch inside the loop count; an inner loop's
+    body counts once in its enclosing loop, and is also a loop of its own; an inline-asm spin loop such as an
+    mbarrier wait is part of its block, not a loop). Several functions in one text are analysed separately.
+    """
+    lines = ptx.splitlines()
+    ranges, succs, label_of, entries = _ptx_blocks(lines)
+    bodies = natural_loops(succs, entries)
     loops = []
     for h, body in sorted(bodies.items(), key=lambda kv: ranges[kv[0]][0]):
         text = "\n".join("\n".join(lines[a:b]) for a, b in (ranges[x] for x in sorted(body)))

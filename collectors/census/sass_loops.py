@@ -16,6 +16,7 @@ counts its first try once, as the PTX's inline-asm spin loop (`waitLoop:`) count
 
 from __future__ import annotations
 
+from collectors.census.ptx import natural_loops
 from collectors.census.sass_disasm import SassInstruction
 
 _BRANCHES = ("BRA", "BRX", "JMP", "JMX")
@@ -55,51 +56,6 @@ def basic_blocks(insts: tuple, labels: dict) -> tuple[list, list, list]:
     return ranges, succs, entries
 
 
-def _natural_loops(succs: list, entries: list) -> dict[int, set]:
-    """Header block -> blocks of its natural loop (the back edges to one header merged), over the blocks the
-    entries reach; dominators by iterative data flow on bit sets, as ptx.ptx_loops computes them."""
-    n = len(succs)
-    preds: list[list[int]] = [[] for _ in range(n)]
-    for b, out in enumerate(succs):
-        for t in out:
-            preds[t].append(b)
-    reach, stack = set(entries), list(entries)
-    while stack:
-        for t in succs[stack.pop()]:
-            if t not in reach:
-                reach.add(t)
-                stack.append(t)
-    order = sorted(reach)
-    full = (1 << n) - 1
-    dom = {b: (1 << b) if b in entries else full for b in order}
-    changed = True
-    while changed:
-        changed = False
-        for b in order:
-            if b in entries:
-                continue
-            new = full
-            for p in preds[b]:
-                if p in reach:
-                    new &= dom[p]
-            new |= 1 << b
-            if new != dom[b]:
-                dom[b], changed = new, True
-    bodies: dict[int, set] = {}
-    for b in order:
-        for h in succs[b]:
-            if h in reach and dom[b] >> h & 1:
-                body = bodies.setdefault(h, {h})
-                stack = [b] if b not in body else []
-                body.add(b)
-                while stack:
-                    for p in preds[stack.pop()]:
-                        if p in reach and p not in body:
-                            body.add(p)
-                            stack.append(p)
-    return bodies
-
-
 _SPIN_OPS = ("SYNCS.PHASECHK", "BRA", "NOP")
 
 
@@ -110,7 +66,7 @@ def sass_loops(insts: tuple, labels: dict) -> list[dict]:
     ptx.math_loops reads these dicts), `spin` (a loop of mbarrier TRYWAITs and branches only: a wait's
     out-of-line retry) and `retry` (the ranges of its blocks that are spin loops or only branch back from one)."""
     ranges, succs, entries = basic_blocks(insts, labels)
-    bodies = _natural_loops(succs, entries)
+    bodies = natural_loops(succs, entries)
     label_at = {idx: label for label, (_, idx) in labels.items()}
 
     def is_spin(body: set) -> bool:

@@ -182,21 +182,28 @@ def inputs_for_rotation(config: AttentionConfig, l2_size: int | None = None) -> 
 
 
 # ---- timing ---------------------------------------------------------------------------------------------------
+def _run_each_once(fn: Callable[[int], object], n_inputs: int):
+    """Run `fn` once on each input set, untimed (compilation, tuning), and wait for the GPU; torch, for the caller."""
+    require_cuda("timing")
+    if n_inputs < 1:
+        raise ValueError(f"n_inputs must be at least 1, got {n_inputs}.")
+    import torch
+
+    for i in range(n_inputs):
+        fn(i)
+    torch.cuda.synchronize()
+    return torch
+
+
 def time_call(fn: Callable[[int], object], n_inputs: int, warmup_ms: float = 25, rep_ms: float = 100) -> Timing:
     """Time `fn(i)` (run the implementation on input set i) rotating i over range(n_inputs).
 
     Each input set is run once untimed first; then do_bench warms up for `warmup_ms` and times repetitions for
     about `rep_ms`, each repetition on the next input set.
     """
-    require_cuda("timing")
-    if n_inputs < 1:
-        raise ValueError(f"n_inputs must be at least 1, got {n_inputs}.")
-    import torch
+    _run_each_once(fn, n_inputs)
     from triton.testing import do_bench
 
-    for i in range(n_inputs):
-        fn(i)
-    torch.cuda.synchronize()
     counter = itertools.count()
 
     def step() -> None:
@@ -263,14 +270,7 @@ def time_graph(fn: Callable[[int], object], n_inputs: int, warmup_ms: float = 25
     replay is timed between two CUDA events. One sample is a replay's time divided by its calls. Raises
     GraphUnavailable (with the reason) when the call cannot be captured: it synchronizes, copies to the host or
     otherwise does what a capture forbids."""
-    require_cuda("timing")
-    if n_inputs < 1:
-        raise ValueError(f"n_inputs must be at least 1, got {n_inputs}.")
-    import torch
-
-    for i in range(n_inputs):
-        fn(i)
-    torch.cuda.synchronize()
+    torch = _run_each_once(fn, n_inputs)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for i in range(2 * n_inputs):

@@ -26,7 +26,7 @@ import pandas as pd
 
 from kernels.workload import AttentionConfig
 from perfmodel.model.run_gpu import run_gpu
-from perfmodel.runs import Run
+from perfmodel.runs import Run, per_run
 from runstore.schema import CONFIG_COLUMNS
 
 NAN = float("nan")
@@ -80,10 +80,7 @@ def ok_timings(run: Run) -> pd.DataFrame:
 
 def run_configs(run: Run) -> list[AttentionConfig]:
     """Every config the run's timings (or correctness, for runs without timings) mention, in first-seen order."""
-    memo = run.__dict__  # most tables of the report loop over them: read once per run
-    if "_run_configs" not in memo:
-        memo["_run_configs"] = _run_configs(run)
-    return list(memo["_run_configs"])
+    return list(per_run(run, "run_configs", _run_configs))  # most tables of the report loop over them
 
 
 def _run_configs(run: Run) -> list[AttentionConfig]:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from collectors.timing.measure import CI_CONFIDENCE, WIDE_CI_PCT
 from collectors.timing.stats import ratio_gain_ci
-from perfmodel.runs import Run, gpu_name, kernel_code
+from perfmodel.runs import Run, gpu_name, kernel_code, per_run
 from runstore.schema import CONFIG_COLUMNS, TIMING_GRAPH, TIMING_HOST_LOOP
 
 CI_LABEL = f"{CI_CONFIDENCE:.0%} CI"
@@ -106,8 +106,7 @@ def with_timing_intervals(frame: pd.DataFrame, run: Run) -> pd.DataFrame:
 def case_samples(run: Run) -> dict[tuple[str, str], np.ndarray]:
     """(impl, config_id) -> the case's timed samples (ms), in order; empty for runs that kept none. Split once per
     run object (the table holds every repetition of every case)."""
-    memo = run.__dict__
-    if "_compare_case_samples" not in memo:
+    def split(run: Run) -> dict[tuple[str, str], np.ndarray]:
         s = run.table("timing_samples")
         out: dict[tuple[str, str], np.ndarray] = {}
         if not s.empty:
@@ -115,8 +114,9 @@ def case_samples(run: Run) -> dict[tuple[str, str], np.ndarray]:
                          sample_index=pd.to_numeric(s["sample_index"], errors="coerce"))
             for key, g in s.sort_values("sample_index", kind="stable").groupby(["impl", "config_id"], sort=False):
                 out[(str(key[0]), str(key[1]))] = g["time_ms"].to_numpy(float)
-        memo["_compare_case_samples"] = out
-    return memo["_compare_case_samples"]
+        return out
+
+    return per_run(run, "case_samples", split)
 
 
 def with_speedup_intervals(batching: pd.DataFrame, run: Run) -> pd.DataFrame:

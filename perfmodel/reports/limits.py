@@ -16,7 +16,7 @@ from kernels.hardware import HardwareError
 from kernels.workload import AttentionConfig
 from perfmodel.model.run_gpu import run_gpu
 from perfmodel.plan.constraint_map import CONSTRAINT_EVIDENCE, REASON_TO_CONSTRAINT, amdahl_max_gain
-from perfmodel.runs import Run
+from perfmodel.runs import Run, per_run
 from runstore.schema import CONFIG_COLUMNS, PROBE_CONFIG_ID
 
 from perfmodel.reports.analysis import (NAN, run_configs, as_float, _model, ok_timings, config_of, impl_kinds,
@@ -40,10 +40,8 @@ def stall_table(run: Run, model=None) -> pd.DataFrame:
     stall cycles, aggregated over the case's kernels weighted by their duration (equal weights when ncu did not
     report durations), and the constraint the reason is attributed to (perfmodel/plan/constraint_map.py)."""
     model = _model(model)
-    memo = run.__dict__.setdefault("_analysis_stall_tables", {})  # the report and the gates each need it
-    if id(model) not in memo:
-        memo[id(model)] = (model, _stall_table(run, model))
-    return memo[id(model)][1].copy()
+    # the report and the gates each need it; keyed by the model object, which the entry keeps alive with it
+    return per_run(run, f"stall_table {id(model)}", lambda r: (model, _stall_table(r, model)))[1].copy()
 
 
 def _stall_table(run: Run, model) -> pd.DataFrame:
@@ -76,14 +74,13 @@ def _ncu_cases(run: Run) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, 
     """The run's ncu_metrics split by (impl, config_id) into arrays (metric, kernel_index, value), split once per
     run object: the analyses look up a few metrics of every case, and filtering the whole table (tens of
     thousands of rows) once per lookup was most of their time."""
-    memo = run.__dict__
-    if "_analysis_ncu_cases" not in memo:
+    def split(run: Run) -> dict:
         ncu = run.table("ncu_metrics")
         ncu["value"] = pd.to_numeric(ncu["value"], errors="coerce")
-        memo["_analysis_ncu_cases"] = {
-            key: (g["metric"].to_numpy(dtype=object), g["kernel_index"].to_numpy(), g["value"].to_numpy(float))
-            for key, g in ncu.groupby(["impl", "config_id"], sort=False)}
-    return memo["_analysis_ncu_cases"]
+        return {key: (g["metric"].to_numpy(dtype=object), g["kernel_index"].to_numpy(), g["value"].to_numpy(float))
+                for key, g in ncu.groupby(["impl", "config_id"], sort=False)}
+
+    return per_run(run, "ncu_cases", split)
 
 
 def _metric(ncu_cases: dict, impl: str, config_id: str, metric: str) -> float:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from perfmodel.runs import Run
+from perfmodel.runs import Run, per_run
 from runstore.schema import TIMING_GRAPH, TIMING_HOST_LOOP, V1_TIMING_METHOD
 
 METHOD_LABELS = {TIMING_GRAPH: "GPU time (CUDA graph)", TIMING_HOST_LOOP: "host loop"}
@@ -32,10 +32,7 @@ def _table(run: Run, name: str) -> pd.DataFrame | None:
 def case_methods(run: Run) -> pd.DataFrame:
     """One row per case timed ok: CASE_COLUMNS (a column the run predates is filled as that run measured it:
     timing_method host loop, the rest null; host_bound from the launch table where the run has one)."""
-    memo = run.__dict__  # the stage and peer tables and the header each read it: computed once per run
-    if "_case_methods" not in memo:
-        memo["_case_methods"] = _case_methods(run)
-    return memo["_case_methods"].copy()
+    return per_run(run, "case_methods", _case_methods).copy()  # the stage and peer tables and the header read it
 
 
 def _case_methods(run: Run) -> pd.DataFrame:
